@@ -1,0 +1,110 @@
+#!/bin/bash
+# Runs inside the storage VM (as root, under virtme's init) and turns the
+# guest into the lab's storage server: ZFS pool, LIO, tgtd, sshd and an HTTP
+# server for per-host boot files. It keeps running so the VM stays up.
+#
+# Settings come from guest.env beside this script (written by `lab up`).
+set -euo pipefail
+# virtme raises the open-file limit to a million; daemons that close every
+# possible descriptor per connection (sshd's session set-up) then spend
+# seconds doing it under emulation.
+ulimit -n 8192
+here=$(dirname -- "$(readlink -f -- "$0")")
+# shellcheck source=/dev/null
+. "$here/guest.env"
+
+say() { echo "zboot-lab: $*"; }
+
+# A clean home for root: the shared host root's own dot-files (a .bashrc that
+# starts pyenv costs seconds per SSH command under emulation) stay outside.
+mount -t tmpfs -o mode=0700 tmpfs /root
+
+# --- kernel facilities -----------------------------------------------------
+modprobe configfs
+grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs none /sys/kernel/config
+modprobe zfs
+modprobe target_core_mod
+modprobe target_core_iblock
+modprobe iscsi_target_mod
+
+# udev makes the /dev/zvol/<pool>/<name> links that every tool relies on.
+pgrep -x systemd-udevd >/dev/null || /lib/systemd/systemd-udevd --daemon
+udevadm trigger --action=add
+udevadm settle --timeout=60
+
+# --- network (QEMU user networking: host loopback is 10.0.2.2) -------------
+nic=$(ls /sys/class/net | grep -v '^lo$' | head -n1)
+ip link set lo up
+ip link set "$nic" up
+ip addr add 10.0.2.15/24 dev "$nic" 2>/dev/null || true
+ip route add default via 10.0.2.2 2>/dev/null || true
+hostname zboot-lab
+# No DNS here: the host's resolver is unreachable from the guest, and every
+# reverse lookup of a client (sshd's session set-up does one) would wait for it.
+printf '127.0.0.1 localhost\n10.0.2.15 zboot-lab\n10.0.2.2 lab-host\n' >/etc/hosts
+printf 'options timeout:1 attempts:1\n' >/etc/resolv.conf
+say "network up on $nic"
+
+# --- the pool ----------------------------------------------------------------
+disk=/dev/disk/by-id/scsi-0virtme_disk_${LAB_DISK_NAME}
+if zpool list -H -o name "$LAB_POOL" >/dev/null 2>&1; then
+    :
+elif zpool import -f -N -d /dev/disk/by-id "$LAB_POOL" 2>/dev/null; then
+    say "pool $LAB_POOL imported"
+elif [ -n "$(blkid -p -o value -s PTTYPE "$disk"; blkid -p -o value -s TYPE "$disk")" ]; then
+    # Only a blank disk is ever made into a pool: a disk with a partition
+    # table or a filesystem on it may hold data.
+    say "ERROR: $disk is not blank but pool $LAB_POOL does not import from it"
+    exit 1
+else
+    zpool create -f -o ashift=12 -O mountpoint=none -O compression=lz4 \
+        "$LAB_POOL" "$disk"
+    say "pool $LAB_POOL created"
+fi
+
+# The server's own files (boot directory, target engine configuration) live
+# on the pool so they survive a restart of the VM, as on a real server.
+zfs list -H "$LAB_POOL/srv" >/dev/null 2>&1 ||
+    zfs create -o mountpoint=/srv "$LAB_POOL/srv"
+zfs mount -a
+mkdir -p "$LAB_BOOT_DIR" /srv/lab/rtslib-fb-target /srv/lab/tgt-conf.d
+mkdir -p /etc/rtslib-fb-target /etc/tgt/conf.d
+mount --bind /srv/lab/rtslib-fb-target /etc/rtslib-fb-target
+mount --bind /srv/lab/tgt-conf.d /etc/tgt/conf.d
+say "pool $LAB_POOL ready"
+
+# --- LIO: restore the saved configuration, as the target service would ------
+if [ -s /etc/rtslib-fb-target/saveconfig.json ]; then
+    targetctl restore /etc/rtslib-fb-target/saveconfig.json ||
+        say "WARNING: LIO restore failed"
+fi
+say "LIO ready"
+
+# --- tgt: userspace target on its own port, configuration from conf.d ------
+/usr/sbin/tgtd --iscsi "portal=0.0.0.0:$LAB_TGT_PORT"
+for _ in $(seq 50); do tgtadm --lld iscsi --op show --mode sys >/dev/null 2>&1 && break; sleep 0.2; done
+if ls /etc/tgt/conf.d/*.conf >/dev/null 2>&1; then
+    tgt-admin --execute || say "WARNING: tgt configuration failed"
+fi
+say "tgtd ready on port $LAB_TGT_PORT"
+
+# --- boot files over HTTP, the way a site serves per-host iPXE scripts -------
+nohup /usr/bin/python3 -m http.server "$LAB_HTTP_PORT" --bind 0.0.0.0 \
+    --directory "$LAB_BOOT_DIR" >/var/log/zboot-lab-http.log 2>&1 &
+say "HTTP serving $LAB_BOOT_DIR on port $LAB_HTTP_PORT"
+
+# --- sshd with the lab's fixed host key and client key -----------------------
+mkdir -p /run/sshd
+rm -f /run/nologin
+/usr/sbin/sshd -E /var/log/sshd.log \
+    -h "$here/ssh_host_ed25519_key" \
+    -o "AuthorizedKeysFile $here/authorized_keys" \
+    -o "PermitRootLogin prohibit-password" \
+    -o "PasswordAuthentication no" \
+    -o "UseDNS no" \
+    -o "MaxSessions 64" \
+    -o "MaxStartups 64"
+say "sshd ready"
+
+echo "ZBOOT-LAB-READY"
+while :; do sleep 3600; done

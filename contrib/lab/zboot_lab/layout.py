@@ -1,0 +1,121 @@
+"""Where the lab keeps its files and which ports it listens on."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+LAB_SRC = Path(__file__).resolve().parents[1]
+
+POOL = "tank"
+ZBOOT_ROOT = f"{POOL}/zboot"
+DISK_NAME = "pool"
+BOOT_DIR = "/srv/zboot/boot"
+# Ports inside the storage VM.
+GUEST_SSH_PORT = 22
+GUEST_HTTP_PORT = 80
+GUEST_LIO_PORT = 3260
+GUEST_TGT_PORT = 3261
+# How a QEMU user-network guest (a diskless client) reaches the host loopback.
+HOST_FROM_GUEST = "10.0.2.2"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths under the lab's state directory and the host ports it forwards."""
+
+    state: Path
+    port_base: int
+
+    @classmethod
+    def from_env(cls) -> Layout:
+        state = Path(os.environ.get("ZBOOT_LAB_DIR", "/var/lib/zboot-lab"))
+        base = int(os.environ.get("ZBOOT_LAB_PORT_BASE", "40000"))
+        return cls(state=state, port_base=base)
+
+    # --- ports on 127.0.0.1 -------------------------------------------------
+    @property
+    def ssh_port(self) -> int:
+        return self.port_base + 22
+
+    @property
+    def http_port(self) -> int:
+        return self.port_base + 80
+
+    @property
+    def lio_port(self) -> int:
+        return self.port_base + 3260
+
+    @property
+    def tgt_port(self) -> int:
+        return self.port_base + 3261
+
+    def forwards(self) -> dict[int, int]:
+        """Host port -> guest port, every one bound to 127.0.0.1."""
+        return {
+            self.ssh_port: GUEST_SSH_PORT,
+            self.http_port: GUEST_HTTP_PORT,
+            self.lio_port: GUEST_LIO_PORT,
+            self.tgt_port: GUEST_TGT_PORT,
+        }
+
+    # --- files ----------------------------------------------------------------
+    @property
+    def keys(self) -> Path:
+        return self.state / "keys"
+
+    @property
+    def client_key(self) -> Path:
+        return self.keys / "id_ed25519"
+
+    @property
+    def host_key(self) -> Path:
+        return self.keys / "ssh_host_ed25519_key"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.keys / "known_hosts"
+
+    @property
+    def pool_disk(self) -> Path:
+        return self.state / "disks" / "pool.img"
+
+    @property
+    def run(self) -> Path:
+        """Files of the running VM: pid, console log, guest script and settings."""
+        return self.state / "run"
+
+    @property
+    def vm_pid(self) -> Path:
+        return self.run / "vm.pid"
+
+    @property
+    def console_log(self) -> Path:
+        return self.run / "console.log"
+
+    @property
+    def venv(self) -> Path:
+        """The lab's own virtualenv (virtme-ng)."""
+        return self.state / "venv"
+
+    @property
+    def golden(self) -> Path:
+        return self.state / "golden"
+
+    @property
+    def clients(self) -> Path:
+        return self.state / "clients"
+
+    @property
+    def config(self) -> Path:
+        return self.state / "zboot.toml"
+
+    def boot_url(self) -> str:
+        return f"http://{HOST_FROM_GUEST}:{self.http_port}/"
+
+    def portal(self, engine: str = "lio") -> str:
+        """The iSCSI portal as a diskless client sees it."""
+        port = self.lio_port if engine == "lio" else self.tgt_port
+        return f"{HOST_FROM_GUEST}:{port}"

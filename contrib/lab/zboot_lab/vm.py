@@ -1,0 +1,167 @@
+"""The storage VM: Debian's kernel booted by virtme-ng over the host's own root
+(read-only 9p), with the pool on a sparse disk file and every port forwarded to
+127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from . import layout as L
+from .install import guest_kernel
+from .keys import ensure_keys, ssh_argv
+from .layout import Layout
+from .procs import LabError, alive, read_pid, stop
+from .progress import say, step
+
+READY_MARKER = "ZBOOT-LAB-READY"
+POOL_DISK_SIZE = 64 * 1024**3  # sparse: only what is written takes space
+VM_MEMORY = "3G"
+VM_CPUS = "2"
+
+
+def running_pid(layout: Layout) -> int | None:
+    pid = read_pid(layout.vm_pid)
+    return pid if pid is not None and alive(pid) else None
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def prepare_files(layout: Layout) -> None:
+    """Disk, keys, and the guest's script and settings (read by it over 9p)."""
+    ensure_keys(layout)
+    layout.pool_disk.parent.mkdir(parents=True, exist_ok=True)
+    if not layout.pool_disk.exists():
+        with layout.pool_disk.open("wb") as disk:
+            disk.truncate(POOL_DISK_SIZE)
+    run_dir = layout.run
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "qemu.pid").unlink(missing_ok=True)
+    shutil.copyfile(L.LAB_SRC / "guest" / "storage-init.sh", run_dir / "storage-init.sh")
+    shutil.copyfile(layout.host_key, run_dir / "ssh_host_ed25519_key")
+    (run_dir / "ssh_host_ed25519_key").chmod(0o600)
+    shutil.copyfile(layout.client_key.with_suffix(".pub"), run_dir / "authorized_keys")
+    (run_dir / "guest.env").write_text(
+        f"LAB_POOL={L.POOL}\n"
+        f"LAB_DISK_NAME={L.DISK_NAME}\n"
+        f"LAB_BOOT_DIR={L.BOOT_DIR}\n"
+        f"LAB_HTTP_PORT={L.GUEST_HTTP_PORT}\n"
+        f"LAB_TGT_PORT={L.GUEST_TGT_PORT}\n"
+    )
+
+
+def vm_argv(layout: Layout) -> list[str]:
+    kernel = guest_kernel()
+    forwards = ",".join(
+        f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in layout.forwards().items()
+    )
+    return [
+        str(layout.venv / "bin" / "virtme-run"),
+        "--kimg", f"/boot/vmlinuz-{kernel}",
+        "--mods", "auto",  # the kernel's modules (and zfs.ko) from the shared root
+        "--force-9p",
+        "--disable-kvm",  # Debian's kernel hangs under KVM here; TCG works
+        "--memory", VM_MEMORY,
+        "--cpus", VM_CPUS,
+        "--disk", f"{L.DISK_NAME}={layout.pool_disk}",
+        "--overlay-rwdir", "/etc",
+        "--overlay-rwdir", "/var",
+        "--script-sh", f"bash {layout.run / 'storage-init.sh'}",
+        "--qemu-opts",
+        "-pidfile", str(layout.run / "qemu.pid"),
+        "-netdev", f"user,id=lab0,{forwards}",
+        "-device", "virtio-net-pci,netdev=lab0",
+    ]
+
+
+def wait_for_qemu(layout: Layout, launcher: subprocess.Popen[bytes]) -> int:
+    """virtme-run starts QEMU and lets it run on; QEMU's own pidfile names the VM."""
+    pidfile = layout.run / "qemu.pid"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pid = read_pid(pidfile)
+        if pid is not None and alive(pid):
+            layout.vm_pid.write_text(f"{pid}\n")
+            return pid
+        if launcher.poll() is not None and launcher.returncode != 0:
+            break
+        time.sleep(0.2)
+    raise LabError("QEMU did not start; see " + str(layout.console_log) + ":\n"
+                   + tail(layout.console_log))
+
+
+def ssh_ok(layout: Layout) -> bool:
+    result = subprocess.run([*ssh_argv(layout), "true"], capture_output=True,
+                            stdin=subprocess.DEVNULL, timeout=120)
+    return result.returncode == 0
+
+
+def wait_ready(layout: Layout, pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            raise LabError(f"the storage VM exited during start-up; see {layout.console_log}:\n"
+                           + tail(layout.console_log))
+        text = layout.console_log.read_text(errors="replace")
+        if "zboot-lab: ERROR" in text:
+            stop(pid)
+            raise LabError("the storage VM failed to start:\n" + tail(layout.console_log))
+        if READY_MARKER in text:
+            return
+        time.sleep(0.5)
+    raise LabError(f"the storage VM was not ready after {timeout:.0f}s; see {layout.console_log}")
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def start(layout: Layout, *, timeout: float = 600) -> None:
+    """Boot the storage VM and wait until sshd answers; reuse one that runs."""
+    pid = running_pid(layout)
+    if pid is not None:
+        say(f"the storage VM is already running (pid {pid})")
+        with step("checking SSH into the running storage VM"):
+            if not ssh_ok(layout):
+                raise LabError("the storage VM runs but SSH does not answer; try `lab down`")
+        return
+    busy = [p for p in layout.forwards() if not port_free(p)]
+    if busy:
+        raise LabError(f"ports {busy} on 127.0.0.1 are taken; set ZBOOT_LAB_PORT_BASE")
+    prepare_files(layout)
+    with step("booting the storage VM (ZFS, LIO, tgtd, sshd, HTTP)"):
+        with layout.console_log.open("w") as console:
+            proc = subprocess.Popen(vm_argv(layout), stdin=subprocess.DEVNULL,
+                                    stdout=console, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        pid = wait_for_qemu(layout, proc)
+        wait_ready(layout, pid, timeout)
+    with step("first SSH login to the storage VM"):
+        if not ssh_ok(layout):
+            raise LabError("sshd in the storage VM does not accept the lab key")
+
+
+def shutdown(layout: Layout) -> bool:
+    """Stop the VM by its recorded PID. Returns False when none was running."""
+    pid = running_pid(layout)
+    if pid is None:
+        layout.vm_pid.unlink(missing_ok=True)
+        return False
+    with step(f"stopping the storage VM (pid {pid})"):
+        stop(pid)
+        layout.vm_pid.unlink(missing_ok=True)
+    return True
