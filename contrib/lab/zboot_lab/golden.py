@@ -78,7 +78,7 @@ def uefi_image(work: Path, image: Path) -> None:
     run(["mcopy", "-i", str(esp), str(env), "::/zboot/counter.env"])
     with image.open("wb") as disk:
         disk.truncate(UEFI_IMAGE_SIZE)
-    run(["sgdisk", "-q", "-n", f"1:{ESP_FIRST_SECTOR}:+{ESP_SIZE_MIB}M", "-t", "1:ef00",
+    run(["sgdisk", "-o", "-n", f"1:{ESP_FIRST_SECTOR}:+{ESP_SIZE_MIB}M", "-t", "1:ef00",
          "-c", "1:ZBOOT-ESP", str(image)])
     with image.open("r+b") as disk:
         disk.seek(ESP_FIRST_SECTOR * SECTOR)

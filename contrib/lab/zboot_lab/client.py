@@ -1,0 +1,129 @@
+"""A diskless client: QEMU with only a NIC, booting through the chain a real
+site uses. Its iPXE ROM takes DHCP, which hands it a filename that resolves to
+the per-MAC script (`${mac:hexhyp}.ipxe`) in the server's boot directory; the
+script decides what happens. The disk's program reports through QEMU's exit
+status (isa-debug-exit) and the serial console."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .golden import FAILED
+from .layout import Layout
+from .procs import LabError, stop
+
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+OVMF = Path("/usr/share/qemu/OVMF.fd")
+EXIT_PORT = "0xf4"
+# iPXE errors end with a link to their explanation: "... (http://ipxe.org/3d0c6003)".
+IPXE_ERROR_RE = re.compile(r"^.*\(https?://ipxe\.org/[0-9a-f]{8}\)\s*$", re.MULTILINE)
+PROGRAM_LINE_RE = re.compile(r"ZBOOT-[A-Z]+[:=].*")
+COUNTER_RE = re.compile(r"ZBOOT-COUNTER=(\d+)")
+SAN_RE = re.compile(r"Registered SAN device (0x[0-9a-f]+)")
+
+
+@dataclass
+class BootResult:
+    mac: str
+    firmware: str
+    booted: bool  # the disk's program ran and reported a value
+    counter: int | None  # the value it reported (None if it did not run or failed)
+    exit_status: int | None  # QEMU's; None when the lab stopped it at the timeout
+    timed_out: bool
+    san_devices: list[str] = field(default_factory=list)  # "Registered SAN device 0x80"
+    ipxe_errors: list[str] = field(default_factory=list)
+    program_output: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    log: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def normalise_mac(mac: str) -> str:
+    value = mac.strip().lower().replace("-", ":")
+    if not MAC_RE.match(value):
+        raise LabError(f"not a MAC address: {mac!r} (want six hex pairs, e.g. 52:54:00:12:34:01)")
+    if int(value[:2], 16) & 1:
+        raise LabError(f"{mac} is a multicast address; a NIC needs a unicast MAC")
+    return value
+
+
+def qemu_argv(layout: Layout, mac: str, firmware: str, log: Path, pidfile: Path) -> list[str]:
+    # iPXE expands ${mac:hexhyp} in the DHCP filename itself.
+    bootfile = f"{layout.boot_url()}${{mac:hexhyp}}.ipxe"
+    argv = [
+        "qemu-system-x86_64", "-accel", "tcg",
+        "-m", "512" if firmware == "uefi" else "256",
+        # graphics=off makes SeaBIOS mirror the text console (iPXE) to serial
+        "-machine", "graphics=off",
+        "-display", "none", "-vga", "none", "-monitor", "none",
+        "-serial", f"file:{log}",
+        "-no-reboot",  # a client that gives up and reboots ends the run
+        "-boot", "n",
+        "-netdev", f"user,id=net0,bootfile={bootfile}",
+        "-device", f"virtio-net-pci,netdev=net0,mac={mac}",
+        "-device", f"isa-debug-exit,iobase={EXIT_PORT},iosize=0x04",
+        "-pidfile", str(pidfile),
+    ]
+    if firmware == "uefi":
+        argv += ["-bios", str(OVMF)]
+    return argv
+
+
+def boot(layout: Layout, mac: str, firmware: str = "bios", timeout: float = 120) -> BootResult:
+    """Power on a diskless client and wait until it exits or the timeout ends it."""
+    mac = normalise_mac(mac)
+    if firmware not in ("bios", "uefi"):
+        raise LabError(f"unknown firmware {firmware!r}: use bios or uefi")
+    layout.clients.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log = layout.clients / f"{mac.replace(':', '-')}-{firmware}-{stamp}-{time.time_ns() % 10**6}.log"
+    pidfile = log.with_suffix(".pid")
+    start = time.monotonic()
+    proc = subprocess.Popen(qemu_argv(layout, mac, firmware, log, pidfile),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    timed_out = False
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        stop(proc.pid)
+        _, err = proc.communicate()
+    finally:
+        pidfile.unlink(missing_ok=True)
+    seconds = time.monotonic() - start
+    if err:
+        with log.open("ab") as out:
+            out.write(b"\n--- qemu stderr ---\n" + err)
+    status = None if timed_out else proc.returncode
+    return interpret(mac, firmware, status, timed_out, log, seconds)
+
+
+def interpret(mac: str, firmware: str, status: int | None, timed_out: bool,
+              log: Path, seconds: float) -> BootResult:
+    text = log.read_text(errors="replace") if log.exists() else ""
+    text = text.replace("\r", "")
+    # isa-debug-exit makes QEMU exit with (value << 1) | 1; the programs never
+    # report 0, so 1 is QEMU's own error status.
+    reported = status // 2 if status is not None and status % 2 == 1 and status > 1 else None
+    counter = reported if reported is not None and reported != FAILED else None
+    return BootResult(
+        mac=mac,
+        firmware=firmware,
+        booted=reported is not None,
+        counter=counter,
+        exit_status=status,
+        timed_out=timed_out,
+        san_devices=SAN_RE.findall(text),
+        ipxe_errors=[m.strip() for m in IPXE_ERROR_RE.findall(text)],
+        program_output=PROGRAM_LINE_RE.findall(text),
+        seconds=round(seconds, 1),
+        log=str(log),
+    )

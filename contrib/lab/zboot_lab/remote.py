@@ -1,0 +1,27 @@
+"""Run commands on the storage VM over SSH (OpenSSH, the lab's own key)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Sequence
+
+from .keys import ssh_argv
+from .layout import Layout
+from .procs import LabError
+
+
+def ssh(layout: Layout, argv: Sequence[str], *, stdin: bytes | None = None,
+        check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
+    """Run argv on the storage VM (quoted for its shell); raise if it fails and check is set."""
+    command = shlex.join(argv)
+    result = subprocess.run([*ssh_argv(layout), command], input=stdin if stdin is not None else b"",
+                            capture_output=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise LabError(f"on the storage VM: {command} exited {result.returncode}: "
+                       + result.stderr.decode(errors="replace").strip())
+    return result
+
+
+def ssh_text(layout: Layout, argv: Sequence[str], **kwargs: object) -> str:
+    return ssh(layout, argv, **kwargs).stdout.decode()  # type: ignore[arg-type]
