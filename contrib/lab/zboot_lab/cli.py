@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import client, vm
 from .config import env_vars, write_config
+from .devenv import run_tests
 from .golden import FIRMWARES, write_golden
 from .install import install_all
 from .keys import ssh_argv
@@ -83,6 +84,11 @@ def cmd_golden(layout: Layout, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(layout: Layout, args: argparse.Namespace) -> int:
+    install_all(layout)
+    return run_tests(args.pytest_args)
+
+
 def cmd_install(layout: Layout, args: argparse.Namespace) -> int:
     install_all(layout)
     return 0
@@ -107,17 +113,25 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--firmware", choices=FIRMWARES, required=True)
     s.add_argument("out")
     sub.add_parser("install", help="only install and build what the lab needs")
+    s = sub.add_parser("test", help="set up everything, run ruff, mypy, pytest (args to pytest)")
+    s.add_argument("pytest_args", nargs=argparse.REMAINDER)
     return p
 
 
 HANDLERS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "env": cmd_env,
-    "client": cmd_client, "golden": cmd_golden, "install": cmd_install,
+    "client": cmd_client, "golden": cmd_golden, "install": cmd_install, "test": cmd_test,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    # `lab test` passes everything after it to pytest, options included.
+    args, extra = p.parse_known_args(argv)
+    if args.cmd == "test":
+        args.pytest_args = [a for a in [*extra, *args.pytest_args] if a != "--"]
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     layout = Layout.from_env()
     try:
         return HANDLERS[args.cmd](layout, args)

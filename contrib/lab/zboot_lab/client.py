@@ -25,6 +25,40 @@ IPXE_ERROR_RE = re.compile(r"^.*\(https?://ipxe\.org/[0-9a-f]{8}\)\s*$", re.MULT
 PROGRAM_LINE_RE = re.compile(r"ZBOOT-[A-Z]+[:=].*")
 COUNTER_RE = re.compile(r"ZBOOT-COUNTER=(\d+)")
 SAN_RE = re.compile(r"Registered SAN device (0x[0-9a-f]+)")
+ANSI_RE = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|c)")
+CONSOLE_WIDTH = 80  # SeaBIOS' serial mirror wraps lines at 80 columns
+
+
+def overtype(line: str) -> str:
+    """What a terminal shows for a line with backspaces (iPXE erases its prompts)."""
+    if "\x08" not in line:
+        return line
+    cells: list[str] = []
+    cursor = 0
+    for char in line:
+        if char == "\x08":
+            cursor = max(0, cursor - 1)
+            continue
+        if cursor < len(cells):
+            cells[cursor] = char
+        else:
+            cells.append(char)
+        cursor += 1
+    return "".join(cells).rstrip()
+
+
+def console_text(raw: str) -> str:
+    """The serial log as readable lines: no escape codes, wrapped lines joined."""
+    text = ANSI_RE.sub("", raw).replace("\r", "")
+    lines: list[str] = []
+    joining = False
+    for line in map(overtype, text.split("\n")):
+        if joining:
+            lines[-1] += line
+        else:
+            lines.append(line)
+        joining = len(line) == CONSOLE_WIDTH
+    return "\n".join(lines)
 
 
 @dataclass
@@ -65,7 +99,8 @@ def qemu_argv(layout: Layout, mac: str, firmware: str, log: Path, pidfile: Path)
         "-display", "none", "-vga", "none", "-monitor", "none",
         "-serial", f"file:{log}",
         "-no-reboot",  # a client that gives up and reboots ends the run
-        "-boot", "n",
+        # network only; when it fails, reboot (and so exit) at once
+        "-boot", "order=n,strict=on,reboot-timeout=0",
         "-netdev", f"user,id=net0,bootfile={bootfile}",
         "-device", f"virtio-net-pci,netdev=net0,mac={mac}",
         "-device", f"isa-debug-exit,iobase={EXIT_PORT},iosize=0x04",
@@ -83,7 +118,8 @@ def boot(layout: Layout, mac: str, firmware: str = "bios", timeout: float = 120)
         raise LabError(f"unknown firmware {firmware!r}: use bios or uefi")
     layout.clients.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    log = layout.clients / f"{mac.replace(':', '-')}-{firmware}-{stamp}-{time.time_ns() % 10**6}.log"
+    unique = f"{stamp}-{time.time_ns() % 10**6:06d}"
+    log = layout.clients / f"{mac.replace(':', '-')}-{firmware}-{unique}.log"
     pidfile = log.with_suffix(".pid")
     start = time.monotonic()
     proc = subprocess.Popen(qemu_argv(layout, mac, firmware, log, pidfile),
@@ -108,8 +144,7 @@ def boot(layout: Layout, mac: str, firmware: str = "bios", timeout: float = 120)
 
 def interpret(mac: str, firmware: str, status: int | None, timed_out: bool,
               log: Path, seconds: float) -> BootResult:
-    text = log.read_text(errors="replace") if log.exists() else ""
-    text = text.replace("\r", "")
+    text = console_text(log.read_text(errors="replace")) if log.exists() else ""
     # isa-debug-exit makes QEMU exit with (value << 1) | 1; the programs never
     # report 0, so 1 is QEMU's own error status.
     reported = status // 2 if status is not None and status % 2 == 1 and status > 1 else None

@@ -34,6 +34,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 KERNEL_PACKAGES = ["linux-image-amd64", "linux-headers-amd64", "dkms"]
 MAIN_PACKAGES = [
     "qemu-system-x86", "qemu-utils", "ipxe-qemu", "ovmf",  # VMs, iPXE, UEFI
+    "qemu-block-extra",                                      # qemu-img over libiscsi
     "targetcli-fb", "python3-rtslib-fb", "tgt",             # iSCSI targets
     "libiscsi-bin",                                          # iSCSI test client
     "openssh-server", "openssh-client", "udev", "kmod", "iproute2", "busybox-static",
@@ -86,11 +87,11 @@ def install_packages(layout: Layout) -> None:
     missing = missing_packages(ALL_PACKAGES)
     if missing:
         with step(f"installing {len(missing)} Debian packages (log: {log})"):
-            if not SOURCES_FILE.exists():
+            if not SOURCES_FILE.exists() or SOURCES_FILE.read_text() != SOURCES:
                 SOURCES_FILE.write_text(SOURCES)
             run(["apt-get", "update", "-q"], log=log)
-            if kernel := missing_packages(KERNEL_PACKAGES):
-                apt_install(kernel, log)
+            if kernel_packages := missing_packages(KERNEL_PACKAGES):
+                apt_install(kernel_packages, log)
             if main := missing_packages(MAIN_PACKAGES):
                 apt_install(main, log)
             if backports := missing_packages(BACKPORTS_PACKAGES):

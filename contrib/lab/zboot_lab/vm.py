@@ -61,8 +61,7 @@ def prepare_files(layout: Layout) -> None:
     )
 
 
-def vm_argv(layout: Layout) -> list[str]:
-    kernel = guest_kernel()
+def vm_argv(layout: Layout, kernel: str) -> list[str]:
     forwards = ",".join(
         f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in layout.forwards().items()
     )
@@ -145,7 +144,7 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
     prepare_files(layout)
     with step("booting the storage VM (ZFS, LIO, tgtd, sshd, HTTP)"):
         with layout.console_log.open("w") as console:
-            proc = subprocess.Popen(vm_argv(layout), stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(vm_argv(layout, guest_kernel()), stdin=subprocess.DEVNULL,
                                     stdout=console, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         pid = wait_for_qemu(layout, proc)

@@ -1,0 +1,65 @@
+"""A zvol exported by hand through LIO and through tgt: the allowed initiator
+logs in with libiscsi and reads the zvol's bytes; any other name is refused."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from zboot_lab import exports, iscsi, zvols
+from zboot_lab.layout import POOL, Layout
+
+pytestmark = pytest.mark.lab
+
+ALLOWED = "iqn.2026-11.lab.zboot:allowed"
+INTRUDER = "iqn.2026-11.lab.zboot:intruder"
+SIZE = 4 * 1024 * 1024
+
+
+@pytest.fixture
+def zvol(lab: Layout, tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+    name = f"{POOL}/export-{uuid.uuid4().hex[:8]}"
+    data = os.urandom(SIZE)
+    image = tmp_path / "data.img"
+    image.write_bytes(data)
+    zvols.import_image(lab, image, name)
+    yield name, data
+    zvols.destroy(lab, name)
+
+
+@pytest.fixture(params=["lio", "tgt"])
+def exported(request: pytest.FixtureRequest, lab: Layout,
+             zvol: tuple[str, bytes]) -> Iterator[tuple[str, str, int, bytes]]:
+    """(host-side portal, target IQN, LUN, expected bytes) for one engine."""
+    name, data = zvol
+    engine = request.param
+    iqn = f"iqn.2026-11.lab.zboot:{engine}-{name.rsplit('-', 1)[1]}"
+    if engine == "lio":
+        exports.lio_export(lab, name, iqn, ALLOWED)
+        yield f"127.0.0.1:{lab.lio_port}", iqn, 0, data
+        exports.lio_unexport(lab, name, iqn)
+    else:
+        tid = 100 + int(name.rsplit("-", 1)[1], 16) % 800
+        exports.tgt_export(lab, tid, name, iqn, ALLOWED)
+        yield f"127.0.0.1:{lab.tgt_port}", iqn, 1, data
+        exports.tgt_unexport(lab, tid)
+
+
+def test_allowed_initiator_reads_the_zvol(exported: tuple[str, str, int, bytes],
+                                          tmp_path: Path) -> None:
+    portal, iqn, lun, data = exported
+    out = tmp_path / "read.img"
+    iscsi.read_lun(portal, iqn, lun, ALLOWED, out)
+    assert out.read_bytes() == data
+
+
+def test_other_initiator_is_refused(exported: tuple[str, str, int, bytes]) -> None:
+    portal, iqn, lun, _ = exported
+    allowed = iscsi.inquiry(portal, iqn, lun, ALLOWED)
+    assert allowed.returncode == 0, allowed.stderr
+    refused = iscsi.inquiry(portal, iqn, lun, INTRUDER)
+    assert refused.returncode != 0
+    assert "Authorization failure" in refused.stderr + refused.stdout
