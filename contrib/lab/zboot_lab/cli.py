@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import client, vm
 from .config import env_vars, write_config
+from .demo import run_demo
 from .devenv import run_tests
 from .golden import FIRMWARES, write_golden
 from .install import install_all
@@ -89,6 +90,10 @@ def cmd_test(layout: Layout, args: argparse.Namespace) -> int:
     return run_tests(args.pytest_args)
 
 
+def cmd_demo(layout: Layout, args: argparse.Namespace) -> int:
+    return run_demo(layout)
+
+
 def cmd_install(layout: Layout, args: argparse.Namespace) -> int:
     install_all(layout)
     return 0
@@ -112,6 +117,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("golden", help="write a small golden disk image for tests")
     s.add_argument("--firmware", choices=FIRMWARES, required=True)
     s.add_argument("out")
+    sub.add_parser("demo", help="set up, then boot a diskless client from a golden image, twice")
     sub.add_parser("install", help="only install and build what the lab needs")
     s = sub.add_parser("test", help="set up everything, run ruff, mypy, pytest (args to pytest)")
     s.add_argument("pytest_args", nargs=argparse.REMAINDER)
@@ -121,6 +127,7 @@ def parser() -> argparse.ArgumentParser:
 HANDLERS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "env": cmd_env,
     "client": cmd_client, "golden": cmd_golden, "install": cmd_install, "test": cmd_test,
+    "demo": cmd_demo,
 }
 
 

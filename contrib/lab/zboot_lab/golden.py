@@ -13,7 +13,9 @@ SECTOR = 512
 MIB = 1024 * 1024
 COUNTER_MAGIC = b"ZBOOTCNT"
 FAILED = 127  # the value both programs report when they cannot count
-BIOS_IMAGE_SIZE = 4 * MIB
+# iPXE derives a CHS geometry for INT 13h (255 heads x 63 sectors): a disk
+# smaller than one such cylinder (about 8 MB) fails to boot with an I/O error.
+BIOS_IMAGE_SIZE = 64 * MIB
 UEFI_IMAGE_SIZE = 64 * MIB
 ESP_FIRST_SECTOR = 2048
 ESP_SIZE_MIB = 40
