@@ -38,7 +38,7 @@ def run_tests(pytest_args: list[str]) -> int:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     checks = [
         ("ruff", [python, "-m", "ruff", "check", "zboot", "tests", "contrib/lab"]),
-        ("mypy --strict", [python, "-m", "mypy", "zboot", "contrib/lab/zboot_lab"]),
+        ("mypy --strict", [python, "-m", "mypy", "zboot", "contrib/lab/zboot_lab", "tests"]),
     ]
     for name, argv in checks:
         with step(name):

@@ -73,3 +73,19 @@ def stop(pid: int, *, grace: float = 10.0) -> None:
             time.sleep(0.1)
     if alive(pid):
         raise LabError(f"process {pid} did not stop")
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """PIDs of live processes whose command line contains text (e.g. the lab's
+    state directory): how `lab down` proves it left nothing running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found

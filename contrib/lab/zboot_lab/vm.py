@@ -14,7 +14,7 @@ from . import layout as L
 from .install import guest_kernel
 from .keys import ensure_keys, ssh_argv
 from .layout import Layout
-from .procs import LabError, alive, read_pid, stop
+from .procs import LabError, alive, processes_mentioning, read_pid, stop
 from .progress import say, step
 
 READY_MARKER = "ZBOOT-LAB-READY"
@@ -147,6 +147,7 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
             proc = subprocess.Popen(vm_argv(layout, guest_kernel()), stdin=subprocess.DEVNULL,
                                     stdout=console, stderr=subprocess.STDOUT,
                                     start_new_session=True)
+        (layout.run / "launcher.pid").write_text(f"{proc.pid}\n")
         pid = wait_for_qemu(layout, proc)
         wait_ready(layout, pid, timeout)
     with step("first SSH login to the storage VM"):
@@ -155,12 +156,25 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
 
 
 def shutdown(layout: Layout) -> bool:
-    """Stop the VM by its recorded PID. Returns False when none was running."""
+    """Stop, by their recorded PIDs, the VM, its launcher and any client left
+    behind by an interrupted `lab client`. Returns False when no VM ran."""
     pid = running_pid(layout)
-    if pid is None:
-        layout.vm_pid.unlink(missing_ok=True)
-        return False
-    with step(f"stopping the storage VM (pid {pid})"):
-        stop(pid)
-        layout.vm_pid.unlink(missing_ok=True)
-    return True
+    if pid is not None:
+        with step(f"stopping the storage VM (pid {pid})"):
+            stop(pid)
+    launcher = read_pid(layout.run / "launcher.pid")
+    if launcher is not None and alive(launcher):
+        stop(launcher)
+    for pidfile in layout.clients.glob("*.pid") if layout.clients.exists() else []:
+        client_pid = read_pid(pidfile)
+        if client_pid is not None and alive(client_pid):
+            with step(f"stopping a left-over client (pid {client_pid})"):
+                stop(client_pid)
+        pidfile.unlink(missing_ok=True)
+    for path in (layout.vm_pid, layout.run / "launcher.pid", layout.run / "qemu.pid"):
+        path.unlink(missing_ok=True)
+    survivors = processes_mentioning(str(layout.state))
+    if survivors:
+        raise LabError(f"processes still use {layout.state}: {survivors} (not started by "
+                       "this lab run, or not stoppable); left alone")
+    return pid is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from .layout import Layout
@@ -19,8 +20,11 @@ def import_image(layout: Layout, image: Path, zvol: str) -> None:
     """Create a sparse zvol the size of image (rounded up to MiB) and write image into it."""
     size = -(-image.stat().st_size // MIB) * MIB
     script = (f'zfs create -s -V {size} "$1" && {WAIT_FOR_LINK} && '
-              'dd of="/dev/zvol/$1" bs=1M conv=sparse,fsync status=none')
-    ssh(layout, ["sh", "-c", script, "sh", zvol], stdin=image.read_bytes())
+              'gzip -dc | dd of="/dev/zvol/$1" bs=1M conv=sparse,fsync status=none')
+    # Golden images are mostly zeros: compressed, they cross the emulated
+    # guest's SSH in a fraction of the time; dd skips the zero blocks.
+    ssh(layout, ["sh", "-c", script, "sh", zvol],
+        stdin=gzip.compress(image.read_bytes(), compresslevel=1))
 
 
 def destroy(layout: Layout, zvol: str) -> None:
