@@ -1,0 +1,1 @@
+"""The zboot command line (typer)."""

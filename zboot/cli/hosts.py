@@ -1,0 +1,116 @@
+"""Host commands: clone, list, show, snapshot, rollback, prune, destroy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..names import host_name
+from ..ops import hosts as ops
+from ..ops.state import Host, leaf, read_state
+from .images import stamp
+from .output import human_size, table
+from .session import Outcome, Session, confirm, run
+
+
+def host_row(h: Host) -> dict[str, object]:
+    return {"name": h.name, "mac": h.get("mac"), "image": f"{h.get('image')}@{h.get('version')}",
+            "mode": h.get("mode"), "state": h.get("state"), "used": human_size(h.dataset.used),
+            "created": h.get("created")}
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("clone")
+    def clone(ctx: typer.Context,
+              image: Annotated[str, typer.Argument(metavar="IMAGE[@VERSION]")],
+              host: str,
+              mac: Annotated[str, typer.Option("--mac", help="the machine's MAC address")],
+              initiator: Annotated[str | None, typer.Option(
+                  help="the machine's initiator IQN (default: derived from HOST)")] = None,
+              ) -> None:
+        """Provision a host from an image version (latest when omitted).
+        Example: zboot clone win11 pc01 --mac 52:54:00:12:34:01"""
+        def action(s: Session) -> Outcome:
+            record = ops.clone_host(s.zfs, s.config, image, host, mac, initiator)
+            return Outcome({"host": host_name(host)} | record,
+                           f"host {host} cloned from {record['origin']}")
+        run(ctx, "clone", action)
+
+    @app.command("list")
+    def list_(ctx: typer.Context) -> None:
+        """Every host: name, MAC, image@version, mode, used, created."""
+        def action(s: Session) -> Outcome:
+            state = read_state(s.zfs, s.config)
+            rows = [host_row(h) for h in sorted(state.hosts.values(), key=lambda h: h.name)]
+            return Outcome(rows, table(rows, ["name", "mac", "image", "mode", "state", "used",
+                                              "created"]))
+        run(ctx, "list", action)
+
+    @app.command("show")
+    def show(ctx: typer.Context, host: str) -> None:
+        """One host's record, restore points and archived states."""
+        def action(s: Session) -> Outcome:
+            h = read_state(s.zfs, s.config).host(host_name(host))
+            points = [{"name": p.name.split("@")[1], "created": stamp(p.creation),
+                       "used": human_size(p.used)} for p in h.restore_points]
+            archives = [{"name": leaf(a.name), "archived": a.prop("archived") or "",
+                         "used": human_size(a.used)} for a in h.archives]
+            record = {k.removeprefix("org.zboot:"): v for k, v in h.dataset.props.items()}
+            data = {"name": h.name, "dataset": h.dataset.name, "record": record,
+                    "restore_points": points, "archives": archives}
+            text = "\n".join(f"{k}: {v}" for k, v in record.items())
+            text += "\n\nrestore points:\n" + table(points, ["name", "created", "used"])
+            text += "\n\narchived states (zboot prune to remove):\n"
+            text += table(archives, ["name", "archived", "used"])
+            return Outcome(data, text)
+        run(ctx, "show", action)
+
+    @app.command("snapshot")
+    def snapshot(ctx: typer.Context, host: str,
+                 name: Annotated[str | None, typer.Argument()] = None) -> None:
+        """A restore point of the host's disk. Example: zboot snapshot pc01 before-update"""
+        def action(s: Session) -> Outcome:
+            point = ops.snapshot_host(s.zfs, s.config, host, name)
+            return Outcome({"host": host, "restore_point": point},
+                           f"restore point {point} of {host}")
+        run(ctx, "snapshot", action)
+
+    @app.command("rollback")
+    def rollback(ctx: typer.Context, host: str,
+                 snapshot: Annotated[str | None, typer.Argument(
+                     help="a restore point (default: the state it was provisioned in)")] = None,
+                 discard: Annotated[bool, typer.Option(
+                     help="throw the replaced state away instead of archiving it")] = False,
+                 ) -> None:
+        """Revert a host's disk, keeping what it replaces unless --discard."""
+        def action(s: Session) -> Outcome:
+            result = ops.rollback_host(s.zfs, s.config, host, snapshot, discard)
+            kept = f"; previous state kept as {leaf(result['archive'])}" \
+                if result["archive"] else "; previous state discarded"
+            return Outcome(result, f"host {host} rolled back to {result['source']}{kept}")
+        run(ctx, "rollback", action)
+
+    @app.command("prune")
+    def prune(ctx: typer.Context, host: str,
+              yes: Annotated[bool, typer.Option("--yes", "-y")] = False) -> None:
+        """Remove a host's archived states (what rollbacks kept)."""
+        def action(s: Session) -> Outcome:
+            if not s.dry_run and not confirm(f"remove the archived states of {host}?", yes,
+                                             s.json):
+                return Outcome({"pruned": []}, "nothing removed")
+            pruned = ops.prune_host(s.zfs, s.config, host)
+            return Outcome({"pruned": pruned}, f"removed {len(pruned)} archived states")
+        run(ctx, "prune", action)
+
+    @app.command("destroy")
+    def destroy(ctx: typer.Context, host: str,
+                yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+                ) -> None:
+        """Retire a host: its disk, restore points and archived states."""
+        def action(s: Session) -> Outcome:
+            if not s.dry_run and not confirm(f"destroy host {host} and its disk?", yes, s.json):
+                return Outcome({"destroyed": []}, "nothing destroyed")
+            gone = ops.destroy_host(s.zfs, s.config, host)
+            return Outcome({"destroyed": gone}, f"destroyed host {host}")
+        run(ctx, "destroy", action)

@@ -1,0 +1,114 @@
+"""`zboot image ...`: golden images and their versions."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from ..names import image_name, size_bytes
+from ..ops import images as ops
+from ..ops.importer import import_image
+from ..ops.state import read_state
+from .output import human_size, table
+from .session import Outcome, Session, confirm, run
+
+app = typer.Typer(help="Golden images: create, import, snapshot, list, show, destroy.",
+                  no_args_is_help=True)
+
+
+def stamp(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch else "-"
+
+
+@app.command("create")
+def create(ctx: typer.Context, name: str,
+           size: Annotated[str, typer.Option("--size", help="e.g. 64G (binary units)")],
+           thick: Annotated[bool, typer.Option(help="reserve all space now")] = False,
+           volblocksize: Annotated[str | None, typer.Option(help="e.g. 16K")] = None,
+           compression: Annotated[str | None, typer.Option(help="e.g. lz4, zstd")] = None,
+           ) -> None:
+    """An empty disk for a fresh install. Example: zboot image create win11 --size 64G"""
+    def action(s: Session) -> Outcome:
+        nbytes = size_bytes(size)
+        block = size_bytes(volblocksize) if volblocksize else None
+        dataset = ops.create_image(s.zfs, s.config, name, nbytes, thick=thick,
+                                   volblocksize=block, compression=compression)
+        return Outcome({"image": name, "dataset": dataset, "size": nbytes},
+                       f"created image {name} ({human_size(nbytes)}, {dataset})")
+    run(ctx, "image create", action)
+
+
+@app.command("import")
+def import_(ctx: typer.Context, name: str,
+            source: Annotated[str, typer.Argument(help="file, block device, or - for stdin")],
+            format: Annotated[str, typer.Option(
+                "--format", help="raw, qcow2, vmdk, vhdx, vdi (default: detect)")] = "",
+            size: Annotated[str | None, typer.Option(help="needed when reading stdin")] = None,
+            ) -> None:
+    """Stream a disk image into a new image zvol. Example: zboot image import win11 disk.qcow2"""
+    def action(s: Session) -> Outcome:
+        result = import_image(s.runner, s.zfs, s.config, image_name(name), source,
+                              format or None, size_bytes(size) if size else None,
+                              progress=not s.json)
+        return Outcome(result, f"imported {source} as image {name}: "
+                               f"{human_size(result['size'])}, {result['written']} bytes sent")
+    run(ctx, "image import", action)
+
+
+@app.command("snapshot")
+def snapshot(ctx: typer.Context, name: str, version: Annotated[str | None, typer.Argument()] = None,
+             message: Annotated[str | None, typer.Option("-m", "--message")] = None) -> None:
+    """Freeze the image as a new version. Example: zboot image snapshot win11 -m 'updates'"""
+    def action(s: Session) -> Outcome:
+        v = ops.snapshot_image(s.zfs, s.config, name, version, message)
+        return Outcome({"image": name, "version": v}, f"image {name} version {v}")
+    run(ctx, "image snapshot", action)
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """Every image with its latest version and the hosts using it."""
+    def action(s: Session) -> Outcome:
+        state = read_state(s.zfs, s.config)
+        rows = [{"name": i.name, "size": human_size(i.dataset.volsize),
+                 "used": human_size(i.dataset.used),
+                 "versions": len(i.versions),
+                 "latest": i.versions[-1].name if i.versions else "-",
+                 "hosts": sum(len(v.dependents) for v in i.versions)}
+                for i in sorted(state.images.values(), key=lambda i: i.name)]
+        return Outcome(rows, table(rows, ["name", "size", "used", "versions", "latest", "hosts"]))
+    run(ctx, "image list", action)
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str) -> None:
+    """Versions with messages and dates, the hosts on each, space used."""
+    def action(s: Session) -> Outcome:
+        image = read_state(s.zfs, s.config).image(image_name(name))
+        ds = image.dataset
+        versions = [{"version": v.name, "created": stamp(v.dataset.creation),
+                     "message": v.dataset.prop("message") or "",
+                     "hosts": ", ".join(v.dependents)} for v in image.versions]
+        data = {"name": image.name, "dataset": ds.name, "size": ds.volsize, "used": ds.used,
+                "referenced": ds.referenced, "compressratio": ds.compressratio,
+                "versions": versions}
+        text = (f"image {image.name} ({ds.name})\n"
+                f"size {human_size(ds.volsize)}, used {human_size(ds.used)}, referenced "
+                f"{human_size(ds.referenced)}, compressratio {ds.compressratio}\n\n"
+                + table(versions, ["version", "created", "message", "hosts"]))
+        return Outcome(data, text)
+    run(ctx, "image show", action)
+
+
+@app.command("destroy")
+def destroy(ctx: typer.Context, spec: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
+            yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False) -> None:
+    """Destroy an image or one version; refused while hosts depend on it."""
+    def action(s: Session) -> Outcome:
+        if not s.dry_run and not confirm(f"destroy image {spec}?", yes, s.json):
+            return Outcome({"destroyed": []}, "nothing destroyed")
+        gone = ops.destroy_image(s.zfs, s.config, spec)
+        return Outcome({"destroyed": gone}, f"destroyed {', '.join(gone)}")
+    run(ctx, "image destroy", action)

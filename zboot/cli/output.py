@@ -1,0 +1,64 @@
+"""What zboot prints: tables (tabulate) for people, a versioned JSON envelope
+for programs, and one place that turns errors into messages and exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from tabulate import tabulate
+
+from ..errors import ExitCode, ZbootError
+
+ENVELOPE_VERSION = 1
+
+
+def envelope(command: str, data: Any, errors: Sequence[dict[str, Any]] = (),
+             exit_code: int = 0) -> dict[str, Any]:
+    return {"version": ENVELOPE_VERSION, "command": command,
+            "status": "ok" if exit_code == 0 else "error", "exit_code": exit_code,
+            "data": data, "errors": list(errors)}
+
+
+def emit_json(command: str, data: Any, errors: Sequence[dict[str, Any]] = (),
+              exit_code: int = 0) -> None:
+    print(json.dumps(envelope(command, data, errors, exit_code), indent=2, default=str))
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    return tabulate([[row.get(c, "") for c in columns] for row in rows],
+                    headers=[c.upper() for c in columns], tablefmt="simple")
+
+
+def human_size(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "K", "M", "G", "T"):
+        if size < 1024 or unit == "T":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return str(value)
+
+
+def report_error(command: str, err: ZbootError, as_json: bool) -> int:
+    if as_json:
+        emit_json(command, None, [err.to_json()], int(err.exit_code))
+    else:
+        print(f"zboot: error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"zboot: hint: {err.hint}", file=sys.stderr)
+    return int(err.exit_code)
+
+
+def report_interrupt(command: str, as_json: bool) -> int:
+    if as_json:
+        emit_json(command, None, [{"kind": "interrupted", "code": 130,
+                                   "message": "interrupted", "hint": None}], 130)
+    else:
+        print("zboot: interrupted", file=sys.stderr)
+    return int(ExitCode.INTERRUPTED)

@@ -1,0 +1,110 @@
+"""One zboot run: its options, its one connection to the server, and the
+wrapper that turns an action into output and an exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from .. import config as config_mod
+from ..errors import InvalidInput, ZbootError
+from ..remote.base import Runner
+from ..remote.dryrun import DryRunRunner
+from ..remote.local import LocalRunner
+from ..zfs.cli import ZfsCli
+from .output import emit_json, report_error, report_interrupt
+
+
+@dataclass
+class Outcome:
+    data: Any
+    text: str
+
+
+@dataclass
+class Session:
+    config_file: Path | None = None
+    server: str | None = None
+    json: bool = False
+    dry_run: bool = False
+    verbose: int = 0
+    _config: config_mod.Config | None = None
+    _runner: Runner | None = None
+    _dry: DryRunRunner | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> config_mod.Config:
+        if self._config is None:
+            self._config = config_mod.load(self.config_file, self.server)
+        return self._config
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            server = self.config.server
+            real: Runner
+            if server.is_local:
+                real = LocalRunner(sudo=server.sudo)
+            else:
+                from ..remote.ssh import SshRunner
+                real = SshRunner(server.host, port=server.port, user=server.user,
+                                 key_file=server.key, known_hosts=server.known_hosts,
+                                 sudo=server.sudo)
+            if self.dry_run:
+                self._dry = DryRunRunner(real)
+                self._runner = self._dry
+            else:
+                self._runner = real
+        return self._runner
+
+    @property
+    def zfs(self) -> ZfsCli:
+        return ZfsCli(self.runner)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+
+
+def run(ctx: typer.Context, command: str, action: Callable[[Session], Outcome]) -> None:
+    """Run action; print its outcome (or the dry-run plan); exit with its code."""
+    session: Session = ctx.obj
+    try:
+        outcome = action(session)
+    except ZbootError as err:
+        raise typer.Exit(report_error(command, err, session.json)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(report_interrupt(command, session.json)) from None
+    finally:
+        session.close()
+    planned = session._dry.planned if session._dry is not None else []
+    if session.json:
+        data = {"dry_run": True, "planned": planned, "result": outcome.data} \
+            if session.dry_run else outcome.data
+        emit_json(command, data)
+        return
+    if session.dry_run:
+        print("dry run: nothing was changed. Planned commands:")
+        for line in planned or ["(none)"]:
+            print(f"  {line}")
+        return
+    if outcome.text:
+        print(outcome.text)
+    if session.verbose and session._runner is not None:
+        for argv in session._runner.commands:
+            print("ran: " + " ".join(argv), file=sys.stderr)
+
+
+def confirm(question: str, yes: bool, as_json: bool) -> bool:
+    """Ask on a terminal; without one (or with --json), --yes is required."""
+    if yes:
+        return True
+    if as_json or not sys.stdin.isatty():
+        raise InvalidInput(f"{question} Give --yes when there is no terminal to ask on.")
+    return typer.confirm(question)

@@ -1,0 +1,72 @@
+"""One exception tree with stable exit codes. Every message says what went
+wrong; `hint` says what to do about it."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILURE = 1  # anything not classified below
+    BAD_INPUT = 2  # a name, size, option or file the user gave is invalid
+    NOT_FOUND = 3  # the image, host, snapshot or dataset does not exist
+    CONFLICT = 4  # exists already, in use, has dependents, locked
+    SERVER = 5  # the server or a tool on it failed (SSH, zfs, target engine)
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class ZbootError(Exception):
+    """Base of every error zboot reports to the user."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+    kind = "error"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def to_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "code": int(self.exit_code), "message": self.message,
+                "hint": self.hint}
+
+
+class InvalidInput(ZbootError):
+    exit_code = ExitCode.BAD_INPUT
+    kind = "invalid-input"
+
+
+class NotFound(ZbootError):
+    exit_code = ExitCode.NOT_FOUND
+    kind = "not-found"
+
+
+class Conflict(ZbootError):
+    exit_code = ExitCode.CONFLICT
+    kind = "conflict"
+
+
+class ServerError(ZbootError):
+    exit_code = ExitCode.SERVER
+    kind = "server"
+
+
+class HostKeyError(ServerError):
+    """The server's SSH host key is unknown or changed."""
+
+    kind = "host-key"
+
+
+class CommandFailed(ServerError):
+    """A command on the server exited non-zero."""
+
+    kind = "command-failed"
+
+    def __init__(self, argv: tuple[str, ...], returncode: int, stderr: str,
+                 hint: str | None = None) -> None:
+        detail = stderr.strip() or "(no error output)"
+        super().__init__(f"{' '.join(argv)} exited {returncode}: {detail}", hint)
+        self.argv = argv
+        self.returncode = returncode
+        self.stderr = stderr

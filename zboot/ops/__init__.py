@@ -1,0 +1,1 @@
+"""The workflows: images, hosts, rollback. No I/O beyond the ZFS backend and runner."""

@@ -1,0 +1,103 @@
+"""What zboot knows, read from ZFS: images with their versions, hosts with their
+restore points and archived states. User properties are the only state."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from ..config import Config
+from ..errors import NotFound
+from ..zfs.cli import Dataset, ZfsCli
+
+KIND = "kind"  # image | host | archive
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def leaf(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str  # the snapshot name after "@"
+    dataset: Dataset
+    dependents: list[str] = field(default_factory=list)  # host names cloned from it
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    dataset: Dataset
+    versions: list[Version]
+
+    def version(self, name: str | None) -> Version:
+        if not self.versions:
+            raise NotFound(f"image {self.name!r} has no versions",
+                           hint=f"zboot image snapshot {self.name}")
+        if name is None:
+            return self.versions[-1]
+        for v in self.versions:
+            if v.name == name:
+                return v
+        raise NotFound(f"image {self.name!r} has no version {name!r}",
+                       hint=f"versions: {', '.join(v.name for v in self.versions)}")
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    dataset: Dataset
+    restore_points: list[Dataset]
+    archives: list[Dataset]
+
+    def get(self, key: str) -> str:
+        return self.dataset.prop(key) or ""
+
+
+@dataclass(frozen=True)
+class State:
+    images: dict[str, Image]
+    hosts: dict[str, Host]
+
+    def image(self, name: str) -> Image:
+        if name not in self.images:
+            raise NotFound(f"no image named {name!r}", hint="zboot image list")
+        return self.images[name]
+
+    def host(self, name: str) -> Host:
+        if name not in self.hosts:
+            raise NotFound(f"no host named {name!r}", hint="zboot list")
+        return self.hosts[name]
+
+
+def read_state(zfs: ZfsCli, config: Config) -> State:
+    """Two zfs commands, whatever the size of the fleet."""
+    all_sets = zfs.datasets(config.root)
+    snaps: dict[str, list[Dataset]] = {}
+    for ds in all_sets.values():
+        if ds.type == "snapshot":
+            snaps.setdefault(ds.name.split("@")[0], []).append(ds)
+    hosts_by_origin: dict[str, list[str]] = {}
+    archives: dict[str, list[Dataset]] = {}
+    host_sets = []
+    for ds in all_sets.values():
+        kind = ds.prop(KIND)
+        if kind == "host" and ds.name.startswith(config.hosts + "/"):
+            host_sets.append(ds)
+            hosts_by_origin.setdefault(ds.prop("origin") or "", []).append(leaf(ds.name))
+        elif kind == "archive":
+            archives.setdefault(ds.prop("host") or "", []).append(ds)
+    images = {}
+    for ds in all_sets.values():
+        if ds.prop(KIND) == "image" and ds.name.startswith(config.images + "/"):
+            versions = [Version(s.name.split("@")[1], s, sorted(hosts_by_origin.get(s.name, [])))
+                        for s in snaps.get(ds.name, [])]
+            images[leaf(ds.name)] = Image(leaf(ds.name), ds, versions)
+    hosts = {leaf(ds.name): Host(leaf(ds.name), ds, snaps.get(ds.name, []),
+                                 archives.get(leaf(ds.name), []))
+             for ds in host_sets}
+    return State(images=images, hosts=hosts)

@@ -1,0 +1,173 @@
+"""What every runner offers: run an argv, stream into one, read and write files
+atomically. Commands travel as argument lists; only the SSH runner turns them
+into a shell string. `RecordingRunner` is the in-memory fake for unit tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from ..errors import CommandFailed, NotFound
+
+DEFAULT_TIMEOUT = 300.0
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command left behind."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        """stdout as text (UTF-8, undecodable bytes replaced)."""
+        return self.stdout.decode("utf-8", errors="replace")
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def check_result(result: Result, check: bool) -> Result:
+    """Raise CommandFailed for a non-zero exit when check is set, else return result."""
+    if check and result.returncode != 0:
+        raise CommandFailed(result.argv, result.returncode,
+                            result.stderr.decode("utf-8", errors="replace"))
+    return result
+
+
+class Runner(Protocol):
+    """Runs commands and handles files on the storage server (locally or over SSH)."""
+
+    commands: list[tuple[str, ...]]
+
+    def run(self, argv: Sequence[str], *, input: bytes | None = None,
+            timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
+        """Run argv (no shell), feeding input on stdin; CommandFailed on non-zero exit
+        when check is set, ServerError on timeout or a broken connection."""
+        ...
+
+    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
+               on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
+        """Run argv with source copied to its stdin chunk by chunk (e.g. an image
+        import); on_progress gets the bytes sent so far. Raises like run(check=True)."""
+        ...
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Replace path with data atomically (temp file in the same directory, then
+        rename): readers see the old file or the new one, never half of it."""
+        ...
+
+    def read_file(self, path: str) -> bytes:
+        """The contents of path; NotFound if it does not exist."""
+        ...
+
+    def remove_file(self, path: str) -> None:
+        """Remove path; no error if it is already gone."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the runner may reconnect on next use."""
+        ...
+
+
+# --- file operations as commands (when sudo is needed) -----------------------
+
+WRITE_SCRIPT = """set -eu
+t=$(mktemp "$(dirname -- "$1")/.$(basename -- "$1").tmp-XXXXXXXX")
+trap 'rm -f -- "$t"' EXIT
+chmod -- "$2" "$t"
+cat > "$t"
+mv -f -- "$t" "$1"
+trap - EXIT
+"""
+
+
+MISSING_STATUS = 66
+READ_SCRIPT = f'test -e "$1" || exit {MISSING_STATUS}; exec cat -- "$1"'
+
+
+def write_file_by_command(runner: Runner, path: str, data: bytes, mode: int) -> None:
+    """write_file through commands, for a runner whose file access must go through
+    sudo: mktemp in the target directory, chmod, fill from stdin, rename."""
+    runner.run(["sh", "-c", WRITE_SCRIPT, "sh", path, f"{mode:o}"], input=data)
+
+
+def read_file_by_command(runner: Runner, path: str) -> bytes:
+    """read_file through `cat`; NotFound when the file does not exist."""
+    result = runner.run(["sh", "-c", READ_SCRIPT, "sh", path], check=False)
+    if result.returncode == MISSING_STATUS:
+        raise NotFound(f"{path}: no such file on the server")
+    return check_result(result, True).stdout
+
+
+def remove_file_by_command(runner: Runner, path: str) -> None:
+    runner.run(["rm", "-f", "--", path])
+
+
+# --- the fake -----------------------------------------------------------------
+
+Responder = Callable[[tuple[str, ...], bytes | None], Result]
+
+
+class RecordingRunner:
+    """A Runner that runs nothing. Each argv is recorded in `commands` (its stdin in
+    `inputs`); the result comes from `responses`: a mapping argv -> Result (a missing
+    argv succeeds with no output) or a callable (argv, input) -> Result. Files live in
+    `files` (with their modes in `modes`)."""
+
+    def __init__(self, responses: Mapping[tuple[str, ...], Result] | Responder | None = None,
+                 files: Mapping[str, bytes] | None = None) -> None:
+        self.responses = responses if responses is not None else {}
+        self.commands: list[tuple[str, ...]] = []
+        self.inputs: list[bytes | None] = []
+        self.files: dict[str, bytes] = dict(files or {})
+        self.modes: dict[str, int] = {}
+        self.closed = False
+
+    def _respond(self, argv: tuple[str, ...], data: bytes | None) -> Result:
+        if callable(self.responses):
+            return self.responses(argv, data)
+        found = self.responses.get(argv)
+        if found is None:
+            return Result(argv, 0, b"", b"")
+        return dataclasses.replace(found, argv=argv)
+
+    def run(self, argv: Sequence[str], *, input: bytes | None = None,
+            timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
+        args = tuple(argv)
+        self.commands.append(args)
+        self.inputs.append(input)
+        return check_result(self._respond(args, input), check)
+
+    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
+               on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
+        sent = bytearray()
+        while block := source.read(chunk):
+            sent += block
+            if on_progress is not None:
+                on_progress(len(sent))
+        return self.run(argv, input=bytes(sent))
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        self.files[path] = bytes(data)
+        self.modes[path] = mode
+
+    def read_file(self, path: str) -> bytes:
+        try:
+            return self.files[path]
+        except KeyError:
+            raise NotFound(f"{path}: no such file on the server") from None
+
+    def remove_file(self, path: str) -> None:
+        self.files.pop(path, None)
+        self.modes.pop(path, None)
+
+    def close(self) -> None:
+        self.closed = True

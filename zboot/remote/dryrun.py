@@ -1,0 +1,51 @@
+"""--dry-run: reads run for real, changes are only recorded and shown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import BinaryIO
+
+from .base import Result, Runner
+
+READ_ONLY = {("zfs", "list"), ("zfs", "get"), ("zfs", "version"), ("zpool", "list"),
+             ("zpool", "get"), ("zpool", "status")}
+
+
+def is_read_only(argv: Sequence[str]) -> bool:
+    return tuple(argv[:2]) in READ_ONLY
+
+
+class DryRunRunner:
+    """Wraps a runner: read-only commands run, anything else is planned."""
+
+    def __init__(self, inner: Runner) -> None:
+        self.inner = inner
+        self.commands: list[tuple[str, ...]] = []
+        self.planned: list[str] = []
+
+    def run(self, argv: Sequence[str], *, input: bytes | None = None,
+            timeout: float = 300.0, check: bool = True) -> Result:
+        if is_read_only(argv):
+            result = self.inner.run(argv, input=input, timeout=timeout, check=check)
+            self.commands.append(tuple(argv))
+            return result
+        self.planned.append(" ".join(argv))
+        return Result(tuple(argv), 0, b"", b"")
+
+    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
+               on_progress: Callable[[int], None] | None = None,
+               timeout: float | None = None) -> Result:
+        self.planned.append(" ".join(argv) + " < (data)")
+        return Result(tuple(argv), 0, b"", b"")
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        self.planned.append(f"write {path} ({len(data)} bytes, mode {mode:o})")
+
+    def read_file(self, path: str) -> bytes:
+        return self.inner.read_file(path)
+
+    def remove_file(self, path: str) -> None:
+        self.planned.append(f"remove {path}")
+
+    def close(self) -> None:
+        self.inner.close()

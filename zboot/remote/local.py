@@ -1,0 +1,181 @@
+"""Run commands on this machine: argv lists straight to exec (no shell), a deadline
+that kills the whole process group, files replaced atomically with os.replace."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from typing import IO, BinaryIO, cast
+
+from ..errors import NotFound, ServerError
+from .base import (
+    DEFAULT_TIMEOUT,
+    ProgressFn,
+    Result,
+    check_result,
+    read_file_by_command,
+    remove_file_by_command,
+    write_file_by_command,
+)
+
+Feeder = Callable[[IO[bytes]], None]
+# How long to wait for output pipes after the process was killed (a grandchild
+# that left the process group could hold them open).
+DRAIN_AFTER_KILL = 5.0
+
+
+def _drain(pipe: IO[bytes], into: list[bytes]) -> None:
+    while block := pipe.read(1 << 16):
+        into.append(block)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        with contextlib.suppress(OSError):
+            proc.kill()
+
+
+class LocalRunner:
+    """A Runner for the machine zboot runs on. With sudo=True every command is
+    prefixed with `sudo -n` (never prompts), and file operations go through sudo'd
+    commands too."""
+
+    def __init__(self, sudo: bool = False) -> None:
+        self.sudo = sudo
+        self.commands: list[tuple[str, ...]] = []
+
+    def _execute(self, argv: Sequence[str], feed: Feeder | None,
+                 timeout: float | None) -> Result:
+        args = tuple(argv)
+        self.commands.append(args)
+        full = ["sudo", "-n", *args] if self.sudo else list(args)
+        try:
+            proc = subprocess.Popen(full, stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
+        except FileNotFoundError:
+            return Result(args, 127, b"", f"{full[0]}: command not found\n".encode())
+        except PermissionError as exc:
+            return Result(args, 126, b"", f"{full[0]}: {exc.strerror}\n".encode())
+        out: list[bytes] = []
+        err: list[bytes] = []
+        readers = [threading.Thread(target=_drain, args=(pipe, into), daemon=True)
+                   for pipe, into in ((proc.stdout, out), (proc.stderr, err))]
+        expired = threading.Event()
+
+        def on_deadline() -> None:
+            expired.set()
+            _kill(proc)
+
+        timer = threading.Timer(timeout, on_deadline) if timeout is not None else None
+        try:
+            for reader in readers:
+                reader.start()
+            if timer is not None:
+                timer.start()
+            if feed is not None:
+                stdin = cast(IO[bytes], proc.stdin)
+                # BrokenPipe: the command stopped reading; its exit status tells why.
+                with contextlib.suppress(BrokenPipeError):
+                    feed(stdin)
+                    stdin.close()
+            proc.wait()
+        except BaseException:
+            _kill(proc)
+            proc.wait()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            for reader in readers:
+                reader.join(DRAIN_AFTER_KILL if expired.is_set() else None)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        if expired.is_set():
+            raise ServerError(f"{shlex.join(args)} timed out after {timeout:g} s (killed)",
+                              hint="raise the timeout if the command is just slow")
+        return Result(args, proc.returncode, b"".join(out), b"".join(err))
+
+    def run(self, argv: Sequence[str], *, input: bytes | None = None,
+            timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
+        """Run argv without a shell; see Runner.run."""
+        feed: Feeder | None = None
+        if input is not None:
+            data = input
+
+            def feed(pipe: IO[bytes]) -> None:
+                pipe.write(data)
+
+        return check_result(self._execute(argv, feed, timeout), check)
+
+    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
+               on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
+        """Copy source to argv's stdin chunk by chunk; see Runner.stream."""
+
+        def feed(pipe: IO[bytes]) -> None:
+            sent = 0
+            while block := source.read(chunk):
+                pipe.write(block)
+                sent += len(block)
+                if on_progress is not None:
+                    on_progress(sent)
+
+        return check_result(self._execute(argv, feed, timeout), True)
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Write a temp file next to path, chmod, fsync, os.replace; see Runner."""
+        if self.sudo:
+            write_file_by_command(self, path, data, mode)
+            return
+        directory, name = os.path.split(path)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory or ".")
+        except OSError as exc:
+            raise ServerError(f"cannot write {path}: {exc.strerror}") from exc
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), mode)
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise ServerError(f"cannot write {path}: {exc.strerror}") from exc
+            raise
+
+    def read_file(self, path: str) -> bytes:
+        if self.sudo:
+            return read_file_by_command(self, path)
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise NotFound(f"{path}: no such file on the server") from None
+        except OSError as exc:
+            raise ServerError(f"cannot read {path}: {exc.strerror}") from exc
+
+    def remove_file(self, path: str) -> None:
+        if self.sudo:
+            remove_file_by_command(self, path)
+            return
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise ServerError(f"cannot remove {path}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        """Nothing to release locally."""

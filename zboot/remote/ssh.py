@@ -1,0 +1,330 @@
+"""Run commands on the storage server over SSH (paramiko; the only module that
+imports it). One connection per runner, opened on first use; one channel per
+command; one SFTP session for files. Quoting happens here and only here:
+`command_line` joins the argv for the remote shell. Command input is never logged."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import secrets
+import shlex
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
+
+import paramiko
+
+from ..errors import HostKeyError, NotFound, ServerError
+from .base import (
+    DEFAULT_TIMEOUT,
+    ProgressFn,
+    Result,
+    check_result,
+    read_file_by_command,
+    remove_file_by_command,
+    write_file_by_command,
+)
+
+SSH_CONFIG = "~/.ssh/config"
+SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
+USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
+
+
+def command_line(argv: Sequence[str], sudo: bool = False) -> str:
+    """The one string the remote shell parses back into exactly argv."""
+    return shlex.join(["sudo", "-n", *argv] if sudo else list(argv))
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint of a key, as `ssh-keygen -l` prints it."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to connect, after ~/.ssh/config filled in what was not given."""
+
+    hostname: str
+    port: int
+    user: str | None
+    key_files: tuple[str, ...]
+    known_hosts: tuple[str, ...]  # user files; the first one is where trust is recorded
+    system_known_hosts: tuple[str, ...]
+
+
+def resolve_target(host: str, port: int | None, user: str | None, key_file: str | None,
+                   known_hosts: str | None, config: paramiko.SSHConfig | None) -> Target:
+    """Explicit values win; ~/.ssh/config (HostName, Port, User, IdentityFile,
+    UserKnownHostsFile) fills the rest; then OpenSSH's defaults."""
+    found = config.lookup(host) if config is not None else {}
+    keys = [key_file] if key_file else [p for p in found.get("identityfile", [])
+                                         if os.path.exists(os.path.expanduser(p))]
+    if known_hosts:
+        user_files, system_files = [known_hosts], []
+    else:
+        user_files = str(found.get("userknownhostsfile", USER_KNOWN_HOSTS)).split()
+        system_files = [SYSTEM_KNOWN_HOSTS]
+    return Target(
+        hostname=str(found.get("hostname", host)),
+        port=port or int(found.get("port", 22)),
+        user=user or found.get("user"),
+        key_files=tuple(os.path.expanduser(p) for p in keys),
+        known_hosts=tuple(os.path.expanduser(p) for p in user_files),
+        system_known_hosts=tuple(system_files),
+    )
+
+
+class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
+    """Refuse an unknown host key, or (when trusted) record it in known_hosts."""
+
+    def __init__(self, trust: bool, record_in: str) -> None:
+        self.trust = trust
+        self.record_in = record_in
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        if not self.trust:
+            raise HostKeyError(
+                f"unknown SSH host key for {hostname}: {key.get_name()} {fingerprint(key)}",
+                hint=f"check the fingerprint with the server's admin (on the server: "
+                     f"ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add the key to "
+                     f"{self.record_in} (ssh-keyscan), or connect once with "
+                     f"trust_unknown_host to record it there")
+        directory = os.path.dirname(self.record_in)
+        if directory:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        with open(self.record_in, "a", encoding="ascii") as handle:
+            handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+def _copy_out(read: Callable[[int], bytes], into: list[bytes]) -> None:
+    try:
+        while block := read(1 << 16):
+            into.append(block)
+    except (OSError, EOFError):
+        pass  # channel closed under us (deadline or lost connection)
+
+
+class SshRunner:
+    """A Runner on a server reached over SSH. See the module docstring; `connects`
+    counts the connections made (one, unless close() was called in between)."""
+
+    def __init__(self, host: str, port: int | None = None, user: str | None = None,
+                 key_file: str | None = None, known_hosts: str | None = None,
+                 sudo: bool = False, trust_unknown_host: bool = False,
+                 connect_timeout: float = 60.0) -> None:
+        path = os.path.expanduser(SSH_CONFIG)
+        config = paramiko.SSHConfig.from_path(path) if os.path.exists(path) else None
+        self.host = host
+        self.target = resolve_target(host, port, user, key_file, known_hosts, config)
+        self.sudo = sudo
+        self.trust_unknown_host = trust_unknown_host
+        self.connect_timeout = connect_timeout
+        self.commands: list[tuple[str, ...]] = []
+        self.connects = 0
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        user = f"{self.target.user}@" if self.target.user else ""
+        return f"{user}{self.target.hostname}:{self.target.port}"
+
+    # --- connection ------------------------------------------------------------
+    def _new_client(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        for path in (*self.target.system_known_hosts, *self.target.known_hosts):
+            if os.path.exists(path):
+                client.load_system_host_keys(path)  # never rewritten wholesale
+        client.set_missing_host_key_policy(
+            _HostKeyPolicy(self.trust_unknown_host, self.target.known_hosts[0]))
+        return client
+
+    def transport(self) -> paramiko.Transport:
+        """The live SSH transport, connecting first if needed."""
+        with self._lock:
+            if self._client is not None:
+                live = self._client.get_transport()
+                if live is not None and live.is_active():
+                    return live
+                self._drop()
+            client = self._new_client()
+            self.connects += 1
+            key_files: Any = list(self.target.key_files) or None  # paramiko takes a list
+            try:
+                client.connect(
+                    self.target.hostname, port=self.target.port, username=self.target.user,
+                    key_filename=key_files,
+                    look_for_keys=not self.target.key_files, allow_agent=True,
+                    timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
+                    auth_timeout=self.connect_timeout)
+            except HostKeyError:
+                client.close()
+                raise
+            except paramiko.BadHostKeyException as exc:
+                client.close()
+                raise HostKeyError(
+                    f"SSH host key for {self.where} CHANGED: known_hosts has "
+                    f"{fingerprint(exc.expected_key)}, the server offers "
+                    f"{exc.key.get_name()} {fingerprint(exc.key)}",
+                    hint="this may be an attack; if the server was reinstalled, remove the "
+                         "old entry (ssh-keygen -R) after checking the new fingerprint") from None
+            except paramiko.AuthenticationException as exc:
+                client.close()
+                raise ServerError(f"SSH authentication to {self.where} failed: {exc}",
+                                  hint="check the user, the key file and the SSH agent") from None
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                client.close()
+                raise ServerError(f"cannot connect to {self.where} over SSH: {exc}") from None
+            self._client = client
+            return cast(paramiko.Transport, client.get_transport())
+
+    def _drop(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+        if self._client is not None:
+            self._client.close()
+        self._client = self._sftp = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    # --- commands --------------------------------------------------------------
+    def _execute(self, argv: Sequence[str], feed: Callable[[paramiko.Channel], None] | None,
+                 timeout: float | None) -> Result:
+        args = tuple(argv)
+        self.commands.append(args)
+        line = command_line(args, self.sudo)
+        transport = self.transport()
+        try:
+            channel = transport.open_session(timeout=self.connect_timeout)
+            channel.exec_command(line)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ServerError(f"{self.where}: cannot start {line}: {exc}") from None
+        out: list[bytes] = []
+        err: list[bytes] = []
+        readers = [threading.Thread(target=_copy_out, args=(channel.recv, out), daemon=True),
+                   threading.Thread(target=_copy_out, args=(channel.recv_stderr, err),
+                                    daemon=True)]
+        expired = threading.Event()
+
+        def on_deadline() -> None:
+            expired.set()
+            channel.close()
+
+        timer = threading.Timer(timeout, on_deadline) if timeout is not None else None
+        try:
+            for reader in readers:
+                reader.start()
+            if timer is not None:
+                timer.start()
+            if feed is not None:
+                # OSError: the command stopped reading; its exit status tells why.
+                with contextlib.suppress(OSError, EOFError):
+                    feed(channel)
+            if not channel.closed:
+                channel.shutdown_write()
+            for reader in readers:
+                reader.join()
+            status = channel.recv_exit_status()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            channel.close()
+        if expired.is_set():
+            raise ServerError(f"{self.where}: {line} timed out after {timeout:g} s",
+                              hint="raise the timeout if the command is just slow")
+        if status == -1 and not transport.is_active():
+            raise ServerError(f"{self.where}: connection lost while running {line}")
+        return Result(args, status, b"".join(out), b"".join(err))
+
+    def run(self, argv: Sequence[str], *, input: bytes | None = None,
+            timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
+        """Run argv in the remote shell as command_line(argv); see Runner.run."""
+        feed = None if input is None else (lambda channel: channel.sendall(input))
+        return check_result(self._execute(argv, feed, timeout), check)
+
+    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
+               on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
+        """Copy source to argv's stdin chunk by chunk; see Runner.stream."""
+
+        def feed(channel: paramiko.Channel) -> None:
+            sent = 0
+            while block := source.read(chunk):
+                channel.sendall(block)
+                sent += len(block)
+                if on_progress is not None:
+                    on_progress(sent)
+
+        return check_result(self._execute(argv, feed, timeout), True)
+
+    # --- files (SFTP, or sudo'd commands) ----------------------------------------
+    def sftp(self) -> paramiko.SFTPClient:
+        """The runner's one SFTP session, opened on first use."""
+        transport = self.transport()
+        with self._lock:
+            if self._sftp is None:
+                try:
+                    self._sftp = paramiko.SFTPClient.from_transport(transport)
+                except (paramiko.SSHException, OSError, EOFError) as exc:
+                    raise ServerError(f"{self.where}: cannot open SFTP: {exc}") from None
+                if self._sftp is None:
+                    raise ServerError(f"{self.where}: the server refused an SFTP session")
+            return self._sftp
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        """Write `<dir>/.<name>.tmp-<random>`, chmod it before any data, then
+        posix_rename it over path; see Runner.write_file."""
+        if self.sudo:  # SFTP runs as the login user, who may not own the target
+            write_file_by_command(self, path, data, mode)
+            return
+        sftp = self.sftp()
+        directory, name = os.path.split(path)
+        tmp = f"{directory or '.'}/.{name}.tmp-{secrets.token_hex(6)}"
+        try:
+            with sftp.open(tmp, "wb") as handle:
+                handle.chmod(mode)
+                handle.set_pipelined(True)
+                handle.write(data)
+            sftp.posix_rename(tmp, path)
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            with contextlib.suppress(OSError, paramiko.SSHException, EOFError):
+                sftp.remove(tmp)
+            raise ServerError(f"{self.where}: cannot write {path}: {exc}") from None
+
+    def read_file(self, path: str) -> bytes:
+        if self.sudo:
+            return read_file_by_command(self, path)
+        try:
+            with self.sftp().open(path, "rb") as handle:
+                handle.prefetch()
+                return handle.read()
+        except FileNotFoundError:
+            raise NotFound(f"{path}: no such file on {self.where}") from None
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ServerError(f"{self.where}: cannot read {path}: {exc}") from None
+
+    def remove_file(self, path: str) -> None:
+        if self.sudo:
+            remove_file_by_command(self, path)
+            return
+        try:
+            self.sftp().remove(path)
+        except FileNotFoundError:
+            pass
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ServerError(f"{self.where}: cannot remove {path}: {exc}") from None
+
+    def __enter__(self) -> SshRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

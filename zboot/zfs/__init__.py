@@ -1,0 +1,1 @@
+"""ZFS through its command-line tools (any runner, local or SSH)."""
