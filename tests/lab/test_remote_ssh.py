@@ -144,17 +144,15 @@ def test_ssh_config_and_sudo(lab: Layout, tmp_path: Path,
         f"Host zboot-lab\n  HostName 127.0.0.1\n  Port {lab.ssh_port}\n  User root\n"
         f"  IdentityFile {lab.client_key}\n  UserKnownHostsFile {lab.known_hosts}\n")
     monkeypatch.setenv("HOME", str(tmp_path))
-    with SshRunner("zboot-lab", sudo=True) as runner:
-        assert runner.run(["sh", "-c", 'id -u; echo "$SUDO_USER"']).text == "0\nroot\n"
+    with SshRunner("zboot-lab", sudo=True) as runner:  # sudo costs ~5 s a command here
         path = f"/run/zboot-sudo-test-{uuid.uuid4().hex[:8]}"
         try:
             runner.write_file(path, b"secret", mode=0o600)
             assert runner.read_file(path) == b"secret"
-            assert runner.run(["stat", "-c", "%a", path]).text == "600\n"
+            check = runner.run(["sh", "-c", 'echo "$SUDO_USER"; stat -c %a "$1"', "sh", path])
+            assert check.text == "root\n600\n"
         finally:
             runner.remove_file(path)
-        with pytest.raises(NotFound):
-            runner.read_file(path)
         assert all(b"secret" not in repr(argv).encode() for argv in runner.commands)
         assert runner.connects == 1
 

@@ -35,7 +35,6 @@ def _hostile_chars(allowed: str = "") -> st.SearchStrategy[str]:
 # into a valid value must turn it invalid; starting from valid values makes
 # sure the rejection is due to that character and not something else.
 _LOWER_DIGITS = "abcdefghijklmnopqrstuvwxyz0123456789"
-_HEX = "0123456789abcdefABCDEF"
 
 
 @st.composite

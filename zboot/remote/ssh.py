@@ -12,7 +12,7 @@ import os
 import secrets
 import shlex
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
@@ -82,19 +82,19 @@ def resolve_target(host: str, port: int | None, user: str | None, key_file: str 
 class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     """Refuse an unknown host key, or (when trusted) record it in known_hosts."""
 
-    def __init__(self, trust: bool, record_in: str) -> None:
+    def __init__(self, trust: bool, record_in: str, target: Target) -> None:
         self.trust = trust
         self.record_in = record_in
+        self.keyscan = f"ssh-keyscan -p {target.port} {target.hostname} >> {record_in}"
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
                          key: paramiko.PKey) -> None:
         if not self.trust:
             raise HostKeyError(
                 f"unknown SSH host key for {hostname}: {key.get_name()} {fingerprint(key)}",
-                hint=f"check the fingerprint with the server's admin (on the server: "
-                     f"ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then add the key to "
-                     f"{self.record_in} (ssh-keyscan), or connect once with "
-                     f"trust_unknown_host to record it there")
+                hint=f"compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` "
+                     f"run on the server; if it matches, record the key ({self.keyscan}) "
+                     f"or connect once with trust_unknown_host")
         directory = os.path.dirname(self.record_in)
         if directory:
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -144,7 +144,7 @@ class SshRunner:
             if os.path.exists(path):
                 client.load_system_host_keys(path)  # never rewritten wholesale
         client.set_missing_host_key_policy(
-            _HostKeyPolicy(self.trust_unknown_host, self.target.known_hosts[0]))
+            _HostKeyPolicy(self.trust_unknown_host, self.target.known_hosts[0], self.target))
         return client
 
     def transport(self) -> paramiko.Transport:
@@ -161,30 +161,29 @@ class SshRunner:
             try:
                 client.connect(
                     self.target.hostname, port=self.target.port, username=self.target.user,
-                    key_filename=key_files,
-                    look_for_keys=not self.target.key_files, allow_agent=True,
+                    key_filename=key_files, look_for_keys=not key_files, allow_agent=True,
                     timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
                     auth_timeout=self.connect_timeout)
-            except HostKeyError:
+            except (HostKeyError, paramiko.SSHException, OSError, EOFError) as exc:
                 client.close()
-                raise
-            except paramiko.BadHostKeyException as exc:
-                client.close()
-                raise HostKeyError(
-                    f"SSH host key for {self.where} CHANGED: known_hosts has "
-                    f"{fingerprint(exc.expected_key)}, the server offers "
-                    f"{exc.key.get_name()} {fingerprint(exc.key)}",
-                    hint="this may be an attack; if the server was reinstalled, remove the "
-                         "old entry (ssh-keygen -R) after checking the new fingerprint") from None
-            except paramiko.AuthenticationException as exc:
-                client.close()
-                raise ServerError(f"SSH authentication to {self.where} failed: {exc}",
-                                  hint="check the user, the key file and the SSH agent") from None
-            except (paramiko.SSHException, OSError, EOFError) as exc:
-                client.close()
-                raise ServerError(f"cannot connect to {self.where} over SSH: {exc}") from None
+                raise self._connect_error(exc) from None
             self._client = client
             return cast(paramiko.Transport, client.get_transport())
+
+    def _connect_error(self, exc: Exception) -> ServerError:
+        if isinstance(exc, HostKeyError):
+            return exc
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return HostKeyError(
+                f"SSH host key for {self.where} CHANGED: known_hosts has "
+                f"{fingerprint(exc.expected_key)}, the server offers "
+                f"{exc.key.get_name()} {fingerprint(exc.key)}",
+                hint="this may be an attack; if the server was reinstalled, check the new "
+                     "fingerprint, then remove the old entry with ssh-keygen -R")
+        if isinstance(exc, paramiko.AuthenticationException):
+            return ServerError(f"SSH authentication to {self.where} failed: {exc}",
+                               hint="check the user, the key file and the SSH agent")
+        return ServerError(f"cannot connect to {self.where} over SSH: {exc}")
 
     def _drop(self) -> None:
         if self._sftp is not None:
@@ -206,14 +205,17 @@ class SshRunner:
         transport = self.transport()
         try:
             channel = transport.open_session(timeout=self.connect_timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ServerError(f"{self.where}: cannot open a channel: {exc}") from None
+        try:
             channel.exec_command(line)
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            channel.close()
             raise ServerError(f"{self.where}: cannot start {line}: {exc}") from None
         out: list[bytes] = []
         err: list[bytes] = []
-        readers = [threading.Thread(target=_copy_out, args=(channel.recv, out), daemon=True),
-                   threading.Thread(target=_copy_out, args=(channel.recv_stderr, err),
-                                    daemon=True)]
+        readers = [threading.Thread(target=_copy_out, args=pair, daemon=True)
+                   for pair in ((channel.recv, out), (channel.recv_stderr, err))]
         expired = threading.Event()
 
         def on_deadline() -> None:
@@ -280,48 +282,49 @@ class SshRunner:
                     raise ServerError(f"{self.where}: the server refused an SFTP session")
             return self._sftp
 
+    @contextlib.contextmanager
+    def _file_errors(self, action: str, path: str) -> Iterator[None]:
+        try:
+            yield
+        except FileNotFoundError:
+            raise NotFound(f"{path}: no such file or directory on {self.where}") from None
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise ServerError(f"{self.where}: cannot {action} {path}: {exc}") from None
+
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        """Write `<dir>/.<name>.tmp-<random>`, chmod it before any data, then
-        posix_rename it over path; see Runner.write_file."""
+        """Create `<dir>/.<name>.tmp-<random>`, chmod it before any data goes in,
+        then posix_rename it over path; see Runner.write_file."""
         if self.sudo:  # SFTP runs as the login user, who may not own the target
-            write_file_by_command(self, path, data, mode)
-            return
+            return write_file_by_command(self, path, data, mode)
         sftp = self.sftp()
         directory, name = os.path.split(path)
         tmp = f"{directory or '.'}/.{name}.tmp-{secrets.token_hex(6)}"
-        try:
-            with sftp.open(tmp, "wb") as handle:
-                handle.chmod(mode)
-                handle.set_pipelined(True)
-                handle.write(data)
-            sftp.posix_rename(tmp, path)
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            with contextlib.suppress(OSError, paramiko.SSHException, EOFError):
-                sftp.remove(tmp)
-            raise ServerError(f"{self.where}: cannot write {path}: {exc}") from None
+        with self._file_errors("write", path):
+            try:
+                with sftp.open(tmp, "wbx") as handle:  # x: O_EXCL; w: writable
+                    handle.chmod(mode)
+                    handle.set_pipelined(True)
+                    handle.write(data)
+                sftp.posix_rename(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError, paramiko.SSHException, EOFError):
+                    sftp.remove(tmp)
+                raise
 
     def read_file(self, path: str) -> bytes:
         if self.sudo:
             return read_file_by_command(self, path)
-        try:
-            with self.sftp().open(path, "rb") as handle:
-                handle.prefetch()
-                return handle.read()
-        except FileNotFoundError:
-            raise NotFound(f"{path}: no such file on {self.where}") from None
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            raise ServerError(f"{self.where}: cannot read {path}: {exc}") from None
+        sftp = self.sftp()
+        with self._file_errors("read", path), sftp.open(path, "rb") as handle:
+            handle.prefetch()
+            return handle.read()
 
     def remove_file(self, path: str) -> None:
         if self.sudo:
-            remove_file_by_command(self, path)
-            return
-        try:
-            self.sftp().remove(path)
-        except FileNotFoundError:
-            pass
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            raise ServerError(f"{self.where}: cannot remove {path}: {exc}") from None
+            return remove_file_by_command(self, path)
+        sftp = self.sftp()
+        with contextlib.suppress(NotFound), self._file_errors("remove", path):
+            sftp.remove(path)
 
     def __enter__(self) -> SshRunner:
         return self

@@ -1,0 +1,124 @@
+"""The zboot CLI over SSH against the lab's real pool: init -> import (raw and
+qcow2, verified byte for byte) -> snapshot -> clone two hosts -> write ->
+rollback (bytes back, discarded state kept) -> destroy refused while hosts
+depend on the image -> destroy hosts -> destroy image. Dry runs change nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from zboot_lab.layout import POOL, Layout
+from zboot_lab.remote import ssh, ssh_text
+
+pytestmark = pytest.mark.lab
+
+ENVELOPE_KEYS = {"version", "command", "status", "exit_code", "data", "errors"}
+
+
+class Zboot:
+    def __init__(self, config: Path) -> None:
+        self.env = dict(os.environ, ZBOOT_CONFIG=str(config))
+
+    def __call__(self, *args: str, code: int = 0) -> dict[str, Any]:
+        result = subprocess.run([sys.executable, "-m", "zboot", "--json", *args],
+                                capture_output=True, text=True, env=self.env, timeout=600)
+        assert result.returncode == code, (args, result.stdout, result.stderr)
+        out: dict[str, Any] = json.loads(result.stdout)
+        assert set(out) == ENVELOPE_KEYS
+        assert out["version"] == 1 and out["exit_code"] == code
+        assert out["status"] == ("ok" if code == 0 else "error")
+        if code:
+            assert out["errors"] and {"kind", "code", "message", "hint"} <= set(out["errors"][0])
+        return out
+
+
+@pytest.fixture
+def zboot(lab: Layout, tmp_path: Path) -> Iterator[Zboot]:
+    root = f"{POOL}/t-{uuid.uuid4().hex[:8]}"
+    text = lab.config.read_text().replace(f'root = "{POOL}/zboot"', f'root = "{root}"')
+    config = tmp_path / "zboot.toml"
+    config.write_text(text)
+    yield Zboot(config)
+    ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; true', "sh", root])
+
+
+def zvol_sha(lab: Layout, dataset: str, nbytes: int) -> str:
+    return ssh_text(lab, ["sh", "-c", f'head -c {nbytes} "/dev/zvol/$1" | sha256sum',
+                          "sh", dataset]).split()[0]
+
+
+def everything(lab: Layout, root: str) -> str:
+    """Every property of every dataset under root, once ZFS has settled (pending
+    writes synced, background frees of earlier destroys finished)."""
+    return ssh_text(lab, ["sh", "-c", 'zpool sync "$1" && zpool wait -t free "$1" && '
+                          'zfs list -H -p -r -t all -o all "$2"', "sh", POOL, root])
+
+
+def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    data = os.urandom(1024 * 1024) + bytes(3 * 1024 * 1024)
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(data)
+    qcow = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow)],
+                   check=True)
+    want = hashlib.sha256(data).hexdigest()
+
+    root = zboot("init")["data"]["root"]
+    for name, source in (("fromraw", raw), ("fromqcow", qcow)):
+        imported = zboot("image", "import", name, str(source))["data"]
+        assert imported["size"] == len(data)
+        assert zvol_sha(lab, imported["dataset"], len(data)) == want
+    zboot("image", "destroy", "fromraw", "--yes")
+
+    assert zboot("image", "snapshot", "fromqcow", "-m", "golden")["data"]["version"] == "v1"
+    before = everything(lab, root)
+    planned = zboot("--dry-run", "clone", "fromqcow", "pc1", "--mac", "52:54:00:0a:00:01")
+    assert any("zfs clone" in line for line in planned["data"]["planned"])
+    assert everything(lab, root) == before
+
+    zboot("clone", "fromqcow", "pc1", "--mac", "52:54:00:0a:00:01")
+    zboot("clone", "fromqcow@v1", "pc2", "--mac", "52-54-00-0A-00-02")
+    hosts = {h["name"]: h for h in zboot("list")["data"]}
+    assert hosts["pc2"]["mac"] == "52:54:00:0a:00:02"
+    assert hosts["pc1"]["image"] == "fromqcow@v1"
+
+    pc1 = f"{root}/hosts/pc1"
+    ssh(lab, ["sh", "-c", 'head -c 1048576 /dev/urandom > "/dev/zvol/$1"; sync', "sh", pc1])
+    scribbled = zvol_sha(lab, pc1, len(data))
+    assert scribbled != want
+
+    rolled = zboot("rollback", "pc1")["data"]
+    assert zvol_sha(lab, pc1, len(data)) == want
+    assert zvol_sha(lab, rolled["archive"], len(data)) == scribbled  # not lost
+    shown = zboot("show", "pc1")["data"]
+    assert [a["name"] for a in shown["archives"]] == [rolled["archive"].rsplit("/", 1)[1]]
+
+    refused = zboot("image", "destroy", "fromqcow", "--yes", code=4)
+    assert "pc1" in refused["errors"][0]["message"]
+
+    before = everything(lab, root)
+    zboot("--dry-run", "destroy", "pc1", "--yes")
+    assert everything(lab, root) == before
+
+    zboot("destroy", "pc1", "--yes")
+    zboot("destroy", "pc2", "--yes")
+    zboot("image", "destroy", "fromqcow", "--yes")
+    left = ssh_text(lab, ["zfs", "list", "-H", "-r", "-t", "all", "-o", "name", root]).split()
+    assert left == [root, f"{root}/archive", f"{root}/hosts", f"{root}/images"]
+
+
+def test_bad_names_exit_2_and_run_nothing(lab: Layout, zboot: Zboot) -> None:
+    before = everything(lab, POOL)
+    for bad in ("pc;reboot", "$(id)", "../x", "a b", "pc@1"):
+        zboot("clone", "anything", bad, "--mac", "52:54:00:0a:00:09", code=2)
+    zboot("clone", "anything", "pc9", "--mac", "ff:ff:ff:ff:ff:ff", code=2)
+    assert everything(lab, POOL) == before
