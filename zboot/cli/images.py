@@ -11,7 +11,7 @@ from ..names import image_name, size_bytes
 from ..ops import images as ops
 from ..ops.importer import import_image
 from ..ops.state import read_state
-from .output import human_size, table
+from .output import human_size, progress_bar, table
 from .session import Outcome, Session, confirm, run
 
 app = typer.Typer(help="Golden images: create, import, snapshot, list, show, destroy.",
@@ -49,9 +49,10 @@ def import_(ctx: typer.Context, name: str,
             ) -> None:
     """Stream a disk image into a new image zvol. Example: zboot image import win11 disk.qcow2"""
     def action(s: Session) -> Outcome:
-        result = import_image(s.runner, s.zfs, s.config, image_name(name), source,
-                              format or None, size_bytes(size) if size else None,
-                              progress=not s.json)
+        with progress_bar("importing", enabled=not s.json) as on_progress:
+            result = import_image(s.runner, s.zfs, s.config, image_name(name), source,
+                                  format or None, size_bytes(size) if size else None,
+                                  on_progress)
         return Outcome(result, f"imported {source} as image {name}: "
                                f"{human_size(result['size'])}, {result['written']} bytes sent")
     run(ctx, "image import", action)

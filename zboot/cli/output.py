@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from tabulate import tabulate
@@ -62,3 +63,26 @@ def report_interrupt(command: str, as_json: bool) -> int:
     else:
         print("zboot: interrupted", file=sys.stderr)
     return int(ExitCode.INTERRUPTED)
+
+
+@contextmanager
+def progress_bar(title: str, enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar (bytes, rate, ETA) on a terminal; nothing otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(title, total=None)
+
+        def update(sent: int, total: int) -> None:
+            bar.update(task, completed=sent, total=total)
+
+        yield update

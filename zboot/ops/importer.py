@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -22,6 +22,7 @@ from ..zfs.cli import ZfsCli
 from .images import ensure_layout
 from .state import KIND, now
 
+Progress = Callable[[int, int], None]  # (bytes sent, bytes in all)
 FORMATS = ("raw", "qcow2", "vmdk", "vhdx", "vdi")
 MIB = 1024 * 1024
 WAIT_FOR_DEVICE = ('for _ in $(seq 300); do [ -e "$1" ] && exit 0; sleep 0.1; done; '
@@ -75,7 +76,8 @@ def raw_source(source: str, fmt: str | None, size: int | None) -> Iterator[tuple
 
 
 def import_image(runner: Runner, zfs: ZfsCli, config: Config, name: str, source: str,
-                 fmt: str | None, size: int | None, progress: bool = True) -> dict[str, Any]:
+                 fmt: str | None, size: int | None,
+                 on_progress: Progress | None = None) -> dict[str, Any]:
     dataset = f"{config.images}/{name}"
     if zfs.exists(dataset):
         raise Conflict(f"image {name!r} exists already")
@@ -91,7 +93,7 @@ def import_image(runner: Runner, zfs: ZfsCli, config: Config, name: str, source:
         try:
             device = f"/dev/zvol/{dataset}"
             runner.run(["sh", "-c", WAIT_FOR_DEVICE, "sh", device], timeout=60)
-            written = stream_into(runner, stream, device, nbytes, progress)
+            written = stream_into(runner, stream, device, nbytes, on_progress)
             if written != nbytes:
                 raise InvalidInput(f"{source!r} ended after {written} of {nbytes} bytes")
             zfs.set_props(dataset, {"state": "ready"})
@@ -103,27 +105,14 @@ def import_image(runner: Runner, zfs: ZfsCli, config: Config, name: str, source:
 
 
 def stream_into(runner: Runner, stream: BinaryIO, device: str, nbytes: int,
-                progress: bool) -> int:
+                on_progress: Progress | None) -> int:
     """Send nbytes of stream to dd on the server; dd skips zero blocks."""
-    counted = cast(BinaryIO, CountingReader(stream, nbytes))
+    counted = CountingReader(stream, nbytes)
     argv = ["dd", f"of={device}", "bs=1M", "iflag=fullblock", "conv=sparse,fsync",
             "status=none"]
-    if progress and sys.stderr.isatty():
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-        with Progress("[progress.description]{task.description}", BarColumn(),
-                      DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                      transient=True) as bar:
-            task = bar.add_task("importing", total=nbytes)
-            runner.stream(argv, counted, on_progress=lambda n: bar.update(task, completed=n))
-    else:
-        runner.stream(argv, counted)
-    return cast(CountingReader, counted).count
+    runner.stream(argv, cast(BinaryIO, counted),
+                  on_progress=(lambda sent: on_progress(sent, nbytes)) if on_progress else None)
+    return counted.count
 
 
 class CountingReader:
