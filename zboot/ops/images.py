@@ -46,8 +46,8 @@ def snapshot_image(zfs: ZfsCli, config: Config, name: str, version: str | None,
     version = snapshot_name(version) if version else next_version(image)
     if any(v.name == version for v in image.versions):
         raise Conflict(f"image {name!r} already has a version {version!r}")
-    if message is not None and ("\n" in message or len(message) > 1000):
-        raise InvalidInput("a message is one line of at most 1000 characters")
+    if message is not None and (any(c in message for c in "\t\n\r\0") or len(message) > 1000):
+        raise InvalidInput("a message is one line of at most 1000 characters, without tabs")
     props = {"created": now()} | ({"message": message} if message else {})
     zfs.snapshot([f"{image.dataset.name}@{version}"], props)
     return version
