@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from zboot_lab.layout import POOL, Layout
 from zboot_lab.remote import ssh, ssh_text
@@ -22,6 +23,8 @@ from zboot_lab.remote import ssh, ssh_text
 pytestmark = pytest.mark.lab
 
 ENVELOPE_KEYS = {"version", "command", "status", "exit_code", "data", "errors"}
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" /
+                     "json-envelope.schema.json").read_text())
 
 
 class Zboot:
@@ -33,6 +36,7 @@ class Zboot:
                                 capture_output=True, text=True, env=self.env, timeout=600)
         assert result.returncode == code, (args, result.stdout, result.stderr)
         out: dict[str, Any] = json.loads(result.stdout)
+        jsonschema.validate(out, SCHEMA)
         assert set(out) == ENVELOPE_KEYS
         assert out["version"] == 1 and out["exit_code"] == code
         assert out["status"] == ("ok" if code == 0 else "error")

@@ -61,8 +61,10 @@ def init(ctx: typer.Context) -> None:
         name, size, free, health = pool.text.split()
         data = {"zfs": version, "pool": {"name": name, "size": int(size) if size.isdigit()
                                          else size, "free": free, "health": health},
-                "tools": tools, "rtslib": rtslib, "root": cfg.root, "created": created}
-        lines = [f"ZFS {version.get('userland')} (kernel module {version.get('kmod', '?')})",
+                "tools": tools, "rtslib": rtslib, "root": cfg.root, "created": created,
+                "backend": s.zfs.backend}
+        lines = [f"ZFS {version.get('userland')} (kernel module {version.get('kmod', '?')}); "
+                 f"zboot changes it through {s.zfs.backend}",
                  f"pool {name}: {health}, {free} free of {size}",
                  f"target tools: {', '.join(tools) or 'none found'}; rtslib: "
                  f"{'yes' if rtslib else 'no'}",

@@ -51,7 +51,8 @@ def register(app: typer.Typer) -> None:
     def show(ctx: typer.Context, host: str) -> None:
         """One host's record, restore points and archived states."""
         def action(s: Session) -> Outcome:
-            h = read_state(s.zfs, s.config).host(host_name(host))
+            valid = host_name(host)
+            h = read_state(s.zfs, s.config).host(valid)
             points = [{"name": p.name.split("@")[1], "created": stamp(p.creation),
                        "used": human_size(p.used)} for p in h.restore_points]
             archives = [{"name": leaf(a.name), "archived": a.prop("archived") or "",

@@ -87,7 +87,8 @@ def list_(ctx: typer.Context) -> None:
 def show(ctx: typer.Context, name: str) -> None:
     """Versions with messages and dates, the hosts on each, space used."""
     def action(s: Session) -> Outcome:
-        image = read_state(s.zfs, s.config).image(image_name(name))
+        valid = image_name(name)
+        image = read_state(s.zfs, s.config).image(valid)
         ds = image.dataset
         versions = [{"version": v.name, "created": stamp(v.dataset.creation),
                      "message": v.dataset.prop("message") or "",

@@ -17,6 +17,7 @@ from ..remote.base import Runner
 from ..remote.dryrun import DryRunRunner
 from ..remote.local import LocalRunner
 from ..zfs.cli import ZfsCli
+from ..zfs.lzc import zfs_backend
 from .output import emit_json, report_error, report_interrupt
 
 
@@ -36,6 +37,7 @@ class Session:
     _config: config_mod.Config | None = None
     _runner: Runner | None = None
     _dry: DryRunRunner | None = None
+    _zfs: ZfsCli | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -65,7 +67,9 @@ class Session:
 
     @property
     def zfs(self) -> ZfsCli:
-        return ZfsCli(self.runner)
+        if self._zfs is None:
+            self._zfs = zfs_backend(self.runner, self.config.server.is_local, self.dry_run)
+        return self._zfs
 
     def close(self) -> None:
         if self._runner is not None:

@@ -26,9 +26,10 @@ def clone_host(zfs: ZfsCli, config: Config, image_spec: str, host: str, mac_addr
     mac_address = mac(mac_address)
     initiator = iqn(initiator) if initiator else default_initiator(host)
     name, _, version = image_spec.partition("@")
+    name, version_name = image_name(name), snapshot_name(version) if version else None
     state = read_state(zfs, config)
-    image = state.image(image_name(name))
-    chosen = image.version(snapshot_name(version) if version else None)
+    image = state.image(name)
+    chosen = image.version(version_name)
     if host in state.hosts or zfs.exists(f"{config.hosts}/{host}"):
         raise Conflict(f"host {host!r} exists already", hint=f"zboot show {host}")
     for other in state.hosts.values():
@@ -45,8 +46,9 @@ def clone_host(zfs: ZfsCli, config: Config, image_spec: str, host: str, mac_addr
 
 
 def snapshot_host(zfs: ZfsCli, config: Config, host: str, name: str | None) -> str:
-    h = read_state(zfs, config).host(host_name(host))
+    host = host_name(host)
     point = snapshot_name(name) if name else time.strftime("rp-%Y%m%d-%H%M%S", time.gmtime())
+    h = read_state(zfs, config).host(host)
     if any(s.name.endswith("@" + point) for s in h.restore_points):
         raise Conflict(f"host {h.name!r} already has a restore point {point!r}")
     zfs.snapshot([f"{h.dataset.name}@{point}"], {"created": now()})
@@ -65,9 +67,10 @@ def rollback_host(zfs: ZfsCli, config: Config, host: str, point: str | None,
     current disk is not rolled back in place: it is renamed into the archive
     (with all its restore points) and the host gets a fresh clone of the
     chosen state. Nothing is lost unless `discard` is given."""
-    h = read_state(zfs, config).host(host_name(host))
+    host = host_name(host)
+    point = snapshot_name(point) if point is not None else None
+    h = read_state(zfs, config).host(host)
     if point is not None:
-        point = snapshot_name(point)
         source = next((s.name for s in h.restore_points if s.name.endswith("@" + point)), None)
         if source is None:
             raise NotFound(f"host {h.name!r} has no restore point {point!r}",
@@ -114,13 +117,15 @@ def destroy_in_order(zfs: ZfsCli, names: list[str]) -> list[str]:
 
 def prune_host(zfs: ZfsCli, config: Config, host: str) -> list[str]:
     """Destroy the host's archived states."""
-    h = read_state(zfs, config).host(host_name(host))
+    host = host_name(host)
+    h = read_state(zfs, config).host(host)
     return [leaf(name) for name in destroy_in_order(zfs, [a.name for a in h.archives])]
 
 
 def destroy_host(zfs: ZfsCli, config: Config, host: str) -> list[str]:
     """Remove the host's disk, its restore points and its archived states."""
-    h: Host = read_state(zfs, config).host(host_name(host))
+    host = host_name(host)
+    h: Host = read_state(zfs, config).host(host)
     # An archive made by a rollback to a restore point is a clone of a
     # snapshot of the host's disk, so the order is worked out as it goes.
     return destroy_in_order(zfs, [a.name for a in h.archives] + [h.dataset.name])

@@ -42,8 +42,10 @@ def next_version(image: Image) -> str:
 
 def snapshot_image(zfs: ZfsCli, config: Config, name: str, version: str | None,
                    message: str | None) -> str:
-    image = read_state(zfs, config).image(image_name(name))
-    version = snapshot_name(version) if version else next_version(image)
+    name = image_name(name)
+    version = snapshot_name(version) if version else None
+    image = read_state(zfs, config).image(name)
+    version = version or next_version(image)
     if any(v.name == version for v in image.versions):
         raise Conflict(f"image {name!r} already has a version {version!r}")
     if message is not None and (any(c in message for c in "\t\n\r\0") or len(message) > 1000):
@@ -56,8 +58,9 @@ def snapshot_image(zfs: ZfsCli, config: Config, name: str, version: str | None,
 def destroy_image(zfs: ZfsCli, config: Config, spec: str) -> list[str]:
     """Destroy an image (all versions) or one version; refuse while hosts depend on it."""
     name, _, version = spec.partition("@")
-    image = read_state(zfs, config).image(image_name(name))
-    versions = [image.version(snapshot_name(version))] if version else image.versions
+    name, version = image_name(name), snapshot_name(version) if version else ""
+    image = read_state(zfs, config).image(name)
+    versions = [image.version(version)] if version else image.versions
     dependents = sorted({h for v in versions for h in v.dependents})
     if dependents:
         raise Conflict(f"image {spec!r} has hosts that depend on it: {', '.join(dependents)}",

@@ -82,6 +82,8 @@ def prop_args(props: Mapping[str, str]) -> list[str]:
 class ZfsCli:
     """Reads and changes datasets with zfs(8) on the runner's machine."""
 
+    backend = "zfs-cli"
+
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
 

@@ -1,0 +1,94 @@
+"""ZFS changes through OpenZFS's libzfs_core binding (Debian's python3-pyzfs),
+for zboot running on the storage server itself. Reads stay on `zfs list/get`
+(pyzfs's listing calls were never usable); snapshot, clone, promote, rename and
+destroy go through the library. The only module that imports libzfs_core."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+from ..errors import Conflict, NotFound, ServerError
+from ..remote.base import Runner
+from .cli import PREFIX, ZfsCli
+
+
+def load_lzc() -> ModuleType | None:
+    """The libzfs_core module, or None when pyzfs is not installed here."""
+    try:
+        return importlib.import_module("libzfs_core")
+    except ImportError:
+        return None
+
+
+def _props(props: Mapping[str, str] | None) -> dict[bytes, bytes]:
+    return {(k if ":" in k else PREFIX + k).encode(): v.encode()
+            for k, v in (props or {}).items()}
+
+
+def _translate(err: Exception, what: str) -> Exception:
+    name = type(err).__name__
+    detail = f"{what}: {name} {err}"
+    if "NotFound" in name:
+        return NotFound(detail)
+    if any(word in name for word in ("Exists", "Busy", "Cloned", "Dependent", "NotLatest")):
+        return Conflict(detail)
+    return ServerError(detail)
+
+
+class LzcZfs(ZfsCli):
+    """ZfsCli whose changes go through libzfs_core (local runs only)."""
+
+    backend = "libzfs_core"
+
+    def __init__(self, runner: Runner, lzc: ModuleType) -> None:
+        super().__init__(runner)
+        self.lzc = lzc
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except self.lzc.exceptions.ZFSError as err:
+            raise _translate(err, what) from err
+
+    def snapshot(self, names: Sequence[str], props: Mapping[str, str] | None = None) -> None:
+        self._call(f"snapshot {' '.join(names)}", self.lzc.lzc_snapshot,
+                   [n.encode() for n in names], _props(props))
+
+    def clone(self, snapshot: str, target: str, props: Mapping[str, str] | None = None) -> None:
+        self._call(f"clone {snapshot} {target}", self.lzc.lzc_clone,
+                   target.encode(), snapshot.encode(), _props(props))
+
+    def promote(self, name: str) -> None:
+        self._call(f"promote {name}", self.lzc.lzc_promote, name.encode())
+
+    def rename(self, old: str, new: str) -> None:
+        self._call(f"rename {old} {new}", self.lzc.lzc_rename, old.encode(), new.encode())
+
+    def destroy(self, name: str, *, recursive: bool = False) -> None:
+        if "@" in name:
+            self._call(f"destroy {name}", self.lzc.lzc_destroy_snaps, [name.encode()], False)
+            return
+        if recursive:
+            below = self.datasets(name)
+            snaps = [n for n, d in below.items() if d.type == "snapshot"]
+            if snaps:
+                self._call(f"destroy snapshots of {name}", self.lzc.lzc_destroy_snaps,
+                           [s.encode() for s in snaps], False)
+            children = sorted((n for n, d in below.items() if d.type != "snapshot" and n != name),
+                              key=lambda n: n.count("/"), reverse=True)
+            for child in children:
+                self._call(f"destroy {child}", self.lzc.lzc_destroy, child.encode())
+        self._call(f"destroy {name}", self.lzc.lzc_destroy, name.encode())
+
+
+def zfs_backend(runner: Runner, local: bool, dry_run: bool) -> ZfsCli:
+    """libzfs_core when zboot runs on the server and the binding is there (and
+    this is no dry run, whose plan must show commands); else zfs(8)."""
+    if local and not dry_run:
+        lzc = load_lzc()
+        if lzc is not None:
+            return LzcZfs(runner, lzc)
+    return ZfsCli(runner)
