@@ -22,27 +22,31 @@ SIZE = 4 * 1024 * 1024
 REFUSAL = {"lio": "Authorization failure(514)", "tgt": "Target not found(515)"}
 
 
-@pytest.fixture
-def zvol(lab: Layout, tmp_path: Path) -> Iterator[tuple[str, bytes]]:
+@pytest.fixture(scope="module")
+def zvol(lab_session: Layout, tmp_path_factory: pytest.TempPathFactory,
+         ) -> Iterator[tuple[str, bytes]]:
+    """One zvol of random bytes, shared by the module's tests (each export of
+    it is read-only for them)."""
     name = f"{POOL}/export-{uuid.uuid4().hex[:8]}"
     data = os.urandom(SIZE)
-    image = tmp_path / "data.img"
+    image = tmp_path_factory.mktemp("export") / "data.img"
     image.write_bytes(data)
-    zvols.import_image(lab, image, name)
+    zvols.import_image(lab_session, image, name)
     yield name, data
-    zvols.destroy(lab, name)
+    zvols.destroy(lab_session, name)
 
 
 Export = tuple[str, str, int, bytes, str]
 
 
-@pytest.fixture(params=["lio", "tgt"])
-def exported(request: pytest.FixtureRequest, lab: Layout,
+@pytest.fixture(scope="module", params=["lio", "tgt"])
+def exported(request: pytest.FixtureRequest, lab_session: Layout,
              zvol: tuple[str, bytes]) -> Iterator[Export]:
     """(host-side portal, target IQN, LUN, expected bytes, engine) for one engine."""
     name, data = zvol
     engine = request.param
     iqn = f"iqn.2026-11.lab.zboot:{engine}-{name.rsplit('-', 1)[1]}"
+    lab = lab_session
     if engine == "lio":
         exports.lio_export(lab, name, iqn, ALLOWED)
         yield f"127.0.0.1:{lab.lio_port}", iqn, 0, data, engine
@@ -54,14 +58,14 @@ def exported(request: pytest.FixtureRequest, lab: Layout,
         exports.tgt_unexport(lab, tid)
 
 
-def test_allowed_initiator_reads_the_zvol(exported: Export, tmp_path: Path) -> None:
+def test_allowed_initiator_reads_the_zvol(lab: Layout, exported: Export, tmp_path: Path) -> None:
     portal, iqn, lun, data, _ = exported
     out = tmp_path / "read.img"
     iscsi.read_lun(portal, iqn, lun, ALLOWED, out)
     assert out.read_bytes() == data
 
 
-def test_other_initiator_is_refused(exported: Export) -> None:
+def test_other_initiator_is_refused(lab: Layout, exported: Export) -> None:
     portal, iqn, lun, _, engine = exported
     allowed = iscsi.inquiry(portal, iqn, lun, ALLOWED)
     assert allowed.returncode == 0, allowed.stderr

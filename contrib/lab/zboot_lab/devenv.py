@@ -44,4 +44,6 @@ def run_tests(pytest_args: list[str]) -> int:
         with step(name):
             if subprocess.call(argv, cwd=REPO_ROOT, env=env) != 0:
                 raise LabError(f"{name} found problems (above)")
-    return subprocess.call([python, "-m", "pytest", *pytest_args], cwd=REPO_ROOT, env=env)
+    # The slowest tests are listed at the end, to keep an eye on the lab's cost.
+    return subprocess.call([python, "-m", "pytest", "--durations=12", *pytest_args],
+                           cwd=REPO_ROOT, env=env)

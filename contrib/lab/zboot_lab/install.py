@@ -13,13 +13,14 @@ from .procs import LabError, output, run
 from .progress import step
 
 SOURCES_FILE = Path("/etc/apt/sources.list.d/zboot-lab.sources")
-# Debian ships OpenZFS in `contrib`; the 2.3 series comes from backports.
+# Debian ships OpenZFS in `contrib`; the 2.3 series comes from backports. The
+# image's own sources already have `main` for bookworm and bookworm-updates.
 SOURCES = """\
 # Written by zboot's lab (contrib/lab/lab): OpenZFS lives in contrib and backports.
 Types: deb
 URIs: http://deb.debian.org/debian
 Suites: bookworm bookworm-updates
-Components: main contrib
+Components: contrib
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
