@@ -2,7 +2,8 @@
 
 # `zfs list -Hp -r -t all -s createtxg -o name,type,used,referenced,volsize,origin,creation,
 # compressratio tank/zboot` and `zfs get -Hp -r -s local -t all -o name,property,value all
-# tank/zboot`, as OpenZFS 2.3.2 printed them in the lab.
+# tank/zboot`: names and sizes from a lab run, in the exact format OpenZFS 2.3.2 prints
+# there (tab-separated, "-" for none, numbers unscaled).
 LIST = """\
 tank/zboot\tfilesystem\t245760\t98304\t-\t-\t1795239100\t1.00
 tank/zboot/images\tfilesystem\t180224\t98304\t-\t-\t1795239101\t1.00
