@@ -6,6 +6,7 @@ destroy go through the library. The only module that imports libzfs_core."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -15,12 +16,10 @@ from ..remote.base import Runner
 from .cli import PREFIX, ZfsCli
 
 
-def load_lzc() -> ModuleType | None:
-    """The libzfs_core module, or None when pyzfs is not installed here."""
-    try:
-        return importlib.import_module("libzfs_core")
-    except ImportError:
-        return None
+def lzc_available() -> bool:
+    """Is pyzfs installed here? (Cheap: importing it builds its C bindings,
+    which takes seconds on a slow machine, so that waits for the first change.)"""
+    return importlib.util.find_spec("libzfs_core") is not None
 
 
 def _props(props: Mapping[str, str] | None) -> dict[bytes, bytes]:
@@ -43,9 +42,15 @@ class LzcZfs(ZfsCli):
 
     backend = "libzfs_core"
 
-    def __init__(self, runner: Runner, lzc: ModuleType) -> None:
+    def __init__(self, runner: Runner) -> None:
         super().__init__(runner)
-        self.lzc = lzc
+        self._lzc: ModuleType | None = None
+
+    @property
+    def lzc(self) -> ModuleType:
+        if self._lzc is None:
+            self._lzc = importlib.import_module("libzfs_core")
+        return self._lzc
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> None:
         try:
@@ -87,8 +92,6 @@ class LzcZfs(ZfsCli):
 def zfs_backend(runner: Runner, local: bool, dry_run: bool) -> ZfsCli:
     """libzfs_core when zboot runs on the server and the binding is there (and
     this is no dry run, whose plan must show commands); else zfs(8)."""
-    if local and not dry_run:
-        lzc = load_lzc()
-        if lzc is not None:
-            return LzcZfs(runner, lzc)
+    if local and not dry_run and lzc_available():
+        return LzcZfs(runner)
     return ZfsCli(runner)

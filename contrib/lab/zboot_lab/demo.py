@@ -1,52 +1,85 @@
-"""`lab demo`: the whole chain on the built-in lab, end to end. A golden image
-becomes a zvol, is exported over iSCSI to one initiator, gets a per-MAC iPXE
-script, and a diskless client boots it twice (its counter goes 1, 2).
+"""`lab demo`: the whole chain on the built-in lab. zboot imports a golden
+image, snapshots it and clones a host from it; the host's disk is exported over
+iSCSI to that host's initiator alone and gets a per-MAC iPXE script; a diskless
+client boots it twice (its counter goes 1, 2); `zboot rollback` gives it back
+its provisioned disk (the next boot counts 1 again).
 
-zboot's own commands take over these steps as they land; until then the demo
-does them the way an admin would by hand."""
+zboot's own iSCSI export and boot files come with the next issues; until then
+the demo does those two steps the way an admin would by hand."""
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
 
-from . import client, exports, vm, zvols
+from . import client, exports, vm
+from .config import write_config
+from .devenv import ensure_venv
 from .golden import write_golden
 from .install import install_all
-from .layout import POOL, Layout
+from .layout import ZBOOT_ROOT, Layout
+from .procs import LabError
 from .progress import say, step
-from .remote import ssh
 
-DEMO_ZVOL = f"{POOL}/lab-demo"
-DEMO_IQN = "iqn.2026-11.lab.zboot:lab-demo"
-DEMO_INITIATOR = "iqn.2026-11.lab.zboot:demo-pc"
-DEMO_MAC = "52:54:00:de:00:01"
+IMAGE = "demo-golden"
+HOST = "demo-pc"
+MAC = "52:54:00:de:00:01"
+ZVOL = f"{ZBOOT_ROOT}/hosts/{HOST}"
+IQN = f"iqn.2026-11.lab.zboot:{HOST}"
+INITIATOR = f"iqn.2010-04.org.ipxe:{HOST}"  # zboot's default for the host
+
+
+def zboot(python: Path, config: Path, *args: str, check: bool = True) -> dict[str, object]:
+    """Run the real zboot CLI, as a user would, and return its JSON data."""
+    say("$ zboot " + shlex.join(args))
+    result = subprocess.run([str(python), "-m", "zboot", "--json", *args], capture_output=True,
+                            text=True, env=dict(os.environ, ZBOOT_CONFIG=str(config)))
+    out = json.loads(result.stdout) if result.stdout.strip() else {}
+    if check and result.returncode != 0:
+        raise LabError(f"zboot {' '.join(args)} failed: {out.get('errors') or result.stderr}")
+    data = out.get("data")
+    return data if isinstance(data, dict) else {"rows": data}
+
+
+def boot(layout: Layout, attempt: str) -> int | None:
+    with step(f"powering on the diskless client {MAC} ({attempt})"):
+        result = client.boot(layout, MAC, "bios", timeout=180)
+    say(f"client: booted={result.booted} counter={result.counter} "
+        f"SAN={','.join(result.san_devices) or '-'} ({result.seconds}s; log {result.log})")
+    if not result.booted:
+        raise LabError(f"the client did not boot its disk: {result.ipxe_errors}")
+    return result.counter
 
 
 def run_demo(layout: Layout) -> int:
     install_all(layout)
+    python = ensure_venv()
     vm.start(layout)
+    config = write_config(layout)
     image = layout.golden / "bios.img"
-    with step("writing the BIOS golden image"):
+    with step("cleaning up after an earlier demo"):
+        exports.lio_unexport(layout, ZVOL, IQN)
+        zboot(python, config, "destroy", HOST, "--yes", check=False)
+        zboot(python, config, "image", "destroy", IMAGE, "--yes", check=False)
+    with step("provisioning with zboot"):
         write_golden("bios", image)
-    with step(f"importing it as zvol {DEMO_ZVOL} (replacing the last demo's)"):
-        exports.lio_unexport(layout, DEMO_ZVOL, DEMO_IQN)
-        zvols.destroy(layout, DEMO_ZVOL)
-        zvols.import_image(layout, image, DEMO_ZVOL)
-        ssh(layout, ["zfs", "snapshot", f"{DEMO_ZVOL}@golden"])
-    with step(f"exporting it through LIO as {DEMO_IQN}, for {DEMO_INITIATOR} only"):
-        exports.lio_export(layout, DEMO_ZVOL, DEMO_IQN, DEMO_INITIATOR)
-    with step(f"publishing the iPXE script for {DEMO_MAC}"):
-        script = exports.sanboot_script(DEMO_INITIATOR, layout.portal("lio"), 0, DEMO_IQN)
-        exports.write_boot_script(layout, DEMO_MAC, script)
-    counters = []
-    for attempt in (1, 2):
-        with step(f"powering on the diskless client {DEMO_MAC} (boot {attempt})"):
-            result = client.boot(layout, DEMO_MAC, "bios", timeout=180)
-        print(json.dumps(result.to_json(), indent=2))
-        counters.append(result.counter)
-        if not result.booted:
-            say(f"the client did not boot its disk; console log: {result.log}")
-            return 1
-    say(f"the client booted its own disk twice; its boot counter went {counters[0]} -> "
-        f"{counters[1]}. The lab is still up: `contrib/lab/lab down` stops it.")
-    return 0 if counters == [1, 2] else 1
+        zboot(python, config, "init")
+        zboot(python, config, "image", "import", IMAGE, str(image))
+        zboot(python, config, "image", "snapshot", IMAGE, "-m", "demo golden image")
+        zboot(python, config, "clone", IMAGE, HOST, "--mac", MAC)
+    with step(f"exporting {ZVOL} through LIO to {INITIATOR} only, and its iPXE script"):
+        exports.lio_export(layout, ZVOL, IQN, INITIATOR)
+        exports.write_boot_script(
+            layout, MAC, exports.sanboot_script(INITIATOR, layout.portal("lio"), 0, IQN))
+    counters = [boot(layout, "first boot"), boot(layout, "second boot")]
+    with step("rolling the host back with zboot"):
+        exports.lio_unexport(layout, ZVOL, IQN)  # never pull a disk from under a target
+        rolled = zboot(python, config, "rollback", HOST)
+        exports.lio_export(layout, ZVOL, IQN, INITIATOR)
+    counters.append(boot(layout, "after rollback"))
+    say(f"boot counters: {counters} (want [1, 2, 1]); the replaced disk is kept as "
+        f"{rolled.get('archive')}. The lab is still up: `contrib/lab/lab down` stops it.")
+    return 0 if counters == [1, 2, 1] else 1
