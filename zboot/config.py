@@ -124,3 +124,40 @@ def load(explicit: Path | None = None, server: str | None = None) -> Config:
                   engine=str(t.get("engine", "auto")), portal=t.get("portal"),
                   iqn_base=t.get("iqn_base"), boot_dir=str(b.get("dir", "/srv/zboot/boot")),
                   boot_url=b.get("url"), path=path)
+
+
+def default_engine(tools: list[str], rtslib: bool) -> str:
+    """The target engine a server's tools point to (LIO first, as on Linux)."""
+    if rtslib or "targetcli" in tools:
+        return "lio"
+    for tool, engine in (("tgtadm", "tgt"), ("istgtcontrol", "istgt"), ("ctladm", "ctld"),
+                         ("itadm", "comstar")):
+        if tool in tools:
+            return engine
+    return "none"
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render(config: Config) -> str:
+    """The configuration as a TOML file (only the keys that are set)."""
+    s = config.server
+    sections: dict[str, dict[str, object]] = {
+        "server": {"host": s.host, "port": s.port, "user": s.user, "key": s.key,
+                   "known_hosts": s.known_hosts, "sudo": s.sudo},
+        "zfs": {"pool": config.pool, "root": config.root},
+        "target": {"engine": config.engine, "portal": config.portal,
+                   "iqn_base": config.iqn_base},
+        "boot": {"dir": config.boot_dir, "url": config.boot_url},
+    }
+    out = ["# zboot configuration, written by `zboot init`."]
+    for name, values in sections.items():
+        out.append(f"\n[{name}]")
+        out += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
+    return "\n".join(out) + "\n"

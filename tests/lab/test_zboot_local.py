@@ -47,7 +47,6 @@ def test_local_run_uses_libzfs_core(lab: Layout) -> None:
         names = ssh_text(lab, ["zfs", "list", "-H", "-r", "-t", "all", "-o", "name", root]).split()
         assert f"{root}/hosts/pcl@p1" in names  # promoted back to the host
         zboot_on_server(lab, config, "destroy", "pcl", "--yes")
-        zboot_on_server(lab, config, "image", "destroy", "base", "--yes")
 
         history = ssh_text(lab, ["zpool", "history", POOL])
         mine = [line for line in history.splitlines() if root in line]

@@ -31,9 +31,11 @@ class Zboot:
     def __init__(self, config: Path) -> None:
         self.env = dict(os.environ, ZBOOT_CONFIG=str(config))
 
-    def __call__(self, *args: str, code: int = 0) -> dict[str, Any]:
-        result = subprocess.run([sys.executable, "-m", "zboot", "--json", *args],
-                                capture_output=True, text=True, env=self.env, timeout=600)
+    def __call__(self, *args: str, code: int = 0, stdin: bytes = b"") -> dict[str, Any]:
+        raw = subprocess.run([sys.executable, "-m", "zboot", "--json", *args], input=stdin,
+                             capture_output=True, env=self.env, timeout=600)
+        result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(),
+                                             raw.stderr.decode())
         assert result.returncode == code, (args, result.stdout, result.stderr)
         out: dict[str, Any] = json.loads(result.stdout)
         jsonschema.validate(out, SCHEMA)
@@ -82,6 +84,10 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
         assert imported["size"] == len(data)
         assert zvol_sha(lab, imported["dataset"], len(data)) == want
     zboot("image", "destroy", "fromraw", "--yes")
+    piped = zboot("image", "import", "fromstdin", "-", "--size", "4M", stdin=data)["data"]
+    assert zvol_sha(lab, piped["dataset"], len(data)) == want
+    zboot("image", "import", "short", "-", "--size", "8M", stdin=data, code=2)  # too short
+    zboot("image", "destroy", "fromstdin", "--yes")
 
     assert zboot("image", "snapshot", "fromqcow", "-m", "golden")["data"]["version"] == "v1"
     before = everything(lab, root)
@@ -117,6 +123,7 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     zboot("destroy", "pc2", "--yes")
     zboot("image", "destroy", "fromqcow", "--yes")
     left = ssh_text(lab, ["zfs", "list", "-H", "-r", "-t", "all", "-o", "name", root]).split()
+    # nothing left behind, not even by the import that came up short
     assert left == [root, f"{root}/archive", f"{root}/hosts", f"{root}/images"]
 
 

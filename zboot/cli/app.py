@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .. import config as config_mod
+from ..config import Config, default_engine
 from ..errors import NotFound
 from ..ops.images import ensure_layout
 from . import hosts, images
@@ -58,20 +61,37 @@ def init(ctx: typer.Context) -> None:
         rtslib = s.runner.run(["/usr/bin/python3", "-c", "import rtslib_fb"],
                               check=False).returncode == 0
         created = ensure_layout(s.zfs, cfg)
+        engine = cfg.engine if cfg.engine != "auto" else default_engine(tools, rtslib)
+        written = write_config(s, replace(cfg, engine=engine))
         name, size, free, health = pool.text.split()
         data = {"zfs": version, "pool": {"name": name, "size": int(size) if size.isdigit()
                                          else size, "free": free, "health": health},
                 "tools": tools, "rtslib": rtslib, "root": cfg.root, "created": created,
-                "backend": s.zfs.backend}
+                "backend": s.zfs.backend, "engine": engine, "config_written": written}
         lines = [f"ZFS {version.get('userland')} (kernel module {version.get('kmod', '?')}); "
                  f"zboot changes it through {s.zfs.backend}",
                  f"pool {name}: {health}, {free} free of {size}",
                  f"target tools: {', '.join(tools) or 'none found'}; rtslib: "
                  f"{'yes' if rtslib else 'no'}",
+                 f"target engine: {engine}",
                  f"root dataset {cfg.root}: " + (f"created {', '.join(created)}"
-                                                 if created else "ready")]
+                                                 if created else "ready"),
+                 f"config file: {written or (str(cfg.path) + ' (unchanged)')}"]
         return Outcome(data, "\n".join(lines))
     run(ctx, "init", action)
+
+
+def write_config(s: Session, cfg: Config) -> str | None:
+    """Write a config file when none exists yet; an existing one is the admin's
+    and stays as it is. Returns the path written, if any."""
+    if cfg.path is not None or s.dry_run:
+        return None
+    path = config_mod.DEFAULT_PATHS[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(config_mod.render(cfg))
+    tmp.replace(path)
+    return str(path)
 
 
 def main() -> None:
