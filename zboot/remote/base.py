@@ -34,6 +34,18 @@ class Result:
         return self.returncode == 0
 
 
+def pump(source: BinaryIO, write: Callable[[bytes], object], chunk: int,
+         on_progress: ProgressFn | None) -> int:
+    """Copy source to write() chunk by chunk, reporting the bytes sent so far."""
+    sent = 0
+    while block := source.read(chunk):
+        write(block)
+        sent += len(block)
+        if on_progress is not None:
+            on_progress(sent)
+    return sent
+
+
 def check_result(result: Result, check: bool) -> Result:
     """Raise CommandFailed for a non-zero exit when check is set, else return result."""
     if check and result.returncode != 0:
@@ -149,10 +161,7 @@ class RecordingRunner:
     def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
                on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
         sent = bytearray()
-        while block := source.read(chunk):
-            sent += block
-            if on_progress is not None:
-                on_progress(len(sent))
+        pump(source, sent.extend, chunk, on_progress)
         return self.run(argv, input=bytes(sent))
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:

@@ -19,6 +19,7 @@ from .base import (
     ProgressFn,
     Result,
     check_result,
+    pump,
     read_file_by_command,
     remove_file_by_command,
     write_file_by_command,
@@ -122,12 +123,7 @@ class LocalRunner:
         """Copy source to argv's stdin chunk by chunk; see Runner.stream."""
 
         def feed(pipe: IO[bytes]) -> None:
-            sent = 0
-            while block := source.read(chunk):
-                pipe.write(block)
-                sent += len(block)
-                if on_progress is not None:
-                    on_progress(sent)
+            pump(source, pipe.write, chunk, on_progress)
 
         return check_result(self._execute(argv, feed, timeout), True)
 

@@ -24,6 +24,7 @@ from .base import (
     ProgressFn,
     Result,
     check_result,
+    pump,
     read_file_by_command,
     remove_file_by_command,
     write_file_by_command,
@@ -259,12 +260,7 @@ class SshRunner:
         """Copy source to argv's stdin chunk by chunk; see Runner.stream."""
 
         def feed(channel: paramiko.Channel) -> None:
-            sent = 0
-            while block := source.read(chunk):
-                channel.sendall(block)
-                sent += len(block)
-                if on_progress is not None:
-                    on_progress(sent)
+            pump(source, channel.sendall, chunk, on_progress)
 
         return check_result(self._execute(argv, feed, timeout), True)
 
