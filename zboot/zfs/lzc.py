@@ -5,6 +5,7 @@ destroy go through the library. The only module that imports libzfs_core."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
@@ -28,11 +29,16 @@ def _props(props: Mapping[str, str] | None) -> dict[bytes, bytes]:
 
 
 def _translate(err: Exception, what: str) -> Exception:
+    """pyzfs errors -> zboot's, by errno first (a failure of a multi-dataset
+    call such as SnapshotFailure carries the errno of what went wrong), then
+    by the exception's name."""
     name = type(err).__name__
     detail = f"{what}: {name} {err}"
-    if "NotFound" in name:
+    code = getattr(err, "errno", None)
+    if code == errno.ENOENT or "NotFound" in name:
         return NotFound(detail)
-    if any(word in name for word in ("Exists", "Busy", "Cloned", "Dependent", "NotLatest")):
+    if code in (errno.EEXIST, errno.EBUSY) or any(
+            word in name for word in ("Exists", "Busy", "Cloned", "Dependent", "NotLatest")):
         return Conflict(detail)
     return ServerError(detail)
 
