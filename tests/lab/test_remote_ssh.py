@@ -177,7 +177,7 @@ def test_unknown_host_key_is_refused_unless_trusted(lab: Layout, tmp_path: Path)
         lab_runner(lab, known).run(["true"])
     message = caught.value.message
     assert f"[127.0.0.1]:{lab.ssh_port}" in message and host_fingerprint(lab) in message
-    assert caught.value.hint and "trust_unknown_host" in caught.value.hint
+    assert caught.value.hint and "--accept-new-host-key" in caught.value.hint
     assert known.read_text() == ""
 
     with lab_runner(lab, known, trust_unknown_host=True) as trusting:

@@ -28,8 +28,9 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" /
 
 
 class Zboot:
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, root: str) -> None:
         self.env = dict(os.environ, ZBOOT_CONFIG=str(config))
+        self.root = root
 
     def __call__(self, *args: str, code: int = 0, stdin: bytes = b"") -> dict[str, Any]:
         raw = subprocess.run([sys.executable, "-m", "zboot", "--json", *args], input=stdin,
@@ -53,7 +54,7 @@ def zboot(lab: Layout, tmp_path: Path) -> Iterator[Zboot]:
     text = lab.config.read_text().replace(f'root = "{POOL}/zboot"', f'root = "{root}"')
     config = tmp_path / "zboot.toml"
     config.write_text(text)
-    yield Zboot(config)
+    yield Zboot(config, root)
     ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; true', "sh", root])
 
 
@@ -77,26 +78,32 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow)],
                    check=True)
     want = hashlib.sha256(data).hexdigest()
+    root = zboot.root
 
-    root = zboot("init")["data"]["root"]
+    def step(*args: str) -> dict[str, Any]:
+        """Each step twice: first as a dry run, which must plan something and
+        change nothing on the server, then for real."""
+        before = everything(lab, root)
+        planned = zboot("--dry-run", *args)["data"]["planned"]
+        assert planned, args
+        assert everything(lab, root) == before, args
+        return zboot(*args)
+
+    zboot("init")  # creates root; from here on a dry run can read it
+    step("init")
     for name, source in (("fromraw", raw), ("fromqcow", qcow)):
-        imported = zboot("image", "import", name, str(source))["data"]
+        imported = step("image", "import", name, str(source))["data"]
         assert imported["size"] == len(data)
         assert zvol_sha(lab, imported["dataset"], len(data)) == want
-    zboot("image", "destroy", "fromraw", "--yes")
+    step("image", "destroy", "fromraw", "--yes")
     piped = zboot("image", "import", "fromstdin", "-", "--size", "4M", stdin=data)["data"]
     assert zvol_sha(lab, piped["dataset"], len(data)) == want
     zboot("image", "import", "short", "-", "--size", "8M", stdin=data, code=2)  # too short
     zboot("image", "destroy", "fromstdin", "--yes")
 
-    assert zboot("image", "snapshot", "fromqcow", "-m", "golden")["data"]["version"] == "v1"
-    before = everything(lab, root)
-    planned = zboot("--dry-run", "clone", "fromqcow", "pc1", "--mac", "52:54:00:0a:00:01")
-    assert any("zfs clone" in line for line in planned["data"]["planned"])
-    assert everything(lab, root) == before
-
-    zboot("clone", "fromqcow", "pc1", "--mac", "52:54:00:0a:00:01")
-    zboot("clone", "fromqcow@v1", "pc2", "--mac", "52-54-00-0A-00-02")
+    assert step("image", "snapshot", "fromqcow", "-m", "golden")["data"]["version"] == "v1"
+    step("clone", "fromqcow", "pc1", "--mac", "52:54:00:0a:00:01")
+    step("clone", "fromqcow@v1", "pc2", "--mac", "52-54-00-0A-00-02")
     hosts = {h["name"]: h for h in zboot("list")["data"]}
     assert hosts["pc2"]["mac"] == "52:54:00:0a:00:02"
     assert hosts["pc1"]["image"] == "fromqcow@v1"
@@ -106,7 +113,7 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     scribbled = zvol_sha(lab, pc1, len(data))
     assert scribbled != want
 
-    rolled = zboot("rollback", "pc1")["data"]
+    rolled = step("rollback", "pc1")["data"]
     assert zvol_sha(lab, pc1, len(data)) == want
     assert zvol_sha(lab, rolled["archive"], len(data)) == scribbled  # not lost
     shown = zboot("show", "pc1")["data"]
@@ -115,16 +122,22 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     refused = zboot("image", "destroy", "fromqcow", "--yes", code=4)
     assert "pc1" in refused["errors"][0]["message"]
 
-    before = everything(lab, root)
-    zboot("--dry-run", "destroy", "pc1", "--yes")
-    assert everything(lab, root) == before
-
-    zboot("destroy", "pc1", "--yes")
-    zboot("destroy", "pc2", "--yes")
-    zboot("image", "destroy", "fromqcow", "--yes")
+    step("destroy", "pc1", "--yes")
+    step("destroy", "pc2", "--yes")
+    step("image", "destroy", "fromqcow", "--yes")
     left = ssh_text(lab, ["zfs", "list", "-H", "-r", "-t", "all", "-o", "name", root]).split()
     # nothing left behind, not even by the import that came up short
     assert left == [root, f"{root}/archive", f"{root}/hosts", f"{root}/images"]
+
+
+def test_unknown_host_key_is_refused(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    config = Path(zboot.env["ZBOOT_CONFIG"])
+    config.write_text(config.read_text().replace(str(lab.known_hosts), str(empty)))
+    refused = zboot("list", code=5)
+    assert refused["errors"][0]["kind"] == "host-key"
+    assert "--accept-new-host-key" in (refused["errors"][0]["hint"] or "")
 
 
 def test_bad_names_exit_2_and_run_nothing(lab: Layout, zboot: Zboot) -> None:

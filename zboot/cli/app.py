@@ -40,9 +40,13 @@ def main_options(
     ] = False,
     verbose: Annotated[int, typer.Option("-v", "--verbose", count=True,
                                          help="list the commands run on the server")] = 0,
+    accept_new_host_key: Annotated[bool, typer.Option(
+        "--accept-new-host-key",
+        help="trust an SSH host key seen for the first time and record it (a changed key "
+             "is always refused)")] = False,
 ) -> None:
     ctx.obj = Session(config_file=config, server=server, json=json, dry_run=dry_run,
-                      verbose=verbose)
+                      verbose=verbose, accept_new_host_key=accept_new_host_key)
 
 
 @app.command("init")

@@ -34,6 +34,7 @@ class Session:
     json: bool = False
     dry_run: bool = False
     verbose: int = 0
+    accept_new_host_key: bool = False
     _config: config_mod.Config | None = None
     _runner: Runner | None = None
     _dry: DryRunRunner | None = None
@@ -57,7 +58,8 @@ class Session:
                 from ..remote.ssh import SshRunner
                 real = SshRunner(server.host, port=server.port, user=server.user,
                                  key_file=server.key, known_hosts=server.known_hosts,
-                                 sudo=server.sudo)
+                                 sudo=server.sudo,
+                                 trust_unknown_host=self.accept_new_host_key)
             if self.dry_run:
                 self._dry = DryRunRunner(real)
                 self._runner = self._dry

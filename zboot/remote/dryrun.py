@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
-from .base import Result, Runner
+from .base import Result, Runner, pump
 
 READ_ONLY = {("zfs", "list"), ("zfs", "get"), ("zfs", "version"), ("zpool", "list"),
              ("zpool", "get"), ("zpool", "status")}
@@ -35,7 +35,10 @@ class DryRunRunner:
     def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
                on_progress: Callable[[int], None] | None = None,
                timeout: float | None = None) -> Result:
-        self.planned.append(" ".join(argv) + " < (data)")
+        # Reading the local source changes nothing; it lets the caller check
+        # its size and show progress as in a real run.
+        sent = pump(source, lambda _: None, chunk, on_progress)
+        self.planned.append(" ".join(argv) + f" < ({sent} bytes)")
         return Result(tuple(argv), 0, b"", b"")
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:

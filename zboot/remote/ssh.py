@@ -95,7 +95,7 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
                 f"unknown SSH host key for {hostname}: {key.get_name()} {fingerprint(key)}",
                 hint=f"compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` "
                      f"run on the server; if it matches, record the key ({self.keyscan}) "
-                     f"or connect once with trust_unknown_host")
+                     f"or run zboot once with --accept-new-host-key")
         directory = os.path.dirname(self.record_in)
         if directory:
             os.makedirs(directory, mode=0o700, exist_ok=True)
