@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -98,10 +99,24 @@ def import_image(runner: Runner, zfs: ZfsCli, config: Config, name: str, source:
                 raise InvalidInput(f"{source!r} ended after {written} of {nbytes} bytes")
             zfs.set_props(dataset, {"state": "ready"})
         except BaseException:
-            with contextlib.suppress(ZbootError):
-                zfs.destroy(dataset, recursive=True)
+            remove_half_image(runner, zfs, dataset)
             raise
     return {"image": name, "dataset": dataset, "size": volsize, "written": nbytes}
+
+
+def remove_half_image(runner: Runner, zfs: ZfsCli, dataset: str, attempts: int = 30) -> None:
+    """Destroy what a failed import made. Right after dd closes the zvol, udev
+    probes it and ZFS calls it busy for a moment: wait and retry, bounded."""
+    for _ in range(attempts):
+        with contextlib.suppress(ZbootError):
+            runner.run(["udevadm", "settle"], check=False, timeout=60)
+        try:
+            zfs.destroy(dataset, recursive=True)
+            return
+        except Conflict:
+            time.sleep(1)
+        except ZbootError:
+            return  # gone already, or the server is unreachable: the state says "importing"
 
 
 def stream_into(runner: Runner, stream: BinaryIO, device: str, nbytes: int,
