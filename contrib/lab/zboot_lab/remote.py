@@ -23,5 +23,6 @@ def ssh(layout: Layout, argv: Sequence[str], *, stdin: bytes | None = None,
     return result
 
 
-def ssh_text(layout: Layout, argv: Sequence[str], **kwargs: object) -> str:
-    return ssh(layout, argv, **kwargs).stdout.decode()  # type: ignore[arg-type]
+def ssh_text(layout: Layout, argv: Sequence[str]) -> str:
+    """Run argv on the storage VM and return what it printed."""
+    return ssh(layout, argv).stdout.decode()
