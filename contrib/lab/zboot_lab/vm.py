@@ -106,6 +106,21 @@ def ssh_ok(layout: Layout) -> bool:
     return result.returncode == 0
 
 
+def wait_for_ssh(layout: Layout, timeout: float = 180.0) -> bool:
+    """Log in until it works: under a slow host the forwarded port can reset
+    connections for a while after the guest says sshd is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ssh_ok(layout):
+                return True
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(2)
+
+
 def wait_ready(layout: Layout, pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -135,7 +150,7 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
     if pid is not None:
         say(f"the storage VM is already running (pid {pid})")
         with step("checking SSH into the running storage VM"):
-            if not ssh_ok(layout):
+            if not wait_for_ssh(layout):
                 raise LabError("the storage VM runs but SSH does not answer; try `lab down`")
         return
     busy = [p for p in layout.forwards() if not port_free(p)]
@@ -151,7 +166,7 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
         pid = wait_for_qemu(layout, proc)
         wait_ready(layout, pid, timeout)
     with step("first SSH login to the storage VM"):
-        if not ssh_ok(layout):
+        if not wait_for_ssh(layout):
             raise LabError("sshd in the storage VM does not accept the lab key")
 
 
