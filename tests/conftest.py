@@ -24,7 +24,12 @@ from zboot_lab.layout import Layout  # noqa: E402
 def lab_session() -> Iterator[Layout]:
     layout = Layout.from_env()
     was_running = vm.running_pid(layout) is not None
-    subprocess.run([str(LAB_CMD), "up"], check=True)
+    try:
+        subprocess.run([str(LAB_CMD), "up"], check=True)
+    except subprocess.CalledProcessError:
+        if not was_running:  # leave nothing behind that this session started
+            subprocess.run([str(LAB_CMD), "down"], check=False)
+        raise
     yield layout
     if not was_running and not os.environ.get("ZBOOT_LAB_KEEP"):
         subprocess.run([str(LAB_CMD), "down"], check=True)
