@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,6 @@ class Session:
     _runner: Runner | None = None
     _dry: DryRunRunner | None = None
     _zfs: ZfsCli | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config(self) -> config_mod.Config:
