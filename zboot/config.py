@@ -145,10 +145,10 @@ def _toml_value(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render(config: Config) -> str:
-    """The configuration as a TOML file (only the keys that are set)."""
+def sections(config: Config) -> dict[str, dict[str, object]]:
+    """The configuration as TOML tables and keys (None: not set)."""
     s = config.server
-    sections: dict[str, dict[str, object]] = {
+    return {
         "server": {"host": s.host, "port": s.port, "user": s.user, "key": s.key,
                    "known_hosts": s.known_hosts, "sudo": s.sudo},
         "zfs": {"pool": config.pool, "root": config.root},
@@ -156,8 +156,38 @@ def render(config: Config) -> str:
                    "iqn_base": config.iqn_base},
         "boot": {"dir": config.boot_dir, "url": config.boot_url},
     }
+
+
+def render(config: Config) -> str:
+    """The configuration as a TOML file (only the keys that are set)."""
     out = ["# zboot configuration, written by `zboot init`."]
-    for name, values in sections.items():
+    for name, values in sections(config).items():
         out.append(f"\n[{name}]")
         out += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
     return "\n".join(out) + "\n"
+
+
+def add_missing(text: str, config: Config) -> tuple[str, list[str]]:
+    """The file's text with the keys it lacks added from config, and their names
+    ("table.key"). A key the file has is never changed, and its comments and
+    layout stay as they are."""
+    try:
+        present = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise InvalidInput(f"cannot read config file: {err}") from err
+    lines = text.splitlines()
+    added: list[str] = []
+    for table, values in sections(config).items():
+        have = present.get(table, {})
+        new = [f"{k} = {_toml_value(v)}" for k, v in values.items()
+               if v is not None and k not in have]
+        if not new:
+            continue
+        added += [f"{table}.{line.split(' = ')[0]}" for line in new]
+        header = re.compile(rf"^\s*\[\s*{table}\s*\]\s*(#.*)?$")
+        at = next((i for i, line in enumerate(lines) if header.match(line)), None)
+        if at is None:
+            lines += ["", f"[{table}]", *new]
+        else:
+            lines[at + 1:at + 1] = new
+    return "\n".join(lines) + "\n", added

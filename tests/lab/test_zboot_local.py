@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from zboot_lab.layout import POOL, Layout
 from zboot_lab.remote import ssh, ssh_text
@@ -20,33 +21,74 @@ pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 # The guest sees the host's root read-only, this checkout and its .venv included.
 PYTHON = str(REPO / ".venv" / "bin" / "python")
+SCHEMA = json.loads((REPO / "docs" / "json-envelope.schema.json").read_text())
 
 
-def zboot_on_server(lab: Layout, config: str, *args: str) -> dict[str, Any]:
+def zboot_on_server(lab: Layout, config: str, *args: str) -> Any:
     line = (f"cd {shlex.quote(str(REPO))} && {shlex.quote(PYTHON)} -m zboot --server local "
             f"--config {shlex.quote(config)} --json " + shlex.join(args))
     result = ssh(lab, ["sh", "-c", line], check=False)
     out: dict[str, Any] = json.loads(result.stdout)
     assert result.returncode == 0, out
-    return out["data"]  # type: ignore[no-any-return]
+    jsonschema.validate(out, SCHEMA)
+    return out["data"]
+
+
+SOURCES = """
+set -e
+head -c 1048576 /dev/urandom > "$1.raw"
+head -c 3145728 /dev/zero >> "$1.raw"
+qemu-img convert -f raw -O qcow2 "$1.raw" "$1.qcow2"
+zfs create -V 4M "$2"
+udevadm settle
+dd if="$1.raw" of="/dev/zvol/$2" bs=1M status=none conv=fsync
+sha256sum < "$1.raw"
+"""
 
 
 def test_local_run_uses_libzfs_core(lab: Layout) -> None:
-    root = f"{POOL}/l-{uuid.uuid4().hex[:8]}"
-    config = f"/run/zboot-{root.rsplit('/', 1)[1]}.toml"
+    tag = uuid.uuid4().hex[:8]
+    root, device_source = f"{POOL}/l-{tag}", f"{POOL}/l-{tag}-src"
+    config, files = f"/run/zboot-l-{tag}.toml", f"/run/zboot-l-{tag}"
     ssh(lab, ["sh", "-c", 'cat > "$1"', "sh", config],
         stdin=f'[zfs]\npool = "{POOL}"\nroot = "{root}"\n'.encode())
     try:
-        assert zboot_on_server(lab, config, "init")["backend"] == "libzfs_core"
-        zboot_on_server(lab, config, "image", "create", "base", "--size", "8M")
-        assert zboot_on_server(lab, config, "image", "snapshot", "base")["version"] == "v1"
-        zboot_on_server(lab, config, "clone", "base", "pcl", "--mac", "52:54:00:0b:00:01")
-        zboot_on_server(lab, config, "snapshot", "pcl", "p1")
-        rolled = zboot_on_server(lab, config, "rollback", "pcl", "p1")
-        assert rolled["archive"].startswith(f"{root}/archive/pcl-")
+        want = ssh_text(lab, ["sh", "-c", SOURCES, "sh", files, device_source]).split()[0]
+        init = zboot_on_server(lab, config, "init")
+        assert init["backend"] == "libzfs_core"
+        assert {"target.engine", "target.iqn_base", "server.host"} <= set(init["config"]["added"])
+
+        for name, source in (("fromqcow", f"{files}.qcow2"),
+                             ("fromdev", f"/dev/zvol/{device_source}")):
+            imported = zboot_on_server(lab, config, "image", "import", name, source)
+            assert imported["size"] == 4 * 1024 * 1024
+            assert zvol_sha(lab, imported["dataset"], imported["size"]) == want, name
+        zboot_on_server(lab, config, "image", "create", "blank", "--size", "8M")
+        zboot_on_server(lab, config, "image", "snapshot", "fromdev", "-m", "from a device")
+        zboot_on_server(lab, config, "clone", "fromdev", "pcd", "--mac", "52:54:00:0b:00:02")
+        images = {i["name"]: i for i in zboot_on_server(lab, config, "image", "list")}
+        assert set(images) == {"fromqcow", "fromdev", "blank"}
+        assert images["fromdev"]["hosts"] == 1 and images["blank"]["versions"] == 0
+        shown = zboot_on_server(lab, config, "image", "show", "fromdev")
+        assert [(v["version"], v["message"], v["hosts"]) for v in shown["versions"]] == [
+            ("v1", "from a device", "pcd")]
+
+        zboot_on_server(lab, config, "snapshot", "pcd", "p1")
+        rolled = zboot_on_server(lab, config, "rollback", "pcd", "p1")
+        assert rolled["archive"].startswith(f"{root}/archive/pcd-")
         names = ssh_text(lab, ["zfs", "list", "-H", "-r", "-t", "all", "-o", "name", root]).split()
-        assert f"{root}/hosts/pcl@p1" in names  # promoted back to the host
-        zboot_on_server(lab, config, "destroy", "pcl", "--yes")
+        assert f"{root}/hosts/pcd@p1" in names  # promoted back to the host
+        [host] = zboot_on_server(lab, config, "list")
+        assert (host["name"], host["image"]) == ("pcd", "fromdev@v1")
+        archived = zboot_on_server(lab, config, "show", "pcd")["archives"]
+        assert [a["name"] for a in archived] == [rolled["archive"].rsplit("/", 1)[1]]
+        assert zboot_on_server(lab, config, "prune", "pcd", "--yes")["pruned"] == [
+            archived[0]["name"]]
+        assert leaf_names(lab, f"{root}/archive") == []
+        zboot_on_server(lab, config, "destroy", "pcd", "--yes")
+        for image in ("fromqcow", "fromdev", "blank"):
+            zboot_on_server(lab, config, "image", "destroy", image, "--yes")
+        assert leaf_names(lab, root) == ["archive", "hosts", "images"]
 
         history = ssh_text(lab, ["zpool", "history", POOL])
         mine = [line for line in history.splitlines() if root in line]
@@ -54,5 +96,16 @@ def test_local_run_uses_libzfs_core(lab: Layout) -> None:
         for verb in ("snapshot", "clone", "rename", "promote", "destroy"):
             assert not any(f"zfs {verb} " in line for line in mine), (verb, mine)
     finally:
-        ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; rm -f "$2"; true',
-                  "sh", root, config])
+        ssh(lab, ["sh", "-c", 'zfs destroy -r "$1"; zfs destroy -r "$2"; rm -f "$3" "$4".*; '
+                  'true', "sh", root, device_source, config, files])
+
+
+def zvol_sha(lab: Layout, dataset: str, nbytes: int) -> str:
+    return ssh_text(lab, ["sh", "-c", f'head -c {nbytes} "/dev/zvol/$1" | sha256sum',
+                          "sh", dataset]).split()[0]
+
+
+def leaf_names(lab: Layout, dataset: str) -> list[str]:
+    """Every dataset and snapshot below dataset, relative to it."""
+    listed = ssh_text(lab, ["zfs", "list", "-H", "-r", "-t", "all", "-o", "name", dataset])
+    return sorted(name[len(dataset) + 1:] for name in listed.split() if name != dataset)

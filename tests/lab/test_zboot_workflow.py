@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pty
+import re
 import subprocess
 import sys
 import uuid
@@ -147,3 +149,38 @@ def test_bad_names_exit_2_and_run_nothing(lab: Layout, zboot: Zboot) -> None:
         zboot("clone", "anything", bad, "--mac", "52:54:00:0a:00:09", code=2)
     zboot("clone", "anything", "pc9", "--mac", "ff:ff:ff:ff:ff:ff", code=2)
     assert everything(lab, POOL) == before
+
+
+def read_terminal(master: int) -> bytes:
+    """Everything written to a pty until its last writer closes it."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_import_shows_progress_on_a_terminal(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    source = tmp_path / "big.raw"
+    source.write_bytes(os.urandom(32 * 1024 * 1024))
+    master, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zboot", "image", "import", "big", str(source)],
+        stdout=subprocess.PIPE, stderr=terminal,
+        env=zboot.env | {"TERM": "xterm-256color", "COLUMNS": "120"})
+    os.close(terminal)
+    drawn = read_terminal(master).decode(errors="replace")
+    os.close(master)
+    stdout = proc.communicate(timeout=600)[0].decode()
+    assert proc.returncode == 0, drawn[-2000:]
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn)  # colours and cursor moves off
+    last = screen.replace("\r", "\n").strip().splitlines()[-1]
+    assert "importing" in screen
+    assert re.search(r"[0-9.]+/33\.6 MB [0-9.]+ [kM]B/s [0-9]:[0-9]{2}:[0-9]{2}", screen), last
+    assert "33.6/33.6 MB" in screen, last  # it reached the end
+    assert stdout.startswith("imported ") and "\x1b" not in stdout  # the bar stays off stdout

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from zboot.config import Config, ServerConfig, default_engine, load, parse_server, render
+from zboot.config import (
+    Config,
+    ServerConfig,
+    add_missing,
+    default_engine,
+    load,
+    parse_server,
+    render,
+)
 from zboot.errors import InvalidInput
 
 
@@ -56,3 +64,38 @@ def test_engine_detection_order() -> None:
     assert default_engine(["tgtadm"], rtslib=False) == "tgt"
     assert default_engine(["ctladm"], rtslib=False) == "ctld"
     assert default_engine([], rtslib=False) == "none"
+
+
+ADMIN_FILE = """\
+# the admin's own notes stay
+[server]
+host = "storage.lan"  # the box in rack 2
+
+[target]
+engine = "tgt"
+"""
+
+
+def test_add_missing_keeps_what_the_admin_wrote() -> None:
+    config = Config(server=ServerConfig(host="elsewhere"), engine="lio",
+                    iqn_base="iqn.2026-11.lan.zboot")
+    text, added = add_missing(ADMIN_FILE, config)
+    data = tomllib.loads(text)
+    assert data["server"]["host"] == "storage.lan"  # never changed
+    assert data["target"] == {"engine": "tgt", "iqn_base": "iqn.2026-11.lan.zboot"}
+    assert data["zfs"] == {"pool": "tank", "root": "tank/zboot"}  # a new table
+    assert "# the box in rack 2" in text and text.startswith("# the admin's own notes stay")
+    assert "target.iqn_base" in added and "target.engine" not in added
+    assert "server.host" not in added
+
+
+def test_add_missing_is_stable() -> None:
+    config = Config(engine="lio", iqn_base="iqn.2026-11.lan.zboot")
+    once, _ = add_missing(ADMIN_FILE, config)
+    twice, added = add_missing(once, config)
+    assert twice == once and added == []
+
+
+def test_add_missing_refuses_a_broken_file() -> None:
+    with pytest.raises(InvalidInput):
+        add_missing("[server\nhost = 1\n", Config())

@@ -22,7 +22,8 @@ def test_config_points_zboot_at_the_lab_over_ssh() -> None:
         "known_hosts": "/var/lib/zboot-lab-test/keys/known_hosts",
     }
     assert config["zfs"] == {"pool": "tank", "root": "tank/zboot"}
-    assert config["target"] == {"engine": "lio", "portal": "10.0.2.2:44260"}
+    assert config["target"] == {"engine": "lio", "portal": "10.0.2.2:44260",
+                                "iqn_base": "iqn.2026-11.lab.zboot"}
     assert config["boot"] == {"dir": "/srv/zboot/boot", "url": "http://10.0.2.2:41080/"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +11,8 @@ import typer
 
 from .. import config as config_mod
 from ..config import Config, default_engine
-from ..errors import NotFound
+from ..errors import InvalidInput, NotFound
+from ..names import iqn
 from ..ops.images import ensure_layout
 from . import hosts, images
 from .session import Outcome, Session, run
@@ -66,36 +68,56 @@ def init(ctx: typer.Context) -> None:
                               check=False).returncode == 0
         created = ensure_layout(s.zfs, cfg)
         engine = cfg.engine if cfg.engine != "auto" else default_engine(tools, rtslib)
-        written = write_config(s, replace(cfg, engine=engine))
+        iqn_base = cfg.iqn_base or default_iqn_base(s)
+        path, added = write_config(s, replace(cfg, engine=engine, iqn_base=iqn_base))
         name, size, free, health = pool.text.split()
         data = {"zfs": version, "pool": {"name": name, "size": int(size) if size.isdigit()
                                          else size, "free": free, "health": health},
                 "tools": tools, "rtslib": rtslib, "root": cfg.root, "created": created,
-                "backend": s.zfs.backend, "engine": engine, "config_written": written}
+                "backend": s.zfs.backend, "engine": engine, "iqn_base": iqn_base,
+                "config": {"path": path, "added": added}}
         lines = [f"ZFS {version.get('userland')} (kernel module {version.get('kmod', '?')}); "
                  f"zboot changes it through {s.zfs.backend}",
                  f"pool {name}: {health}, {free} free of {size}",
                  f"target tools: {', '.join(tools) or 'none found'}; rtslib: "
                  f"{'yes' if rtslib else 'no'}",
-                 f"target engine: {engine}",
+                 f"target engine: {engine}; target names {iqn_base}:<host>",
                  f"root dataset {cfg.root}: " + (f"created {', '.join(created)}"
                                                  if created else "ready"),
-                 f"config file: {written or (str(cfg.path) + ' (unchanged)')}"]
+                 f"config file {path}: " + (f"added {', '.join(added)}" if added
+                                            else "unchanged")]
         return Outcome(data, "\n".join(lines))
     run(ctx, "init", action)
 
 
-def write_config(s: Session, cfg: Config) -> str | None:
-    """Write a config file when none exists yet; an existing one is the admin's
-    and stays as it is. Returns the path written, if any."""
-    if cfg.path is not None or s.dry_run:
-        return None
-    path = config_mod.DEFAULT_PATHS[0]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(config_mod.render(cfg))
-    tmp.replace(path)
-    return str(path)
+def default_iqn_base(s: Session) -> str:
+    """iqn.<this year-month>.<the server's domain, reversed>.zboot: picked once by
+    init and stored, so it never changes by itself."""
+    domain = s.runner.run(["hostname", "-d"], check=False).text.strip().lower()
+    if "." not in domain or not all(part.isalnum() or "-" in part
+                                    for part in domain.split(".")):
+        domain = "zboot.local"
+    return iqn(f"iqn.{time.strftime('%Y-%m')}.{'.'.join(reversed(domain.split('.')))}.zboot")
+
+
+def write_config(s: Session, cfg: Config) -> tuple[str, list[str]]:
+    """Write the config file, or add to the one in use the keys it lacks (a key
+    it has is the admin's and stays). Returns the path and the keys written."""
+    path = cfg.path or config_mod.DEFAULT_PATHS[0]
+    if path.exists():
+        text, added = config_mod.add_missing(path.read_text(), cfg)
+    else:
+        text, added = config_mod.render(cfg), ["(new file)"]
+    if added and not s.dry_run:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+        except OSError as err:
+            raise InvalidInput(f"cannot write config file {str(path)!r}: {err}",
+                               hint="give --config FILE for a file you can write") from err
+    return str(path), added
 
 
 def main() -> None:

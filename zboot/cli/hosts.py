@@ -16,7 +16,7 @@ from .session import Outcome, Session, confirm, run
 
 def host_row(h: Host) -> dict[str, object]:
     return {"name": h.name, "mac": h.get("mac"), "image": f"{h.get('image')}@{h.get('version')}",
-            "mode": h.get("mode"), "state": h.get("state"), "used": human_size(h.dataset.used),
+            "mode": h.get("mode"), "state": h.get("state"), "used": h.dataset.used,
             "created": h.get("created")}
 
 
@@ -42,9 +42,11 @@ def register(app: typer.Typer) -> None:
         """Every host: name, MAC, image@version, mode, used, created."""
         def action(s: Session) -> Outcome:
             state = read_state(s.zfs, s.config)
-            rows = [host_row(h) for h in sorted(state.hosts.values(), key=lambda h: h.name)]
-            return Outcome(rows, table(rows, ["name", "mac", "image", "mode", "state", "used",
-                                              "created"]))
+            hosts = sorted(state.hosts.values(), key=lambda h: h.name)
+            rows = [host_row(h) for h in hosts]
+            shown = [host_row(h) | {"used": human_size(h.dataset.used)} for h in hosts]
+            return Outcome(rows, table(shown, ["name", "mac", "image", "mode", "state", "used",
+                                               "created"]))
         run(ctx, "list", action)
 
     @app.command("show")

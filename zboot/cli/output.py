@@ -67,10 +67,12 @@ def report_interrupt(command: str, as_json: bool) -> int:
 
 @contextmanager
 def progress_bar(title: str, enabled: bool = True) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar (bytes, rate, ETA) on a terminal; nothing otherwise."""
+    """A rich progress bar (bytes, rate, ETA) on stderr when it is a terminal;
+    nothing otherwise, so stdout carries only the result."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -79,7 +81,8 @@ def progress_bar(title: str, enabled: bool = True) -> Iterator[Callable[[int, in
         TransferSpeedColumn,
     )
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True) as bar:
+                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
+                  console=Console(stderr=True)) as bar:
         task = bar.add_task(title, total=None)
 
         def update(sent: int, total: int) -> None:

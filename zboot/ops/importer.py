@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,11 @@ def raw_source(source: str, fmt: str | None, size: int | None) -> Iterator[tuple
         with path.open("rb") as raw:
             yield raw, virtual
         return
+    if shutil.which("nbdcopy") and shutil.which("qemu-nbd"):
+        with converted_stream(path, detected) as raw:
+            yield raw, virtual
+        return
+    # Without libnbd's nbdcopy: convert into a sparse file first.
     with tempfile.TemporaryDirectory(prefix="zboot-import-") as tmp:
         converted = Path(tmp) / "disk.raw"
         result = subprocess.run(["qemu-img", "convert", "-f", detected, "-O", "raw",
@@ -74,6 +80,40 @@ def raw_source(source: str, fmt: str | None, size: int | None) -> Iterator[tuple
             raise InvalidInput(f"qemu-img could not convert {source!r}: {result.stderr.strip()}")
         with converted.open("rb") as raw:
             yield raw, virtual
+
+
+@contextlib.contextmanager
+def converted_stream(path: Path, fmt: str) -> Iterator[BinaryIO]:
+    """The image's raw bytes, converted on the fly: qemu-nbd reads the format and
+    nbdcopy writes the disk in order to a pipe, so no raw copy lands on disk."""
+    argv = ["nbdcopy", "--", "[", "qemu-nbd", "--read-only", "--format", fmt,
+            str(path.resolve()), "]", "-"]
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
+        stdout = cast(BinaryIO, proc.stdout)  # a pipe: stdout=PIPE
+
+        def failure() -> InvalidInput:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip()
+            return InvalidInput(f"nbdcopy could not convert {str(path)!r}: {message}",
+                                hint="check that qemu-nbd can read the image")
+
+        try:
+            yield stdout
+        except BaseException as err:
+            try:  # nbdcopy may have stopped first, with its own reason
+                ended = proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise err from None
+            if ended and isinstance(err, Exception):  # not on Ctrl-C: that stays 130
+                raise failure() from err
+            raise
+        finally:
+            stdout.close()
+        if proc.wait() != 0:
+            raise failure()
 
 
 def import_image(runner: Runner, zfs: ZfsCli, config: Config, name: str, source: str,

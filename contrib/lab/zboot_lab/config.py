@@ -29,6 +29,7 @@ root = "{L.ZBOOT_ROOT}"
 engine = "lio"
 # the portal as the diskless clients see it (QEMU user networking)
 portal = "{layout.portal("lio")}"
+iqn_base = "{L.IQN_BASE}"
 
 [boot]
 dir = "{L.BOOT_DIR}"

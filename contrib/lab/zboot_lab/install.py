@@ -34,7 +34,7 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 # zfs.ko for every kernel whose headers are installed.
 KERNEL_PACKAGES = ["linux-image-amd64", "linux-headers-amd64", "dkms"]
 MAIN_PACKAGES = [
-    "qemu-system-x86", "qemu-utils", "ipxe-qemu", "ovmf",  # VMs, iPXE, UEFI
+    "qemu-system-x86", "qemu-utils", "libnbd-bin", "ipxe-qemu", "ovmf",  # VMs, iPXE, UEFI
     "qemu-block-extra",                                      # qemu-img over libiscsi
     "targetcli-fb", "python3-rtslib-fb", "tgt",             # iSCSI targets
     "libiscsi-bin",                                          # iSCSI test client

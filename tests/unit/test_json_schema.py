@@ -1,0 +1,61 @@
+"""The --json schema: every command has a data shape, and the shapes bite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import typer
+
+from zboot.cli.app import app
+from zboot.cli.output import envelope
+
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" /
+                     "json-envelope.schema.json").read_text())
+
+
+def command_names(group: typer.Typer, prefix: str = "") -> set[str]:
+    names = {prefix + (c.name or "") for c in group.registered_commands}
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            names |= command_names(sub.typer_instance, f"{prefix}{sub.name} ")
+    return names
+
+
+def valid(doc: dict[str, Any]) -> bool:
+    return jsonschema.Draft202012Validator(SCHEMA).is_valid(doc)
+
+
+def test_every_command_has_a_data_shape() -> None:
+    assert command_names(app) == set(SCHEMA["$defs"])
+
+
+IMAGE_ROW = {"name": "win11", "size": 68719476736, "used": 4096, "versions": 2,
+             "latest": "v2", "hosts": 3}
+
+
+def test_a_well_formed_result_passes() -> None:
+    assert valid(envelope("image list", [IMAGE_ROW]))
+    assert valid(envelope("image list", [IMAGE_ROW | {"latest": None, "versions": 0}]))
+    assert valid(envelope("prune", {"dry_run": True, "planned": ["zfs destroy x"],
+                                    "result": {"pruned": ["pc1-20261121-101010"]}}))
+    assert valid(envelope("destroy", None, [{"kind": "not-found", "code": 3,
+                                             "message": "no host", "hint": None}], 3))
+
+
+@pytest.mark.parametrize("doc", [
+    envelope("image list", [IMAGE_ROW | {"size": "64.0G"}]),  # sizes are numbers
+    envelope("image list", {"name": "win11"}),  # a list, not one object
+    envelope("prune", {"dry_run": True, "planned": "zfs destroy x", "result": {"pruned": []}}),
+    envelope("prune", {"dry_run": True, "planned": [], "result": {"gone": []}}),
+    envelope("clone", {"host": "pc1", "mac": "52:54:00:00:00:01"}),  # record incomplete
+    envelope("no such command", {}),
+    envelope("destroy", {"destroyed": []}, [{"kind": "not-found", "code": 3,
+                                             "message": "no host", "hint": None}], 3),
+], ids=["size-as-text", "object-for-list", "planned-as-text", "dry-run-result", "clone-record",
+        "unknown-command", "data-on-failure"])
+def test_a_malformed_result_fails(doc: dict[str, Any]) -> None:
+    assert not valid(doc)
