@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -94,9 +95,8 @@ def default_iqn_base(s: Session) -> str:
     """iqn.<this year-month>.<the server's domain, reversed>.zboot: picked once by
     init and stored, so it never changes by itself."""
     domain = s.runner.run(["hostname", "-d"], check=False).text.strip().lower()
-    if "." not in domain or not all(part.isalnum() or "-" in part
-                                    for part in domain.split(".")):
-        domain = "zboot.local"
+    if "." not in domain or not re.fullmatch(r"[a-z0-9.-]+", domain):
+        domain = "local"  # no domain: iqn.YYYY-MM.local.zboot
     return iqn(f"iqn.{time.strftime('%Y-%m')}.{'.'.join(reversed(domain.split('.')))}.zboot")
 
 

@@ -20,6 +20,15 @@ def host_row(h: Host) -> dict[str, object]:
             "created": h.get("created")}
 
 
+RECORD_ORDER = ("kind", "state", "image", "version", "origin", "mac", "initiator", "mode",
+                "created", "rolled-back")
+
+
+def record_order(key: str) -> tuple[int, str]:
+    """A host's record in the order people read it; unknown keys last."""
+    return (RECORD_ORDER.index(key) if key in RECORD_ORDER else len(RECORD_ORDER), key)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("clone")
     def clone(ctx: typer.Context,
@@ -59,7 +68,8 @@ def register(app: typer.Typer) -> None:
                        "used": human_size(p.used)} for p in h.restore_points]
             archives = [{"name": leaf(a.name), "archived": a.prop("archived") or "",
                          "used": human_size(a.used)} for a in h.archives]
-            record = {k.removeprefix("org.zboot:"): v for k, v in h.dataset.props.items()}
+            props = {k.removeprefix("org.zboot:"): v for k, v in h.dataset.props.items()}
+            record = {k: props[k] for k in sorted(props, key=record_order)}
             data = {"name": h.name, "dataset": h.dataset.name, "record": record,
                     "restore_points": points, "archives": archives}
             text = "\n".join(f"{k}: {v}" for k, v in record.items())
@@ -103,7 +113,8 @@ def register(app: typer.Typer) -> None:
                                              s.json):
                 return Outcome({"pruned": []}, "nothing removed")
             pruned = ops.prune_host(s.zfs, s.config, host)
-            return Outcome({"pruned": pruned}, f"removed {len(pruned)} archived states")
+            return Outcome({"pruned": pruned}, f"removed {len(pruned)} archived "
+                                               f"state{'' if len(pruned) == 1 else 's'}")
         run(ctx, "prune", action)
 
     @app.command("destroy")
