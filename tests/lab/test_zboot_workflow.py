@@ -122,6 +122,18 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     shown = zboot("show", "pc1")["data"]
     assert [a["name"] for a in shown["archives"]] == [rolled["archive"].rsplit("/", 1)[1]]
 
+    # A rollback cut short after its rename (as by a lost connection): the
+    # disk sits in the archive with the plan on it; the next rollback ends it.
+    pc2, cut = f"{root}/hosts/pc2", f"{root}/archive/pc2-cut"
+    ssh(lab, ["sh", "-c", 'zfs set org.zboot:host=pc2 org.zboot:state=rolling-back '
+              '"org.zboot:rollback-to=$3" "org.zboot:rollback-archive=$2" "$1" && '
+              'zfs rename "$1" "$2"', "sh", pc2, cut, f"{root}/images/fromqcow@v1"])
+    assert "cut short" in zboot("show", "pc2", code=3)["errors"][0]["message"]
+    finished = zboot("rollback", "pc2")["data"]
+    assert finished["archive"] == cut
+    assert zvol_sha(lab, pc2, len(data)) == want
+    assert [h["state"] for h in zboot("list")["data"] if h["name"] == "pc2"] == ["ready"]
+
     refused = zboot("image", "destroy", "fromqcow", "--yes", code=4)
     assert "pc1" in refused["errors"][0]["message"]
 

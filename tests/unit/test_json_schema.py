@@ -33,7 +33,7 @@ def test_every_command_has_a_data_shape() -> None:
     assert command_names(app) == set(SCHEMA["$defs"])
 
 
-IMAGE_ROW = {"name": "win11", "size": 68719476736, "used": 4096, "versions": 2,
+IMAGE_ROW = {"name": "win11", "state": "ready", "size": 68719476736, "used": 4096, "versions": 2,
              "latest": "v2", "hosts": 3}
 
 

@@ -3,24 +3,26 @@ ZFS state (no server)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from zfs_samples import GET, LIST
 
 from zboot.config import Config
 from zboot.errors import Conflict, InvalidInput, NotFound
-from zboot.ops import hosts, images
+from zboot.ops import hosts, images, importer
 from zboot.remote.base import RecordingRunner, Result
 from zboot.zfs.cli import ZfsCli
 
 CONFIG = Config()
 
 
-def world() -> RecordingRunner:
+def world(listed: str = LIST, got: str = GET) -> RecordingRunner:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
         if argv[:2] == ("zfs", "list") and "-r" in argv:
-            return Result(argv, 0, LIST.encode(), b"")
+            return Result(argv, 0, listed.encode(), b"")
         if argv[:2] == ("zfs", "get"):
-            return Result(argv, 0, GET.encode(), b"")
+            return Result(argv, 0, got.encode(), b"")
         if argv[:2] == ("zfs", "list"):  # exists(name)
             known = {line.split("\t")[0] for line in LIST.splitlines()}
             return Result(argv, 0 if argv[-1] in known else 1, b"", b"")
@@ -69,11 +71,42 @@ def test_rollback_archives_the_current_disk_instead_of_destroying_it() -> None:
     runner = world()
     result = hosts.rollback_host(ZfsCli(runner), CONFIG, "pc01", None)
     done = changes(runner)
-    assert [c[:2] for c in done] == [("zfs", "rename"), ("zfs", "set"), ("zfs", "clone")]
-    assert done[0][2:] == ("tank/zboot/hosts/pc01", result["archive"])
+    assert [c[:2] for c in done] == [("zfs", "set"), ("zfs", "rename"), ("zfs", "set"),
+                                     ("zfs", "clone")]
+    # the plan goes onto the disk first, so a cut-short rollback can be finished
+    assert "org.zboot:state=rolling-back" in done[0]
+    assert f"org.zboot:rollback-archive={result['archive']}" in done[0]
+    assert done[1][2:] == ("tank/zboot/hosts/pc01", result["archive"])
     assert result["archive"].startswith("tank/zboot/archive/pc01-")
-    assert done[2][-2:] == ("tank/zboot/images/golden@v1", "tank/zboot/hosts/pc01")
+    assert done[3][-2:] == ("tank/zboot/images/golden@v1", "tank/zboot/hosts/pc01")
+    assert "org.zboot:state=ready" in done[3] and "org.zboot:mac=52:54:00:aa:00:01" in done[3]
+    assert not any("rollback-to" in arg for arg in done[3])
     assert not any(c[1] == "destroy" for c in done)
+
+
+# The state after `zfs rename` of a rollback, before the new clone: pc01's
+# disk sits in the archive, still marked as a host, with the plan on it.
+ARCHIVED = "tank/zboot/archive/pc01-20261121-101010"
+CUT_SHORT_LIST = LIST.replace("tank/zboot/hosts/pc01\t", f"{ARCHIVED}\t")
+CUT_SHORT_GET = GET.replace("tank/zboot/hosts/pc01\t", f"{ARCHIVED}\t").replace(
+    "org.zboot:state\tready", "org.zboot:state\trolling-back") + (
+    f"{ARCHIVED}\torg.zboot:host\tpc01\n"
+    f"{ARCHIVED}\torg.zboot:rollback-to\ttank/zboot/images/golden@v1\n"
+    f"{ARCHIVED}\torg.zboot:rollback-archive\t{ARCHIVED}\n")
+
+
+def test_a_rollback_cut_short_is_finished_by_the_next_one() -> None:
+    runner = world(CUT_SHORT_LIST, CUT_SHORT_GET)
+    with pytest.raises(NotFound, match="cut short"):
+        hosts.snapshot_host(ZfsCli(runner), CONFIG, "pc01", "x")
+    result = hosts.rollback_host(ZfsCli(runner), CONFIG, "pc01", None)
+    done = changes(runner)
+    assert [c[:2] for c in done] == [("zfs", "set"), ("zfs", "clone")]
+    assert "org.zboot:kind=archive" in done[0] and done[0][-1] == ARCHIVED
+    assert done[1][-2:] == ("tank/zboot/images/golden@v1", "tank/zboot/hosts/pc01")
+    assert "org.zboot:mac=52:54:00:aa:00:01" in done[1]
+    assert result == {"host": "pc01", "source": "tank/zboot/images/golden@v1",
+                      "archive": ARCHIVED}
 
 
 def test_rollback_with_discard_destroys_only_the_archive() -> None:
@@ -96,3 +129,38 @@ def test_next_version_number() -> None:
     runner = world()
     assert images.snapshot_image(ZfsCli(runner), CONFIG, "golden", None, "m") == "v2"
     assert changes(runner)[-1][-1] == "tank/zboot/images/golden@v2"
+
+
+HALF_GET = GET.replace("tank/zboot/images/golden\torg.zboot:created",
+                       "tank/zboot/images/golden\torg.zboot:state\timporting\n"
+                       "tank/zboot/images/golden\torg.zboot:created")
+
+
+def test_a_half_import_cannot_be_snapshotted() -> None:
+    runner = world(LIST, HALF_GET)
+    with pytest.raises(Conflict, match="did not finish"):
+        images.snapshot_image(ZfsCli(runner), CONFIG, "golden", None, None)
+    assert changes(runner) == []
+
+
+def test_importing_again_replaces_a_half_import(tmp_path: Path) -> None:
+    source = tmp_path / "disk.raw"
+    source.write_bytes(b"\1" * 4096 + bytes(1024 * 1024 - 4096))
+    runner = world(LIST, HALF_GET)
+    result = importer.import_image(runner, ZfsCli(runner), CONFIG, "golden", str(source),
+                                   "raw", None)
+    done = [c for c in changes(runner) if c[0] == "zfs"]
+    assert done[0] == ("zfs", "destroy", "-r", "tank/zboot/images/golden")
+    assert done[1][:2] == ("zfs", "create") and "org.zboot:state=importing" in done[1]
+    assert done[-1] == ("zfs", "set", "org.zboot:state=ready", "tank/zboot/images/golden")
+    assert result["written"] == 1024 * 1024
+
+
+def test_a_finished_image_is_never_replaced_by_an_import(tmp_path: Path) -> None:
+    source = tmp_path / "disk.raw"
+    source.write_bytes(bytes(4096))
+    runner = world()
+    with pytest.raises(Conflict, match="exists already"):
+        importer.import_image(runner, ZfsCli(runner), CONFIG, "golden", str(source), "raw",
+                              None)
+    assert changes(runner) == []

@@ -74,14 +74,15 @@ def list_(ctx: typer.Context) -> None:
     def action(s: Session) -> Outcome:
         state = read_state(s.zfs, s.config)
         images = sorted(state.images.values(), key=lambda i: i.name)
-        rows = [{"name": i.name, "size": i.dataset.volsize, "used": i.dataset.used,
+        rows = [{"name": i.name, "state": i.dataset.prop("state") or "ready",
+                 "size": i.dataset.volsize, "used": i.dataset.used,
                  "versions": len(i.versions),
                  "latest": i.versions[-1].name if i.versions else None,
                  "hosts": sum(len(v.dependents) for v in i.versions)} for i in images]
         shown = [r | {"size": human_size(i.dataset.volsize), "used": human_size(i.dataset.used),
                       "latest": r["latest"] or "-"} for r, i in zip(rows, images, strict=True)]
-        return Outcome(rows, table(shown, ["name", "size", "used", "versions", "latest",
-                                           "hosts"]))
+        return Outcome(rows, table(shown, ["name", "state", "size", "used", "versions",
+                                           "latest", "hosts"]))
     run(ctx, "image list", action)
 
 

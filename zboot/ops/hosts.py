@@ -66,10 +66,17 @@ def rollback_host(zfs: ZfsCli, config: Config, host: str, point: str | None,
     ZFS cannot roll back past newer snapshots without destroying them, so the
     current disk is not rolled back in place: it is renamed into the archive
     (with all its restore points) and the host gets a fresh clone of the
-    chosen state. Nothing is lost unless `discard` is given."""
+    chosen state. Nothing is lost unless `discard` is given.
+
+    The plan is written onto the disk before anything moves, so a rollback
+    cut short (after the rename, before the new clone) is finished by the
+    next `zboot rollback` of that host."""
     host = host_name(host)
     point = snapshot_name(point) if point is not None else None
-    h = read_state(zfs, config).host(host)
+    state = read_state(zfs, config)
+    if host not in state.hosts and (half := state.unfinished_rollbacks.get(host)):
+        return finish_rollback(zfs, config, host, half, discard)
+    h = state.host(host)
     if point is not None:
         source = next((s.name for s in h.restore_points if s.name.endswith("@" + point)), None)
         if source is None:
@@ -79,22 +86,36 @@ def rollback_host(zfs: ZfsCli, config: Config, host: str, point: str | None,
         source = h.get("origin")
         if not source:
             raise InvalidInput(f"host {h.name!r} has no recorded origin to roll back to")
-    props = {k.removeprefix("org.zboot:"): v for k, v in h.dataset.props.items()}
     current = h.dataset.name
     archive = archive_name(config, h.name)
-    zfs.rename(current, archive)
-    zfs.set_props(archive, {KIND: "archive", "host": h.name, "archived": now()})
     if point is not None:
         source = source.replace(current + "@", archive + "@")
-    zfs.clone(source, current, props | {"rolled-back": now()})
-    if point is not None:
+    plan = {"host": h.name, "state": "rolling-back", "rollback-to": source,
+            "rollback-archive": archive}
+    zfs.set_props(current, plan)
+    zfs.rename(current, archive)
+    props = {k.removeprefix("org.zboot:"): v for k, v in h.dataset.props.items()}
+    return finish_rollback(zfs, config, h.name, props | plan, discard)
+
+
+def finish_rollback(zfs: ZfsCli, config: Config, host: str, archived: dict[str, str],
+                    discard: bool) -> dict[str, str]:
+    """The steps after the rename: mark the archive, clone the chosen state as
+    the host's new disk, and promote it when it came from a restore point."""
+    archive, source = archived["rollback-archive"], archived["rollback-to"]
+    current = f"{config.hosts}/{host}"
+    zfs.set_props(archive, {KIND: "archive", "state": "archived", "archived": now()})
+    record = {k: v for k, v in archived.items()
+              if k not in ("host", "rollback-to", "rollback-archive", "archived")}
+    zfs.clone(source, current, record | {"state": "ready", "rolled-back": now()})
+    if source.startswith(archive + "@"):
         # The restore points up to the chosen one move back to the host; the
         # archive keeps only what came after.
         zfs.promote(current)
     if discard:
         zfs.destroy(archive, recursive=True)
-        return {"host": h.name, "source": source, "archive": ""}
-    return {"host": h.name, "source": source, "archive": archive}
+        return {"host": host, "source": source, "archive": ""}
+    return {"host": host, "source": source, "archive": archive}
 
 
 def destroy_in_order(zfs: ZfsCli, names: list[str]) -> list[str]:

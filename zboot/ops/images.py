@@ -45,6 +45,10 @@ def snapshot_image(zfs: ZfsCli, config: Config, name: str, version: str | None,
     name = image_name(name)
     version = snapshot_name(version) if version else None
     image = read_state(zfs, config).image(name)
+    if image.dataset.prop("state") == "importing":
+        raise Conflict(f"image {name!r} is an import that did not finish",
+                       hint=f"import it again (the half image is replaced) or "
+                            f"zboot image destroy {name}")
     version = version or next_version(image)
     if any(v.name == version for v in image.versions):
         raise Conflict(f"image {name!r} already has a version {version!r}")

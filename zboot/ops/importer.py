@@ -120,8 +120,10 @@ def import_image(runner: Runner, zfs: ZfsCli, config: Config, name: str, source:
                  fmt: str | None, size: int | None,
                  on_progress: Progress | None = None) -> dict[str, Any]:
     dataset = f"{config.images}/{name}"
-    if zfs.exists(dataset):
-        raise Conflict(f"image {name!r} exists already")
+    if (found := zfs.datasets(dataset).get(dataset)) is not None:
+        if found.prop("state") != "importing":
+            raise Conflict(f"image {name!r} exists already", hint=f"zboot image show {name}")
+        remove_half_image(runner, zfs, dataset)  # an earlier import that did not finish
     with raw_source(source, fmt, size) as (stream, nbytes):
         if nbytes <= 0:
             raise InvalidInput(f"{source!r} is empty")

@@ -62,6 +62,9 @@ class Host:
 class State:
     images: dict[str, Image]
     hosts: dict[str, Host]
+    # host name -> the properties of its disk, renamed into the archive by a
+    # rollback that stopped before the new clone was made
+    unfinished_rollbacks: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def image(self, name: str) -> Image:
         if name not in self.images:
@@ -69,6 +72,9 @@ class State:
         return self.images[name]
 
     def host(self, name: str) -> Host:
+        if name in self.unfinished_rollbacks and name not in self.hosts:
+            raise NotFound(f"host {name!r} has no disk: a rollback of it was cut short",
+                           hint=f"zboot rollback {name} finishes it")
         if name not in self.hosts:
             raise NotFound(f"no host named {name!r}", hint="zboot list")
         return self.hosts[name]
@@ -84,11 +90,17 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
     hosts_by_origin: dict[str, list[str]] = {}
     archives: dict[str, list[Dataset]] = {}
     host_sets = []
+    unfinished: dict[str, dict[str, str]] = {}
     for ds in all_sets.values():
         kind = ds.prop(KIND)
         if kind == "host" and ds.name.startswith(config.hosts + "/"):
             host_sets.append(ds)
             hosts_by_origin.setdefault(ds.prop("origin") or "", []).append(leaf(ds.name))
+        elif kind == "host" and ds.name.startswith(config.archive + "/"):
+            # renamed by a rollback, not yet marked as an archive
+            host = ds.prop("host") or ""
+            unfinished[host] = {k.removeprefix("org.zboot:"): v for k, v in ds.props.items()}
+            archives.setdefault(host, []).append(ds)
         elif kind == "archive":
             archives.setdefault(ds.prop("host") or "", []).append(ds)
     images = {}
@@ -100,4 +112,4 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
     hosts = {leaf(ds.name): Host(leaf(ds.name), ds, snaps.get(ds.name, []),
                                  archives.get(leaf(ds.name), []))
              for ds in host_sets}
-    return State(images=images, hosts=hosts)
+    return State(images=images, hosts=hosts, unfinished_rollbacks=unfinished)
