@@ -15,7 +15,7 @@ from ..config import Config, default_engine
 from ..errors import InvalidInput, NotFound
 from ..names import iqn
 from ..ops.images import ensure_layout
-from . import hosts, images
+from . import exports, hosts, images
 from .session import Outcome, Session, run
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
 app.add_typer(images.app, name="image")
+app.add_typer(exports.app, name="export")
 hosts.register(app)
 
 SERVER_TOOLS = ("targetcli", "tgtadm", "istgtcontrol", "ctladm", "itadm", "qemu-img")

@@ -6,18 +6,21 @@ from typing import Annotated
 
 import typer
 
-from ..names import host_name
+from ..names import host_name, snapshot_name
 from ..ops import hosts as ops
+from ..ops.exports import host_export, refuse_if_in_use, target_iqn
 from ..ops.state import Host, leaf, read_state
+from ..targets.base import Export
 from .images import stamp
 from .output import human_size, table
 from .session import Outcome, Session, confirm, run
 
 
-def host_row(h: Host) -> dict[str, object]:
+def host_row(h: Host, in_use: dict[str, list[str]]) -> dict[str, object]:
     return {"name": h.name, "mac": h.get("mac"), "image": f"{h.get('image')}@{h.get('version')}",
             "mode": h.get("mode"), "state": h.get("state"), "used": h.dataset.used,
-            "created": h.get("created")}
+            "created": h.get("created"), "target": h.get("target") or None,
+            "in_use": in_use.get(h.get("target"), [])}
 
 
 RECORD_ORDER = ("kind", "state", "image", "version", "origin", "mac", "initiator", "mode",
@@ -27,6 +30,19 @@ RECORD_ORDER = ("kind", "state", "image", "version", "origin", "mac", "initiator
 def record_order(key: str) -> tuple[int, str]:
     """A host's record in the order people read it; unknown keys last."""
     return (RECORD_ORDER.index(key) if key in RECORD_ORDER else len(RECORD_ORDER), key)
+
+
+def taken_down(s: Session, host: str, force: bool) -> Export | None:
+    """Refuse (exit 4) while the host is logged in to its disk, unless force;
+    otherwise take its export down. Returns the export, to put back after."""
+    h = read_state(s.zfs, s.config).host(host_name(host))
+    target = h.get("target")
+    if not target or s.engine.name == "none":
+        return None
+    export = host_export(s.config, h.name, h.get("initiator"))
+    refuse_if_in_use(s.engine, export, force)
+    s.engine.apply(delete=[export.target])
+    return export
 
 
 def register(app: typer.Typer) -> None:
@@ -41,9 +57,23 @@ def register(app: typer.Typer) -> None:
         """Provision a host from an image version (latest when omitted).
         Example: zboot clone win11 pc01 --mac 52:54:00:12:34:01"""
         def action(s: Session) -> Outcome:
-            record = ops.clone_host(s.zfs, s.config, image, host, mac, initiator)
-            return Outcome({"host": host_name(host)} | record,
-                           f"host {host} cloned from {record['origin']}")
+            name = host_name(host)
+            target = target_iqn(s.config, name) if s.config.iqn_base else None
+            record = ops.clone_host(s.zfs, s.config, image, name, mac, initiator, target)
+            exported = ""
+            try:
+                engine = s.engine
+                if engine.name != "none":
+                    export = host_export(s.config, name, record["initiator"])
+                    engine.apply(create=[export])
+                    exported = (f"; exported as {export.target} LUN {engine.lun} to "
+                                f"{export.initiator}")
+            except BaseException:
+                # a fresh clone holds nothing yet: leave no host half made
+                s.zfs.destroy(f"{s.config.hosts}/{name}", recursive=True)
+                raise
+            return Outcome({"host": name} | record,
+                           f"host {name} cloned from {record['origin']}{exported}")
         run(ctx, "clone", action)
 
     @app.command("list")
@@ -52,10 +82,14 @@ def register(app: typer.Typer) -> None:
         def action(s: Session) -> Outcome:
             state = read_state(s.zfs, s.config)
             hosts = sorted(state.hosts.values(), key=lambda h: h.name)
-            rows = [host_row(h) for h in hosts]
-            shown = [host_row(h) | {"used": human_size(h.dataset.used)} for h in hosts]
+            targets = [h.get("target") for h in hosts if h.get("target")]
+            in_use = s.engine.sessions(targets) if targets else {}
+            rows = [host_row(h, in_use) for h in hosts]
+            shown = [row | {"used": human_size(h.dataset.used), "target": row["target"] or "-",
+                            "in use": ", ".join(in_use.get(h.get("target"), [])) or "-"}
+                     for row, h in zip(rows, hosts, strict=True)]
             return Outcome(rows, table(shown, ["name", "mac", "image", "mode", "state", "used",
-                                               "created"]))
+                                               "created", "target", "in use"]))
         run(ctx, "list", action)
 
     @app.command("show")
@@ -95,10 +129,17 @@ def register(app: typer.Typer) -> None:
                      help="a restore point (default: the state it was provisioned in)")] = None,
                  discard: Annotated[bool, typer.Option(
                      help="throw the replaced state away instead of archiving it")] = False,
+                 force: Annotated[bool, typer.Option(
+                     help="even while the machine is logged in to its disk")] = False,
                  ) -> None:
         """Revert a host's disk, keeping what it replaces unless --discard."""
         def action(s: Session) -> Outcome:
+            if snapshot is not None:
+                snapshot_name(snapshot)  # bad input stops here, before the server
+            export = taken_down(s, host, force)
             result = ops.rollback_host(s.zfs, s.config, host, snapshot, discard)
+            if export is not None:
+                s.engine.apply(create=[export])
             kept = f"; previous state kept as {leaf(result['archive'])}" \
                 if result["archive"] else "; previous state discarded"
             return Outcome(result, f"host {host} rolled back to {result['source']}{kept}")
@@ -120,11 +161,14 @@ def register(app: typer.Typer) -> None:
     @app.command("destroy")
     def destroy(ctx: typer.Context, host: str,
                 yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+                force: Annotated[bool, typer.Option(
+                    help="even while the machine is logged in to its disk")] = False,
                 ) -> None:
-        """Retire a host: its disk, restore points and archived states."""
+        """Retire a host: its export, disk, restore points and archived states."""
         def action(s: Session) -> Outcome:
             if not s.dry_run and not confirm(f"destroy host {host} and its disk?", yes, s.json):
                 return Outcome({"destroyed": []}, "nothing destroyed")
+            taken_down(s, host, force)
             gone = ops.destroy_host(s.zfs, s.config, host)
             return Outcome({"destroyed": gone}, f"destroyed host {host}")
         run(ctx, "destroy", action)

@@ -16,6 +16,8 @@ from ..errors import InvalidInput, ZbootError
 from ..remote.base import Runner
 from ..remote.dryrun import DryRunRunner
 from ..remote.local import LocalRunner
+from ..targets.base import NoEngine, TargetEngine
+from ..targets.lio import SERVER_PYTHON, LioEngine
 from ..zfs.cli import ZfsCli
 from ..zfs.lzc import zfs_backend
 from .output import emit_json, report_error, report_interrupt
@@ -39,6 +41,7 @@ class Session:
     _runner: Runner | None = None
     _dry: DryRunRunner | None = None
     _zfs: ZfsCli | None = None
+    _engine: TargetEngine | None = None
 
     @property
     def config(self) -> config_mod.Config:
@@ -72,9 +75,32 @@ class Session:
             self._zfs = zfs_backend(self.runner, self.config.server.is_local, self.dry_run)
         return self._zfs
 
+    @property
+    def engine(self) -> TargetEngine:
+        """The configured target engine; "auto" looks at what the server has."""
+        if self._engine is None:
+            self._engine = make_engine(self.config.engine, self.runner)
+        return self._engine
+
     def close(self) -> None:
         if self._runner is not None:
             self._runner.close()
+
+
+BUILT_ENGINES = ("lio", "none")
+
+
+def make_engine(name: str, runner: Runner) -> TargetEngine:
+    if name == "auto":
+        has_rtslib = runner.run([SERVER_PYTHON, "-c", "import rtslib_fb"],
+                                check=False).returncode == 0
+        name = "lio" if has_rtslib else "none"
+    if name == "lio":
+        return LioEngine(runner)
+    if name == "none":
+        return NoEngine()
+    raise InvalidInput(f"target engine {name!r} is not supported yet",
+                       hint=f"set [target] engine to one of: {', '.join(BUILT_ENGINES)}")
 
 
 def run(ctx: typer.Context, command: str, action: Callable[[Session], Outcome]) -> None:

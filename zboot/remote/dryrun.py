@@ -11,8 +11,19 @@ READ_ONLY = {("zfs", "list"), ("zfs", "get"), ("zfs", "version"), ("zpool", "lis
              ("zpool", "get"), ("zpool", "status")}
 
 
+# A command whose last argument is this only reads (zboot's own agents honour it).
+READ_ONLY_MARK = "--zboot-read-only"
+
+
 def is_read_only(argv: Sequence[str]) -> bool:
-    return tuple(argv[:2]) in READ_ONLY
+    return tuple(argv[:2]) in READ_ONLY or (len(argv) > 0 and argv[-1] == READ_ONLY_MARK)
+
+
+def describe(argv: Sequence[str]) -> str:
+    """A planned command as a line; a program passed with -c is not repeated."""
+    if len(argv) >= 3 and argv[1] == "-c" and "\n" not in argv[2] and len(argv[2]) > 80:
+        return f"{argv[0]} -c <zboot agent> (request on stdin)"
+    return " ".join(argv)
 
 
 class DryRunRunner:
@@ -29,7 +40,7 @@ class DryRunRunner:
             result = self.inner.run(argv, input=input, timeout=timeout, check=check)
             self.commands.append(tuple(argv))
             return result
-        self.planned.append(" ".join(argv))
+        self.planned.append(describe(argv))
         return Result(tuple(argv), 0, b"", b"")
 
     def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,

@@ -1,0 +1,109 @@
+"""Target engines without a server: what the LIO engine sends, what --dry-run
+lets through, the names and serials it derives."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import Any
+
+import pytest
+
+from zboot.cli.exports import root_path
+from zboot.config import Config
+from zboot.errors import Conflict, InvalidInput, ServerError
+from zboot.ops.exports import host_export, refuse_if_in_use, target_iqn
+from zboot.remote.base import RecordingRunner, Result
+from zboot.remote.dryrun import DryRunRunner
+from zboot.targets import lio
+from zboot.targets.base import disk_serial
+from zboot.targets.lio import AGENT, LioEngine
+
+CONFIG = Config(iqn_base="iqn.2026-11.org.example.zboot")
+EXPORT = host_export(CONFIG, "pc01", "iqn.2010-04.org.ipxe:pc01")
+
+
+def request_of(stdin: bytes | None) -> dict[str, Any]:
+    assert stdin is not None
+    source, _, request = stdin.partition(b"\0")
+    assert source.decode() == AGENT
+    parsed: dict[str, Any] = json.loads(request)
+    return parsed
+
+
+def test_an_export_is_one_target_per_host_under_the_base() -> None:
+    assert EXPORT.target == "iqn.2026-11.org.example.zboot:pc01"
+    assert EXPORT.device == "/dev/zvol/tank/zboot/hosts/pc01"
+    assert EXPORT.storage == "zboot-pc01"
+
+
+def test_a_missing_iqn_base_says_to_run_init() -> None:
+    with pytest.raises(InvalidInput, match="iqn_base"):
+        target_iqn(Config(), "pc01")
+
+
+def test_serials_are_stable_and_differ_per_host() -> None:
+    assert disk_serial("pc01") == disk_serial("pc01") != disk_serial("pc02")
+
+
+def test_apply_is_one_agent_process_with_everything_on_stdin() -> None:
+    runner = RecordingRunner({(): Result((), 0, b"{}", b"")})
+    second = host_export(CONFIG, "pc02", "iqn.2010-04.org.ipxe:pc02")
+    LioEngine(runner).apply(create=[EXPORT, second], delete=["iqn.2026-11.x:old"])
+    [argv] = runner.commands
+    assert argv[:2] == (lio.SERVER_PYTHON, "-c")
+    assert not any("pc01" in arg for arg in argv)  # the request is not in argv
+    request = request_of(runner.inputs[0])
+    assert request["op"] == "apply" and request["lun"] == 0
+    assert [e["target"] for e in request["create"]] == [EXPORT.target, second.target]
+    assert request["create"][0]["serial"] == disk_serial("pc01")
+    assert request["create"][0]["initiator"] == "iqn.2010-04.org.ipxe:pc01"
+    assert request["delete"] == ["iqn.2026-11.x:old"]
+
+
+def test_nothing_to_apply_runs_nothing() -> None:
+    runner = RecordingRunner()
+    LioEngine(runner).apply()
+    assert runner.commands == []
+
+
+def test_dry_run_reads_sessions_but_plans_changes() -> None:
+    inner = RecordingRunner(lambda argv, _: Result(argv, 0, json.dumps(
+        {EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}).encode(), b""))
+    dry = DryRunRunner(inner)
+    engine = LioEngine(dry)
+    assert engine.sessions([EXPORT.target]) == {EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}
+    engine.apply(delete=[EXPORT.target])
+    assert len(inner.commands) == 1  # only the read reached the server
+    assert dry.planned == [f"{lio.SERVER_PYTHON} -c <zboot agent> (request on stdin)"]
+
+
+def test_an_agent_failure_is_a_server_error_with_its_last_line() -> None:
+    runner = RecordingRunner(lambda argv, _: Result(
+        argv, 1, b"", b"Traceback...\nRTSLibError: Could not open /dev/zvol/x\n"))
+    with pytest.raises(ServerError, match="Could not open"):
+        LioEngine(runner).apply(create=[EXPORT])
+
+
+def test_a_logged_in_host_is_refused_by_name() -> None:
+    runner = RecordingRunner(lambda argv, _: Result(argv, 0, json.dumps(
+        {EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}).encode(), b""))
+    with pytest.raises(Conflict, match=re.escape("iqn.2010-04.org.ipxe:pc01 is logged in")):
+        refuse_if_in_use(LioEngine(runner), EXPORT, force=False)
+    refuse_if_in_use(LioEngine(runner), EXPORT, force=True)
+
+
+def test_the_agent_needs_only_the_standard_library_and_rtslib() -> None:
+    tree = ast.parse(AGENT)
+    modules = {alias.name.split(".")[0] for node in ast.walk(tree)
+               if isinstance(node, ast.Import) for alias in node.names}
+    modules |= {node.module.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module}
+    assert modules <= {"json", "os", "sys", "time", "typing", "rtslib_fb"}
+
+
+def test_ipxe_root_path() -> None:
+    assert root_path("10.0.2.2:43260", 0, EXPORT.target) == (
+        "iscsi:10.0.2.2::43260:0:iqn.2026-11.org.example.zboot:pc01")
+    assert root_path("10.0.2.2:3261", 1, "iqn.x:y") == "iscsi:10.0.2.2::3261:1:iqn.x:y"

@@ -1,0 +1,1 @@
+"""iSCSI target engines: each host's disk as its own target."""

@@ -1,0 +1,73 @@
+"""What every target engine offers zboot, and the export it is asked to make."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+# A fixed namespace: a host's disk serial is the same on every run and every
+# server, so a re-created clone looks like the same disk to the client.
+SERIAL_NAMESPACE = uuid.UUID("6f1c7b0e-2b61-4c8e-9a51-7a0d3c4e9b10")
+
+
+def disk_serial(host: str) -> str:
+    """A deterministic unit serial (a UUID string) for the host's LUN."""
+    return str(uuid.uuid5(SERIAL_NAMESPACE, host))
+
+
+def storage_name(host: str) -> str:
+    """The engine-side name of the host's backing store; the prefix marks it zboot's."""
+    return f"zboot-{host}"
+
+
+@dataclass(frozen=True)
+class Export:
+    """One host's disk as one target with one LUN, for one initiator."""
+
+    host: str
+    target: str  # the target IQN
+    device: str  # /dev/zvol/<pool>/.../<host>
+    initiator: str  # the only initiator IQN let in
+
+    @property
+    def serial(self) -> str:
+        return disk_serial(self.host)
+
+    @property
+    def storage(self) -> str:
+        return storage_name(self.host)
+
+
+class TargetEngine(Protocol):
+    name: str
+    lun: int  # the LUN number the host's disk really gets
+
+    def exports(self) -> dict[str, Export]:
+        """The exports zboot made that the engine has now, by target IQN."""
+        ...
+
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+        """Create and delete exports (targets by IQN) in one batch, and persist."""
+        ...
+
+    def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
+        """Initiators logged in now, by target IQN (targets without any left out)."""
+        ...
+
+
+class NoEngine:
+    """A server without a target engine: disks are made, nothing is exported."""
+
+    name = "none"
+    lun = 0
+
+    def exports(self) -> dict[str, Export]:
+        return {}
+
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+        return None
+
+    def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
+        return {}

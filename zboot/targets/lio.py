@@ -1,0 +1,70 @@
+"""LIO, the Linux kernel target, driven through rtslib-fb on the server: one
+Python process per batch, its program and request sent on stdin (secrets never
+in argv), one configuration save per batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ServerError
+from ..remote.base import Runner
+from ..remote.dryrun import READ_ONLY_MARK
+from .base import Export, storage_name
+
+SERVER_PYTHON = "/usr/bin/python3"  # the distribution's, which has rtslib-fb
+AGENT = (Path(__file__).with_name("lio_agent.py")).read_text()
+# Splits stdin into the agent's source and its request, then runs the agent.
+BOOTSTRAP = ("import sys; src, _, req = sys.stdin.buffer.read().partition(b'\\0'); "
+             "exec(compile(src, 'zboot-lio-agent', 'exec'), "
+             "{'__name__': 'zboot_lio_agent', 'REQUEST': req})")
+PREFIX = storage_name("")
+
+
+class LioEngine:
+    name = "lio"
+    lun = 0
+
+    # Targets listen on every address of the server, as iSCSI targets do; the
+    # ACL, not the address, decides who gets in.
+    def __init__(self, runner: Runner,
+                 listen: tuple[str, int] = ("0.0.0.0", 3260)) -> None:  # noqa: S104
+        self.runner = runner
+        self.listen = listen
+
+    def _call(self, request: dict[str, Any], read_only: bool) -> Any:
+        argv = [SERVER_PYTHON, "-c", BOOTSTRAP] + ([READ_ONLY_MARK] if read_only else [])
+        payload = AGENT.encode() + b"\0" + json.dumps(request | {"prefix": PREFIX}).encode()
+        result = self.runner.run(argv, input=payload, timeout=300, check=False)
+        if result.returncode != 0:
+            lines = result.stderr.decode(errors="replace").strip().splitlines()
+            raise ServerError(f"LIO ({request['op']}) failed on the server: "
+                              f"{lines[-1] if lines else 'no message'}",
+                              hint="is rtslib-fb installed (python3-rtslib-fb) and "
+                                   "target_core_mod loaded?")
+        return json.loads(result.stdout or b"null")
+
+    def exports(self) -> dict[str, Export]:
+        found = self._call({"op": "observe"}, read_only=True) or {}
+        return {iqn: Export(host=e["host"], target=e["target"], device=e["device"],
+                            initiator=e["initiator"]) for iqn, e in found.items()}
+
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+        wanted = [{"host": e.host, "target": e.target, "device": e.device,
+                   "initiator": e.initiator, "serial": e.serial, "storage": e.storage}
+                  for e in create]
+        gone = list(delete)
+        if not wanted and not gone:
+            return
+        self._call({"op": "apply", "create": wanted, "delete": gone, "lun": self.lun,
+                    "portal": list(self.listen)}, read_only=False)
+
+    def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
+        wanted = list(targets)
+        if not wanted:
+            return {}
+        found: dict[str, list[str]] = self._call({"op": "sessions", "targets": wanted},
+                                                 read_only=True) or {}
+        return found

@@ -1,0 +1,112 @@
+"""zboot's LIO agent: runs on the storage server with Debian's python3 and
+rtslib-fb, one process per batch. It reads one JSON request on stdin (after
+its own source, see lio.py) and prints one JSON answer. Standard library and
+rtslib only: it is shipped to the server as text, not installed there."""
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from rtslib_fb import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    LUN,
+    BlockStorageObject,
+    FabricModule,
+    MappedLUN,
+    NetworkPortal,
+    NodeACL,
+    RTSRoot,
+    Target,
+)
+from rtslib_fb import TPG as TargetPortalGroup  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+
+def owned(root: Any, prefix: str) -> dict[str, Any]:
+    """zboot's targets by IQN: each has a LUN backed by a storage object
+    whose name starts with prefix."""
+    found = {}
+    for so in root.storage_objects:
+        if not so.name.startswith(prefix):
+            continue
+        for lun in so.attached_luns:
+            target = lun.parent_tpg.parent_target
+            initiators = [acl.node_wwn for acl in lun.parent_tpg.node_acls]
+            found[target.wwn] = {"host": so.name[len(prefix):], "target": target.wwn,
+                                 "device": so.udev_path, "initiator": initiators[0]
+                                 if initiators else ""}
+    return found
+
+
+def delete(root: Any, iqn: str, prefix: str) -> None:
+    for target in list(root.targets):
+        if target.wwn != iqn:
+            continue
+        stores = [lun.storage_object for tpg in target.tpgs for lun in tpg.luns]
+        target.delete()
+        for so in stores:
+            if so.name.startswith(prefix):
+                so.delete()
+
+
+def wait_for(device: str, seconds: float = 60.0) -> None:
+    """udev makes /dev/zvol links a moment after the zvol appears."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(device):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{device} did not appear")
+        time.sleep(0.1)
+
+
+def create(root: Any, export: dict[str, Any], lun_number: int, portal: list[Any],
+           prefix: str) -> None:
+    delete(root, export["target"], prefix)  # idempotent: make it afresh
+    for so in list(root.storage_objects):
+        if so.name == export["storage"]:
+            so.delete()
+    wait_for(export["device"])
+    so = BlockStorageObject(export["storage"], dev=export["device"], wwn=export["serial"])
+    target = Target(FabricModule("iscsi"), export["target"])
+    tpg = TargetPortalGroup(target, 1)
+    tpg.set_attribute("authentication", "0")
+    tpg.set_attribute("generate_node_acls", "0")  # only listed initiators
+    NetworkPortal(tpg, portal[0], int(portal[1]))
+    lun = LUN(tpg, lun_number, so)
+    MappedLUN(NodeACL(tpg, export["initiator"]), lun_number, lun)
+    tpg.enable = True
+
+
+def sessions(root: Any, wanted: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for target in root.targets:
+        if target.wwn not in wanted:
+            continue
+        for tpg in target.tpgs:
+            for acl in tpg.node_acls:
+                if acl.session:  # any session counts, even one winding down
+                    found.setdefault(target.wwn, []).append(acl.node_wwn)
+    return found
+
+
+def main() -> None:
+    request = json.loads(REQUEST)  # type: ignore[name-defined]  # noqa: F821
+    root = RTSRoot()
+    prefix = request["prefix"]
+    if request["op"] == "observe":
+        answer: Any = owned(root, prefix)
+    elif request["op"] == "sessions":
+        answer = sessions(root, request["targets"])
+    elif request["op"] == "apply":
+        for iqn in request["delete"]:
+            delete(root, iqn, prefix)
+        for export in request["create"]:
+            create(root, export, request["lun"], request["portal"], prefix)
+        root.save_to_file()
+        answer = {"created": [e["target"] for e in request["create"]],
+                  "deleted": request["delete"]}
+    else:
+        raise SystemExit(f"unknown request {request['op']!r}")
+    json.dump(answer, sys.stdout)
+
+
+main()
