@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +16,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 LAB_CMD = REPO / "contrib" / "lab" / "lab"
 sys.path.insert(0, str(REPO / "contrib" / "lab"))
+sys.path.insert(0, str(REPO / "tests" / "lab"))
 
+from zboot_cli import Zboot  # noqa: E402
 from zboot_lab import vm  # noqa: E402
-from zboot_lab.layout import Layout  # noqa: E402
+from zboot_lab.layout import POOL, Layout  # noqa: E402
+from zboot_lab.remote import ssh  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +46,19 @@ def lab(request: pytest.FixtureRequest, lab_session: Layout) -> Layout:
     if not marks & {"lab", "e2e"}:
         pytest.fail("a test that uses the lab must be marked lab or e2e")
     return lab_session
+
+
+# Each zboot test gets its own root dataset on the lab's pool and leaves
+# nothing behind: its hosts' exports are taken down before the datasets go.
+@pytest.fixture
+def zboot(lab: Layout, tmp_path: Path) -> Iterator[Zboot]:
+    root = f"{POOL}/t-{uuid.uuid4().hex[:8]}"
+    text = lab.config.read_text().replace(f'root = "{POOL}/zboot"', f'root = "{root}"')
+    config = tmp_path / "zboot.toml"
+    config.write_text(text)
+    run = Zboot(config, root)
+    yield run
+    listed = run.raw("list")
+    for host in listed.get("data") or []:
+        run.raw("destroy", host["name"], "--yes", "--force")
+    ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; true', "sh", root])

@@ -6,59 +6,19 @@ depend on the image -> destroy hosts -> destroy image. Dry runs change nothing."
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pty
 import re
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import jsonschema
 import pytest
+from zboot_cli import Zboot
 from zboot_lab.layout import POOL, Layout
 from zboot_lab.remote import ssh, ssh_text
 
 pytestmark = pytest.mark.lab
-
-ENVELOPE_KEYS = {"version", "command", "status", "exit_code", "data", "errors"}
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" /
-                     "json-envelope.schema.json").read_text())
-
-
-class Zboot:
-    def __init__(self, config: Path, root: str) -> None:
-        self.env = dict(os.environ, ZBOOT_CONFIG=str(config))
-        self.root = root
-
-    def __call__(self, *args: str, code: int = 0, stdin: bytes = b"") -> dict[str, Any]:
-        raw = subprocess.run([sys.executable, "-m", "zboot", "--json", *args], input=stdin,
-                             capture_output=True, env=self.env, timeout=600)
-        result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(),
-                                             raw.stderr.decode())
-        assert result.returncode == code, (args, result.stdout, result.stderr)
-        out: dict[str, Any] = json.loads(result.stdout)
-        jsonschema.validate(out, SCHEMA)
-        assert set(out) == ENVELOPE_KEYS
-        assert out["version"] == 1 and out["exit_code"] == code
-        assert out["status"] == ("ok" if code == 0 else "error")
-        if code:
-            assert out["errors"] and {"kind", "code", "message", "hint"} <= set(out["errors"][0])
-        return out
-
-
-@pytest.fixture
-def zboot(lab: Layout, tmp_path: Path) -> Iterator[Zboot]:
-    root = f"{POOL}/t-{uuid.uuid4().hex[:8]}"
-    text = lab.config.read_text().replace(f'root = "{POOL}/zboot"', f'root = "{root}"')
-    config = tmp_path / "zboot.toml"
-    config.write_text(text)
-    yield Zboot(config, root)
-    ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; true', "sh", root])
-
 
 def zvol_sha(lab: Layout, dataset: str, nbytes: int) -> str:
     return ssh_text(lab, ["sh", "-c", f'head -c {nbytes} "/dev/zvol/$1" | sha256sum',

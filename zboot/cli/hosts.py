@@ -35,11 +35,16 @@ def record_order(key: str) -> tuple[int, str]:
 def taken_down(s: Session, host: str, force: bool) -> Export | None:
     """Refuse (exit 4) while the host is logged in to its disk, unless force;
     otherwise take its export down. Returns the export, to put back after."""
-    h = read_state(s.zfs, s.config).host(host_name(host))
-    target = h.get("target")
-    if not target or s.engine.name == "none":
+    name = host_name(host)
+    state = read_state(s.zfs, s.config)
+    if name not in state.hosts and name in state.unfinished_rollbacks:
+        record = state.unfinished_rollbacks[name]  # its disk sits in the archive
+    else:
+        record = {k.removeprefix("org.zboot:"): v
+                  for k, v in state.host(name).dataset.props.items()}
+    if not record.get("target") or s.engine.name == "none":
         return None
-    export = host_export(s.config, h.name, h.get("initiator"))
+    export = host_export(s.config, name, record.get("initiator", ""))
     refuse_if_in_use(s.engine, export, force)
     s.engine.apply(delete=[export.target])
     return export

@@ -18,8 +18,6 @@ say() { echo "zboot-lab: $*"; }
 # A clean home for root: the shared host root's own dot-files (a .bashrc that
 # starts pyenv costs seconds per SSH command under emulation) stay outside.
 mount -t tmpfs -o mode=0700 tmpfs /root
-# A writable /tmp, as every server has (the host's own is shared read-only).
-mount -t tmpfs -o mode=1777 tmpfs /tmp
 
 # --- kernel facilities -----------------------------------------------------
 modprobe configfs

@@ -4,8 +4,9 @@ iSCSI to that host's initiator alone and gets a per-MAC iPXE script; a diskless
 client boots it twice (its counter goes 1, 2); `zboot rollback` gives it back
 its provisioned disk (the next boot counts 1 again).
 
-zboot's own iSCSI export and boot files come with the next issues; until then
-the demo does those two steps the way an admin would by hand."""
+zboot exports the host's disk itself (LIO, one target per host, one allowed
+initiator). The boot files come with the next issue; until then the demo
+writes the host's iPXE script the way an admin would by hand."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .config import write_config
 from .devenv import ensure_venv
 from .golden import write_golden
 from .install import install_all
-from .layout import ZBOOT_ROOT, Layout
+from .layout import IQN_BASE, ZBOOT_ROOT, Layout
 from .procs import LabError
 from .progress import say, step
 
@@ -28,7 +29,7 @@ IMAGE = "demo-golden"
 HOST = "demo-pc"
 MAC = "52:54:00:de:00:01"
 ZVOL = f"{ZBOOT_ROOT}/hosts/{HOST}"
-IQN = f"iqn.2026-11.lab.zboot:{HOST}"
+IQN = f"{IQN_BASE}:{HOST}"  # what zboot names the host's target
 INITIATOR = f"iqn.2010-04.org.ipxe:{HOST}"  # zboot's default for the host
 
 
@@ -61,24 +62,23 @@ def run_demo(layout: Layout) -> int:
     config = write_config(layout)
     image = layout.golden / "bios.img"
     with step("cleaning up after an earlier demo"):
-        exports.lio_unexport(layout, ZVOL, IQN)
-        zboot(python, config, "destroy", HOST, "--yes", check=False)
+        exports.lio_unexport(layout, ZVOL, IQN)  # an export made by hand by older demos
+        zboot(python, config, "destroy", HOST, "--yes", "--force", check=False)
         zboot(python, config, "image", "destroy", IMAGE, "--yes", check=False)
     with step("provisioning with zboot"):
         write_golden("bios", image)
         zboot(python, config, "init")
         zboot(python, config, "image", "import", IMAGE, str(image))
         zboot(python, config, "image", "snapshot", IMAGE, "-m", "demo golden image")
-        zboot(python, config, "clone", IMAGE, HOST, "--mac", MAC)
-    with step(f"exporting {ZVOL} through LIO to {INITIATOR} only, and its iPXE script"):
-        exports.lio_export(layout, ZVOL, IQN, INITIATOR)
+        cloned = zboot(python, config, "clone", IMAGE, HOST, "--mac", MAC)
+        if cloned.get("target") != IQN:
+            raise LabError(f"zboot named the target {cloned.get('target')!r}, not {IQN!r}")
+    with step(f"writing the iPXE script for {MAC} (sanboot {IQN})"):
         exports.write_boot_script(
             layout, MAC, exports.sanboot_script(INITIATOR, layout.portal("lio"), 0, IQN))
     counters = [boot(layout, "first boot"), boot(layout, "second boot")]
-    with step("rolling the host back with zboot"):
-        exports.lio_unexport(layout, ZVOL, IQN)  # never pull a disk from under a target
+    with step("rolling the host back with zboot (it takes the export down and back up)"):
         rolled = zboot(python, config, "rollback", HOST)
-        exports.lio_export(layout, ZVOL, IQN, INITIATOR)
     counters.append(boot(layout, "after rollback"))
     say(f"boot counters: {counters} (want [1, 2, 1]); the replaced disk is kept as "
         f"{rolled.get('archive')}. The lab is still up: `contrib/lab/lab down` stops it.")
