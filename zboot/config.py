@@ -46,6 +46,7 @@ class Config:
     engine: str = "auto"
     portal: str | None = None
     iqn_base: str | None = None
+    secrets_dir: str = "/etc/zboot/secrets"  # on the server, root only
     boot_dir: str = "/srv/zboot/boot"
     boot_url: str | None = None
     path: Path | None = None  # the file it was read from
@@ -122,7 +123,9 @@ def load(explicit: Path | None = None, server: str | None = None) -> Config:
         raise InvalidInput(f"zfs.root {root!r} is not in pool {pool!r}")
     return Config(server=server_config, pool=pool, root=root,
                   engine=str(t.get("engine", "auto")), portal=t.get("portal"),
-                  iqn_base=t.get("iqn_base"), boot_dir=str(b.get("dir", "/srv/zboot/boot")),
+                  iqn_base=t.get("iqn_base"),
+                  secrets_dir=str(t.get("secrets_dir", "/etc/zboot/secrets")),
+                  boot_dir=str(b.get("dir", "/srv/zboot/boot")),
                   boot_url=b.get("url"), path=path)
 
 
@@ -153,7 +156,7 @@ def sections(config: Config) -> dict[str, dict[str, object]]:
                    "known_hosts": s.known_hosts, "sudo": s.sudo},
         "zfs": {"pool": config.pool, "root": config.root},
         "target": {"engine": config.engine, "portal": config.portal,
-                   "iqn_base": config.iqn_base},
+                   "iqn_base": config.iqn_base, "secrets_dir": config.secrets_dir},
         "boot": {"dir": config.boot_dir, "url": config.boot_url},
     }
 

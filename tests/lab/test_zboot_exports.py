@@ -5,6 +5,7 @@ go through, and the export comes back after a rollback."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from zboot_cli import Zboot
-from zboot_lab import iscsi
+from zboot_lab import iscsi, vm
 from zboot_lab.layout import Layout
 from zboot_lab.remote import ssh_text
 
@@ -83,3 +84,93 @@ def test_lio_export_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> None
     zboot("destroy", "pce1", "--yes")
     gone = iscsi.inquiry(portal, target, 0, INITIATOR)
     assert gone.returncode != 0  # no target left behind
+
+
+def test_exports_survive_a_restart_and_sync_restores_one_deleted_by_hand(
+        lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    data = os.urandom(MIB) + bytes(MIB)
+    source = tmp_path / "disk.raw"
+    source.write_bytes(data)
+    portal = f"127.0.0.1:{lab.lio_port}"
+    zboot("init")
+    zboot("image", "import", "gold", str(source))
+    zboot("image", "snapshot", "gold")
+    targets = {}
+    for n in (2, 3):
+        host = f"pce{n}"
+        targets[host] = zboot("clone", "gold", host, "--mac", f"52:54:00:0e:00:0{n}")["data"][
+            "target"]
+    assert zboot("--dry-run", "sync")["data"]["result"]["created"] == []
+
+    vm.shutdown(lab)  # the storage server restarts; zboot is not run after it
+    vm.start(lab)
+    copy = tmp_path / "read.raw"
+    for host, target in targets.items():
+        iscsi.read_lun(portal, target, 0, f"iqn.2010-04.org.ipxe:{host}", copy)
+        assert copy.read_bytes() == data, host
+
+    # An admin deletes one export by hand; sync puts it back from the host's record.
+    ssh_text(lab, ["targetcli", f"/iscsi delete {targets['pce2']}"])
+    ssh_text(lab, ["targetcli", "/backstores/block delete zboot-pce2"])
+    assert zboot("export", "show", "pce2")["data"]["exported"] is False
+    synced = zboot("sync")["data"]
+    assert synced["created"] == [targets["pce2"]] and synced["deleted"] == []
+    iscsi.read_lun(portal, targets["pce2"], 0, "iqn.2010-04.org.ipxe:pce2", copy)
+    assert copy.read_bytes() == data
+    assert zboot("sync")["data"]["created"] == []  # nothing left to do
+
+
+def login(portal: str, target: str, initiator: str, **chap: str) -> int:
+    """An iSCSI login and INQUIRY; CHAP credentials go in libiscsi's variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIBISCSI_")} | chap
+    return subprocess.run(["iscsi-inq", "-i", initiator, f"iscsi://{portal}/{target}/0"],
+                          capture_output=True, env=env, timeout=120).returncode
+
+
+def test_chap_and_mutual_chap(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    source = tmp_path / "disk.raw"
+    source.write_bytes(os.urandom(MIB))
+    portal = f"127.0.0.1:{lab.lio_port}"
+    zboot("init")
+    zboot("image", "import", "gold", str(source))
+    zboot("image", "snapshot", "gold")
+
+    one = zboot("clone", "gold", "pcc1", "--mac", "52:54:00:0c:00:01", "--chap",
+                "--show-secrets")["data"]
+    creds, target, me = one["chap_credentials"], one["target"], one["initiator"]
+    assert len(creds["secret"]) == 16 and creds["mutual_secret"] is None
+    user, secret = creds["user"], creds["secret"]
+    assert login(portal, target, me) != 0  # no secret
+    assert login(portal, target, me, LIBISCSI_CHAP_USERNAME=user,
+                 LIBISCSI_CHAP_PASSWORD="x" + secret[1:]) != 0  # a wrong one
+    assert login(portal, target, me, LIBISCSI_CHAP_USERNAME=user,
+                 LIBISCSI_CHAP_PASSWORD=secret) == 0
+
+    # Secrets stay on the server, root only, and out of output unless asked for.
+    shown = zboot("export", "show", "pcc1")["data"]
+    assert shown["chap_credentials"] == {"user": user, "mutual_user": None}
+    assert secret not in json.dumps(zboot("show", "pcc1")["data"])
+    files = ssh_text(lab, ["sh", "-c", 'stat -c "%a %U %n" "$1"/*/pcc1.chap', "sh",
+                           "/srv/zboot-secrets"]).split()
+    assert files[:2] == ["600", "root"]
+
+    zboot("rollback", "pcc1")  # re-exported with the same secret
+    assert login(portal, target, me) != 0
+    assert login(portal, target, me, LIBISCSI_CHAP_USERNAME=user,
+                 LIBISCSI_CHAP_PASSWORD=secret) == 0
+
+    two = zboot("clone", "gold", "pcc2", "--mac", "52:54:00:0c:00:02", "--mutual-chap",
+                "--show-secrets")["data"]
+    c2 = two["chap_credentials"]
+    assert c2["mutual_secret"] and c2["mutual_secret"] != c2["secret"]
+    both = {"LIBISCSI_CHAP_USERNAME": c2["user"], "LIBISCSI_CHAP_PASSWORD": c2["secret"],
+            "LIBISCSI_CHAP_TARGET_USERNAME": c2["mutual_user"]}
+    assert login(portal, two["target"], two["initiator"], **both,
+                 LIBISCSI_CHAP_TARGET_PASSWORD=c2["mutual_secret"]) == 0
+    # the target proves itself with the wrong secret: the initiator gives up
+    assert login(portal, two["target"], two["initiator"], **both,
+                 LIBISCSI_CHAP_TARGET_PASSWORD="y" + c2["mutual_secret"][1:]) != 0
+
+    zboot("destroy", "pcc1", "--yes")
+    assert ssh_text(lab, ["sh", "-c", 'ls "$1"/*/ | grep -c pcc1 || true', "sh",
+                          "/srv/zboot-secrets"]).strip() == "0"  # its secret went with it

@@ -25,9 +25,7 @@ SCHEMA = json.loads((REPO / "docs" / "json-envelope.schema.json").read_text())
 
 
 def zboot_on_server(lab: Layout, config: str, *args: str) -> Any:
-    # TMPDIR: the guest's /tmp is the host's, read-only (nbdcopy needs a writable one)
-    line = (f"cd {shlex.quote(str(REPO))} && TMPDIR=/var/tmp {shlex.quote(PYTHON)} -m zboot "
-            "--server local "
+    line = (f"cd {shlex.quote(str(REPO))} && {shlex.quote(PYTHON)} -m zboot --server local "
             f"--config {shlex.quote(config)} --json " + shlex.join(args))
     result = ssh(lab, ["sh", "-c", line], check=False)
     out: dict[str, Any] = json.loads(result.stdout)

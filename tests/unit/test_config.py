@@ -56,7 +56,8 @@ def test_render_round_trips() -> None:
     assert again["server"] == {"host": "s", "port": 22, "user": "u", "key": '/a "b"',
                                "sudo": False}
     assert again["zfs"] == {"pool": "tank", "root": "tank/zb"}
-    assert again["target"] == {"engine": "tgt", "portal": "10.0.0.1:3260"}
+    assert again["target"] == {"engine": "tgt", "portal": "10.0.0.1:3260",
+                               "secrets_dir": "/etc/zboot/secrets"}
 
 
 def test_engine_detection_order() -> None:
@@ -82,7 +83,8 @@ def test_add_missing_keeps_what_the_admin_wrote() -> None:
     text, added = add_missing(ADMIN_FILE, config)
     data = tomllib.loads(text)
     assert data["server"]["host"] == "storage.lan"  # never changed
-    assert data["target"] == {"engine": "tgt", "iqn_base": "iqn.2026-11.lan.zboot"}
+    assert data["target"] == {"engine": "tgt", "iqn_base": "iqn.2026-11.lan.zboot",
+                              "secrets_dir": "/etc/zboot/secrets"}
     assert data["zfs"] == {"pool": "tank", "root": "tank/zboot"}  # a new table
     assert "# the box in rack 2" in text and text.startswith("# the admin's own notes stay")
     assert "target.iqn_base" in added and "target.engine" not in added

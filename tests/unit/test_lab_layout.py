@@ -23,7 +23,8 @@ def test_config_points_zboot_at_the_lab_over_ssh() -> None:
     }
     assert config["zfs"] == {"pool": "tank", "root": "tank/zboot"}
     assert config["target"] == {"engine": "lio", "portal": "10.0.2.2:44260",
-                                "iqn_base": "iqn.2026-11.lab.zboot"}
+                                "iqn_base": "iqn.2026-11.lab.zboot",
+                                "secrets_dir": "/srv/zboot-secrets"}
     assert config["boot"] == {"dir": "/srv/zboot/boot", "url": "http://10.0.2.2:41080/"}
 
 

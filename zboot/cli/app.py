@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 app.add_typer(images.app, name="image")
 app.add_typer(exports.app, name="export")
+app.command("sync")(exports.sync)
 hosts.register(app)
 
 SERVER_TOOLS = ("targetcli", "tgtadm", "istgtcontrol", "ctladm", "itadm", "qemu-img")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from ..names import host_name
-from ..ops.exports import host_export
+from ..ops.exports import plan_sync, record_export
 from ..ops.state import read_state
+from .hosts import chap_view
 from .session import Outcome, Session, run
 
 app = typer.Typer(help="The iSCSI export of each host's disk.", no_args_is_help=True)
@@ -19,23 +22,55 @@ def root_path(portal: str, lun: int, target: str) -> str:
 
 
 @app.command("show")
-def show(ctx: typer.Context, host: str) -> None:
+def show(ctx: typer.Context, host: str,
+         show_secrets: Annotated[bool, typer.Option(
+             "--show-secrets", help="print the CHAP secrets too")] = False) -> None:
     """Everything needed to attach the host's disk by hand."""
     def action(s: Session) -> Outcome:
         h = read_state(s.zfs, s.config).host(host_name(host))
-        export = host_export(s.config, h.name, h.get("initiator"))
+        record = {k.removeprefix("org.zboot:"): v for k, v in h.dataset.props.items()}
+        export = record_export(s.runner, s.config, h.name, record)
+        chap = chap_view(export.chap, show_secrets)
         engine = s.engine
         present = export.target in engine.exports()
         in_use = engine.sessions([export.target]).get(export.target, [])
         portal = s.config.portal or "<server>:3260"
         data = {"host": h.name, "engine": engine.name, "portal": portal,
                 "target": export.target, "lun": engine.lun, "initiator": export.initiator,
-                "chap_user": None, "exported": present, "in_use": in_use,
+                "chap_user": chap["user"] if chap else None, "chap_credentials": chap,
+                "exported": present, "in_use": in_use,
                 "root_path": root_path(portal, engine.lun, export.target)}
+        chap_lines = [(f"chap {k.replace('_', ' ')}", v) for k, v in (chap or {}).items()
+                      if v is not None] or [("chap", "(none)")]
         text = "\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in (
             ("engine", engine.name), ("portal", portal), ("target", export.target),
-            ("lun", engine.lun), ("initiator", export.initiator), ("chap user", "(no CHAP)"),
+            ("lun", engine.lun), ("initiator", export.initiator), *chap_lines,
             ("exported", "yes" if present else "NO (zboot sync puts it back)"),
             ("in use by", ", ".join(in_use) or "nobody"), ("ipxe root-path", data["root_path"])))
         return Outcome(data, text)
     run(ctx, "export show", action)
+
+
+def sync(ctx: typer.Context) -> None:
+    """Re-create any missing export from the hosts' records; remove exports of
+    this root whose disk is gone."""
+    def action(s: Session) -> Outcome:
+        state = read_state(s.zfs, s.config)
+        wanted = [record_export(s.runner, s.config, h.name,
+                                {k.removeprefix("org.zboot:"): v
+                                 for k, v in h.dataset.props.items()})
+                  for h in sorted(state.hosts.values(), key=lambda h: h.name) if h.get("target")]
+        engine = s.engine
+        create, delete = plan_sync(s.config, wanted, engine.exports())
+        busy = engine.sessions([e.target for e in create])
+        create = [e for e in create if e.target not in busy]  # never disturb a live session
+        engine.apply(create=create, delete=delete)
+        data = {"engine": engine.name, "created": [e.target for e in create],
+                "deleted": delete, "skipped_in_use": sorted(busy), "checked": len(wanted)}
+        text = (f"{len(wanted)} exports checked ({engine.name}): "
+                f"{len(create)} re-created, {len(delete)} removed"
+                + "".join(f"\n  re-created {e.target}" for e in create)
+                + "".join(f"\n  removed {iqn}" for iqn in delete)
+                + "".join(f"\n  left alone (in use) {iqn}" for iqn in sorted(busy)))
+        return Outcome(data, text)
+    run(ctx, "sync", action)

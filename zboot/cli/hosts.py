@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 from ..names import host_name, snapshot_name
+from ..ops import chap as chap_store
 from ..ops import hosts as ops
-from ..ops.exports import host_export, refuse_if_in_use, target_iqn
+from ..ops.exports import host_export, record_export, refuse_if_in_use, target_iqn
 from ..ops.state import Host, leaf, read_state
-from ..targets.base import Export
+from ..targets.base import Chap, Export
 from .images import stamp
 from .output import human_size, table
 from .session import Outcome, Session, confirm, run
@@ -32,6 +34,16 @@ def record_order(key: str) -> tuple[int, str]:
     return (RECORD_ORDER.index(key) if key in RECORD_ORDER else len(RECORD_ORDER), key)
 
 
+def chap_view(chap: Chap | None, show_secrets: bool) -> dict[str, str | None] | None:
+    """CHAP as output shows it: the users, and the secrets only when asked for."""
+    if chap is None:
+        return None
+    view: dict[str, str | None] = {"user": chap.user, "mutual_user": chap.mutual_user}
+    if show_secrets:
+        view |= {"secret": chap.secret, "mutual_secret": chap.mutual_secret}
+    return view
+
+
 def taken_down(s: Session, host: str, force: bool) -> Export | None:
     """Refuse (exit 4) while the host is logged in to its disk, unless force;
     otherwise take its export down. Returns the export, to put back after."""
@@ -44,7 +56,7 @@ def taken_down(s: Session, host: str, force: bool) -> Export | None:
                   for k, v in state.host(name).dataset.props.items()}
     if not record.get("target") or s.engine.name == "none":
         return None
-    export = host_export(s.config, name, record.get("initiator", ""))
+    export = record_export(s.runner, s.config, name, record)
     refuse_if_in_use(s.engine, export, force)
     s.engine.apply(delete=[export.target])
     return export
@@ -58,26 +70,49 @@ def register(app: typer.Typer) -> None:
               mac: Annotated[str, typer.Option("--mac", help="the machine's MAC address")],
               initiator: Annotated[str | None, typer.Option(
                   help="the machine's initiator IQN (default: derived from HOST)")] = None,
+              chap: Annotated[bool, typer.Option(
+                  "--chap", help="require CHAP: a new 16-character secret for this host")
+              ] = False,
+              mutual_chap: Annotated[bool, typer.Option(
+                  "--mutual-chap", help="CHAP both ways: the target proves itself too")
+              ] = False,
+              show_secrets: Annotated[bool, typer.Option(
+                  "--show-secrets", help="print the CHAP secrets (else kept on the server)")
+              ] = False,
               ) -> None:
         """Provision a host from an image version (latest when omitted).
         Example: zboot clone win11 pc01 --mac 52:54:00:12:34:01"""
         def action(s: Session) -> Outcome:
             name = host_name(host)
+            wants_chap = chap or mutual_chap
+            if wants_chap and not s.config.iqn_base:
+                target_iqn(s.config, name)  # says to run init
             target = target_iqn(s.config, name) if s.config.iqn_base else None
-            record = ops.clone_host(s.zfs, s.config, image, name, mac, initiator, target)
-            exported = ""
+            record = ops.clone_host(s.zfs, s.config, image, name, mac, initiator, target,
+                                    extra={"chap": "mutual" if mutual_chap else "one-way"}
+                                    if wants_chap else None)
+            exported, secrets = "", None
             try:
+                if wants_chap:
+                    secrets = chap_store.new_chap(record["initiator"], str(target), mutual_chap)
+                    chap_store.store(s.runner, s.config, name, secrets)
                 engine = s.engine
                 if engine.name != "none":
-                    export = host_export(s.config, name, record["initiator"])
+                    export = replace(host_export(s.config, name, record["initiator"]),
+                                     chap=secrets)
                     engine.apply(create=[export])
                     exported = (f"; exported as {export.target} LUN {engine.lun} to "
-                                f"{export.initiator}")
+                                f"{export.initiator}" + (" with CHAP" if secrets else ""))
             except BaseException:
                 # a fresh clone holds nothing yet: leave no host half made
                 s.zfs.destroy(f"{s.config.hosts}/{name}", recursive=True)
+                if wants_chap:
+                    chap_store.remove(s.runner, s.config, name)
                 raise
-            return Outcome({"host": name} | record,
+            shown = chap_view(secrets, show_secrets)
+            exported += "".join(f"\nchap {k.replace('_', ' ')}: {v}"
+                                for k, v in (shown or {}).items() if v is not None)
+            return Outcome({"host": name} | record | {"chap_credentials": shown},
                            f"host {name} cloned from {record['origin']}{exported}")
         run(ctx, "clone", action)
 
@@ -175,5 +210,6 @@ def register(app: typer.Typer) -> None:
                 return Outcome({"destroyed": []}, "nothing destroyed")
             taken_down(s, host, force)
             gone = ops.destroy_host(s.zfs, s.config, host)
+            chap_store.remove(s.runner, s.config, host_name(host))
             return Outcome({"destroyed": gone}, f"destroyed host {host}")
         run(ctx, "destroy", action)

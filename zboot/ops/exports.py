@@ -4,10 +4,14 @@ pulled from under a logged-in machine unless the admin says --force."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..config import Config
 from ..errors import Conflict, InvalidInput
 from ..names import iqn
+from ..remote.base import Runner
 from ..targets.base import Export, TargetEngine
+from . import chap as chap_store
 
 
 def target_iqn(config: Config, host: str) -> str:
@@ -22,6 +26,17 @@ def host_export(config: Config, host: str, initiator: str) -> Export:
                   device=f"/dev/zvol/{config.hosts}/{host}", initiator=initiator)
 
 
+def record_export(runner: Runner, config: Config, host: str,
+                  record: Mapping[str, str]) -> Export:
+    """The export a host's record asks for; its CHAP secrets come from the
+    server's secret file."""
+    export = host_export(config, host, record.get("initiator", ""))
+    if record.get("chap"):
+        return Export(export.host, export.target, export.device, export.initiator,
+                      chap=chap_store.load(runner, config, host))
+    return export
+
+
 def refuse_if_in_use(engine: TargetEngine, export: Export, force: bool) -> None:
     """Exit 4 while any initiator is logged in to the host's target."""
     if force:
@@ -31,3 +46,16 @@ def refuse_if_in_use(engine: TargetEngine, export: Export, force: bool) -> None:
         raise Conflict(f"host {export.host!r} is in use: {', '.join(logged_in)} is logged in "
                        f"to {export.target}",
                        hint="shut the machine down first, or give --force to cut it off")
+
+
+def plan_sync(config: Config, wanted: list[Export],
+              present: dict[str, Export]) -> tuple[list[Export], list[str]]:
+    """What `zboot sync` changes: the exports to (re)create, and the targets to
+    delete. Only exports of this root's hosts are touched: another root on the
+    same server keeps its own."""
+    mine = f"/dev/zvol/{config.hosts}/"
+    by_target = {e.target: e for e in wanted}
+    create = [e for e in wanted if present.get(e.target) != e]
+    delete = [iqn for iqn, e in present.items()
+              if e.device.startswith(mine) and iqn not in by_target]
+    return create, delete

@@ -20,7 +20,8 @@ def default_initiator(host: str) -> str:
 
 
 def clone_host(zfs: ZfsCli, config: Config, image_spec: str, host: str, mac_address: str,
-               initiator: str | None = None, target: str | None = None) -> dict[str, str]:
+               initiator: str | None = None, target: str | None = None,
+               extra: dict[str, str] | None = None) -> dict[str, str]:
     """Provision host from image[@version] (latest version when omitted)."""
     host = host_name(host)
     mac_address = mac(mac_address)
@@ -40,7 +41,7 @@ def clone_host(zfs: ZfsCli, config: Config, image_spec: str, host: str, mac_addr
         KIND: "host", "mac": mac_address, "image": image.name, "version": chosen.name,
         "origin": chosen.dataset.name, "created": now(), "mode": "normal",
         "initiator": initiator, "state": "ready",
-    } | ({"target": target} if target else {})
+    } | ({"target": target} if target else {}) | (extra or {})
     zfs.clone(chosen.dataset.name, f"{config.hosts}/{host}", record)
     return record
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 # A fixed namespace: a host's disk serial is the same on every run and every
@@ -23,6 +23,17 @@ def storage_name(host: str) -> str:
 
 
 @dataclass(frozen=True)
+class Chap:
+    """CHAP for one target: the initiator proves itself with user/secret; with
+    mutual CHAP the target proves itself back with mutual_user/mutual_secret."""
+
+    user: str
+    secret: str = field(repr=False)
+    mutual_user: str | None = None
+    mutual_secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Export:
     """One host's disk as one target with one LUN, for one initiator."""
 
@@ -30,6 +41,8 @@ class Export:
     target: str  # the target IQN
     device: str  # /dev/zvol/<pool>/.../<host>
     initiator: str  # the only initiator IQN let in
+    # Engines do not report secrets back, so two exports compare without them.
+    chap: Chap | None = field(default=None, compare=False)
 
     @property
     def serial(self) -> str:

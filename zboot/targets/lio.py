@@ -53,7 +53,11 @@ class LioEngine:
 
     def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
         wanted = [{"host": e.host, "target": e.target, "device": e.device,
-                   "initiator": e.initiator, "serial": e.serial, "storage": e.storage}
+                   "initiator": e.initiator, "serial": e.serial, "storage": e.storage,
+                   "chap": None if e.chap is None else {
+                       "user": e.chap.user, "secret": e.chap.secret,
+                       "mutual_user": e.chap.mutual_user,
+                       "mutual_secret": e.chap.mutual_secret}}
                   for e in create]
         gone = list(delete)
         if not wanted and not gone:

@@ -68,11 +68,19 @@ def create(root: Any, export: dict[str, Any], lun_number: int, portal: list[Any]
     so = BlockStorageObject(export["storage"], dev=export["device"], wwn=export["serial"])
     target = Target(FabricModule("iscsi"), export["target"])
     tpg = TargetPortalGroup(target, 1)
-    tpg.set_attribute("authentication", "0")
+    chap = export.get("chap")
+    tpg.set_attribute("authentication", "1" if chap else "0")
     tpg.set_attribute("generate_node_acls", "0")  # only listed initiators
     NetworkPortal(tpg, portal[0], int(portal[1]))
     lun = LUN(tpg, lun_number, so)
-    MappedLUN(NodeACL(tpg, export["initiator"]), lun_number, lun)
+    acl = NodeACL(tpg, export["initiator"])
+    if chap:
+        acl.chap_userid = chap["user"]
+        acl.chap_password = chap["secret"]
+        if chap.get("mutual_secret"):
+            acl.chap_mutual_userid = chap["mutual_user"]
+            acl.chap_mutual_password = chap["mutual_secret"]
+    MappedLUN(acl, lun_number, lun)
     tpg.enable = True
 
 

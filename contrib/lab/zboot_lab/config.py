@@ -30,6 +30,8 @@ engine = "lio"
 # the portal as the diskless clients see it (QEMU user networking)
 portal = "{layout.portal("lio")}"
 iqn_base = "{L.IQN_BASE}"
+# CHAP secrets on the pool, so they survive a VM restart like LIO's saved setup
+secrets_dir = "{L.SECRETS_DIR}"
 
 [boot]
 dir = "{L.BOOT_DIR}"

@@ -13,6 +13,7 @@ POOL = "tank"
 ZBOOT_ROOT = f"{POOL}/zboot"
 DISK_NAME = "pool"
 BOOT_DIR = "/srv/zboot/boot"
+SECRETS_DIR = "/srv/zboot-secrets"  # on tank/srv, outside the HTTP server's directory
 IQN_BASE = "iqn.2026-11.lab.zboot"  # fixed, as `zboot init` would store it
 # Ports inside the storage VM.
 GUEST_SSH_PORT = 22

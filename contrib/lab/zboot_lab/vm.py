@@ -76,6 +76,9 @@ def vm_argv(layout: Layout, kernel: str) -> list[str]:
         "--disk", f"{L.DISK_NAME}={layout.pool_disk}",
         "--overlay-rwdir", "/etc",
         "--overlay-rwdir", "/var",
+        # Writable, as on any server (libnbd makes its sockets under /tmp), and
+        # still showing the host's /tmp, where a checkout may live.
+        "--overlay-rwdir", "/tmp",
         "--script-sh", f"bash {layout.run / 'storage-init.sh'}",
         "--qemu-opts",
         "-pidfile", str(layout.run / "qemu.pid"),
