@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -184,3 +185,34 @@ def test_chap_and_mutual_chap(lab: Layout, zboot: Zboot, tmp_path: Path) -> None
     zboot("destroy", "pcc1", "--yes")
     assert ssh_text(lab, ["sh", "-c", 'ls "$1"/*/ | grep -c pcc1 || true', "sh",
                           "/srv/zboot-secrets"]).strip() == "0"  # its secret went with it
+
+
+# The iscsi-test-cu families a diskless machine's disk must pass (docs/exports.md
+# says why the others are left out).
+CONFORMANCE_FAMILIES = (
+    "Inquiry", "Mandatory", "TestUnitReady", "ReadCapacity10", "ReadCapacity16",
+    "ModeSense6", "ReportSupportedOpcodes", "Read6", "Read10", "Read12", "Read16",
+    "Write10", "Write12", "Write16", "WriteSame10", "WriteSame16", "Unmap", "GetLBAStatus",
+    "PreventAllow", "StartStopUnit", "iSCSIcmdsn",
+)
+
+
+def test_iscsi_test_cu_passes_against_a_zboot_export(lab: Layout, zboot: Zboot,
+                                                     tmp_path: Path) -> None:
+    source = tmp_path / "disk.raw"
+    source.write_bytes(bytes(64 * MIB))  # the write tests want room
+    zboot("init")
+    zboot("image", "import", "gold", str(source))
+    zboot("image", "snapshot", "gold")
+    cloned = zboot("clone", "gold", "pcu1", "--mac", "52:54:00:0c:0f:01")["data"]
+    url = f"iscsi://127.0.0.1:{lab.lio_port}/{cloned['target']}/0"
+    failed = {}
+    for family in CONFORMANCE_FAMILIES:
+        # -f: a failed test fails the run; -d: the write tests may scribble
+        run = subprocess.run(["iscsi-test-cu", "-f", "-d", "-s", "-i", cloned["initiator"],
+                              "-t", f"ALL.{family}", url],
+                             capture_output=True, text=True, timeout=600)
+        ran = re.search(r"tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", run.stdout)
+        if run.returncode != 0 or ran is None or ran.group(4) != "0" or ran.group(2) == "0":
+            failed[family] = run.stdout[-600:] + run.stderr[-300:]
+    assert not failed, failed
