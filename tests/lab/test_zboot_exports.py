@@ -50,6 +50,26 @@ def wait_until(check: object, seconds: float = 60.0) -> bool:
     return False
 
 
+def refused_while_logged_in(lab: Layout, zboot: Zboot, url: str, host: str,
+                            initiator: str) -> None:
+    """With an iscsi-perf session open on the host's disk, rollback and destroy
+    exit 4, name the initiator and change nothing; the session is never cut."""
+    perf = subprocess.Popen(["iscsi-perf", "-i", initiator, url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_until(lambda: zboot("export", "show", host)["data"]["in_use"])
+        [row] = [r for r in zboot("list")["data"] if r["name"] == host]
+        assert row["in_use"] == [initiator]
+        before = datasets(lab, zboot.root)
+        for args in (["rollback", host], ["destroy", host, "--yes"]):
+            assert initiator in zboot(*args, code=4)["errors"][0]["message"], args
+        assert datasets(lab, zboot.root) == before
+        assert perf.poll() is None
+    finally:
+        perf.terminate()
+        perf.wait(timeout=30)
+
+
 def test_lio_export_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
     data = os.urandom(MIB) + bytes(3 * MIB)
     source = tmp_path / "disk.raw"
@@ -73,22 +93,8 @@ def test_lio_export_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> None
     refused = iscsi.inquiry(portal, target, 0, INTRUDER)
     assert refused.returncode != 0 and "Authorization failure" in refused.stderr
 
-    perf = subprocess.Popen(["iscsi-perf", "-i", INITIATOR, f"iscsi://{portal}/{target}/0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_until(lambda: zboot("export", "show", "pce1")["data"]["in_use"])
-        [row] = zboot("list")["data"]
-        assert row["in_use"] == [INITIATOR] and row["target"] == target
-        before = datasets(lab, zboot.root)
-        for args in (["rollback", "pce1"], ["destroy", "pce1", "--yes"]):
-            out = zboot(*args, code=4)
-            assert INITIATOR in out["errors"][0]["message"], args
-        assert datasets(lab, zboot.root) == before
-        assert perf.poll() is None  # the session was never cut
-    finally:
-        perf.terminate()
-        perf.wait(timeout=30)
-
+    refused_while_logged_in(lab, zboot, f"iscsi://{portal}/{target}/0", "pce1", INITIATOR)
+    assert [r["target"] for r in zboot("list")["data"]] == [target]
     assert wait_until(lambda: not zboot("export", "show", "pce1")["data"]["in_use"])
     zboot("rollback", "pce1")
     iscsi.read_lun(portal, target, 0, INITIATOR, copy)
@@ -216,3 +222,39 @@ def test_iscsi_test_cu_passes_against_a_zboot_export(lab: Layout, zboot: Zboot,
         if run.returncode != 0 or ran is None or ran.group(4) != "0" or ran.group(2) == "0":
             failed[family] = run.stdout[-600:] + run.stderr[-300:]
     assert not failed, failed
+
+
+def test_tgt_export_lifecycle_and_restart(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    config = Path(zboot.env["ZBOOT_CONFIG"])
+    config.write_text(config.read_text().replace('engine = "lio"', 'engine = "tgt"')
+                      .replace(lab.portal("lio"), lab.portal("tgt")))
+    data = os.urandom(MIB) + bytes(MIB)
+    source = tmp_path / "disk.raw"
+    source.write_bytes(data)
+    portal, me = f"127.0.0.1:{lab.tgt_port}", "iqn.2010-04.org.ipxe:pct1"
+    zboot("init")
+    zboot("image", "import", "gold", str(source))
+    zboot("image", "snapshot", "gold")
+    target = zboot("clone", "gold", "pct1", "--mac", "52:54:00:0d:00:01")["data"]["target"]
+    shown = zboot("export", "show", "pct1")["data"]
+    assert (shown["engine"], shown["lun"], shown["exported"]) == ("tgt", 1, True)
+
+    copy = tmp_path / "read.raw"
+    iscsi.read_lun(portal, target, 1, me, copy)
+    assert copy.read_bytes() == data
+    refused = iscsi.inquiry(portal, target, 1, INTRUDER)
+    assert refused.returncode != 0 and "Target not found" in refused.stderr
+
+    refused_while_logged_in(lab, zboot, f"iscsi://{portal}/{target}/1", "pct1", me)
+    assert wait_until(lambda: not zboot("export", "show", "pct1")["data"]["in_use"])
+    zboot("rollback", "pct1")
+
+    vm.shutdown(lab)  # tgt's conf.d file brings the export back; zboot is not run
+    vm.start(lab)
+    iscsi.read_lun(portal, target, 1, me, copy)
+    assert copy.read_bytes() == data
+    after = iscsi.inquiry(portal, target, 1, INTRUDER)
+    assert after.returncode != 0 and "Target not found" in after.stderr  # still name-bound
+    zboot("destroy", "pct1", "--yes")
+    assert iscsi.inquiry(portal, target, 1, me).returncode != 0
+    assert "zboot-pct1.conf" not in ssh_text(lab, ["ls", "/etc/tgt/conf.d"])

@@ -18,6 +18,7 @@ from ..remote.dryrun import DryRunRunner
 from ..remote.local import LocalRunner
 from ..targets.base import NoEngine, TargetEngine
 from ..targets.lio import SERVER_PYTHON, LioEngine
+from ..targets.tgt import TgtEngine
 from ..zfs.cli import ZfsCli
 from ..zfs.lzc import zfs_backend
 from .output import emit_json, report_error, report_interrupt
@@ -87,16 +88,19 @@ class Session:
             self._runner.close()
 
 
-BUILT_ENGINES = ("lio", "none")
+BUILT_ENGINES = ("lio", "tgt", "none")
 
 
 def make_engine(name: str, runner: Runner) -> TargetEngine:
     if name == "auto":
         has_rtslib = runner.run([SERVER_PYTHON, "-c", "import rtslib_fb"],
                                 check=False).returncode == 0
-        name = "lio" if has_rtslib else "none"
+        has_tgt = runner.run(["sh", "-c", "command -v tgtadm"], check=False).returncode == 0
+        name = "lio" if has_rtslib else "tgt" if has_tgt else "none"
     if name == "lio":
         return LioEngine(runner)
+    if name == "tgt":
+        return TgtEngine(runner)
     if name == "none":
         return NoEngine()
     raise InvalidInput(f"target engine {name!r} is not supported yet",

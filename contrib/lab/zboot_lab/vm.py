@@ -78,7 +78,7 @@ def vm_argv(layout: Layout, kernel: str) -> list[str]:
         "--overlay-rwdir", "/var",
         # Writable, as on any server (libnbd makes its sockets under /tmp), and
         # still showing the host's /tmp, where a checkout may live.
-        "--overlay-rwdir", "/tmp",
+        "--overlay-rwdir", "/tmp",  # noqa: S108 (the guest's /tmp, not a temp file)
         "--script-sh", f"bash {layout.run / 'storage-init.sh'}",
         "--qemu-opts",
         "-pidfile", str(layout.run / "qemu.pid"),
@@ -173,11 +173,23 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
             raise LabError("sshd in the storage VM does not accept the lab key")
 
 
+def flush_disks(layout: Layout) -> None:
+    """What a clean shutdown does before power-off: write out what ZFS still
+    holds in memory (the last few seconds of changes), so stopping the VM
+    loses nothing. A VM that does not answer is stopped all the same."""
+    try:
+        subprocess.run([*ssh_argv(layout), "sync; zpool sync"], capture_output=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        say("the storage VM did not flush its disks in 60 s; stopping it anyway")
+
+
 def shutdown(layout: Layout) -> bool:
     """Stop, by their recorded PIDs, the VM, its launcher and any client left
     behind by an interrupted `lab client`. Returns False when no VM ran."""
     pid = running_pid(layout)
     if pid is not None:
+        flush_disks(layout)
         with step(f"stopping the storage VM (pid {pid})"):
             stop(pid)
     launcher = read_pid(layout.run / "launcher.pid")
