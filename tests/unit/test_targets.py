@@ -6,18 +6,21 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
 from zboot.cli.exports import root_path
+from zboot.cli.hosts import put_back_on_failure
+from zboot.cli.session import Session
 from zboot.config import Config
 from zboot.errors import Conflict, InvalidInput, ServerError
 from zboot.ops.exports import host_export, plan_sync, refuse_if_in_use, target_iqn
 from zboot.remote.base import RecordingRunner, Result
 from zboot.remote.dryrun import DryRunRunner
 from zboot.targets import lio
-from zboot.targets.base import disk_serial
+from zboot.targets.base import Export, NoEngine, disk_serial
 from zboot.targets.lio import AGENT, LioEngine
 
 CONFIG = Config(iqn_base="iqn.2026-11.org.example.zboot")
@@ -124,3 +127,24 @@ def test_sync_restores_missing_and_removes_orphans_of_this_root_only() -> None:
 
 def test_sync_of_a_matching_server_changes_nothing() -> None:
     assert plan_sync(CONFIG, [EXPORT], {EXPORT.target: EXPORT}) == ([], [])
+
+
+class RecordingEngine(NoEngine):
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+        self.created += [e.target for e in create]
+
+
+def test_an_export_taken_down_is_put_back_when_zfs_fails() -> None:
+    engine = RecordingEngine()
+    session = Session(_engine=engine)
+    with pytest.raises(Conflict), put_back_on_failure(session, EXPORT):
+        raise Conflict("dataset is busy")
+    assert engine.created == [EXPORT.target]
+    with put_back_on_failure(session, EXPORT):
+        pass  # success: the caller exports the new disk itself
+    assert engine.created == [EXPORT.target]

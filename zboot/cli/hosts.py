@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Annotated
 
 import typer
 
+from ..errors import ZbootError
 from ..names import host_name, snapshot_name
 from ..ops import chap as chap_store
 from ..ops import hosts as ops
@@ -60,6 +63,19 @@ def taken_down(s: Session, host: str, force: bool) -> Export | None:
     refuse_if_in_use(s.engine, export, force)
     s.engine.apply(delete=[export.target])
     return export
+
+
+@contextmanager
+def put_back_on_failure(s: Session, export: Export | None) -> Iterator[None]:
+    """If ZFS fails after the export was taken down, export the disk again (as
+    far as it still exists) before reporting the failure."""
+    try:
+        yield
+    except BaseException:
+        if export is not None:
+            with suppress(ZbootError):
+                s.engine.apply(create=[export])
+        raise
 
 
 def register(app: typer.Typer) -> None:
@@ -177,7 +193,8 @@ def register(app: typer.Typer) -> None:
             if snapshot is not None:
                 snapshot_name(snapshot)  # bad input stops here, before the server
             export = taken_down(s, host, force)
-            result = ops.rollback_host(s.zfs, s.config, host, snapshot, discard)
+            with put_back_on_failure(s, export):
+                result = ops.rollback_host(s.zfs, s.config, host, snapshot, discard)
             if export is not None:
                 s.engine.apply(create=[export])
             kept = f"; previous state kept as {leaf(result['archive'])}" \
@@ -208,8 +225,9 @@ def register(app: typer.Typer) -> None:
         def action(s: Session) -> Outcome:
             if not s.dry_run and not confirm(f"destroy host {host} and its disk?", yes, s.json):
                 return Outcome({"destroyed": []}, "nothing destroyed")
-            taken_down(s, host, force)
-            gone = ops.destroy_host(s.zfs, s.config, host)
+            export = taken_down(s, host, force)
+            with put_back_on_failure(s, export):
+                gone = ops.destroy_host(s.zfs, s.config, host)
             chap_store.remove(s.runner, s.config, host_name(host))
             return Outcome({"destroyed": gone}, f"destroyed host {host}")
         run(ctx, "destroy", action)
