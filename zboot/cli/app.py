@@ -15,6 +15,7 @@ from ..config import Config, default_engine
 from ..errors import InvalidInput, NotFound
 from ..names import iqn
 from ..ops.images import ensure_layout
+from ..targets.lio import has_rtslib
 from . import exports, hosts, images
 from .session import Outcome, Session, run
 
@@ -67,8 +68,7 @@ def init(ctx: typer.Context) -> None:
                            hint="set [zfs] pool in the config file")
         check = "for t; do command -v \"$t\" >/dev/null && echo \"$t\"; done; true"
         tools = s.runner.run(["sh", "-c", check, "sh", *SERVER_TOOLS]).text.split()
-        rtslib = s.runner.run(["/usr/bin/python3", "-c", "import rtslib_fb"],
-                              check=False).returncode == 0
+        rtslib = has_rtslib(s.runner)
         created = ensure_layout(s.zfs, cfg)
         engine = cfg.engine if cfg.engine != "auto" else default_engine(tools, rtslib)
         iqn_base = cfg.iqn_base or default_iqn_base(s)

@@ -28,7 +28,7 @@ def show(ctx: typer.Context, host: str,
     """Everything needed to attach the host's disk by hand."""
     def action(s: Session) -> Outcome:
         h = read_state(s.zfs, s.config).host(host_name(host))
-        record = {k.removeprefix("org.zboot:"): v for k, v in h.dataset.props.items()}
+        record = h.dataset.record()
         export = record_export(s.runner, s.config, h.name, record)
         chap = chap_view(export.chap, show_secrets)
         engine = s.engine
@@ -56,9 +56,7 @@ def sync(ctx: typer.Context) -> None:
     this root whose disk is gone."""
     def action(s: Session) -> Outcome:
         state = read_state(s.zfs, s.config)
-        wanted = [record_export(s.runner, s.config, h.name,
-                                {k.removeprefix("org.zboot:"): v
-                                 for k, v in h.dataset.props.items()})
+        wanted = [record_export(s.runner, s.config, h.name, h.dataset.record())
                   for h in sorted(state.hosts.values(), key=lambda h: h.name) if h.get("target")]
         engine = s.engine
         create, delete = plan_sync(s.config, wanted, engine.exports())

@@ -55,8 +55,7 @@ def taken_down(s: Session, host: str, force: bool) -> Export | None:
     if name not in state.hosts and name in state.unfinished_rollbacks:
         record = state.unfinished_rollbacks[name]  # its disk sits in the archive
     else:
-        record = {k.removeprefix("org.zboot:"): v
-                  for k, v in state.host(name).dataset.props.items()}
+        record = state.host(name).dataset.record()
     if not record.get("target") or s.engine.name == "none":
         return None
     export = record_export(s.runner, s.config, name, record)
@@ -101,9 +100,8 @@ def register(app: typer.Typer) -> None:
         def action(s: Session) -> Outcome:
             name = host_name(host)
             wants_chap = chap or mutual_chap
-            if wants_chap and not s.config.iqn_base:
-                target_iqn(s.config, name)  # says to run init
-            target = target_iqn(s.config, name) if s.config.iqn_base else None
+            # CHAP needs a target name: without a base, target_iqn says to run init
+            target = target_iqn(s.config, name) if s.config.iqn_base or wants_chap else None
             record = ops.clone_host(s.zfs, s.config, image, name, mac, initiator, target,
                                     extra={"chap": "mutual" if mutual_chap else "one-way"}
                                     if wants_chap else None)
@@ -158,7 +156,7 @@ def register(app: typer.Typer) -> None:
                        "used": human_size(p.used)} for p in h.restore_points]
             archives = [{"name": leaf(a.name), "archived": a.prop("archived") or "",
                          "used": human_size(a.used)} for a in h.archives]
-            props = {k.removeprefix("org.zboot:"): v for k, v in h.dataset.props.items()}
+            props = h.dataset.record()
             record = {k: props[k] for k in sorted(props, key=record_order)}
             data = {"name": h.name, "dataset": h.dataset.name, "record": record,
                     "restore_points": points, "archives": archives}

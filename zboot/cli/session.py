@@ -17,7 +17,7 @@ from ..remote.base import Runner
 from ..remote.dryrun import DryRunRunner
 from ..remote.local import LocalRunner
 from ..targets.base import NoEngine, TargetEngine
-from ..targets.lio import SERVER_PYTHON, LioEngine
+from ..targets.lio import LioEngine, has_rtslib
 from ..targets.tgt import TgtEngine
 from ..zfs.cli import ZfsCli
 from ..zfs.lzc import zfs_backend
@@ -93,10 +93,8 @@ BUILT_ENGINES = ("lio", "tgt", "none")
 
 def make_engine(name: str, runner: Runner) -> TargetEngine:
     if name == "auto":
-        has_rtslib = runner.run([SERVER_PYTHON, "-c", "import rtslib_fb"],
-                                check=False).returncode == 0
         has_tgt = runner.run(["sh", "-c", "command -v tgtadm"], check=False).returncode == 0
-        name = "lio" if has_rtslib else "tgt" if has_tgt else "none"
+        name = "lio" if has_rtslib(runner) else "tgt" if has_tgt else "none"
     if name == "lio":
         return LioEngine(runner)
     if name == "tgt":

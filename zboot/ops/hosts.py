@@ -95,7 +95,7 @@ def rollback_host(zfs: ZfsCli, config: Config, host: str, point: str | None,
             "rollback-archive": archive}
     zfs.set_props(current, plan)
     zfs.rename(current, archive)
-    props = {k.removeprefix("org.zboot:"): v for k, v in h.dataset.props.items()}
+    props = h.dataset.record()
     return finish_rollback(zfs, config, h.name, props | plan, discard)
 
 

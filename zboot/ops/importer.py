@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, cast
 
 from ..config import Config
 from ..errors import Conflict, InvalidInput, ZbootError
-from ..remote.base import Runner
+from ..remote.base import Runner, wait_for_path
 from ..zfs.cli import ZfsCli
 from .images import ensure_layout
 from .state import KIND, now
@@ -27,8 +27,6 @@ from .state import KIND, now
 Progress = Callable[[int, int], None]  # (bytes sent, bytes in all)
 FORMATS = ("raw", "qcow2", "vmdk", "vhdx", "vdi")
 MIB = 1024 * 1024
-WAIT_FOR_DEVICE = ('for _ in $(seq 300); do [ -e "$1" ] && exit 0; sleep 0.1; done; '
-                   'echo "$1 did not appear" >&2; exit 1')
 
 
 def probe(path: Path, fmt: str | None) -> tuple[str, int]:
@@ -135,7 +133,7 @@ def import_image(runner: Runner, zfs: ZfsCli, config: Config, name: str, source:
                                                    "state": "importing"})
         try:
             device = f"/dev/zvol/{dataset}"
-            runner.run(["sh", "-c", WAIT_FOR_DEVICE, "sh", device], timeout=60)
+            wait_for_path(runner, device, seconds=30)
             written = stream_into(runner, stream, device, nbytes, on_progress)
             if written != nbytes:
                 raise InvalidInput(f"{source!r} ended after {written} of {nbytes} bytes")

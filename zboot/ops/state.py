@@ -99,7 +99,7 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
         elif kind == "host" and ds.name.startswith(config.archive + "/"):
             # renamed by a rollback, not yet marked as an archive
             host = ds.prop("host") or ""
-            unfinished[host] = {k.removeprefix("org.zboot:"): v for k, v in ds.props.items()}
+            unfinished[host] = ds.record()
             archives.setdefault(host, []).append(ds)
         elif kind == "archive":
             archives.setdefault(ds.prop("host") or "", []).append(ds)

@@ -128,6 +128,16 @@ def remove_file_by_command(runner: Runner, path: str) -> None:
 Responder = Callable[[tuple[str, ...], bytes | None], Result]
 
 
+WAIT_SCRIPT = ('for _ in $(seq "$2"); do [ -e "$1" ] && exit 0; sleep 0.1; done; '
+               'echo "$1 did not appear" >&2; exit 1')
+
+
+def wait_for_path(runner: Runner, path: str, seconds: int) -> None:
+    """Wait until path exists on the server (udev makes /dev/zvol links a moment
+    after the zvol); fail after seconds."""
+    runner.run(["sh", "-c", WAIT_SCRIPT, "sh", path, str(seconds * 10)], timeout=seconds + 30)
+
+
 class RecordingRunner:
     """A Runner that runs nothing. Each argv is recorded in `commands` (its stdin in
     `inputs`); the result comes from `responses`: a mapping argv -> Result (a missing

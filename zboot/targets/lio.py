@@ -23,6 +23,11 @@ BOOTSTRAP = ("import sys; src, _, req = sys.stdin.buffer.read().partition(b'\\0'
 PREFIX = storage_name("")
 
 
+def has_rtslib(runner: Runner) -> bool:
+    """Can the server's Python drive LIO (rtslib-fb installed)?"""
+    return runner.run([SERVER_PYTHON, "-c", "import rtslib_fb"], check=False).returncode == 0
+
+
 class LioEngine:
     name = "lio"
     lun = 0

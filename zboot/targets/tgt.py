@@ -9,13 +9,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..errors import InvalidInput, ServerError
-from ..remote.base import Runner
+from ..remote.base import Runner, wait_for_path
 from .base import Export
 
 TGTADM = ["tgtadm", "--lld", "iscsi"]
 CONF_DIR = "/etc/tgt/conf.d"
-WAIT_FOR_DEVICE = ('for _ in $(seq 600); do [ -e "$1" ] && exit 0; sleep 0.1; done; '
-                   'echo "$1 did not appear" >&2; exit 1')
 HOST_DEVICE = re.compile(r"^/dev/zvol/.+/hosts/(?P<host>[^/]+)$")
 
 
@@ -131,7 +129,7 @@ class TgtEngine:
 
     def _create(self, tid: int, export: Export) -> None:
         t = str(tid)
-        self.runner.run(["sh", "-c", WAIT_FOR_DEVICE, "sh", export.device], timeout=90)
+        wait_for_path(self.runner, export.device, seconds=60)
         self._tgtadm("--op", "new", "--mode", "target", "--tid", t, "-T", export.target)
         self._tgtadm("--op", "new", "--mode", "logicalunit", "--tid", t, "--lun",
                      str(self.lun), "-b", export.device)

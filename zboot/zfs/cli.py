@@ -39,6 +39,10 @@ class Dataset:
     def prop(self, key: str) -> str | None:
         return self.props.get(PREFIX + key)
 
+    def record(self) -> dict[str, str]:
+        """zboot's properties, without their prefix."""
+        return {k.removeprefix(PREFIX): v for k, v in self.props.items()}
+
 
 def _int(value: str) -> int | None:
     return int(value) if value.isdigit() else None
