@@ -13,7 +13,7 @@ import pytest
 
 from zboot.cli.exports import root_path
 from zboot.cli.hosts import put_back_on_failure
-from zboot.cli.session import Session
+from zboot.cli.session import BUILT_ENGINES, Session, make_engine
 from zboot.config import Config
 from zboot.errors import Conflict, InvalidInput, ServerError
 from zboot.ops.exports import host_export, plan_sync, refuse_if_in_use, target_iqn
@@ -148,3 +148,22 @@ def test_an_export_taken_down_is_put_back_when_zfs_fails() -> None:
     with put_back_on_failure(session, EXPORT):
         pass  # success: the caller exports the new disk itself
     assert engine.created == [EXPORT.target]
+
+
+@pytest.mark.parametrize(("tools", "rtslib", "engine"), [
+    ("targetcli\ntgtadm\n", True, "lio"), ("tgtadm\nistgtcontrol\n", False, "tgt"),
+    ("istgtcontrol\n", False, "istgt"), ("ctladm\n", False, "ctld"),
+    ("itadm\n", False, "comstar"), ("", False, "none")])
+def test_auto_picks_the_engine_the_server_has(tools: str, rtslib: bool, engine: str) -> None:
+    def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
+        if argv[0] == "sh":
+            return Result(argv, 0, tools.encode(), b"")
+        return Result(argv, 0 if rtslib else 1, b"", b"")  # rtslib import, istgt conf
+    assert make_engine("auto", RecordingRunner(respond)).name == engine
+
+
+def test_every_built_engine_can_be_made_and_others_are_refused() -> None:
+    for name in BUILT_ENGINES:
+        assert make_engine(name, RecordingRunner()).name == name
+    with pytest.raises(InvalidInput, match="scst"):
+        make_engine("scst", RecordingRunner())

@@ -17,7 +17,7 @@ from ..names import iqn
 from ..ops.images import ensure_layout
 from ..targets.lio import has_rtslib
 from . import exports, hosts, images
-from .session import Outcome, Session, run
+from .session import ENGINE_TOOLS, Outcome, Session, run, tools_on_server
 
 app = typer.Typer(
     help="Diskless machines from ZFS clones: golden images, per-host clones, rollback.",
@@ -28,7 +28,7 @@ app.add_typer(exports.app, name="export")
 app.command("sync")(exports.sync)
 hosts.register(app)
 
-SERVER_TOOLS = ("targetcli", "tgtadm", "istgtcontrol", "ctladm", "itadm", "qemu-img")
+SERVER_TOOLS = (*ENGINE_TOOLS, "qemu-img")
 
 
 @app.callback()
@@ -66,8 +66,7 @@ def init(ctx: typer.Context) -> None:
         if pool.returncode != 0:
             raise NotFound(f"pool {cfg.pool!r} does not exist on the server",
                            hint="set [zfs] pool in the config file")
-        check = "for t; do command -v \"$t\" >/dev/null && echo \"$t\"; done; true"
-        tools = s.runner.run(["sh", "-c", check, "sh", *SERVER_TOOLS]).text.split()
+        tools = tools_on_server(s.runner, SERVER_TOOLS)
         rtslib = has_rtslib(s.runner)
         created = ensure_layout(s.zfs, cfg)
         engine = cfg.engine if cfg.engine != "auto" else default_engine(tools, rtslib)

@@ -12,11 +12,16 @@ from typing import Any
 import typer
 
 from .. import config as config_mod
+from ..config import default_engine
 from ..errors import InvalidInput, ZbootError
 from ..remote.base import Runner
 from ..remote.dryrun import DryRunRunner
 from ..remote.local import LocalRunner
 from ..targets.base import NoEngine, TargetEngine
+from ..targets.comstar import ComstarEngine
+from ..targets.ctld import CtldEngine
+from ..targets.istgt import DEFAULT_CONF as ISTGT_CONF
+from ..targets.istgt import IstgtEngine
 from ..targets.lio import LioEngine, has_rtslib
 from ..targets.tgt import TgtEngine
 from ..zfs.cli import ZfsCli
@@ -88,20 +93,34 @@ class Session:
             self._runner.close()
 
 
-BUILT_ENGINES = ("lio", "tgt", "none")
+BUILT_ENGINES = ("lio", "tgt", "istgt", "ctld", "comstar", "none")
+ENGINE_TOOLS = ("targetcli", "tgtadm", "istgtcontrol", "ctladm", "itadm")
+FREEBSD_ISTGT_CONF = "/usr/local/etc/istgt/istgt.conf"
+
+
+def tools_on_server(runner: Runner, names: tuple[str, ...]) -> list[str]:
+    """Which of these commands the server has on its PATH."""
+    check = 'for t; do command -v "$t" >/dev/null && echo "$t"; done; true'
+    return runner.run(["sh", "-c", check, "sh", *names]).text.split()
 
 
 def make_engine(name: str, runner: Runner) -> TargetEngine:
     if name == "auto":
-        has_tgt = runner.run(["sh", "-c", "command -v tgtadm"], check=False).returncode == 0
-        name = "lio" if has_rtslib(runner) else "tgt" if has_tgt else "none"
+        name = default_engine(tools_on_server(runner, ENGINE_TOOLS), has_rtslib(runner))
     if name == "lio":
         return LioEngine(runner)
     if name == "tgt":
         return TgtEngine(runner)
+    if name == "istgt":
+        on_freebsd = runner.run(["test", "-e", FREEBSD_ISTGT_CONF], check=False).ok
+        return IstgtEngine(runner, conf=FREEBSD_ISTGT_CONF if on_freebsd else ISTGT_CONF)
+    if name == "ctld":
+        return CtldEngine(runner)
+    if name == "comstar":
+        return ComstarEngine(runner)
     if name == "none":
         return NoEngine()
-    raise InvalidInput(f"target engine {name!r} is not supported yet",
+    raise InvalidInput(f"target engine {name!r} is not supported",
                        hint=f"set [target] engine to one of: {', '.join(BUILT_ENGINES)}")
 
 

@@ -36,7 +36,7 @@ KERNEL_PACKAGES = ["linux-image-amd64", "linux-headers-amd64", "dkms"]
 MAIN_PACKAGES = [
     "qemu-system-x86", "qemu-utils", "libnbd-bin", "ipxe-qemu", "ovmf",  # VMs, iPXE, UEFI
     "qemu-block-extra",                                      # qemu-img over libiscsi
-    "targetcli-fb", "python3-rtslib-fb", "tgt",             # iSCSI targets
+    "targetcli-fb", "python3-rtslib-fb", "tgt", "istgt",    # iSCSI targets
     "libiscsi-bin",                                          # iSCSI test client
     "openssh-server", "openssh-client", "udev", "kmod", "iproute2", "busybox-static",
     "python3-venv",

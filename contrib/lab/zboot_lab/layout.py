@@ -54,6 +54,15 @@ class Layout:
     def tgt_port(self) -> int:
         return self.port_base + 3261
 
+    @property
+    def istgt_port(self) -> int:
+        """istgt runs on the host itself, not in the storage VM."""
+        return self.port_base + 3262
+
+    @property
+    def istgt_control_port(self) -> int:
+        return self.port_base + 3264
+
     def forwards(self) -> dict[int, int]:
         """Host port -> guest port, every one bound to 127.0.0.1."""
         return {

@@ -1,0 +1,141 @@
+"""zboot's istgt engine against the real istgt on this machine (loopback only),
+restarted through Debian's service script, with real logins from libiscsi.
+There is no ZFS on the host, so each host's "zvol" is a file of known bytes:
+istgt serves a file exactly as it serves a device."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from zboot_lab import iscsi, istgt
+from zboot_lab.layout import IQN_BASE, Layout
+
+from zboot.ops.chap import new_chap
+from zboot.remote.local import LocalRunner
+from zboot.targets.base import Export
+from zboot.targets.istgt import IstgtEngine
+
+pytestmark = pytest.mark.lab
+
+MIB = 1024 * 1024
+INTRUDER = "iqn.2010-04.org.ipxe:intruder"
+
+
+@pytest.fixture
+def engine() -> Iterator[IstgtEngine]:
+    layout = Layout.from_env()
+    istgt.configure(layout)
+    yield IstgtEngine(LocalRunner())
+    istgt.stop()
+
+
+def export(tmp_path: Path, host: str, data: bytes, chap: bool = False,
+           mutual: bool = False) -> Export:
+    disk = tmp_path / "hosts" / host
+    disk.parent.mkdir(exist_ok=True)
+    disk.write_bytes(data)
+    target, initiator = f"{IQN_BASE}:{host}", f"iqn.2010-04.org.ipxe:{host}"
+    return Export(host=host, target=target, device=str(disk), initiator=initiator,
+                  chap=new_chap(initiator, target, mutual) if chap or mutual else None)
+
+
+def login(e: Export, initiator: str | None = None, **chap: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIBISCSI_")} | chap
+    url = f"iscsi://127.0.0.1:{Layout.from_env().istgt_port}/{e.target}/0"
+    return subprocess.run(["iscsi-inq", "-i", initiator or e.initiator, url],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def creds(e: Export, secret: str | None = None, target_secret: str | None = None) -> dict[str, str]:
+    assert e.chap is not None
+    found = {"LIBISCSI_CHAP_USERNAME": e.chap.user,
+             "LIBISCSI_CHAP_PASSWORD": secret or e.chap.secret}
+    if e.chap.mutual_user and e.chap.mutual_secret:
+        found |= {"LIBISCSI_CHAP_TARGET_USERNAME": e.chap.mutual_user,
+                  "LIBISCSI_CHAP_TARGET_PASSWORD": target_secret or e.chap.mutual_secret}
+    return found
+
+
+def test_istgt_exports_acl_chap_sessions_and_delete(engine: IstgtEngine,
+                                                    tmp_path: Path) -> None:
+    portal = f"127.0.0.1:{Layout.from_env().istgt_port}"
+    data = {h: os.urandom(MIB) + bytes(MIB) for h in ("pci1", "pci2", "pci3")}
+    plain = export(tmp_path, "pci1", data["pci1"])
+    chap = export(tmp_path, "pci2", data["pci2"], chap=True)
+    mutual = export(tmp_path, "pci3", data["pci3"], mutual=True)
+    engine.apply(create=[plain, chap, mutual])  # one batch, one restart
+    assert engine.exports() == {e.target: e for e in (plain, chap, mutual)}
+
+    copy = tmp_path / "read.raw"
+    iscsi.read_lun(portal, plain.target, 0, plain.initiator, copy)
+    assert copy.read_bytes() == data["pci1"]  # the host's initiator reads its disk
+    refused = login(plain, INTRUDER)
+    assert refused.returncode != 0 and "Target not found" in refused.stderr
+
+    assert chap.chap is not None
+    assert "Authentication failure" in login(chap).stderr  # no secret
+    assert login(chap, **creds(chap, secret="x" + chap.chap.secret[1:])).returncode != 0
+    assert login(chap, **creds(chap)).returncode == 0
+    assert login(chap, INTRUDER, **creds(chap)).returncode != 0  # right secret, wrong name
+    assert mutual.chap is not None and mutual.chap.mutual_secret
+    assert login(mutual, **creds(mutual)).returncode == 0
+    wrong_target = creds(mutual, target_secret="y" + mutual.chap.mutual_secret[1:])
+    assert login(mutual, **wrong_target).returncode != 0  # the initiator gives up
+
+    # Secrets live only in the root-only AuthFile, never in istgt.conf.
+    assert istgt.AUTH.stat().st_mode & 0o777 == 0o600
+    assert chap.chap.secret in istgt.AUTH.read_text()
+    assert chap.chap.secret not in istgt.CONF.read_text()
+
+    perf = subprocess.Popen(["iscsi-perf", "-i", plain.initiator,
+                             f"iscsi://{portal}/{plain.target}/0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not engine.sessions([plain.target]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert engine.sessions([plain.target, chap.target]) == {
+            plain.target: [plain.initiator]}
+    finally:
+        perf.terminate()
+        perf.wait(timeout=30)
+
+    engine.apply(delete=[chap.target])
+    assert set(engine.exports()) == {plain.target, mutual.target}
+    assert login(chap, **creds(chap)).returncode != 0  # gone
+    assert chap.chap.secret not in istgt.AUTH.read_text()
+    assert login(mutual, **creds(mutual)).returncode == 0  # kept, with its secrets
+    assert istgt.CONF.read_text().startswith(istgt.base_config(Layout.from_env()))
+
+    # A restart of the service alone brings everything back from the files.
+    subprocess.run(["service", "istgt", "restart"], check=True, capture_output=True)
+    iscsi.read_lun(portal, plain.target, 0, plain.initiator, copy)
+    assert copy.read_bytes() == data["pci1"]
+    engine.apply(delete=[plain.target, mutual.target])
+    assert engine.exports() == {} and "BEGIN zboot" in istgt.CONF.read_text()
+
+
+# iscsi-test-cu cannot run against istgt 0.4: right after login it probes
+# PERSISTENT RESERVE IN (READ KEYS, 16 KiB) and istgt never answers, so every
+# family hangs (docs/exports.md). Writes are checked through iSCSI instead.
+def test_writes_through_istgt_reach_the_host_disk(engine: IstgtEngine, tmp_path: Path) -> None:
+    disk = export(tmp_path, "pciw", bytes(4 * MIB))
+    engine.apply(create=[disk])
+    port = Layout.from_env().istgt_port
+    written = tmp_path / "written.raw"
+    written.write_bytes(os.urandom(4 * MIB))
+    opts = (f"driver=iscsi,transport=tcp,portal=127.0.0.1:{port},target={disk.target},"
+            f"lun=0,initiator-name={disk.initiator}")
+    subprocess.run(["qemu-img", "convert", "-n", "-f", "raw", str(written),
+                    "--target-image-opts", opts], check=True, capture_output=True, timeout=300)
+    assert Path(disk.device).read_bytes() == written.read_bytes()
+    capacity = subprocess.run(["iscsi-readcapacity16", "-i", disk.initiator,
+                               f"iscsi://127.0.0.1:{port}/{disk.target}/0"],
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+    assert "LOGICAL BLOCK LENGTH IN BYTES:512\n" in capacity
+    assert f"Total size:{4 * MIB}\n" in capacity

@@ -1,0 +1,137 @@
+"""The istgt engine without a server: istgt's config syntax (on Debian's own
+example files), the block zboot writes and reads back, one restart per batch,
+putting the old files back when istgt does not come back, `istgtcontrol info`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zboot.errors import InvalidInput, ServerError
+from zboot.remote.base import RecordingRunner, Result
+from zboot.targets.base import Chap, Export
+from zboot.targets.istgt import (
+    BEGIN,
+    RESTART,
+    IstgtEngine,
+    parse_block,
+    parse_info,
+    parse_sections,
+    render_auth_block,
+    render_block,
+    split_block,
+)
+
+SAMPLES = Path(__file__).parent / "samples"
+ADMIN = """[Global]
+  PidFile /var/run/istgt.pid
+  AuthFile /etc/istgt/auth.conf
+[UnitControl]
+  AuthMethod None
+  Portal UC1 127.0.0.1:3261
+[PortalGroup3]
+  Portal DA1 0.0.0.0:3260
+[LogicalUnit5]
+  TargetName admins-own
+  Mapping PortalGroup3 InitiatorGroup5
+  LUN0 Storage /dev/sdb Auto
+"""
+PLAIN = Export("pc1", "iqn.2026-11.lab.zboot:pc1", "/dev/zvol/tank/zboot/hosts/pc1",
+               "iqn.2010-04.org.ipxe:pc1")
+MUTUAL = Export("pc2", "iqn.2026-11.lab.zboot:pc2", "/dev/zvol/tank/zboot/hosts/pc2",
+                "iqn.2010-04.org.ipxe:pc2",
+                Chap("iqn.2010-04.org.ipxe:pc2", "Secret0123456789",
+                     "iqn.2026-11.lab.zboot:pc2", "Mutual0123456789"))
+
+
+class Istgt(RecordingRunner):
+    """A server whose istgt serves, after each restart, the zboot targets
+    named in its config (or nothing at all when `comes_back` is False)."""
+
+    def __init__(self, conf: str = ADMIN, comes_back: bool = True) -> None:
+        super().__init__(self.respond, files={"/etc/istgt/istgt.conf": conf.encode()})
+        self.comes_back = comes_back
+        self.serving: list[str] = []
+
+    def respond(self, argv: tuple[str, ...], _: bytes | None) -> Result:
+        if argv == RESTART:
+            conf = self.files["/etc/istgt/istgt.conf"].decode()
+            self.serving = ([s.get("TargetName")[0] for s in parse_sections(conf)
+                             if s.kind == "LogicalUnit"] if self.comes_back else [])
+        if argv[-1] == "list":
+            return Result(argv, 0, "\n".join([*self.serving, "DONE LIST command"]).encode(), b"")
+        return Result(argv, 0, b"", b"")
+
+
+def test_debian_example_config_parses() -> None:
+    sections = parse_sections((SAMPLES / "istgt_example.conf").read_text())
+    assert [(s.kind, s.tag) for s in sections] == [
+        ("Global", None), ("UnitControl", None), ("PortalGroup", 1), ("InitiatorGroup", 1),
+        ("LogicalUnit", 1)]
+    unit = sections[-1]
+    assert unit.get("TargetAlias") == ["Data Disk1"]  # quoted values keep their spaces
+    assert unit.get("Mapping") == ["PortalGroup1", "InitiatorGroup1"]
+    assert unit.get("LUN0") == ["Storage", "/tank/iscsi/istgt-disk1", "10GB"]
+    [auth] = parse_sections((SAMPLES / "istgt_auth_example.conf").read_text())
+    assert auth.items[1] == ("Auth", ["iqn.1991-05.com.microsoft:saturn", "1234567890abcdef",
+                                      "iqn.2007-09.jp.ne.peach:disk1", "mutualtestxx"])
+
+
+def test_the_block_reads_back_as_the_exports_it_was_written_from() -> None:
+    conf, auth = render_block([PLAIN, MUTUAL], 7, 3), render_auth_block([PLAIN, MUTUAL], 7)
+    [plain, mutual] = parse_block(conf, auth)
+    assert (plain, mutual) == (PLAIN, MUTUAL)
+    assert mutual.chap == MUTUAL.chap and plain.chap is None
+    assert "Mapping PortalGroup3 InitiatorGroup8" in conf and "AuthMethod CHAP Mutual" in conf
+    assert "Secret0123456789" not in conf  # secrets only in the AuthFile
+    # istgt's serial field holds 16 characters
+    serials = [v[2] for s in parse_sections(conf) for k, v in s.items
+               if k == "LUN0" and v[:2] == ["Option", "Serial"]]
+    assert [len(s) for s in serials] == [16, 16] and serials[0] != serials[1]
+
+
+def test_a_batch_keeps_the_admins_text_and_restarts_once() -> None:
+    server = Istgt()
+    engine = IstgtEngine(server, wait_seconds=1)
+    engine.apply(create=[PLAIN, MUTUAL])
+    conf = server.files["/etc/istgt/istgt.conf"].decode()
+    assert split_block(conf)[0] == ADMIN and BEGIN in conf
+    assert "[LogicalUnit6]" in conf  # after the admin's highest tag
+    assert server.commands.count(RESTART) == 1
+    assert server.modes["/etc/istgt/auth.conf"] == 0o600
+    assert not any("Secret0123456789" in " ".join(c) for c in server.commands)
+    assert engine.exports() == {PLAIN.target: PLAIN, MUTUAL.target: MUTUAL}
+
+    engine.apply(delete=[PLAIN.target])  # the kept host keeps its secrets
+    assert engine.exports() == {MUTUAL.target: MUTUAL}
+    assert b"Mutual0123456789" in server.files["/etc/istgt/auth.conf"]
+    assert server.serving == ["admins-own", MUTUAL.target]
+
+
+def test_old_files_come_back_when_istgt_does_not() -> None:
+    server = Istgt(comes_back=False)
+    with pytest.raises(ServerError, match="did not come back"):
+        IstgtEngine(server, wait_seconds=0.2).apply(create=[PLAIN])
+    assert server.files["/etc/istgt/istgt.conf"].decode() == ADMIN
+    assert server.commands.count(RESTART) == 2  # on the new files, then on the old
+
+
+def test_no_portal_group_changes_nothing() -> None:
+    server = Istgt(conf="[Global]\n  PidFile /x\n")
+    with pytest.raises(ServerError, match="PortalGroup"):
+        IstgtEngine(server).apply(create=[PLAIN])
+    assert RESTART not in server.commands and "/etc/istgt/auth.conf" not in server.files
+
+
+def test_a_value_istgt_cannot_hold_is_refused() -> None:
+    bad = Export("pc3", "iqn.2026-11.lab.zboot:pc3", '/dev/zvol/tank/a"b', "iqn.x:pc3")
+    server = Istgt()
+    with pytest.raises(InvalidInput):
+        IstgtEngine(server).apply(create=[bad])
+    assert RESTART not in server.commands
+
+
+def test_sessions_come_from_istgtcontrol_info() -> None:
+    text = (SAMPLES / "istgtcontrol_info.txt").read_text()
+    assert parse_info(text) == {"iqn.2026-11.lab.zboot:a": ["iqn.2010-04.org.ipxe:c"]}
