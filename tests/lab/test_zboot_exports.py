@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from zboot_cli import Zboot
 from zboot_lab import iscsi, vm
+from zboot_lab.keys import ssh_argv
 from zboot_lab.layout import Layout
 from zboot_lab.remote import ssh_text
 
@@ -246,3 +247,42 @@ def test_tgt_export_lifecycle_and_restart(lab: Layout, zboot: Zboot, tmp_path: P
     zboot("destroy", "pct1", "--yes")
     assert iscsi.inquiry(portal, target, 1, me).returncode != 0
     assert "zboot-pct1.conf" not in ssh_text(lab, ["ls", "/etc/tgt/conf.d"])
+
+
+def test_a_batch_of_20_is_one_lio_process_and_one_save(lab: Layout, zboot: Zboot,
+                                                       tmp_path: Path) -> None:
+    golden(zboot, tmp_path, os.urandom(MIB))
+    hosts = [f"pcb{n:02}" for n in range(1, 21)]
+    listing = tmp_path / "hosts.csv"
+    listing.write_text("host,mac\n" + "".join(f"{h},52:54:00:0b:00:{n:02x}\n"
+                                              for n, h in enumerate(hosts, start=1))
+                       + "pc_bad,52:54:00:0b:00:99\n")  # "_" is no host name: fails alone
+    # Every LIO save writes saveconfig.json.temp first; count those in the VM.
+    watch = subprocess.Popen([*ssh_argv(lab), "exec inotifywait -m -e create --format %f "
+                              "/etc/rtslib-fb-target"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert watch.stderr is not None
+        started = [watch.stderr.readline() for _ in range(2)]  # "Setting up", "established"
+        assert "Watches established" in "".join(started), started
+        batch = zboot("-v", "clone", "gold", "--hosts", str(listing), code=2)
+        time.sleep(2)  # let the last event cross the SSH channel
+    finally:
+        watch.terminate()
+        created, _ = watch.communicate(timeout=30)
+    data = batch["data"]
+    assert (data["cloned"], data["failed"]) == (20, 1)
+    assert [h["host"] for h in data["hosts"] if not h["ok"]] == ["pc_bad"]
+    assert "pc_bad" in batch["errors"][0]["message"]
+    agents = [line for line in zboot.stderr.splitlines()
+              if line.startswith("ran: /usr/bin/python3 -c import sys")]
+    changing = [line for line in agents if "--zboot-read-only" not in line]
+    assert len(changing) == 1, agents  # one rtslib process made all 20 exports
+    assert created.split().count("saveconfig.json.temp") == 1, created  # saved once
+
+    portal = f"127.0.0.1:{lab.lio_port}"
+    for h in data["hosts"][:20]:
+        login = iscsi.inquiry(portal, h["record"]["target"], 0, h["record"]["initiator"])
+        assert login.returncode == 0, (h["host"], login.stderr)
+    assert iscsi.inquiry(portal, data["hosts"][0]["record"]["target"], 0,
+                         INTRUDER).returncode != 0

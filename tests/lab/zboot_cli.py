@@ -21,6 +21,7 @@ class Zboot:
     def __init__(self, config: Path, root: str) -> None:
         self.env = dict(os.environ, ZBOOT_CONFIG=str(config))
         self.root = root
+        self.stderr = ""  # of the last call, e.g. the commands `-v` lists
 
     def raw(self, *args: str) -> dict[str, Any]:
         """Run zboot and return its envelope, whatever the outcome."""
@@ -37,6 +38,7 @@ class Zboot:
                              capture_output=True, env=self.env, timeout=600)
         result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(),
                                              raw.stderr.decode())
+        self.stderr = result.stderr
         assert result.returncode == code, (args, result.stdout, result.stderr)
         out: dict[str, Any] = json.loads(result.stdout)
         jsonschema.validate(out, SCHEMA)

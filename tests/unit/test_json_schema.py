@@ -59,3 +59,29 @@ def test_a_well_formed_result_passes() -> None:
         "unknown-command", "data-on-failure"])
 def test_a_malformed_result_fails(doc: dict[str, Any]) -> None:
     assert not valid(doc)
+
+
+RECORD = {"mac": "52:54:00:00:00:01", "image": "win11", "version": "v1",
+          "origin": "tank/zboot/images/win11@v1", "created": "2026-11-21T10:00:00Z",
+          "mode": "normal", "initiator": "iqn.2010-04.org.ipxe:pc1", "state": "ready"}
+FAILED = {"kind": "conflict", "code": 4, "message": "host pc2: exists", "hint": None}
+
+
+def test_a_batch_with_a_failed_host_carries_data_and_errors() -> None:
+    hosts = [{"host": "pc1", "ok": True, "record": RECORD, "chap_credentials": None,
+              "error": None},
+             {"host": "pc2", "ok": False, "record": None, "chap_credentials": None,
+              "error": FAILED}]
+    batch = {"image": "win11", "cloned": 1, "failed": 1, "hosts": hosts}
+    assert valid(envelope("clone", batch, [FAILED], 4))
+    assert valid(envelope("clone", batch | {"failed": 0}))
+    assert not valid(envelope("clone", batch | {"hosts": [hosts[0] | {"record": {}}]}))
+    assert not valid(envelope("list", batch, [FAILED], 4))  # data on failure: batches only
+
+
+def test_a_destroy_batch_with_a_failed_host() -> None:
+    hosts = [{"host": "pc1", "ok": True, "destroyed": ["tank/zboot/hosts/pc1"], "error": None},
+             {"host": "pc2", "ok": False, "destroyed": [], "error": FAILED}]
+    data = {"destroyed": ["tank/zboot/hosts/pc1"], "hosts": hosts}
+    assert valid(envelope("destroy", data, [FAILED], 4))
+    assert not valid(envelope("destroy", {"destroyed": []}, [FAILED], 4))  # says who failed

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import replace
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..errors import ZbootError
+from ..errors import InvalidInput, ZbootError
 from ..names import host_name, snapshot_name
 from ..ops import chap as chap_store
 from ..ops import hosts as ops
-from ..ops.exports import host_export, record_export, refuse_if_in_use, target_iqn
+from ..ops.exports import in_use, record_export, refuse_if_in_use, target_iqn
+from ..ops.hostfile import HostSpec, read_hosts
+from ..ops.provision import Provisioned, provision
 from ..ops.state import Host, leaf, read_state
 from ..targets.base import Chap, Export
 from .images import stamp
@@ -77,12 +81,91 @@ def put_back_on_failure(s: Session, export: Export | None) -> Iterator[None]:
         raise
 
 
+def single_outcome(s: Session, one: Provisioned, show_secrets: bool) -> Outcome:
+    record = one.record or {}
+    text = f"host {one.host} cloned from {record.get('origin')}"
+    if s.engine.name != "none":
+        text += (f"; exported as {target_iqn(s.config, one.host)} LUN {s.engine.lun} to "
+                 f"{record.get('initiator')}" + (" with CHAP" if one.chap else ""))
+    shown = chap_view(one.chap, show_secrets)
+    text += "".join(f"\nchap {k.replace('_', ' ')}: {v}"
+                    for k, v in (shown or {}).items() if v is not None)
+    return Outcome({"host": one.host} | record | {"chap_credentials": shown}, text)
+
+
+def batch_outcome(image: str, results: list[Provisioned], show_secrets: bool) -> Outcome:
+    rows = [{"host": r.host, "ok": r.error is None, "record": r.record,
+             "chap_credentials": chap_view(r.chap, show_secrets),
+             "error": r.error.to_json() if r.error else None} for r in results]
+    failed = [r.error for r in results if r.error is not None]
+    lines = [{"host": r.host, "result": "failed" if r.error else "cloned",
+              "target": (r.record or {}).get("target", ""),
+              "detail": r.error.message if r.error else (r.record or {}).get("initiator", "")}
+             for r in results]
+    text = (table(lines, ["host", "result", "target", "detail"])
+            + f"\n{len(results) - len(failed)} cloned, {len(failed)} failed")
+    return Outcome({"image": image, "cloned": len(results) - len(failed),
+                    "failed": len(failed), "hosts": rows}, text,
+                   [about_host(r.host, e) for r in results if (e := r.error) is not None])
+
+
+def about_host(host: str, err: ZbootError) -> ZbootError:
+    """The error with the host it is about in front of its message."""
+    tagged = copy.copy(err)
+    tagged.message = f"host {host}: {err.message}"
+    return tagged
+
+
+@dataclass
+class Retired:
+    host: str
+    gone: list[str] = field(default_factory=list)
+    error: ZbootError | None = None
+
+
+def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
+    """Destroy hosts: sessions looked up and exports taken down in one engine
+    call each; then each disk. A host in use (unless force) or failing in ZFS
+    fails alone, and a failed host gets its export back."""
+    state = read_state(s.zfs, s.config)
+    results = [Retired(n) for n in names]
+    exports: dict[str, Export] = {}
+    for r in results:
+        try:
+            record = (state.unfinished_rollbacks[r.host] if r.host not in state.hosts
+                      and r.host in state.unfinished_rollbacks
+                      else state.host(r.host).dataset.record())
+            if record.get("target") and s.engine.name != "none":
+                exports[r.host] = record_export(s.runner, s.config, r.host, record)
+        except ZbootError as err:
+            r.error = err
+    if exports and not force:
+        live = s.engine.sessions([e.target for e in exports.values()])
+        for r in results:
+            if r.host in exports and (initiators := live.get(exports[r.host].target)):
+                r.error = in_use(exports.pop(r.host), initiators)
+    if exports:
+        s.engine.apply(delete=[e.target for e in exports.values()])
+    for r in results:
+        if r.error is not None:
+            continue
+        try:
+            with put_back_on_failure(s, exports.get(r.host)):
+                r.gone = ops.destroy_host(s.zfs, s.config, r.host, state)
+            chap_store.remove(s.runner, s.config, r.host)
+        except ZbootError as err:
+            r.error = err
+    return results
+
+
 def register(app: typer.Typer) -> None:
     @app.command("clone")
     def clone(ctx: typer.Context,
               image: Annotated[str, typer.Argument(metavar="IMAGE[@VERSION]")],
-              host: str,
-              mac: Annotated[str, typer.Option("--mac", help="the machine's MAC address")],
+              host: Annotated[str | None, typer.Argument(
+                  help="the new host (or give --hosts FILE for a batch)")] = None,
+              mac: Annotated[str | None, typer.Option(
+                  "--mac", help="the machine's MAC address")] = None,
               initiator: Annotated[str | None, typer.Option(
                   help="the machine's initiator IQN (default: derived from HOST)")] = None,
               chap: Annotated[bool, typer.Option(
@@ -91,43 +174,35 @@ def register(app: typer.Typer) -> None:
               mutual_chap: Annotated[bool, typer.Option(
                   "--mutual-chap", help="CHAP both ways: the target proves itself too")
               ] = False,
+              hosts_file: Annotated[Path | None, typer.Option(
+                  "--hosts", metavar="FILE",
+                  help="a batch: a CSV (host,mac[,initiator][,chap]) or TOML ([[host]]) file")
+              ] = None,
               show_secrets: Annotated[bool, typer.Option(
                   "--show-secrets", help="print the CHAP secrets (else kept on the server)")
               ] = False,
               ) -> None:
-        """Provision a host from an image version (latest when omitted).
+        """Provision a host (or a batch) from an image version (latest when omitted).
         Example: zboot clone win11 pc01 --mac 52:54:00:12:34:01"""
         def action(s: Session) -> Outcome:
-            name = host_name(host)
-            wants_chap = chap or mutual_chap
-            # CHAP needs a target name: without a base, target_iqn says to run init
-            target = target_iqn(s.config, name) if s.config.iqn_base or wants_chap else None
-            record = ops.clone_host(s.zfs, s.config, image, name, mac, initiator, target,
-                                    extra={"chap": "mutual" if mutual_chap else "one-way"}
-                                    if wants_chap else None)
-            exported, secrets = "", None
-            try:
-                if wants_chap:
-                    secrets = chap_store.new_chap(record["initiator"], str(target), mutual_chap)
-                    chap_store.store(s.runner, s.config, name, secrets)
-                engine = s.engine
-                if engine.name != "none":
-                    export = replace(host_export(s.config, name, record["initiator"]),
-                                     chap=secrets)
-                    engine.apply(create=[export])
-                    exported = (f"; exported as {export.target} LUN {engine.lun} to "
-                                f"{export.initiator}" + (" with CHAP" if secrets else ""))
-            except BaseException:
-                # a fresh clone holds nothing yet: leave no host half made
-                s.zfs.destroy(f"{s.config.hosts}/{name}", recursive=True)
-                if wants_chap:
-                    chap_store.remove(s.runner, s.config, name)
-                raise
-            shown = chap_view(secrets, show_secrets)
-            exported += "".join(f"\nchap {k.replace('_', ' ')}: {v}"
-                                for k, v in (shown or {}).items() if v is not None)
-            return Outcome({"host": name} | record | {"chap_credentials": shown},
-                           f"host {name} cloned from {record['origin']}{exported}")
+            if hosts_file is not None:
+                if host or mac or initiator or chap or mutual_chap:
+                    raise InvalidInput("--hosts takes every host from the file: give no HOST, "
+                                       "--mac, --initiator or --chap with it",
+                                       hint="put initiator and chap columns in the file")
+                specs = read_hosts(hosts_file)
+            elif host is None or mac is None:
+                raise InvalidInput("give HOST and --mac, or --hosts FILE")
+            else:
+                kind = "mutual" if mutual_chap else "one-way" if chap else ""
+                specs = [HostSpec(host, mac, initiator, kind)]
+            results = provision(s.zfs, s.config, s.runner, lambda: s.engine, image, specs)
+            if hosts_file is None:
+                [one] = results
+                if one.error is not None:
+                    raise one.error
+                return single_outcome(s, one, show_secrets)
+            return batch_outcome(image, results, show_secrets)
         run(ctx, "clone", action)
 
     @app.command("list")
@@ -214,18 +289,35 @@ def register(app: typer.Typer) -> None:
         run(ctx, "prune", action)
 
     @app.command("destroy")
-    def destroy(ctx: typer.Context, host: str,
+    def destroy(ctx: typer.Context,
+                hosts: Annotated[list[str], typer.Argument(metavar="HOST...")],
                 yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
                 force: Annotated[bool, typer.Option(
                     help="even while the machine is logged in to its disk")] = False,
                 ) -> None:
-        """Retire a host: its export, disk, restore points and archived states."""
+        """Retire hosts: their exports, disks, restore points and archived states.
+        Several hosts: one engine call takes every export down; a host that
+        fails (in use, unknown) fails alone."""
         def action(s: Session) -> Outcome:
-            if not s.dry_run and not confirm(f"destroy host {host} and its disk?", yes, s.json):
+            names = list(dict.fromkeys(host_name(h) for h in hosts))
+            disks = "its disk" if len(names) == 1 else "their disks"
+            if not s.dry_run and not confirm(f"destroy {', '.join(names)} and {disks}?",
+                                             yes, s.json):
                 return Outcome({"destroyed": []}, "nothing destroyed")
-            export = taken_down(s, host, force)
-            with put_back_on_failure(s, export):
-                gone = ops.destroy_host(s.zfs, s.config, host)
-            chap_store.remove(s.runner, s.config, host_name(host))
-            return Outcome({"destroyed": gone}, f"destroyed host {host}")
+            results = retire(s, names, force)
+            if len(results) == 1:
+                [one] = results
+                if one.error is not None:
+                    raise one.error
+                return Outcome({"destroyed": one.gone}, f"destroyed host {one.host}")
+            failed = [r for r in results if r.error is not None]
+            rows = [{"host": r.host, "ok": r.error is None, "destroyed": r.gone,
+                     "error": r.error.to_json() if r.error else None} for r in results]
+            lines = [{"host": r.host, "result": "failed" if r.error else "destroyed",
+                      "detail": r.error.message if r.error else ", ".join(r.gone)}
+                     for r in results]
+            return Outcome({"destroyed": [g for r in results for g in r.gone], "hosts": rows},
+                           table(lines, ["host", "result", "detail"])
+                           + f"\n{len(results) - len(failed)} destroyed, {len(failed)} failed",
+                           [about_host(r.host, e) for r in failed if (e := r.error)])
         run(ctx, "destroy", action)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ from .output import emit_json, report_error, report_interrupt
 class Outcome:
     data: Any
     text: str
+    # a batch that went on past failed hosts: their errors, and a non-zero exit
+    errors: list[ZbootError] = field(default_factory=list)
 
 
 @dataclass
@@ -135,12 +137,16 @@ def run(ctx: typer.Context, command: str, action: Callable[[Session], Outcome]) 
         raise typer.Exit(report_interrupt(command, session.json)) from None
     finally:
         session.close()
+    if session.verbose and session._runner is not None:  # on stderr, also with --json
+        for argv in session._runner.commands:
+            print("ran: " + " ".join(argv), file=sys.stderr)
     planned = session._dry.planned if session._dry is not None else []
+    code = int(outcome.errors[0].exit_code) if outcome.errors else 0
     if session.json:
         data = {"dry_run": True, "planned": planned, "result": outcome.data} \
             if session.dry_run else outcome.data
-        emit_json(command, data)
-        return
+        emit_json(command, data, [e.to_json() for e in outcome.errors], code)
+        raise typer.Exit(code)
     if session.dry_run:
         print("dry run: nothing was changed. Planned commands:")
         for line in planned or ["(none)"]:
@@ -148,9 +154,9 @@ def run(ctx: typer.Context, command: str, action: Callable[[Session], Outcome]) 
         return
     if outcome.text:
         print(outcome.text)
-    if session.verbose and session._runner is not None:
-        for argv in session._runner.commands:
-            print("ran: " + " ".join(argv), file=sys.stderr)
+    for failure in outcome.errors:
+        print(f"zboot: error: {failure.message}", file=sys.stderr)
+    raise typer.Exit(code)
 
 
 def confirm(question: str, yes: bool, as_json: bool) -> bool:

@@ -43,9 +43,13 @@ def refuse_if_in_use(engine: TargetEngine, export: Export, force: bool) -> None:
         return
     logged_in = engine.sessions([export.target]).get(export.target)
     if logged_in:
-        raise Conflict(f"host {export.host!r} is in use: {', '.join(logged_in)} is logged in "
-                       f"to {export.target}",
-                       hint="shut the machine down first, or give --force to cut it off")
+        raise in_use(export, logged_in)
+
+
+def in_use(export: Export, initiators: list[str]) -> Conflict:
+    return Conflict(f"host {export.host!r} is in use: {', '.join(initiators)} is logged in "
+                    f"to {export.target}",
+                    hint="shut the machine down first, or give --force to cut it off")
 
 
 def plan_sync(config: Config, wanted: list[Export],

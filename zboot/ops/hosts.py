@@ -10,7 +10,7 @@ from ..errors import Conflict, InvalidInput, NotFound
 from ..names import host_name, image_name, iqn, mac, snapshot_name
 from ..zfs.cli import ZfsCli
 from .images import ensure_layout
-from .state import KIND, Host, leaf, now, read_state
+from .state import KIND, Host, State, leaf, now, read_state
 
 DEFAULT_INITIATOR_BASE = "iqn.2010-04.org.ipxe"  # iPXE's own default prefix
 
@@ -21,14 +21,16 @@ def default_initiator(host: str) -> str:
 
 def clone_host(zfs: ZfsCli, config: Config, image_spec: str, host: str, mac_address: str,
                initiator: str | None = None, target: str | None = None,
-               extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Provision host from image[@version] (latest version when omitted)."""
+               extra: dict[str, str] | None = None,
+               state: State | None = None) -> dict[str, str]:
+    """Provision host from image[@version] (latest version when omitted). A
+    batch passes the state it read once; hosts it made since are not in it."""
     host = host_name(host)
     mac_address = mac(mac_address)
     initiator = iqn(initiator) if initiator else default_initiator(host)
     name, _, version = image_spec.partition("@")
     name, version_name = image_name(name), snapshot_name(version) if version else None
-    state = read_state(zfs, config)
+    state = state or read_state(zfs, config)
     image = state.image(name)
     chosen = image.version(version_name)
     if host in state.hosts or zfs.exists(f"{config.hosts}/{host}"):
@@ -144,10 +146,11 @@ def prune_host(zfs: ZfsCli, config: Config, host: str) -> list[str]:
     return [leaf(name) for name in destroy_in_order(zfs, [a.name for a in h.archives])]
 
 
-def destroy_host(zfs: ZfsCli, config: Config, host: str) -> list[str]:
+def destroy_host(zfs: ZfsCli, config: Config, host: str,
+                 state: State | None = None) -> list[str]:
     """Remove the host's disk, its restore points and its archived states."""
     host = host_name(host)
-    h: Host = read_state(zfs, config).host(host)
+    h: Host = (state or read_state(zfs, config)).host(host)
     # An archive made by a rollback to a restore point is a clone of a
     # snapshot of the host's disk, so the order is worked out as it goes.
     return destroy_in_order(zfs, [a.name for a in h.archives] + [h.dataset.name])

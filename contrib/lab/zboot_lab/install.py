@@ -38,6 +38,7 @@ MAIN_PACKAGES = [
     "qemu-block-extra",                                      # qemu-img over libiscsi
     "targetcli-fb", "python3-rtslib-fb", "tgt", "istgt",    # iSCSI targets
     "libiscsi-bin",                                          # iSCSI test client
+    "inotify-tools",                                         # tests count config saves
     "openssh-server", "openssh-client", "udev", "kmod", "iproute2", "busybox-static",
     "python3-venv",
     "nasm", "gdisk", "dosfstools", "mtools", "grub-efi-amd64-bin", "grub-common",

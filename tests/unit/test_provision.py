@@ -1,0 +1,121 @@
+"""Batch provisioning without a server: the hosts file, one engine call for the
+whole batch, and one bad host failing alone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from test_ops import CONFIG, changes, world
+
+from zboot.errors import Conflict, InvalidInput, ServerError
+from zboot.ops.hostfile import HostSpec, read_hosts
+from zboot.ops.provision import provision
+from zboot.targets.base import Export
+from zboot.zfs.cli import ZfsCli
+
+CONFIG_WITH_IQN = type(CONFIG)(iqn_base="iqn.2026-11.lab.zboot")
+
+
+class Engine:
+    """Records each apply; refuses any batch holding a host named in `refuse`."""
+
+    name = "lio"
+    lun = 0
+
+    def __init__(self, refuse: Iterable[str] = ()) -> None:
+        self.refuse = set(refuse)
+        self.calls: list[list[str]] = []
+
+    def exports(self) -> dict[str, Export]:
+        return {}
+
+    def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
+        return {}
+
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+        hosts = [e.host for e in create]
+        self.calls.append(hosts)
+        if self.refuse & set(hosts):
+            raise ServerError("LIO (apply) failed on the server: no such device")
+
+
+def specs(n: int) -> list[HostSpec]:
+    return [HostSpec(f"pc{i:02}", f"52:54:00:bb:00:{i:02x}") for i in range(10, 10 + n)]
+
+
+def test_csv_and_toml_hosts_files(tmp_path: Path) -> None:
+    csv = tmp_path / "hosts.csv"
+    csv.write_text("host,mac,initiator,chap\npc10,52:54:00:bb:00:10,,mutual\n"
+                   "pc11, 52-54-00-bb-00-11 ,iqn.1991-05.com.microsoft:pc11,\n")
+    toml = tmp_path / "hosts.toml"
+    toml.write_text('[[host]]\nhost = "pc10"\nmac = "52:54:00:bb:00:10"\nchap = "mutual"\n'
+                    '[[host]]\nhost = "pc11"\nmac = "52-54-00-bb-00-11"\n'
+                    'initiator = "iqn.1991-05.com.microsoft:pc11"\n')
+    expected = [HostSpec("pc10", "52:54:00:bb:00:10", None, "mutual"),
+                HostSpec("pc11", "52-54-00-bb-00-11", "iqn.1991-05.com.microsoft:pc11", "")]
+    assert read_hosts(csv) == expected
+    assert read_hosts(toml) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "pc10,52:54:00:bb:00:10\n",  # no header line
+    "host,mac,colour\npc10,52:54:00:bb:00:10,red\n",  # unknown column
+    "host,mac\npc10,\n",  # no MAC
+    "host,mac,chap\npc10,52:54:00:bb:00:10,yes\n",  # chap kind
+    "host,mac\n",  # nobody
+])
+def test_a_malformed_hosts_file_is_refused_whole(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "hosts.csv"
+    path.write_text(text)
+    with pytest.raises(InvalidInput):
+        read_hosts(path)
+
+
+def test_a_batch_is_one_engine_call() -> None:
+    runner, engine = world(), Engine()
+    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
+                        specs(20))
+    assert [r.error for r in results] == [None] * 20
+    assert engine.calls == [[f"pc{i:02}" for i in range(10, 30)]]
+    assert [c[0:2] for c in changes(runner)] == [("zfs", "clone")] * 20
+
+
+def test_one_bad_host_fails_alone() -> None:
+    runner, engine = world(), Engine()
+    batch = [*specs(2), HostSpec("pc;x", "52:54:00:bb:00:99"),
+             HostSpec("pc01", "52:54:00:bb:00:98"),  # exists already
+             HostSpec("pc12", "52:54:00:bb:00:97"), HostSpec("pc10", "52:54:00:bb:00:96")]
+    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
+                        batch)
+    kinds = [type(r.error).__name__ if r.error else "ok" for r in results]
+    assert kinds == ["ok", "ok", "InvalidInput", "Conflict", "ok", "Conflict"]
+    assert engine.calls == [["pc10", "pc11", "pc12"]]
+
+
+def test_a_host_the_engine_refuses_is_undone_and_the_others_exported() -> None:
+    runner, engine = world(), Engine(refuse=["pc11"])
+    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
+                        specs(3))
+    assert [r.host for r in results if r.error] == ["pc11"]
+    assert isinstance(results[1].error, ServerError) and results[1].record is None
+    assert engine.calls == [["pc10", "pc11", "pc12"], ["pc10"], ["pc11"], ["pc12"]]
+    destroyed = [c for c in changes(runner) if c[:2] == ("zfs", "destroy")]
+    assert [c[-1] for c in destroyed] == ["tank/zboot/hosts/pc11"]
+
+
+def test_a_batch_of_bad_names_never_reads_the_server() -> None:
+    runner, engine = world(), Engine()
+    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
+                        [HostSpec("a b", "52:54:00:bb:00:01"), HostSpec("pc1", "nope")])
+    assert all(isinstance(r.error, InvalidInput) for r in results)
+    assert runner.commands == [] and engine.calls == []
+
+
+def test_a_host_listed_twice_fails_the_second_time() -> None:
+    runner, engine = world(), Engine()
+    twice = [HostSpec("pc10", "52:54:00:bb:00:10"), HostSpec("PC10", "52:54:00:bb:00:11")]
+    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
+                        twice)
+    assert results[0].error is None and isinstance(results[1].error, Conflict)

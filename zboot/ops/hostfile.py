@@ -1,0 +1,77 @@
+"""The hosts of a batch, from a CSV or TOML file an admin writes by hand or
+exports from a spreadsheet.
+
+CSV: a header line naming the columns `host`, `mac` and optionally
+`initiator` and `chap` (empty, `one-way` or `mutual`), then one host a line.
+TOML: `[[host]]` tables with the same keys. Names are not checked here: a bad
+one fails its own host, not the file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InvalidInput
+
+COLUMNS = ("host", "mac", "initiator", "chap")
+CHAP_KINDS = ("", "one-way", "mutual")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One line of a hosts file: what `zboot clone` needs for one machine."""
+
+    host: str
+    mac: str
+    initiator: str | None = None
+    chap: str = ""  # "", "one-way" or "mutual"
+
+
+def spec(row: dict[str, object], where: str) -> HostSpec:
+    unknown = set(row) - set(COLUMNS)
+    if unknown:
+        raise InvalidInput(f"{where}: unknown column(s) {', '.join(sorted(unknown))}",
+                           hint=f"columns: {', '.join(COLUMNS)}")
+    values = {k: "" if v is None else str(v).strip() for k, v in row.items()}
+    if not values.get("host") or not values.get("mac"):
+        raise InvalidInput(f"{where}: every host needs a host name and a mac")
+    if values.get("chap", "") not in CHAP_KINDS:
+        raise InvalidInput(f"{where}: chap must be empty, one-way or mutual, "
+                           f"not {values['chap']!r}")
+    return HostSpec(values["host"], values["mac"], values.get("initiator") or None,
+                    values.get("chap", ""))
+
+
+def parse_csv(text: str, name: str) -> list[HostSpec]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"host", "mac"} <= {f.strip() for f in reader.fieldnames}:
+        raise InvalidInput(f"{name}: the first line must name the columns, "
+                           "at least host and mac", hint="e.g. host,mac,initiator,chap")
+    return [spec({k.strip(): v for k, v in row.items() if k is not None}, f"{name} line {n}")
+            for n, row in enumerate(reader, start=2)]
+
+
+def parse_toml(text: str, name: str) -> list[HostSpec]:
+    try:
+        tables = tomllib.loads(text).get("host", [])
+    except tomllib.TOMLDecodeError as err:
+        raise InvalidInput(f"{name}: not valid TOML: {err}") from None
+    if not isinstance(tables, list):
+        raise InvalidInput(f"{name}: hosts go in [[host]] tables")
+    return [spec(t, f"{name} host {n}") for n, t in enumerate(tables, start=1)]
+
+
+def read_hosts(path: Path) -> list[HostSpec]:
+    """The hosts listed in a .csv or .toml file, in file order."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidInput(f"cannot read hosts file {path}: {err}") from None
+    parse = parse_toml if path.suffix.lower() == ".toml" else parse_csv
+    specs = parse(text, path.name)
+    if not specs:
+        raise InvalidInput(f"{path}: lists no hosts")
+    return specs

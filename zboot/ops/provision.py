@@ -1,0 +1,132 @@
+"""Provisioning one host or a batch: a clone each, CHAP secrets where asked
+for, then every export in one engine call (one rtslib process and one LIO
+save for the whole batch). One bad host fails alone: its clone and secret are
+removed, the others go on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ..config import Config
+from ..errors import Conflict, ZbootError
+from ..names import host_name, image_name, iqn, mac, snapshot_name
+from ..remote.base import Runner
+from ..targets.base import Chap, TargetEngine
+from ..zfs.cli import ZfsCli
+from . import chap as chap_store
+from . import hosts as ops
+from .exports import host_export, target_iqn
+from .hostfile import HostSpec
+from .state import State, read_state
+
+
+@dataclass
+class Provisioned:
+    """What became of one host of the batch: its record, or the error."""
+
+    host: str
+    record: dict[str, str] | None = None
+    chap: Chap | None = None
+    error: ZbootError | None = None
+
+
+def _clone(zfs: ZfsCli, config: Config, runner: Runner, image: str, spec: HostSpec,
+           state: State) -> tuple[dict[str, str], Chap | None]:
+    name = host_name(spec.host)
+    wants_chap = bool(spec.chap)
+    # CHAP needs a target name: without a base, target_iqn says to run init
+    target = target_iqn(config, name) if config.iqn_base or wants_chap else None
+    record = ops.clone_host(zfs, config, image, name, spec.mac, spec.initiator, target,
+                            extra={"chap": spec.chap} if wants_chap else None,
+                            state=state)
+    secrets = None
+    if wants_chap:
+        try:
+            secrets = chap_store.new_chap(record["initiator"], str(target),
+                                          spec.chap == "mutual")
+            chap_store.store(runner, config, name, secrets)
+        except BaseException:
+            undo(zfs, config, runner, name, wants_chap)
+            raise
+    return record, secrets
+
+
+def undo(zfs: ZfsCli, config: Config, runner: Runner, host: str, had_chap: bool) -> None:
+    """Remove a fresh clone (it holds nothing yet) and its secret."""
+    zfs.destroy(f"{config.hosts}/{host}", recursive=True)
+    if had_chap:
+        chap_store.remove(runner, config, host)
+
+
+def checked(specs: list[HostSpec]) -> list[tuple[HostSpec, Provisioned]]:
+    """Each spec with its result so far: names made canonical, or the error
+    (bad names, a host or MAC listed twice). Nothing runs on the server."""
+    out = []
+    names: set[str] = set()
+    macs: set[str] = set()
+    for spec in specs:
+        done = Provisioned(spec.host)
+        try:
+            name, address = host_name(spec.host), mac(spec.mac)
+            initiator = iqn(spec.initiator) if spec.initiator else None
+            if name in names or address in macs:
+                raise Conflict(f"host {name!r} or MAC {address} is listed twice in the batch")
+            names.add(name)
+            macs.add(address)
+            spec, done.host = HostSpec(name, address, initiator, spec.chap), name
+        except ZbootError as err:
+            done.error = err
+        out.append((spec, done))
+    return out
+
+
+def provision(zfs: ZfsCli, config: Config, runner: Runner, engine: Callable[[], TargetEngine],
+              image: str, specs: list[HostSpec]) -> list[Provisioned]:
+    """Clone and export every host of specs; one result per spec, in order."""
+    name, _, version = image.partition("@")
+    image_name(name)  # a bad image name fails the batch before anything runs
+    if version:
+        snapshot_name(version)
+    todo = checked(specs)
+    results = [done for _, done in todo]
+    if all(done.error for done in results):
+        return results
+    state = read_state(zfs, config)
+    for spec, done in todo:
+        if done.error is not None:
+            continue
+        try:
+            done.record, done.chap = _clone(zfs, config, runner, image, spec, state)
+        except ZbootError as err:
+            done.error = err
+        except BaseException:
+            _undo_all(zfs, config, runner, results)
+            raise
+    made = [r for r in results if r.record is not None]
+    if not made or engine().name == "none":
+        return results
+    exports = {r.host: replace(host_export(config, r.host, r.record["initiator"]),
+                               chap=r.chap) for r in made if r.record is not None}
+    try:
+        engine().apply(create=list(exports.values()))
+    except ZbootError:
+        # Find the host(s) the engine refuses: each alone, the others still go in.
+        for r in made:
+            try:
+                engine().apply(create=[exports[r.host]])
+            except ZbootError as err:
+                r.error, r.record = err, None
+                undo(zfs, config, runner, r.host, r.chap is not None)
+    except BaseException:
+        _undo_all(zfs, config, runner, results)
+        raise
+    return results
+
+
+def _undo_all(zfs: ZfsCli, config: Config, runner: Runner, results: list[Provisioned]) -> None:
+    """Interrupted: leave no host of this batch half made."""
+    for r in results:
+        if r.record is not None:
+            undo(zfs, config, runner, r.host, r.chap is not None)
+            r.record = None
