@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from file_exports import creds, file_export
+from file_exports import login as file_login
 from zboot_lab import iscsi, istgt
-from zboot_lab.layout import IQN_BASE, Layout
+from zboot_lab.layout import Layout
 
-from zboot.ops.chap import new_chap
 from zboot.remote.local import LocalRunner
 from zboot.targets.base import Export
 from zboot.targets.istgt import IstgtEngine
@@ -36,29 +37,11 @@ def engine() -> Iterator[IstgtEngine]:
 
 def export(tmp_path: Path, host: str, data: bytes, chap: bool = False,
            mutual: bool = False) -> Export:
-    disk = tmp_path / "hosts" / host
-    disk.parent.mkdir(exist_ok=True)
-    disk.write_bytes(data)
-    target, initiator = f"{IQN_BASE}:{host}", f"iqn.2010-04.org.ipxe:{host}"
-    return Export(host=host, target=target, device=str(disk), initiator=initiator,
-                  chap=new_chap(initiator, target, mutual) if chap or mutual else None)
+    return file_export(tmp_path, host, data, chap=chap, mutual=mutual)
 
 
 def login(e: Export, initiator: str | None = None, **chap: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIBISCSI_")} | chap
-    url = f"iscsi://127.0.0.1:{Layout.from_env().istgt_port}/{e.target}/0"
-    return subprocess.run(["iscsi-inq", "-i", initiator or e.initiator, url],
-                          capture_output=True, text=True, env=env, timeout=60)
-
-
-def creds(e: Export, secret: str | None = None, target_secret: str | None = None) -> dict[str, str]:
-    assert e.chap is not None
-    found = {"LIBISCSI_CHAP_USERNAME": e.chap.user,
-             "LIBISCSI_CHAP_PASSWORD": secret or e.chap.secret}
-    if e.chap.mutual_user and e.chap.mutual_secret:
-        found |= {"LIBISCSI_CHAP_TARGET_USERNAME": e.chap.mutual_user,
-                  "LIBISCSI_CHAP_TARGET_PASSWORD": target_secret or e.chap.mutual_secret}
-    return found
+    return file_login(f"127.0.0.1:{Layout.from_env().istgt_port}", e, 0, initiator, **chap)
 
 
 def test_istgt_exports_acl_chap_sessions_and_delete(engine: IstgtEngine,

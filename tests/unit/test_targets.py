@@ -3,13 +3,12 @@ lets through, the names and serials it derives."""
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
 
 import pytest
+from agents import agent_request, imported_modules
 
 from zboot.cli.exports import root_path
 from zboot.cli.hosts import put_back_on_failure
@@ -25,14 +24,6 @@ from zboot.targets.lio import AGENT, LioEngine
 
 CONFIG = Config(iqn_base="iqn.2026-11.org.example.zboot")
 EXPORT = host_export(CONFIG, "pc01", "iqn.2010-04.org.ipxe:pc01")
-
-
-def request_of(stdin: bytes | None) -> dict[str, Any]:
-    assert stdin is not None
-    source, _, request = stdin.partition(b"\0")
-    assert source.decode() == AGENT
-    parsed: dict[str, Any] = json.loads(request)
-    return parsed
 
 
 def test_an_export_is_one_target_per_host_under_the_base() -> None:
@@ -57,7 +48,7 @@ def test_apply_is_one_agent_process_with_everything_on_stdin() -> None:
     [argv] = runner.commands
     assert argv[:2] == (lio.SERVER_PYTHON, "-c")
     assert not any("pc01" in arg for arg in argv)  # the request is not in argv
-    request = request_of(runner.inputs[0])
+    request = agent_request(runner.inputs[0], AGENT)
     assert request["op"] == "apply" and request["lun"] == 0
     assert [e["target"] for e in request["create"]] == [EXPORT.target, second.target]
     assert request["create"][0]["serial"] == disk_serial("pc01")
@@ -98,12 +89,7 @@ def test_a_logged_in_host_is_refused_by_name() -> None:
 
 
 def test_the_agent_needs_only_the_standard_library_and_rtslib() -> None:
-    tree = ast.parse(AGENT)
-    modules = {alias.name.split(".")[0] for node in ast.walk(tree)
-               if isinstance(node, ast.Import) for alias in node.names}
-    modules |= {node.module.split(".")[0] for node in ast.walk(tree)
-                if isinstance(node, ast.ImportFrom) and node.module}
-    assert modules <= {"json", "os", "sys", "time", "typing", "rtslib_fb"}
+    assert imported_modules(AGENT) <= {"json", "os", "sys", "time", "typing", "rtslib_fb"}
 
 
 def test_ipxe_root_path() -> None:

@@ -3,26 +3,46 @@ the lab, tgt 1.0.85 on Debian 12), the commands it sends, its conf.d file."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+from agents import agent_request
 
 from zboot.config import Config
-from zboot.errors import InvalidInput
+from zboot.errors import InvalidInput, ServerError
+from zboot.ops.chap import new_chap
 from zboot.ops.exports import host_export
 from zboot.remote.base import RecordingRunner, Result
-from zboot.targets.base import Chap, disk_serial
-from zboot.targets.tgt import TgtEngine, conf_path, conf_text, parse_show
+from zboot.targets.agent import SERVER_PYTHON, bootstrap
+from zboot.targets.base import Chap, Export, disk_serial
+from zboot.targets.tgt import (
+    AGENT,
+    TGTADM,
+    TgtEngine,
+    conf_path,
+    conf_text,
+    parse_accounts,
+    parse_show,
+)
 
 SHOW = (Path(__file__).parent / "samples" / "tgtadm_show_target.txt").read_text()
+# The first target with the accounts bound as tgtd 1.0.85 lists them (seen live).
+SHOW_WITH_ACCOUNTS = SHOW.replace(
+    "    Account information:\n",
+    "    Account information:\n        iqn.2010-04.org.ipxe:pct1\n"
+    "        iqn.2026-11.lab.zboot:pct1 (outgoing)\n", 1)
+ACCOUNTS = ("Account list:\n    iqn.2026-11.lab.zboot:pct1\n    iqn.2010-04.org.ipxe:pct1\n"
+            "    someone-else\n")
 CONFIG = Config(iqn_base="iqn.2026-11.lab.zboot")
 PCT1 = host_export(CONFIG, "pct1", "iqn.2010-04.org.ipxe:pct1")
 
 
-def server() -> RecordingRunner:
+def server(targets: str = SHOW, accounts: str = "") -> RecordingRunner:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
         if "show" in argv:
-            return Result(argv, 0, SHOW.encode(), b"")
+            shown = accounts if "account" in argv else targets
+            return Result(argv, 0, shown.encode(), b"")
         return Result(argv, 0, b"", b"")
     return RecordingRunner(respond)
 
@@ -74,11 +94,120 @@ def test_conf_file_admits_the_initiator_by_name_alone() -> None:
     assert "initiator-address 0.0.0.0" in text  # else tgt-admin binds ALL
 
 
-def test_chap_is_refused_rather_than_put_in_argv() -> None:
+def with_chap(host: str, mutual: bool) -> Export:
+    plain = host_export(CONFIG, host, f"iqn.2010-04.org.ipxe:{host}")
+    return dataclasses.replace(plain, chap=new_chap(plain.initiator, plain.target, mutual))
+
+
+def test_chap_accounts_come_from_one_agent_before_the_initiator_is_let_in() -> None:
     runner = server()
-    with_chap = host_export(CONFIG, "pct3", "iqn.2010-04.org.ipxe:pct3")
-    with_chap = type(with_chap)(with_chap.host, with_chap.target, with_chap.device,
-                                with_chap.initiator, chap=Chap("u", "s" * 16))
-    with pytest.raises(InvalidInput, match="CHAP with tgt"):
-        TgtEngine(runner).apply(create=[with_chap])
+    one, two, plain = with_chap("pct3", mutual=False), with_chap("pct4", mutual=True), PCT1
+    TgtEngine(runner).apply(create=[one, plain, two])
+    agents = [i for i, c in enumerate(runner.commands) if c[0] == SERVER_PYTHON]
+    assert len(agents) == 1  # one process for the whole batch
+    [at] = agents
+    binds = [i for i, c in enumerate(runner.commands) if "bind" in c]
+    assert len(binds) == 3 and min(binds) > at  # nobody admitted before the accounts
+    assert runner.commands[at] == (SERVER_PYTHON, "-c", bootstrap("tgt"))
+    assert one.chap and two.chap and two.chap.mutual_user and two.chap.mutual_secret
+    # tids: 7 and 8 are taken, and PCT1 (tid 7) is replaced, so 1, 2, 3 are handed out
+    assert agent_request(runner.inputs[at], AGENT) == {"socket": "/var/run/tgtd/socket.0", "add": [
+        {"tid": 1, "user": one.chap.user, "secret": one.chap.secret, "outgoing": False},
+        {"tid": 3, "user": two.chap.user, "secret": two.chap.secret, "outgoing": False},
+        {"tid": 3, "user": two.chap.mutual_user, "secret": two.chap.mutual_secret,
+         "outgoing": True}]}
+
+
+def test_no_secret_is_ever_in_argv() -> None:
+    runner = server()
+    exports = [with_chap("pct3", mutual=False), with_chap("pct4", mutual=True)]
+    engine = TgtEngine(runner)
+    engine.apply(create=exports)
+    engine.apply(delete=[e.target for e in exports])
+    secrets = [s for e in exports if e.chap
+               for s in (e.chap.secret, e.chap.mutual_secret) if s]
+    assert len(secrets) == 3
+    assert not [c for c in runner.commands for s in secrets if any(s in arg for arg in c)]
+    assert all(s.encode() in b"".join(i or b"" for i in runner.inputs) for s in secrets)
+
+
+def test_a_plain_batch_runs_no_agent() -> None:
+    runner = server()
+    TgtEngine(runner).apply(create=[host_export(CONFIG, "pct2", "iqn.2010-04.org.ipxe:pct2")])
+    assert not any(c[0] == SERVER_PYTHON for c in runner.commands)
+    assert not any("account" in c for c in runner.commands)  # nothing deleted: no account
+
+
+def test_the_conf_file_carries_the_users_for_chap_exports_only() -> None:
+    runner = server()
+    one, two = with_chap("pct3", mutual=False), with_chap("pct4", mutual=True)
+    TgtEngine(runner).apply(create=[one, two, PCT1])
+    assert one.chap and two.chap
+    assert f"    incominguser {one.chap.user} {one.chap.secret}\n" in conf_text(one)
+    assert "outgoinguser" not in conf_text(one)
+    assert conf_text(two).endswith(
+        f"    incominguser {two.chap.user} {two.chap.secret}\n"
+        f"    outgoinguser {two.chap.mutual_user} {two.chap.mutual_secret}\n</target>\n")
+    assert "user" not in conf_text(PCT1)
+    for e in (one, two, PCT1):
+        assert runner.files[conf_path(e.host)] == conf_text(e).encode()
+        assert runner.modes[conf_path(e.host)] == 0o600
+
+
+def test_account_lists_are_parsed() -> None:
+    [first, _] = parse_show(SHOW_WITH_ACCOUNTS)
+    assert first.accounts == ["iqn.2010-04.org.ipxe:pct1", "iqn.2026-11.lab.zboot:pct1"]
+    assert first.acl == ["iqn.2010-04.org.ipxe:pct1"]
+    assert parse_accounts(ACCOUNTS) == ["iqn.2026-11.lab.zboot:pct1",
+                                        "iqn.2010-04.org.ipxe:pct1", "someone-else"]
+    assert parse_accounts("") == []
+
+
+def test_delete_removes_the_host_accounts_and_no_others() -> None:
+    runner = server(SHOW_WITH_ACCOUNTS, ACCOUNTS)
+    TgtEngine(runner).apply(delete=[PCT1.target])
+    assert [c for c in runner.commands if "show" not in c] == [
+        (*TGTADM, "--op", "delete", "--mode", "target", "--tid", "7", "--force"),
+        ("rm", "-f", "/etc/tgt/conf.d/zboot-pct1.conf"),
+        (*TGTADM, "--op", "delete", "--mode", "account", "--user", "iqn.2010-04.org.ipxe:pct1"),
+        (*TGTADM, "--op", "delete", "--mode", "account", "--user",
+         "iqn.2026-11.lab.zboot:pct1")]
+
+
+def test_an_account_another_target_uses_is_kept() -> None:
+    shared = SHOW_WITH_ACCOUNTS.replace(
+        "    Account information:\n    ACL information:\n",
+        "    Account information:\n        iqn.2010-04.org.ipxe:pct1\n    ACL information:\n")
+    runner = server(shared, ACCOUNTS)
+    TgtEngine(runner).apply(delete=[PCT1.target])
+    assert [c[-1] for c in runner.commands if "account" in c and "delete" in c] == [
+        "iqn.2026-11.lab.zboot:pct1"]
+
+
+def test_a_control_port_goes_to_tgtadm_and_the_agent() -> None:
+    runner = server()
+    TgtEngine(runner, control_port=7, conf_dir="/tmp/conf").apply(
+        create=[with_chap("pct3", mutual=False)])
+    assert all(c[:3] == ("tgtadm", "-C", "7") for c in runner.commands if c[0] == "tgtadm")
+    [stdin] = [i for c, i in zip(runner.commands, runner.inputs, strict=True)
+               if c[0] == SERVER_PYTHON]
+    assert agent_request(stdin, AGENT)["socket"] == "/var/run/tgtd/socket.7"
+    assert set(runner.files) == {"/tmp/conf/zboot-pct3.conf"}
+
+
+def test_an_agent_failure_is_a_server_error() -> None:
+    def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
+        if argv[0] == SERVER_PYTHON:
+            return Result(argv, 1, b"", b"tgt: creating account iqn.x: the account "
+                                        b"already exists (tgtadm error 14)\n")
+        return Result(argv, 0, SHOW.encode() if "show" in argv else b"", b"")
+    with pytest.raises(ServerError, match=r"creating account iqn\.x"):
+        TgtEngine(RecordingRunner(respond)).apply(create=[with_chap("pct3", mutual=False)])
+
+
+def test_chap_that_the_conf_file_would_break_is_refused() -> None:
+    runner = server()
+    bad = dataclasses.replace(PCT1, chap=Chap("iqn.2010-04.org.ipxe:pct1", "two words"))
+    with pytest.raises(InvalidInput, match="CHAP"):
+        TgtEngine(runner).apply(create=[bad])
     assert runner.commands == []

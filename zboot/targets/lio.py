@@ -4,22 +4,17 @@ in argv), one configuration save per batch."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-from ..errors import ServerError
 from ..remote.base import Runner
-from ..remote.dryrun import READ_ONLY_MARK
+from .agent import SERVER_PYTHON, agent_source, bootstrap, run_agent
 from .base import Export, storage_name
 
-SERVER_PYTHON = "/usr/bin/python3"  # the distribution's, which has rtslib-fb
-AGENT = (Path(__file__).with_name("lio_agent.py")).read_text()
-# Splits stdin into the agent's source and its request, then runs the agent.
-BOOTSTRAP = ("import sys; src, _, req = sys.stdin.buffer.read().partition(b'\\0'); "
-             "exec(compile(src, 'zboot-lio-agent', 'exec'), "
-             "{'__name__': 'zboot_lio_agent', 'REQUEST': req})")
+__all__ = ["AGENT", "BOOTSTRAP", "SERVER_PYTHON", "LioEngine", "has_rtslib"]
+
+AGENT = agent_source("lio_agent.py")  # needs the server's rtslib-fb
+BOOTSTRAP = bootstrap("lio")
 PREFIX = storage_name("")
 
 
@@ -40,16 +35,10 @@ class LioEngine:
         self.listen = listen
 
     def _call(self, request: dict[str, Any], read_only: bool) -> Any:
-        argv = [SERVER_PYTHON, "-c", BOOTSTRAP] + ([READ_ONLY_MARK] if read_only else [])
-        payload = AGENT.encode() + b"\0" + json.dumps(request | {"prefix": PREFIX}).encode()
-        result = self.runner.run(argv, input=payload, timeout=300, check=False)
-        if result.returncode != 0:
-            lines = result.stderr.decode(errors="replace").strip().splitlines()
-            raise ServerError(f"LIO ({request['op']}) failed on the server: "
-                              f"{lines[-1] if lines else 'no message'}",
-                              hint="is rtslib-fb installed (python3-rtslib-fb) and "
-                                   "target_core_mod loaded?")
-        return json.loads(result.stdout or b"null")
+        return run_agent(self.runner, "lio", AGENT, request | {"prefix": PREFIX},
+                         read_only=read_only, what=f"LIO ({request['op']})",
+                         hint="is rtslib-fb installed (python3-rtslib-fb) and "
+                              "target_core_mod loaded?")
 
     def exports(self) -> dict[str, Export]:
         found = self._call({"op": "observe"}, read_only=True) or {}

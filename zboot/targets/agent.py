@@ -1,0 +1,52 @@
+"""Shipping a small Python program to the server: the distribution's python3
+runs a one-line bootstrap (`-c`), which reads the program's source, a NUL and
+a JSON request from stdin and runs the program with the request in `REQUEST`.
+The request (secrets included) never appears in any argv on the server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import ServerError
+from ..remote.base import Runner
+from ..remote.dryrun import READ_ONLY_MARK
+
+SERVER_PYTHON = "/usr/bin/python3"  # the distribution's, never a virtualenv's
+
+
+def agent_source(filename: str) -> str:
+    """The text of an agent module that sits next to this file."""
+    return Path(__file__).with_name(filename).read_text()
+
+
+def module_name(name: str) -> str:
+    """The `__name__` an agent runs under (it calls main() only under it)."""
+    return f"zboot_{name}_agent"
+
+
+def bootstrap(name: str) -> str:
+    """The `-c` program: split stdin into the agent's source and its request,
+    then run the source with REQUEST set."""
+    return ("import sys; src, _, req = sys.stdin.buffer.read().partition(b'\\0'); "
+            f"exec(compile(src, 'zboot-{name}-agent', 'exec'), "
+            f"{{'__name__': '{module_name(name)}', 'REQUEST': req}})")
+
+
+def payload(source: str, request: dict[str, Any]) -> bytes:
+    return source.encode() + b"\0" + json.dumps(request).encode()
+
+
+def run_agent(runner: Runner, name: str, source: str, request: dict[str, Any], *,
+              read_only: bool, what: str, hint: str) -> Any:
+    """Run the agent once with request and return its JSON answer (None when it
+    prints nothing). A failure is a ServerError with the agent's last stderr
+    line, which agents keep free of secrets."""
+    argv = [SERVER_PYTHON, "-c", bootstrap(name)] + ([READ_ONLY_MARK] if read_only else [])
+    result = runner.run(argv, input=payload(source, request), timeout=300, check=False)
+    if result.returncode != 0:
+        lines = result.stderr.decode(errors="replace").strip().splitlines()
+        raise ServerError(f"{what} failed on the server: "
+                          f"{lines[-1] if lines else 'no message'}", hint=hint)
+    return json.loads(result.stdout or b"null")
