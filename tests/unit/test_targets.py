@@ -10,7 +10,7 @@ from collections.abc import Iterable
 import pytest
 from agents import agent_request, imported_modules
 
-from zboot.cli.exports import root_path
+from zboot.boot.ipxe import root_path
 from zboot.cli.hosts import put_back_on_failure
 from zboot.cli.session import BUILT_ENGINES, Session, make_engine
 from zboot.config import Config

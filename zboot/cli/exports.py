@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..boot.ipxe import root_path
 from ..names import host_name
 from ..ops.exports import plan_sync, record_export
 from ..ops.state import read_state
@@ -13,12 +14,6 @@ from .hosts import chap_view
 from .session import Outcome, Session, run
 
 app = typer.Typer(help="The iSCSI export of each host's disk.", no_args_is_help=True)
-
-
-def root_path(portal: str, lun: int, target: str) -> str:
-    """iPXE's iscsi: URI (RFC 4173 order; iPXE wants the LUN in hex)."""
-    address, _, port = portal.rpartition(":") if ":" in portal else (portal, "", "")
-    return f"iscsi:{address}::{port}:{lun:x}:{target}"
 
 
 @app.command("show")

@@ -39,6 +39,7 @@ MAIN_PACKAGES = [
     "targetcli-fb", "python3-rtslib-fb", "tgt", "istgt",    # iSCSI targets
     "libiscsi-bin",                                          # iSCSI test client
     "inotify-tools",                                         # tests count config saves
+    "isc-dhcp-server", "dnsmasq-base", "kea-dhcp4-server",   # check generated DHCP configs
     "openssh-server", "openssh-client", "udev", "kmod", "iproute2", "busybox-static",
     "python3-venv",
     "nasm", "gdisk", "dosfstools", "mtools", "grub-efi-amd64-bin", "grub-common",

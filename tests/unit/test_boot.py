@@ -1,0 +1,111 @@
+"""Boot files without a server: each mode's iPXE script, and the DHCP configs
+for the four servers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zboot.boot import dhcp
+from zboot.boot.ipxe import BootTarget, render, root_path, script_name
+from zboot.errors import InvalidInput
+from zboot.targets.base import Chap
+
+TARGET = BootTarget("pc01", "10.0.2.2:43261", 1, "iqn.2026-11.lab.zboot:pc01",
+                    "iqn.2010-04.org.ipxe:pc01")
+MUTUAL = Chap("iqn.2010-04.org.ipxe:pc01", "Secret0123456789",
+              "iqn.2026-11.lab.zboot:pc01", "Mutual0123456789")
+SITE = dhcp.Site("http://10.0.0.1/boot", "10.0.0.1", router="10.0.0.254")
+HOSTS = [dhcp.DhcpHost("pc01", "52:54:00:aa:00:01", "iqn.2010-04.org.ipxe:pc01"),
+         dhcp.DhcpHost("pc02", "52:54:00:aa:00:02", "iqn.1991-05.com.microsoft:pc02")]
+
+
+def lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+def test_script_names_and_root_paths() -> None:
+    assert script_name("52:54:00:AA:00:01") == "52-54-00-aa-00-01.ipxe"
+    assert root_path("10.0.2.2:43261", 10, "iqn.x:pc") == "iscsi:10.0.2.2::43261:a:iqn.x:pc"
+
+
+def test_normal_sets_the_initiator_then_sanboots_and_retries() -> None:
+    text = lines(render("normal", TARGET))
+    assert text[0] == "#!ipxe"
+    assert text.index("set initiator-iqn iqn.2010-04.org.ipxe:pc01") < next(
+        i for i, line in enumerate(text) if line.startswith("sanboot "))
+    assert f"sanboot {TARGET.uri} && goto booted ||" in text
+    assert "reboot" in text and not any("password" in line for line in text)
+
+
+def test_chap_goes_into_the_script_both_ways() -> None:
+    text = render("normal", BootTarget(**{**TARGET.__dict__, "chap": MUTUAL}))
+    assert "set username iqn.2010-04.org.ipxe:pc01\nset password Secret0123456789\n" in text
+    assert "set reverse-username iqn.2026-11.lab.zboot:pc01\n" in text
+    assert "set reverse-password Mutual0123456789\n" in text
+
+
+def test_install_keeps_the_disk_and_falls_through_or_boots_winpe() -> None:
+    plain = lines(render("install", TARGET))
+    assert "set keep-san 1" in plain
+    assert f"sanhook --drive 0x80 {TARGET.uri} || goto failed" in plain
+    assert "exit 0" in plain and not any(line.startswith("sanboot") for line in plain)
+    winpe = lines(render("install", TARGET, winpe="http://10.0.0.1/winpe/"))
+    assert "kernel http://10.0.0.1/winpe/wimboot" in winpe
+    assert "initrd http://10.0.0.1/winpe/boot.wim boot.wim" in winpe and "exit 0" not in winpe
+
+
+def test_local_never_attaches_the_san_disk() -> None:
+    text = render("local", TARGET)
+    assert "sanboot --no-describe --drive 0x80" in text and TARGET.target not in text
+
+
+@pytest.mark.parametrize("bad", ["iqn.x:pc 1", "iqn.x:pc;reboot", "iqn.x:${x}", ""])
+def test_values_ipxe_would_misread_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidInput):
+        render("normal", BootTarget(**{**TARGET.__dict__, "initiator": bad}))
+    with pytest.raises(InvalidInput):
+        render("holiday", TARGET)
+
+
+def test_isc_gives_ipxe_its_script_and_no_router() -> None:
+    text = dhcp.render("isc", SITE, HOSTS)
+    ipxe_branch = text[text.index('if exists user-class'):text.index("} else {")]
+    assert 'filename "http://10.0.0.1/boot/${mac:hexhyp}.ipxe";' in ipxe_branch
+    assert "routers" not in ipxe_branch and "option routers 10.0.0.254;" in text
+    assert 'option iscsi-initiator-iqn "iqn.1991-05.com.microsoft:pc02";' in text
+    assert "hardware ethernet 52:54:00:aa:00:01;" in text
+
+
+def test_dnsmasq_tags_ipxe_and_clears_its_router() -> None:
+    text = lines(dhcp.render("dnsmasq", SITE, HOSTS))
+    assert "dhcp-userclass=set:ipxe,iPXE" in text
+    assert "dhcp-boot=tag:ipxe,http://10.0.0.1/boot/${mac:hexhyp}.ipxe" in text
+    assert "dhcp-option=tag:ipxe,option:router" in text
+    assert "dhcp-option=tag:!ipxe,option:router,10.0.0.254" in text
+    assert 'dhcp-option=tag:zboot-pc01,203,"iqn.2010-04.org.ipxe:pc01"' in text
+
+
+def test_kea_classes_and_reservations() -> None:
+    config = json.loads(dhcp.render("kea", SITE, HOSTS))["Dhcp4"]
+    classes = {c["name"]: c for c in config["client-classes"]}
+    assert classes["ipxe"]["boot-file-name"].endswith("/${mac:hexhyp}.ipxe")
+    assert "option-data" not in classes["ipxe"]  # no router for iPXE
+    assert classes["pxe-bios"]["boot-file-name"] == "undionly.kpxe"
+    assert classes["pxe-efi64"]["option-data"] == [{"name": "routers", "data": "10.0.0.254"}]
+    assert [r["hw-address"] for r in config["reservations"]] == [h.mac for h in HOSTS]
+
+
+def test_ms_dhcp_uses_a_mac_policy_per_host() -> None:
+    text = dhcp.render("ms-dhcp", SITE, HOSTS)
+    assert "-MacAddress EQ,525400aa0001 -UserClass EQ,iPXE" in text
+    assert "-OptionId 67 -Value 'http://10.0.0.1/boot/52-54-00-aa-00-01.ipxe'" in text
+    assert "-OptionId 203 -Value 'iqn.1991-05.com.microsoft:pc02'" in text
+
+
+def test_a_value_that_would_break_a_config_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        dhcp.render("isc", dhcp.Site('http://x/"boot', "x"), HOSTS)
+    with pytest.raises(InvalidInput):
+        dhcp.render("bind", SITE, HOSTS)

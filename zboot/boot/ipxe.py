@@ -1,0 +1,119 @@
+"""Each host's iPXE script, named by MAC (`<mac-hexhyp>.ipxe`, what iPXE's
+`${mac:hexhyp}` expands to), for the mode the host is in.
+
+normal: set the initiator name (and CHAP), `sanboot` the host's disk; on a
+failure say why and retry, then reboot. install: keep the disk attached
+(`keep-san`, `sanhook --drive 0x80`) and boot WinPE through wimboot, or
+`exit` to the firmware's next boot device. local: boot the local disk.
+maintenance: like normal, with the golden image's own target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidInput
+from ..names import mac_hexhyp
+from ..targets.base import Chap
+
+MODES = ("normal", "install", "local", "maintenance")
+RETRIES = 3
+
+
+def root_path(portal: str, lun: int, target: str) -> str:
+    """iPXE's iscsi: URI (RFC 4173 order; iPXE wants the LUN in hex)."""
+    address, _, port = portal.rpartition(":") if ":" in portal else (portal, "", "")
+    return f"iscsi:{address}::{port}:{lun:x}:{target}"
+
+
+def script_name(mac: str) -> str:
+    return f"{mac_hexhyp(mac)}.ipxe"
+
+
+@dataclass(frozen=True)
+class BootTarget:
+    """What a host's script attaches: the disk's portal, LUN, target and the
+    host's own initiator name and CHAP."""
+
+    host: str
+    portal: str
+    lun: int
+    target: str
+    initiator: str
+    chap: Chap | None = None
+
+    @property
+    def uri(self) -> str:
+        return root_path(self.portal, self.lun, self.target)
+
+
+def _setting(value: str) -> str:
+    """A value iPXE's `set` takes as one word: zboot's names and secrets are
+    [A-Za-z0-9.:-], so anything else is refused rather than quoted."""
+    if not value or any(not (c.isalnum() or c in ".:-_") for c in value):
+        raise InvalidInput(f"{value!r} cannot go into an iPXE script")
+    return value
+
+
+def _identity(t: BootTarget) -> list[str]:
+    lines = [f"set initiator-iqn {_setting(t.initiator)}"]
+    if t.chap is not None:
+        lines += [f"set username {_setting(t.chap.user)}",
+                  f"set password {_setting(t.chap.secret)}"]
+        if t.chap.mutual_user and t.chap.mutual_secret:
+            lines += [f"set reverse-username {_setting(t.chap.mutual_user)}",
+                      f"set reverse-password {_setting(t.chap.mutual_secret)}"]
+    return lines
+
+
+def _sanboot(t: BootTarget, label: str) -> list[str]:
+    """sanboot with a few retries, then a reboot: a machine left at a prompt
+    in a LAN room helps nobody."""
+    return [
+        "set attempt:int32 0",
+        ":retry",
+        f"sanboot {t.uri} && goto booted ||",
+        f"echo zboot: {label}: cannot boot {t.target} from {t.portal}",
+        "inc attempt",
+        f"iseq ${{attempt}} {RETRIES} && goto reboot ||",
+        "echo zboot: trying again in 5 seconds",
+        "sleep 5",
+        "goto retry",
+        ":reboot",
+        "echo zboot: giving up; rebooting in 30 seconds",
+        "sleep 30",
+        "reboot",
+        ":booted",
+    ]
+
+
+def render(mode: str, t: BootTarget, winpe: str | None = None) -> str:
+    """The host's script for mode (winpe: the URL of a directory holding
+    wimboot, BCD, boot.sdi and boot.wim, for install mode)."""
+    head = ["#!ipxe", f"# zboot: host {t.host}, mode {mode}; rewritten by `zboot mode`"]
+    if mode == "normal":
+        body = _identity(t) + _sanboot(t, t.host)
+    elif mode == "maintenance":
+        body = [*_identity(t), f"echo zboot: {t.host} boots the golden image {t.target}",
+                *_sanboot(t, f"{t.host} (maintenance)")]
+    elif mode == "install":
+        body = [
+            *_identity(t),
+            "set keep-san 1",
+            f"sanhook --drive 0x80 {t.uri} || goto failed",
+            f"echo zboot: {t.host}: disk {t.target} attached as 0x80",
+        ]
+        if winpe:
+            base = winpe.rstrip("/")
+            body += [f"kernel {base}/wimboot", f"initrd {base}/BCD BCD",
+                     f"initrd {base}/boot.sdi boot.sdi", f"initrd {base}/boot.wim boot.wim",
+                     "boot || goto failed"]
+        else:
+            body += ["echo zboot: falling through to the next boot device", "exit 0"]
+        body += [":failed", f"echo zboot: {t.host}: install boot failed",
+                 "sleep 30", "reboot"]
+    elif mode == "local":
+        body = [f"echo zboot: {t.host} boots its local disk",
+                "sanboot --no-describe --drive 0x80 || exit 0"]
+    else:
+        raise InvalidInput(f"unknown mode {mode!r}", hint=f"one of {', '.join(MODES)}")
+    return "\n".join(head + body) + "\n"
