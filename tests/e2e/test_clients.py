@@ -1,89 +1,78 @@
-"""Real iPXE clients boot zvols exported by hand: DHCP -> per-MAC script ->
-sanboot -> the golden image's program counts its boots on its own disk."""
+"""Real iPXE clients boot the disks zboot provisions, driven only by zboot
+commands and a power-on: DHCP -> the per-MAC script zboot wrote -> sanboot
+-> the golden image's program counts its boots on the host's own disk."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from zboot_lab import client, exports, zvols
+from zboot_cli import Zboot
+from zboot_lab import client
 from zboot_lab.golden import write_golden
-from zboot_lab.layout import POOL, Layout
-from zboot_lab.remote import ssh
+from zboot_lab.layout import Layout
+from zboot_lab.remote import ssh, ssh_text
 
 pytestmark = pytest.mark.e2e
 
-INITIATOR = "iqn.2026-11.lab.zboot:e2e-client"
+A, B = "52:54:00:e2:00:01", "52:54:00:e2:00:02"
 
 
-class Machine:
-    """A zvol made from a golden image, exported through LIO, with a per-MAC script."""
-
-    def __init__(self, lab: Layout, firmware: str, mac: str, image: Path) -> None:
-        tag = uuid.uuid4().hex[:8]
-        self.lab, self.firmware, self.mac = lab, firmware, mac
-        self.zvol = f"{POOL}/e2e-{firmware}-{tag}"
-        self.iqn = f"iqn.2026-11.lab.zboot:e2e-{firmware}-{tag}"
-        zvols.import_image(lab, image, self.zvol)
-        ssh(lab, ["zfs", "snapshot", f"{self.zvol}@golden"])
-        self.export()
-        exports.write_boot_script(
-            lab, mac, exports.sanboot_script(INITIATOR, lab.portal("lio"), 0, self.iqn))
-
-    def export(self) -> None:
-        exports.lio_export(self.lab, self.zvol, self.iqn, INITIATOR)
-
-    def unexport(self) -> None:
-        exports.lio_unexport(self.lab, self.zvol, self.iqn)
-
-    def boot(self) -> client.BootResult:
-        return client.boot(self.lab, self.mac, self.firmware, timeout=180)
-
-    def remove(self) -> None:
-        self.unexport()
-        zvols.destroy(self.lab, self.zvol)
-        name = self.mac.replace(":", "-")
-        ssh(self.lab, ["rm", "-f", f"/srv/zboot/boot/{name}.ipxe"])
+def golden(zboot: Zboot, tmp_path: Path, firmware: str) -> None:
+    image = tmp_path / f"golden-{firmware}.img"
+    write_golden(firmware, image)
+    zboot("init")
+    zboot("image", "import", "gold", str(image))
+    zboot("image", "snapshot", "gold")
 
 
-MakeMachine = Callable[[str, str], Machine]
+def boot(lab: Layout, mac: str, firmware: str = "bios") -> client.BootResult:
+    return client.boot(lab, mac, firmware, timeout=180)
 
 
-@pytest.fixture
-def machine(lab: Layout, tmp_path: Path) -> Iterator[MakeMachine]:
-    made: list[Machine] = []
-
-    def make(firmware: str, mac: str) -> Machine:
-        image = tmp_path / f"golden-{firmware}.img"
-        write_golden(firmware, image)
-        m = Machine(lab, firmware, mac, image)
-        made.append(m)
-        return m
-
-    yield make
-    for m in made:
-        m.remove()
-
-
-def test_bios_client_counts_its_boots_and_rollback_resets_it(machine: MakeMachine) -> None:
-    m = machine("bios", "52:54:00:e2:00:01")
-    first = m.boot()
-    assert first.booted, first
-    assert first.san_devices == ["0x80"], first
+def test_bios_clients_boot_their_own_clones(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    golden(zboot, tmp_path, "bios")
+    cloned = zboot("clone", "gold", "pce2ea", "--mac", A)["data"]
+    assert cloned["boot_file"].endswith("/52-54-00-e2-00-01.ipxe")
+    first = boot(lab, A)
+    assert first.booted and first.san_devices == ["0x80"], first
     assert first.counter == 1
-    assert m.boot().counter == 2
+    assert boot(lab, A).counter == 2
+    zboot("rollback", "pce2ea")
+    assert boot(lab, A).counter == 1  # the provisioned disk again
 
-    m.unexport()
-    ssh(m.lab, ["zfs", "rollback", f"{m.zvol}@golden"])
-    m.export()
-    assert m.boot().counter == 1
+    zboot("clone", "gold", "pce2eb", "--mac", B)
+    assert boot(lab, B).counter == 1  # its own disk, from the same image
+    assert boot(lab, A).counter == 2  # A's disk is untouched by B
+
+    # A machine that claims A's MAC but logs in with another name gets nothing.
+    script = ssh_text(lab, ["cat", cloned["boot_file"]])
+    forged = script.replace(cloned["initiator"], "iqn.2010-04.org.ipxe:intruder")
+    ssh(lab, ["sh", "-c", 'cat > "$1"', "sh", cloned["boot_file"]], stdin=forged.encode())
+    refused = boot(lab, A)
+    assert not refused.booted and refused.counter is None, refused
+    zboot("mode", "pce2ea", "normal")  # zboot rewrites the script
+    assert boot(lab, A).counter == 3
 
 
-def test_uefi_client_boots_bootx64_efi(machine: MakeMachine) -> None:
-    m = machine("uefi", "52:54:00:e2:00:02")
-    result = m.boot()
+def test_install_mode_attaches_the_disk_and_falls_through(lab: Layout, zboot: Zboot,
+                                                          tmp_path: Path) -> None:
+    golden(zboot, tmp_path, "bios")
+    zboot("clone", "gold", "pce2ei", "--mac", A)
+    shown = zboot("mode", "pce2ei", "install")["data"]
+    assert shown["mode"] == "install"
+    assert [h["mode"] for h in zboot("list")["data"]] == ["install"]
+    installing = boot(lab, A)
+    assert installing.san_devices == ["0x80"], installing  # attached ...
+    assert installing.counter is None  # ... and not booted
+    zboot("mode", "pce2ei", "normal")
+    assert boot(lab, A).counter == 1
+
+
+def test_uefi_client_boots_bootx64_efi(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    golden(zboot, tmp_path, "uefi")
+    zboot("clone", "gold", "pce2eu", "--mac", B)
+    result = boot(lab, B, "uefi")
     assert result.booted, result
     assert "ZBOOT-UEFI: BOOTX64.EFI running" in result.program_output
     assert result.counter == 1

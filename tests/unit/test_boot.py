@@ -4,6 +4,7 @@ for the four servers."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,17 @@ def test_a_value_that_would_break_a_config_is_refused() -> None:
         dhcp.render("isc", dhcp.Site('http://x/"boot', "x"), HOSTS)
     with pytest.raises(InvalidInput):
         dhcp.render("bind", SITE, HOSTS)
+
+
+CONTRIB = {"isc": "dhcpd-zboot.conf", "dnsmasq": "dnsmasq-zboot.conf",
+           "kea": "kea-dhcp4-zboot.json", "ms-dhcp": "ms-dhcp-zboot.ps1"}
+
+
+@pytest.mark.parametrize("fmt", sorted(CONTRIB))
+def test_contrib_examples_are_what_zboot_generates(fmt: str) -> None:
+    """contrib/boot/ holds `zboot dhcp` output for two hosts on 10.0.0.0/24."""
+    site = dhcp.Site("http://10.0.0.1/boot", "10.0.0.1", router="10.0.0.254")
+    hosts = [dhcp.DhcpHost(f"pc0{n}", f"52:54:00:aa:00:0{n}", f"iqn.2010-04.org.ipxe:pc0{n}")
+             for n in (1, 2)]
+    path = Path(__file__).resolve().parents[2] / "contrib" / "boot" / CONTRIB[fmt]
+    assert path.read_text() == dhcp.render(fmt, site, hosts)

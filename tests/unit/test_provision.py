@@ -119,3 +119,22 @@ def test_a_host_listed_twice_fails_the_second_time() -> None:
     results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
                         twice)
     assert results[0].error is None and isinstance(results[1].error, Conflict)
+
+
+def test_each_host_gets_its_ipxe_script_named_by_mac() -> None:
+    runner, engine = world(), Engine()
+    config = type(CONFIG)(iqn_base="iqn.2026-11.lab.zboot", portal="10.0.2.2:43260",
+                          boot_dir="/srv/boot")
+    [one] = provision(ZfsCli(runner), config, runner, lambda: engine, "golden", specs(1))
+    assert one.boot_file == "/srv/boot/52-54-00-bb-00-0a.ipxe"
+    script = runner.files[one.boot_file].decode()
+    assert "set initiator-iqn iqn.2010-04.org.ipxe:pc10\n" in script
+    assert "sanboot iscsi:10.0.2.2::43260:0:iqn.2026-11.lab.zboot:pc10 " in script
+    assert runner.modes[one.boot_file] == 0o644
+
+
+def test_without_a_portal_no_script_is_written() -> None:
+    runner, engine = world(), Engine()
+    [one] = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
+                      specs(1))
+    assert one.error is None and one.boot_file is None and runner.files == {}

@@ -79,8 +79,8 @@ def _sanboot(t: BootTarget, label: str) -> list[str]:
         "sleep 5",
         "goto retry",
         ":reboot",
-        "echo zboot: giving up; rebooting in 30 seconds",
-        "sleep 30",
+        "echo zboot: giving up; rebooting in 10 seconds",
+        "sleep 10",
         "reboot",
         ":booted",
     ]

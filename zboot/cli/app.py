@@ -16,7 +16,7 @@ from ..errors import InvalidInput, NotFound
 from ..names import iqn
 from ..ops.images import ensure_layout
 from ..targets.lio import has_rtslib
-from . import boot, exports, hosts, images
+from . import boot, exports, hosts, images, modes
 from .session import ENGINE_TOOLS, Outcome, Session, run, tools_on_server
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(exports.app, name="export")
 app.command("sync")(exports.sync)
 hosts.register(app)
 boot.register(app)
+modes.register(app)
 
 SERVER_TOOLS = (*ENGINE_TOOLS, "qemu-img")
 

@@ -15,6 +15,7 @@ from ..errors import InvalidInput, ZbootError
 from ..names import host_name, snapshot_name
 from ..ops import chap as chap_store
 from ..ops import hosts as ops
+from ..ops.bootfiles import remove_script
 from ..ops.exports import in_use, record_export, refuse_if_in_use, target_iqn
 from ..ops.hostfile import HostSpec, read_hosts
 from ..ops.provision import Provisioned, provision
@@ -87,14 +88,18 @@ def single_outcome(s: Session, one: Provisioned, show_secrets: bool) -> Outcome:
     if s.engine.name != "none":
         text += (f"; exported as {target_iqn(s.config, one.host)} LUN {s.engine.lun} to "
                  f"{record.get('initiator')}" + (" with CHAP" if one.chap else ""))
+    if one.boot_file:
+        text += f"\nboot file {one.boot_file} (mode normal)"
     shown = chap_view(one.chap, show_secrets)
     text += "".join(f"\nchap {k.replace('_', ' ')}: {v}"
                     for k, v in (shown or {}).items() if v is not None)
-    return Outcome({"host": one.host} | record | {"chap_credentials": shown}, text)
+    return Outcome({"host": one.host} | record | {"chap_credentials": shown,
+                                                  "boot_file": one.boot_file}, text)
 
 
 def batch_outcome(image: str, results: list[Provisioned], show_secrets: bool) -> Outcome:
     rows = [{"host": r.host, "ok": r.error is None, "record": r.record,
+             "boot_file": r.boot_file,
              "chap_credentials": chap_view(r.chap, show_secrets),
              "error": r.error.to_json() if r.error else None} for r in results]
     failed = [r.error for r in results if r.error is not None]
@@ -130,11 +135,13 @@ def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
     state = read_state(s.zfs, s.config)
     results = [Retired(n) for n in names]
     exports: dict[str, Export] = {}
+    macs: dict[str, str] = {}
     for r in results:
         try:
             record = (state.unfinished_rollbacks[r.host] if r.host not in state.hosts
                       and r.host in state.unfinished_rollbacks
                       else state.host(r.host).dataset.record())
+            macs[r.host] = record.get("mac", "")
             if record.get("target") and s.engine.name != "none":
                 exports[r.host] = record_export(s.runner, s.config, r.host, record)
         except ZbootError as err:
@@ -153,6 +160,8 @@ def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
             with put_back_on_failure(s, exports.get(r.host)):
                 r.gone = ops.destroy_host(s.zfs, s.config, r.host, state)
             chap_store.remove(s.runner, s.config, r.host)
+            if macs.get(r.host):
+                remove_script(s.runner, s.config, macs[r.host])
         except ZbootError as err:
             r.error = err
     return results

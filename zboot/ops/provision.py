@@ -6,6 +6,7 @@ removed, the others go on."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, replace
 
 from ..config import Config
@@ -16,6 +17,7 @@ from ..targets.base import Chap, TargetEngine
 from ..zfs.cli import ZfsCli
 from . import chap as chap_store
 from . import hosts as ops
+from .bootfiles import boot_target, write_script
 from .exports import host_export, target_iqn
 from .hostfile import HostSpec
 from .state import State, read_state
@@ -29,6 +31,7 @@ class Provisioned:
     record: dict[str, str] | None = None
     chap: Chap | None = None
     error: ZbootError | None = None
+    boot_file: str | None = None  # the host's iPXE script on the server
 
 
 def _clone(zfs: ZfsCli, config: Config, runner: Runner, image: str, spec: HostSpec,
@@ -121,7 +124,28 @@ def provision(zfs: ZfsCli, config: Config, runner: Runner, engine: Callable[[], 
     except BaseException:
         _undo_all(zfs, config, runner, results)
         raise
+    for r in made:
+        if r.record is not None:
+            _write_boot_file(zfs, config, runner, engine(), r)
     return results
+
+
+def _write_boot_file(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine,
+                     r: Provisioned) -> None:
+    """The host's iPXE script in normal mode; if it cannot be written the
+    host is not left exported and provisioned without one."""
+    if r.record is None:
+        return
+    target = boot_target(config, engine.lun, r.host, r.record, r.chap)
+    if target is None:
+        return
+    try:
+        r.boot_file = write_script(runner, config, r.record["mac"], "normal", target)
+    except ZbootError as err:
+        with suppress(ZbootError):
+            engine.apply(delete=[target.target])
+        undo(zfs, config, runner, r.host, r.chap is not None)
+        r.error, r.record = err, None
 
 
 def _undo_all(zfs: ZfsCli, config: Config, runner: Runner, results: list[Provisioned]) -> None:

@@ -73,9 +73,9 @@ def run_demo(layout: Layout) -> int:
         cloned = zboot(python, config, "clone", IMAGE, HOST, "--mac", MAC)
         if cloned.get("target") != IQN:
             raise LabError(f"zboot named the target {cloned.get('target')!r}, not {IQN!r}")
-    with step(f"writing the iPXE script for {MAC} (sanboot {IQN})"):
-        exports.write_boot_script(
-            layout, MAC, exports.sanboot_script(INITIATOR, layout.portal("lio"), 0, IQN))
+        if not cloned.get("boot_file"):
+            raise LabError("zboot clone wrote no iPXE script for the host")
+        say(f"zboot wrote {cloned['boot_file']}: sanboot {IQN} as {INITIATOR}")
     counters = [boot(layout, "first boot"), boot(layout, "second boot")]
     with step("rolling the host back with zboot (it takes the export down and back up)"):
         rolled = zboot(python, config, "rollback", HOST)
