@@ -69,6 +69,21 @@ def test_install_mode_attaches_the_disk_and_falls_through(lab: Layout, zboot: Zb
     assert boot(lab, A).counter == 1
 
 
+def test_maintenance_updates_the_image_for_hosts_cloned_afterwards(
+        lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    golden(zboot, tmp_path, "bios")
+    zboot("clone", "gold", "pce2em", "--mac", A)  # from v1
+    zboot("clone", "gold", "pce2eo", "--mac", "52:54:00:e2:00:03")
+    zboot("mode", "pce2em", "maintenance")
+    zboot("mode", "pce2eo", "maintenance", code=4)  # one host per image at a time
+    assert boot(lab, A).counter == 1  # the image itself counted this boot
+    left = zboot("mode", "pce2em", "normal", "-m", "counted once")["data"]
+    assert left["image_version"] == "v2"
+    zboot("clone", "gold", "pce2en", "--mac", B)  # from v2
+    assert boot(lab, B).counter == 2  # it sees the change made in maintenance
+    assert boot(lab, A).counter == 1  # A's own disk, from v1, does not
+
+
 def test_uefi_client_boots_bootx64_efi(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
     golden(zboot, tmp_path, "uefi")
     zboot("clone", "gold", "pce2eu", "--mac", B)

@@ -31,6 +31,16 @@ from .base import Chap, Export
 TGTADM = ["tgtadm", "--lld", "iscsi"]
 CONF_DIR = "/etc/tgt/conf.d"
 HOST_DEVICE = re.compile(r"^/dev/zvol/.+/hosts/(?P<host>[^/]+)$")
+IMAGE_DEVICE = re.compile(r"^/dev/zvol/.+/images/(?P<image>[^/]+)$")  # maintenance
+
+
+def export_name(device: str) -> str | None:
+    """The Export.host zboot gave the disk behind device (None: not zboot's)."""
+    if m := HOST_DEVICE.match(device):
+        return m["host"]
+    if m := IMAGE_DEVICE.match(device):
+        return f"image_{m['image']}"
+    return None
 AGENT = agent_source("tgt_agent.py")
 # Names and secrets go into the conf file as `incominguser U P`: tgt-admin
 # splits them at spaces, cuts at `#` and tgtd ends a name at a comma.
@@ -164,8 +174,8 @@ class TgtEngine:
         found = {}
         for t in self._targets():
             device = t.luns.get(self.lun, "")
-            if m := HOST_DEVICE.match(device):
-                found[t.name] = Export(host=m["host"], target=t.name, device=device,
+            if host := export_name(device):
+                found[t.name] = Export(host=host, target=t.name, device=device,
                                        initiator=t.acl[0] if t.acl else "")
         return found
 
@@ -190,8 +200,8 @@ class TgtEngine:
             gone.append(old)
             # zboot checked for sessions first (unless the admin said --force)
             self._tgtadm("--op", "delete", "--mode", "target", "--tid", str(old.tid), "--force")
-            if name not in replaced and (m := HOST_DEVICE.match(old.luns.get(self.lun, ""))):
-                self.runner.run(["rm", "-f", conf_path(m["host"], self.conf_dir)])
+            if name not in replaced and (host := export_name(old.luns.get(self.lun, ""))):
+                self.runner.run(["rm", "-f", conf_path(host, self.conf_dir)])
         if gone:
             self._delete_accounts(gone, kept=list(current.values()))
         taken = {t.tid for t in current.values()}

@@ -1,0 +1,58 @@
+"""Maintenance ("super client"): one host boots the golden image's own zvol,
+exported to that host alone, so the updates it installs go into the image.
+Leaving maintenance snapshots the image as a new version; hosts cloned
+afterwards get the change, existing hosts keep their own disks.
+
+One host per image at a time: the image records which host has it
+(`org.zboot:maintenance`). The image's export is named so it cannot collide
+with a host's: target `<iqn base>:image.<image>` (host names have no dots),
+storage `zboot-image_<image>` (host names have no underscores)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..config import Config
+from ..errors import Conflict
+from ..targets.base import Chap, Export, TargetEngine
+from ..zfs.cli import ZfsCli
+from .exports import target_iqn
+from .images import snapshot_image
+from .state import Host, Image
+
+HOLDER = "maintenance"  # the image's property naming the host in maintenance
+
+
+def image_export(config: Config, image: Image, initiator: str, chap: Chap | None) -> Export:
+    return Export(host=f"image_{image.name}", target=target_iqn(config, f"image.{image.name}"),
+                  device=f"/dev/zvol/{image.dataset.name}", initiator=initiator, chap=chap)
+
+
+def enter(zfs: ZfsCli, config: Config, engine: TargetEngine, host: Host, image: Image,
+          record: Mapping[str, str], chap: Chap | None) -> Export:
+    """Export the image to the host alone and mark both; returns the export."""
+    holder = image.dataset.prop(HOLDER)
+    if holder and holder != host.name:
+        raise Conflict(f"image {image.name!r} is in maintenance by host {holder!r}",
+                       hint=f"zboot mode {holder} normal ends it")
+    export = image_export(config, image, record["initiator"], chap)
+    engine.apply(create=[export])
+    zfs.set_props(image.dataset.name, {HOLDER: host.name})
+    return export
+
+
+def leave(zfs: ZfsCli, config: Config, engine: TargetEngine, host: Host, image: Image,
+          record: Mapping[str, str], message: str | None, force: bool) -> str:
+    """Take the image's export down (exit 4 while a machine is logged in to
+    it, unless force) and snapshot the image; returns the new version."""
+    export = image_export(config, image, record["initiator"], None)
+    logged_in = engine.sessions([export.target]).get(export.target)
+    if logged_in and not force:
+        raise Conflict(f"image {image.name!r} is in use: {', '.join(logged_in)} is logged in "
+                       f"to {export.target}",
+                       hint=f"shut {host.name} down first, or give --force to cut it off")
+    engine.apply(delete=[export.target])
+    version = snapshot_image(zfs, config, image.name, None,
+                             message or f"maintenance by {host.name}")
+    zfs.set_props(image.dataset.name, {HOLDER: ""})
+    return version
