@@ -4,6 +4,7 @@ commands and a power-on: DHCP -> the per-MAC script zboot wrote -> sanboot
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -55,18 +56,42 @@ def test_bios_clients_boot_their_own_clones(lab: Layout, zboot: Zboot, tmp_path:
     assert boot(lab, A).counter == 3
 
 
-def test_install_mode_attaches_the_disk_and_falls_through(lab: Layout, zboot: Zboot,
-                                                          tmp_path: Path) -> None:
-    golden(zboot, tmp_path, "bios")
-    zboot("clone", "gold", "pce2ei", "--mac", A)
-    shown = zboot("mode", "pce2ei", "install")["data"]
-    assert shown["mode"] == "install"
+def test_install_mode_attaches_the_empty_disk_and_falls_through(
+        lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    zboot("init")
+    zboot("image", "create", "blank", "--size", "64M")
+    zboot("image", "snapshot", "blank")
+    cloned = zboot("clone", "blank", "pce2ei", "--mac", A)["data"]
+    assert zboot("mode", "pce2ei", "install")["data"]["mode"] == "install"
     assert [h["mode"] for h in zboot("list")["data"]] == ["install"]
     installing = boot(lab, A)
     assert installing.san_devices == ["0x80"], installing  # attached ...
-    assert installing.counter is None  # ... and not booted
+    assert not installing.booted and installing.counter is None  # ... nothing to boot yet
+
+    # The installer's part: it writes a system onto the attached disk.
+    system = tmp_path / "system.img"
+    write_golden("bios", system)
+    opts = (f"driver=iscsi,transport=tcp,portal=127.0.0.1:{lab.lio_port},"
+            f"target={cloned['target']},lun=0,initiator-name={cloned['initiator']}")
+    subprocess.run(["qemu-img", "convert", "-n", "-f", "raw", str(system),
+                    "--target-image-opts", opts], check=True, capture_output=True, timeout=600)
     zboot("mode", "pce2ei", "normal")
     assert boot(lab, A).counter == 1
+
+
+def test_chap_travels_in_the_script(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    golden(zboot, tmp_path, "bios")
+    cloned = zboot("clone", "gold", "pce2ec", "--mac", A, "--mutual-chap",
+                   "--show-secrets")["data"]
+    assert boot(lab, A).counter == 1  # iPXE logs in with both secrets from the script
+    secret = cloned["chap_credentials"]["secret"]
+    script = ssh_text(lab, ["cat", cloned["boot_file"]])
+    wrong = script.replace(secret, "x" + secret[1:])
+    ssh(lab, ["sh", "-c", 'cat > "$1"', "sh", cloned["boot_file"]], stdin=wrong.encode())
+    refused = boot(lab, A)
+    assert not refused.booted and not refused.san_devices, refused
+    zboot("mode", "pce2ec", "normal")
+    assert boot(lab, A).counter == 2
 
 
 def test_maintenance_updates_the_image_for_hosts_cloned_afterwards(

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from zboot.boot import dhcp
-from zboot.boot.ipxe import BootTarget, render, root_path, script_name
+from zboot.boot.ipxe import (
+    CHAIN_SCRIPT,
+    BootTarget,
+    chain_script,
+    pxelinux_config,
+    pxelinux_name,
+    render,
+    root_path,
+    script_name,
+)
 from zboot.errors import InvalidInput
 from zboot.targets.base import Chap
 
@@ -124,3 +133,13 @@ def test_contrib_examples_are_what_zboot_generates(fmt: str) -> None:
              for n in (1, 2)]
     path = Path(__file__).resolve().parents[2] / "contrib" / "boot" / CONTRIB[fmt]
     assert path.read_text() == dhcp.render(fmt, site, hosts)
+
+
+def test_pxelinux_chains_into_ipxe_and_the_hosts_script() -> None:
+    assert pxelinux_name("52:54:00:AA:00:01") == "01-52-54-00-aa-00-01"
+    config = pxelinux_config("pc01").splitlines()
+    assert "DEFAULT zboot" in config and "  KERNEL ipxe.lkrn" in config
+    assert f"  INITRD {CHAIN_SCRIPT}" in config
+    chain = chain_script("http://10.0.0.1/boot/").splitlines()
+    assert chain[0] == "#!ipxe"
+    assert "chain http://10.0.0.1/boot/${mac:hexhyp}.ipxe || goto failed" in chain

@@ -117,3 +117,28 @@ def render(mode: str, t: BootTarget, winpe: str | None = None) -> str:
     else:
         raise InvalidInput(f"unknown mode {mode!r}", hint=f"one of {', '.join(MODES)}")
     return "\n".join(head + body) + "\n"
+
+
+CHAIN_SCRIPT = "zboot-chain.ipxe"  # next to pxelinux.cfg/, for every host
+
+
+def chain_script(boot_url: str) -> str:
+    """The one iPXE script PXELINUX hands over (as the initrd of ipxe.lkrn):
+    get an address, then the host's own script by MAC."""
+    return ("#!ipxe\n# zboot: PXELINUX -> iPXE -> the host's own script\n"
+            "dhcp || goto failed\n"
+            f"chain {boot_url.rstrip('/')}/${{mac:hexhyp}}.ipxe || goto failed\n"
+            ":failed\necho zboot: no script for ${mac:hexhyp}\nsleep 10\nreboot\n")
+
+
+def pxelinux_config(host: str) -> str:
+    """pxelinux.cfg/01-<mac>: chain into iPXE (ipxe.lkrn from Debian's ipxe
+    package) with the chain script."""
+    return (f"# zboot: host {host} boots through iPXE into its own disk\n"
+            "DEFAULT zboot\nPROMPT 0\nLABEL zboot\n"
+            f"  KERNEL ipxe.lkrn\n  INITRD {CHAIN_SCRIPT}\n")
+
+
+def pxelinux_name(mac: str) -> str:
+    """PXELINUX looks for 01-<mac, lowercase, dashes> (01 = Ethernet)."""
+    return f"01-{mac_hexhyp(mac)}"

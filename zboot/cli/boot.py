@@ -1,5 +1,6 @@
-"""`zboot dhcp`: the DHCP server's part of a diskless boot, for the hosts zboot
-knows (their MACs and initiator names come from their records)."""
+"""`zboot dhcp` and `zboot pxelinux`: the DHCP (or PXELINUX) part of a
+diskless boot, for the hosts zboot knows (MACs and initiator names come from
+their records)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 import typer
 
 from ..boot import dhcp as dhcp_config
+from ..boot import ipxe
 from ..errors import InvalidInput
 from ..names import host_name
 from ..ops.state import read_state
@@ -56,3 +58,28 @@ def register(app: typer.Typer) -> None:
                             "file": str(write) if write else None, "config": text},
                            f"wrote {write}" if write else text.rstrip("\n"))
         run(ctx, "dhcp", action)
+
+    @app.command("pxelinux")
+    def pxelinux(ctx: typer.Context, host: str,
+                 tftp_dir: Annotated[str, typer.Option(
+                     "--dir", help="the TFTP root PXELINUX serves from (on the server)")
+                 ] = "/srv/tftp",
+                 ) -> None:
+        """For sites that run PXELINUX: write pxelinux.cfg/01-<mac> so the host
+        chains into iPXE and its own script."""
+        def action(s: Session) -> Outcome:
+            name = host_name(host)
+            if not s.config.boot_url:
+                raise InvalidInput("the config has no boot URL ([boot] url)")
+            record = read_state(s.zfs, s.config).host(name).dataset.record()
+            root = tftp_dir.rstrip("/")
+            files = {f"{root}/{ipxe.CHAIN_SCRIPT}": ipxe.chain_script(s.config.boot_url),
+                     f"{root}/pxelinux.cfg/{ipxe.pxelinux_name(record['mac'])}":
+                         ipxe.pxelinux_config(name)}
+            s.runner.run(["mkdir", "-p", f"{root}/pxelinux.cfg"])
+            for path, text in files.items():
+                s.runner.write_file(path, text.encode(), mode=0o644)
+            return Outcome({"host": name, "files": list(files)},
+                           "\n".join(f"wrote {p}" for p in files)
+                           + f"\n(PXELINUX needs ipxe.lkrn in {root})")
+        run(ctx, "pxelinux", action)
