@@ -164,3 +164,26 @@ def test_a_finished_image_is_never_replaced_by_an_import(tmp_path: Path) -> None
         importer.import_image(runner, ZfsCli(runner), CONFIG, "golden", str(source), "raw",
                               None)
     assert changes(runner) == []
+
+
+def test_destroy_retries_a_zvol_the_engine_just_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    busy = [2]  # "dataset is busy" twice, then it goes
+
+    def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
+        if argv[:2] == ("zfs", "destroy") and busy[0]:
+            busy[0] -= 1
+            return Result(argv, 1, b"", b"cannot destroy 'tank/zboot/hosts/pc01': dataset is busy")
+        return Result(argv, 0, b"", b"")
+    monkeypatch.setattr("zboot.ops.hosts.time.sleep", lambda _: None)
+    runner = RecordingRunner(respond)
+    assert hosts.destroy_in_order(ZfsCli(runner), ["tank/zboot/hosts/pc01"]) == [
+        "tank/zboot/hosts/pc01"]
+    assert len(runner.commands) == 3
+
+
+def test_a_zvol_that_stays_busy_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
+        return Result(argv, 1, b"", b"cannot destroy 'x': dataset is busy")
+    monkeypatch.setattr("zboot.ops.hosts.time.sleep", lambda _: None)
+    with pytest.raises(Conflict, match="busy"):
+        hosts.destroy_in_order(ZfsCli(RecordingRunner(respond)), ["x"], busy_retries=3)

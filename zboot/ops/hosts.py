@@ -121,19 +121,26 @@ def finish_rollback(zfs: ZfsCli, config: Config, host: str, archived: dict[str, 
     return {"host": host, "source": source, "archive": archive}
 
 
-def destroy_in_order(zfs: ZfsCli, names: list[str]) -> list[str]:
+def destroy_in_order(zfs: ZfsCli, names: list[str], busy_retries: int = 15) -> list[str]:
     """Destroy datasets (recursively) that may be clones of each other's
-    snapshots: whatever still has dependents waits for the next round."""
-    pending, gone = list(names), []
+    snapshots: whatever still has dependents waits for the next round. A zvol
+    just released by the target engine is "busy" for a moment (udev, the
+    kernel): such rounds are retried a second apart, a bounded number of times."""
+    pending, gone, stalls = list(names), [], 0
     while pending:
-        waiting = []
+        waiting, busy = [], False
         for name in pending:
             try:
                 zfs.destroy(name, recursive=True)
                 gone.append(name)
-            except Conflict:
+            except Conflict as err:
                 waiting.append(name)
+                busy = busy or "busy" in err.message
         if len(waiting) == len(pending):
+            if busy and stalls < busy_retries:
+                stalls += 1
+                time.sleep(1)
+                continue
             zfs.destroy(waiting[0], recursive=True)  # raises the real reason
         pending = waiting
     return gone
