@@ -49,6 +49,7 @@ class Config:
     secrets_dir: str = "/etc/zboot/secrets"  # on the server, root only
     boot_dir: str = "/srv/zboot/boot"
     boot_url: str | None = None
+    winpe: str | None = None  # install mode: URL of wimboot + WinPE files
     path: Path | None = None  # the file it was read from
 
     @property
@@ -126,7 +127,7 @@ def load(explicit: Path | None = None, server: str | None = None) -> Config:
                   iqn_base=t.get("iqn_base"),
                   secrets_dir=str(t.get("secrets_dir", "/etc/zboot/secrets")),
                   boot_dir=str(b.get("dir", "/srv/zboot/boot")),
-                  boot_url=b.get("url"), path=path)
+                  boot_url=b.get("url"), winpe=b.get("winpe"), path=path)
 
 
 def default_engine(tools: list[str], rtslib: bool) -> str:
@@ -157,7 +158,7 @@ def sections(config: Config) -> dict[str, dict[str, object]]:
         "zfs": {"pool": config.pool, "root": config.root},
         "target": {"engine": config.engine, "portal": config.portal,
                    "iqn_base": config.iqn_base, "secrets_dir": config.secrets_dir},
-        "boot": {"dir": config.boot_dir, "url": config.boot_url},
+        "boot": {"dir": config.boot_dir, "url": config.boot_url, "winpe": config.winpe},
     }
 
 

@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
                  metavar="MODE", help="normal, install, local or maintenance")],
              winpe: Annotated[str | None, typer.Option(
                  help="install mode: URL of a directory with wimboot, BCD, boot.sdi, "
-                      "boot.wim (else the machine falls through to its next boot device)")
+                      "boot.wim (default: [boot] winpe; without one the machine falls "
+                      "through to its next boot device)")
              ] = None,
              message: Annotated[str | None, typer.Option(
                  "--message", "-m", help="leaving maintenance: the new image version's note")
@@ -61,7 +62,8 @@ def register(app: typer.Typer) -> None:
                                          export.chap)
                 target = BootTarget(name, target.portal, target.lun, gold.target,
                                     target.initiator, target.chap)
-            path = write_script(s.runner, s.config, record["mac"], new_mode, target, winpe)
+            path = write_script(s.runner, s.config, record["mac"], new_mode, target,
+                                (winpe or s.config.winpe) if new_mode == "install" else None)
             s.zfs.set_props(h.dataset.name, {"mode": new_mode})
             text = f"host {name}: mode {new_mode}; boot file {path}"
             if "version" in data:
