@@ -101,6 +101,7 @@ def test_maintenance_updates_the_image_for_hosts_cloned_afterwards(
     zboot("clone", "gold", "pce2eo", "--mac", "52:54:00:e2:00:03")
     zboot("mode", "pce2em", "maintenance")
     zboot("mode", "pce2eo", "maintenance", code=4)  # one host per image at a time
+    zboot("destroy", "pce2em", "--yes", code=4)  # not while it holds the image
     assert boot(lab, A).counter == 1  # the image itself counted this boot
     left = zboot("mode", "pce2em", "normal", "-m", "counted once")["data"]
     assert left["image_version"] == "v2"

@@ -138,3 +138,13 @@ def test_without_a_portal_no_script_is_written() -> None:
     [one] = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
                       specs(1))
     assert one.error is None and one.boot_file is None and runner.files == {}
+
+
+def test_an_engine_that_cannot_be_made_leaves_no_clone() -> None:
+    runner = world()
+
+    def broken() -> Engine:
+        raise InvalidInput("target engine 'scst' is not supported")
+    with pytest.raises(InvalidInput):
+        provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, broken, "golden", specs(1))
+    assert [c[:2] for c in changes(runner)] == [("zfs", "clone"), ("zfs", "destroy")]

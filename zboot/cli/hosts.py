@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import InvalidInput, ZbootError
+from ..errors import Conflict, InvalidInput, ZbootError
 from ..names import host_name, snapshot_name
 from ..ops import chap as chap_store
 from ..ops import hosts as ops
@@ -141,6 +141,10 @@ def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
             record = (state.unfinished_rollbacks[r.host] if r.host not in state.hosts
                       and r.host in state.unfinished_rollbacks
                       else state.host(r.host).dataset.record())
+            if record.get("mode") == "maintenance":
+                raise Conflict(f"host {r.host!r} is in maintenance: its machine boots the "
+                               f"image {record.get('image')!r} itself",
+                               hint=f"zboot mode {r.host} normal ends it first")
             macs[r.host] = record.get("mac", "")
             if record.get("target") and s.engine.name != "none":
                 exports[r.host] = record_export(s.runner, s.config, r.host, record)

@@ -107,27 +107,37 @@ def provision(zfs: ZfsCli, config: Config, runner: Runner, engine: Callable[[], 
             _undo_all(zfs, config, runner, results)
             raise
     made = [r for r in results if r.record is not None]
-    if not made or engine().name == "none":
+    if not made:
         return results
-    exports = {r.host: replace(host_export(config, r.host, r.record["initiator"]),
-                               chap=r.chap) for r in made if r.record is not None}
     try:
-        engine().apply(create=list(exports.values()))
-    except ZbootError:
-        # Find the host(s) the engine refuses: each alone, the others still go in.
-        for r in made:
-            try:
-                engine().apply(create=[exports[r.host]])
-            except ZbootError as err:
-                r.error, r.record = err, None
-                undo(zfs, config, runner, r.host, r.chap is not None)
+        target_engine = engine()  # an engine that cannot be made leaves no clone behind
+        if target_engine.name == "none":
+            return results
+        _export(zfs, config, runner, target_engine, made)
     except BaseException:
         _undo_all(zfs, config, runner, results)
         raise
     for r in made:
         if r.record is not None:
-            _write_boot_file(zfs, config, runner, engine(), r)
+            _write_boot_file(zfs, config, runner, target_engine, r)
     return results
+
+
+def _export(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine,
+            made: list[Provisioned]) -> None:
+    """Every export in one engine call; if the engine refuses the batch, each
+    host alone, so the one it refuses fails alone (its clone is undone)."""
+    exports = {r.host: replace(host_export(config, r.host, r.record["initiator"]),
+                               chap=r.chap) for r in made if r.record is not None}
+    try:
+        engine.apply(create=list(exports.values()))
+    except ZbootError:
+        for r in made:
+            try:
+                engine.apply(create=[exports[r.host]])
+            except ZbootError as err:
+                r.error, r.record = err, None
+                undo(zfs, config, runner, r.host, r.chap is not None)
 
 
 def _write_boot_file(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine,
