@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from zboot_lab.layout import IQN_BASE
 
 from zboot.ops.chap import new_chap
-from zboot.targets.base import Export
+from zboot.targets.base import Export, TargetEngine
 
 
 def file_export(tmp_path: Path, host: str, data: bytes | None = None, size: int = 8 << 20,
@@ -50,3 +53,20 @@ def login(portal: str, e: Export, lun: int, initiator: str | None = None,
     return subprocess.run(["iscsi-inq", "-i", initiator or e.initiator,
                            f"iscsi://{portal}/{e.target}/{lun}"],
                           capture_output=True, text=True, env=env_with(chap), timeout=60)
+
+
+@contextmanager
+def held_session(engine: TargetEngine, url: str, e: Export,
+                 env: dict[str, str] | None = None) -> Iterator[None]:
+    """An iscsi-perf session on url as e's initiator, held open until the
+    engine reports it (at most 30 s), and ended afterwards."""
+    perf = subprocess.Popen(["iscsi-perf", "-i", e.initiator, url], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not engine.sessions([e.target]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield
+    finally:
+        perf.terminate()
+        perf.wait(timeout=30)

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from file_exports import creds, file_export
+from file_exports import creds, file_export, held_session
 from file_exports import login as file_login
 from zboot_lab import iscsi, istgt
 from zboot_lab.layout import Layout
@@ -75,18 +74,9 @@ def test_istgt_exports_acl_chap_sessions_and_delete(engine: IstgtEngine,
     assert chap.chap.secret in istgt.AUTH.read_text()
     assert chap.chap.secret not in istgt.CONF.read_text()
 
-    perf = subprocess.Popen(["iscsi-perf", "-i", plain.initiator,
-                             f"iscsi://{portal}/{plain.target}/0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not engine.sessions([plain.target]) and time.monotonic() < deadline:
-            time.sleep(0.5)
+    with held_session(engine, f"iscsi://{portal}/{plain.target}/0", plain):
         assert engine.sessions([plain.target, chap.target]) == {
             plain.target: [plain.initiator]}
-    finally:
-        perf.terminate()
-        perf.wait(timeout=30)
 
     engine.apply(delete=[chap.target])
     assert set(engine.exports()) == {plain.target, mutual.target}

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from file_exports import creds, env_with, file_export
+from file_exports import creds, env_with, file_export, held_session
 from file_exports import login as file_login
 
 from zboot.remote.local import LocalRunner
@@ -51,7 +51,8 @@ def tgtd(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     missing = [t for t in ("tgtd", "tgtadm", "tgt-admin", "iscsi-inq", "iscsi-perf", "ps")
                if shutil.which(t) is None]
     if missing or os.geteuid() != 0:
-        pytest.skip(f"needs root and {', '.join(missing) or 'tgt and libiscsi-bin'}")
+        pytest.fail(f"needs root and {', '.join(missing) or 'tgt and libiscsi-bin'} "
+                    "(contrib/lab/lab installs them)")
     sock = Path(socket_path(CONTROL_PORT))
     if port_taken() or tgtadm("--op", "show", "--mode", "system").returncode == 0:
         pytest.fail(f"{PORTAL} or tgtd control port {CONTROL_PORT} is already in use")
@@ -162,21 +163,11 @@ def test_chap_on_tgt_without_secrets_in_argv(tgtd: subprocess.Popen[bytes],
     assert wrong_target.returncode != 0 and "CHAP_R" in wrong_target.stderr
 
     # While a CHAP session is up, no secret is on any command line either.
-    with PsWatch() as watch:
-        perf = subprocess.Popen(["iscsi-perf", "-i", mutual.initiator,
-                                 f"iscsi://{PORTAL}/{mutual.target}/1"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env=env_with(creds(mutual)))
-        try:
-            deadline = time.monotonic() + 30
-            while not engine.sessions([mutual.target]) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert engine.sessions([mutual.target, chap.target]) == {
-                mutual.target: [mutual.initiator]}
-            time.sleep(0.5)
-        finally:
-            perf.terminate()
-            perf.wait(timeout=30)
+    with PsWatch() as watch, held_session(engine, f"iscsi://{PORTAL}/{mutual.target}/1", mutual,
+                      env_with(creds(mutual))):
+        assert engine.sessions([mutual.target, chap.target]) == {
+            mutual.target: [mutual.initiator]}
+        time.sleep(0.5)
     assert watch.samples > 1 and not watch.leaked(secrets)
     assert any("iscsi-perf" in line for line in watch.seen)
 

@@ -185,9 +185,8 @@ class IstgtEngine:
         conf, _, auth = self._files()
         return parse_block(split_block(conf)[1], split_block(auth)[1])
 
-    def _control(self, command: str) -> str:
-        """Run istgtcontrol against the [UnitControl] portal of the config."""
-        conf, _, _ = self._files()
+    def _control(self, command: str, conf: str) -> str:
+        """Run istgtcontrol against the [UnitControl] portal of conf (the config text)."""
         control = next((s for s in parse_sections(conf) if s.kind == "UnitControl"), None)
         portal = control.get("Portal") if control else []
         if len(portal) < 2:
@@ -210,7 +209,7 @@ class IstgtEngine:
         wanted = set(targets)
         if not wanted:
             return {}
-        return {t: names for t, names in parse_info(self._control("info")).items()
+        return {t: names for t, names in parse_info(self._control("info", self._files()[0])).items()
                 if t in wanted}
 
     # --- changing ------------------------------------------------------------
@@ -222,8 +221,9 @@ class IstgtEngine:
         conf, auth_path, auth = self._files()
         admin_conf, _ = split_block(conf)
         admin_auth, _ = split_block(auth)
+        current = parse_block(split_block(conf)[1], split_block(auth)[1])
         replaced = {e.target for e in create} | set(delete)
-        wanted = sorted([e for e in self._current() if e.target not in replaced] + create,
+        wanted = sorted([e for e in current if e.target not in replaced] + create,
                         key=lambda e: e.host)
         admin = parse_sections(admin_conf)
         groups = [s.tag for s in admin if s.kind == "PortalGroup" and s.tag is not None]
@@ -232,13 +232,13 @@ class IstgtEngine:
                               hint="define the portal clients use, e.g. [PortalGroup1]")
         taken = [s.tag or 0 for s in [*admin, *parse_sections(admin_auth)]]
         first = max(taken, default=0) + 1
-        before = {e.target for e in self._current()}
         for e in create:
             wait_for_path(self.runner, e.device, seconds=60)
-        self._install(admin_conf + render_block(wanted, first, groups[0]),
-                      auth_path, admin_auth + render_auth_block(wanted, first))
+        new_conf = admin_conf + render_block(wanted, first, groups[0])
+        self._install(new_conf, auth_path, admin_auth + render_auth_block(wanted, first))
         try:
-            self._restart_and_wait({e.target for e in wanted}, before)
+            self._restart_and_wait(new_conf, {e.target for e in wanted},
+                                   {e.target for e in current})
         except ServerError:
             self._install(conf, auth_path, auth)  # put the working files back
             self.runner.run(self.restart, check=False)
@@ -248,15 +248,15 @@ class IstgtEngine:
         self.runner.write_file(auth_path, auth.encode(), mode=0o600)
         self.runner.write_file(self.conf, conf.encode(), mode=0o644)
 
-    def _restart_and_wait(self, targets: set[str], before: set[str]) -> None:
-        """Restart istgt; wait until it serves exactly `targets` of zboot's
-        (those before the change included, so deleted ones must be gone)."""
+    def _restart_and_wait(self, conf: str, targets: set[str], before: set[str]) -> None:
+        """Restart istgt on conf; wait until it serves exactly `targets` of
+        zboot's (those before the change included, so deleted ones must be gone)."""
         result = self.runner.run(self.restart, check=False, timeout=120)
         deadline = time.monotonic() + self.wait_seconds
         mine = before | targets
         while True:
             try:
-                listed = set(self._control("list").splitlines())
+                listed = set(self._control("list", conf).splitlines())
                 if listed & mine == targets:
                     return
             except ServerError:
