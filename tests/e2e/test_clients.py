@@ -86,7 +86,8 @@ def test_chap_travels_in_the_script(lab: Layout, zboot: Zboot, tmp_path: Path) -
     assert boot(lab, A).counter == 1  # iPXE logs in with both secrets from the script
     secret = cloned["chap_credentials"]["secret"]
     script = ssh_text(lab, ["cat", cloned["boot_file"]])
-    wrong = script.replace(secret, "x" + secret[1:])
+    wrong = script.replace(secret, ("y" if secret[0] == "x" else "x") + secret[1:])
+    assert wrong != script  # a secret that already began with "x" once made this a no-op
     ssh(lab, ["sh", "-c", 'cat > "$1"', "sh", cloned["boot_file"]], stdin=wrong.encode())
     refused = boot(lab, A)
     assert not refused.booted and not refused.san_devices, refused
