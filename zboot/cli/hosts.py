@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -16,11 +15,13 @@ from ..names import host_name, snapshot_name
 from ..ops import chap as chap_store
 from ..ops import hosts as ops
 from ..ops.bootfiles import remove_script
-from ..ops.exports import in_use, record_export, refuse_if_in_use, target_iqn
+from ..ops.exports import in_use, record_export, target_iqn
 from ..ops.hostfile import HostSpec, read_hosts
 from ..ops.provision import Provisioned, provision
 from ..ops.state import Host, leaf, read_state
 from ..targets.base import Chap, Export
+from ..zfs.cli import Change
+from .batch import HostResult, batch_outcome
 from .images import stamp
 from .output import human_size, table
 from .session import Outcome, Session, confirm, run
@@ -52,21 +53,43 @@ def chap_view(chap: Chap | None, show_secrets: bool) -> dict[str, str | None] | 
     return view
 
 
-def taken_down(s: Session, host: str, force: bool) -> Export | None:
-    """Refuse (exit 4) while the host is logged in to its disk, unless force;
-    otherwise take its export down. Returns the export, to put back after."""
-    name = host_name(host)
+def roll_back(s: Session, names: list[str], point: str | None, discard: bool,
+              force: bool) -> list[ops.Rollback]:
+    """Roll hosts back: exports looked up, refused while in use (unless
+    force) and taken down in one engine call each; the zfs changes in one
+    chain batch; the exports of the hosts that have a disk again put back in
+    one engine call."""
     state = read_state(s.zfs, s.config)
-    if name not in state.hosts and name in state.unfinished_rollbacks:
-        record = state.unfinished_rollbacks[name]  # its disk sits in the archive
-    else:
-        record = state.host(name).dataset.record()
-    if not record.get("target") or s.engine.name == "none":
-        return None
-    export = record_export(s.runner, s.config, name, record)
-    refuse_if_in_use(s.engine, export, force)
-    s.engine.apply(delete=[export.target])
-    return export
+    exports: dict[str, Export] = {}
+    refused: dict[str, ZbootError] = {}
+    for name in names:
+        try:
+            if name not in state.hosts and name in state.unfinished_rollbacks:
+                record = state.unfinished_rollbacks[name]  # its disk sits in the archive
+            else:
+                record = state.host(name).dataset.record()
+            if record.get("target") and s.engine.name != "none":
+                exports[name] = record_export(s.runner, s.config, name, record)
+        except ZbootError as err:
+            refused[name] = err
+    if exports and not force:
+        live = s.engine.sessions([e.target for e in exports.values()])
+        for name, export in list(exports.items()):
+            if initiators := live.get(export.target):
+                refused[name] = in_use(exports.pop(name), initiators)
+    if exports:
+        s.engine.apply(delete=[e.target for e in exports.values()])
+    try:
+        plans = ops.rollback_hosts(s.zfs, s.config, [n for n in names if n not in refused],
+                                   point, discard, state)
+    except BaseException:
+        with suppress(ZbootError):
+            s.engine.apply(create=list(exports.values()))
+        raise
+    if back := [exports[p.host] for p in plans if p.host in exports and p.disk_exists]:
+        s.engine.apply(create=back)
+    done = {p.host: p for p in plans}
+    return [done.get(n) or ops.Rollback(n, error=refused[n]) for n in names]
 
 
 @contextmanager
@@ -97,28 +120,16 @@ def single_outcome(s: Session, one: Provisioned, show_secrets: bool) -> Outcome:
                                                   "boot_file": one.boot_file}, text)
 
 
-def batch_outcome(image: str, results: list[Provisioned], show_secrets: bool) -> Outcome:
-    rows = [{"host": r.host, "ok": r.error is None, "record": r.record,
-             "boot_file": r.boot_file,
-             "chap_credentials": chap_view(r.chap, show_secrets),
-             "error": r.error.to_json() if r.error else None} for r in results]
-    failed = [r.error for r in results if r.error is not None]
-    lines = [{"host": r.host, "result": "failed" if r.error else "cloned",
-              "target": (r.record or {}).get("target", ""),
-              "detail": r.error.message if r.error else (r.record or {}).get("initiator", "")}
-             for r in results]
-    text = (table(lines, ["host", "result", "target", "detail"])
-            + f"\n{len(results) - len(failed)} cloned, {len(failed)} failed")
-    return Outcome({"image": image, "cloned": len(results) - len(failed),
-                    "failed": len(failed), "hosts": rows}, text,
-                   [about_host(r.host, e) for r in results if (e := r.error) is not None])
-
-
-def about_host(host: str, err: ZbootError) -> ZbootError:
-    """The error with the host it is about in front of its message."""
-    tagged = copy.copy(err)
-    tagged.message = f"host {host}: {err.message}"
-    return tagged
+def clone_batch_outcome(image: str, results: list[Provisioned],
+                        show_secrets: bool) -> Outcome:
+    made = [HostResult(r.host, {"record": r.record, "boot_file": r.boot_file,
+                                "chap_credentials": chap_view(r.chap, show_secrets)},
+                       (r.record or {}).get("initiator", ""), r.error,
+                       {"target": (r.record or {}).get("target", "")}) for r in results]
+    outcome = batch_outcome(made, "cloned", {"image": image})
+    failed = len(outcome.errors)
+    outcome.data |= {"cloned": len(results) - failed, "failed": failed}
+    return outcome
 
 
 @dataclass
@@ -157,17 +168,30 @@ def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
                 r.error = in_use(exports.pop(r.host), initiators)
     if exports:
         s.engine.apply(delete=[e.target for e in exports.values()])
-    for r in results:
-        if r.error is not None:
-            continue
+    todo = [r for r in results if r.error is None]
+    datasets = {}
+    for r in todo:
         try:
-            with put_back_on_failure(s, exports.get(r.host)):
-                r.gone = ops.destroy_host(s.zfs, s.config, r.host, state)
-            chap_store.remove(s.runner, s.config, r.host)
-            if macs.get(r.host):
-                remove_script(s.runner, s.config, macs[r.host])
+            datasets[r.host] = ops.host_datasets(state, r.host)
         except ZbootError as err:
             r.error = err
+    todo = [r for r in todo if r.error is None]
+    chains = [[Change.destroy(name, recursive=True) for name in datasets[r.host]] for r in todo]
+    for r, failed in zip(todo, s.zfs.run_changes(chains), strict=True):
+        names = datasets[r.host]
+        r.gone = names if failed is None else names[:failed.step]
+        if failed is None:
+            continue
+        try:  # one depends on another (restore points, busy a moment): one by one
+            with put_back_on_failure(s, exports.get(r.host)):
+                r.gone += ops.destroy_in_order(s.zfs, names[failed.step:])
+        except ZbootError as err:
+            r.error = err
+    done = [r for r in todo if r.error is None]
+    chap_store.remove(s.runner, s.config, [r.host for r in done])
+    for r in done:
+        if macs.get(r.host):
+            remove_script(s.runner, s.config, macs[r.host])
     return results
 
 
@@ -215,7 +239,7 @@ def register(app: typer.Typer) -> None:
                 if one.error is not None:
                     raise one.error
                 return single_outcome(s, one, show_secrets)
-            return batch_outcome(image, results, show_secrets)
+            return clone_batch_outcome(image, results, show_secrets)
         run(ctx, "clone", action)
 
     @app.command("list")
@@ -256,36 +280,60 @@ def register(app: typer.Typer) -> None:
         run(ctx, "show", action)
 
     @app.command("snapshot")
-    def snapshot(ctx: typer.Context, host: str,
-                 name: Annotated[str | None, typer.Argument()] = None) -> None:
-        """A restore point of the host's disk. Example: zboot snapshot pc01 before-update"""
+    def snapshot(ctx: typer.Context,
+                 hosts: Annotated[list[str], typer.Argument(metavar="HOST...")],
+                 name: Annotated[str | None, typer.Option(
+                     "--name", "-n", help="the restore point's name (default: rp-<UTC time>)")
+                 ] = None) -> None:
+        """A restore point of each host's disk, all in one atomic zfs snapshot.
+        Example: zboot snapshot pc01 pc02 -n before-update"""
         def action(s: Session) -> Outcome:
-            point = ops.snapshot_host(s.zfs, s.config, host, name)
-            return Outcome({"host": host, "restore_point": point},
-                           f"restore point {point} of {host}")
+            names = list(dict.fromkeys(host_name(h) for h in hosts))
+            if name is not None:
+                snapshot_name(name)  # bad input stops here, before the server
+            point, failed = ops.snapshot_hosts(s.zfs, s.config, names, name)
+            if len(names) == 1:
+                if failed:
+                    raise failed[names[0]]
+                return Outcome({"host": names[0], "restore_point": point},
+                               f"restore point {point} of {names[0]}")
+            return batch_outcome([HostResult(n, error=failed.get(n)) for n in names],
+                                 "snapshotted", {"restore_point": point})
         run(ctx, "snapshot", action)
 
     @app.command("rollback")
-    def rollback(ctx: typer.Context, host: str,
-                 snapshot: Annotated[str | None, typer.Argument(
-                     help="a restore point (default: the state it was provisioned in)")] = None,
+    def rollback(ctx: typer.Context,
+                 hosts: Annotated[list[str], typer.Argument(metavar="HOST...")],
+                 to: Annotated[str | None, typer.Option(
+                     "--to", metavar="RESTORE-POINT",
+                     help="a restore point (default: the state it was provisioned in)")
+                 ] = None,
                  discard: Annotated[bool, typer.Option(
                      help="throw the replaced state away instead of archiving it")] = False,
                  force: Annotated[bool, typer.Option(
                      help="even while the machine is logged in to its disk")] = False,
                  ) -> None:
-        """Revert a host's disk, keeping what it replaces unless --discard."""
+        """Revert hosts' disks, keeping what they replace unless --discard.
+        Several hosts: one engine call takes their exports down and one puts
+        them back; a host that fails (in use, unknown) fails alone."""
         def action(s: Session) -> Outcome:
-            if snapshot is not None:
-                snapshot_name(snapshot)  # bad input stops here, before the server
-            export = taken_down(s, host, force)
-            with put_back_on_failure(s, export):
-                result = ops.rollback_host(s.zfs, s.config, host, snapshot, discard)
-            if export is not None:
-                s.engine.apply(create=[export])
-            kept = f"; previous state kept as {leaf(result['archive'])}" \
-                if result["archive"] else "; previous state discarded"
-            return Outcome(result, f"host {host} rolled back to {result['source']}{kept}")
+            names = list(dict.fromkeys(host_name(h) for h in hosts))
+            if to is not None:
+                snapshot_name(to)  # bad input stops here, before the server
+            plans = roll_back(s, names, to, discard, force)
+            if len(plans) == 1:
+                [one] = plans
+                if one.error is not None:
+                    raise one.error
+                result = one.result()
+                kept = f"; previous state kept as {leaf(result['archive'])}" \
+                    if result["archive"] else "; previous state discarded"
+                return Outcome(result, f"host {one.host} rolled back to {one.source}{kept}")
+            return batch_outcome(
+                [HostResult(p.host, {"source": p.source, "archive": p.result()["archive"]},
+                            leaf(p.result()["archive"]) or "discarded", p.error,
+                            {"source": p.source.split("/")[-1]}) for p in plans],
+                "rolled back", {})
         run(ctx, "rollback", action)
 
     @app.command("prune")
@@ -323,14 +371,8 @@ def register(app: typer.Typer) -> None:
                 if one.error is not None:
                     raise one.error
                 return Outcome({"destroyed": one.gone}, f"destroyed host {one.host}")
-            failed = [r for r in results if r.error is not None]
-            rows = [{"host": r.host, "ok": r.error is None, "destroyed": r.gone,
-                     "error": r.error.to_json() if r.error else None} for r in results]
-            lines = [{"host": r.host, "result": "failed" if r.error else "destroyed",
-                      "detail": r.error.message if r.error else ", ".join(r.gone)}
-                     for r in results]
-            return Outcome({"destroyed": [g for r in results for g in r.gone], "hosts": rows},
-                           table(lines, ["host", "result", "detail"])
-                           + f"\n{len(results) - len(failed)} destroyed, {len(failed)} failed",
-                           [about_host(r.host, e) for r in failed if (e := r.error)])
+            return batch_outcome([HostResult(r.host, {"destroyed": r.gone},
+                                             ", ".join(leaf(g) for g in r.gone), r.error)
+                                  for r in results], "destroyed",
+                                 {"destroyed": [g for r in results for g in r.gone]})
         run(ctx, "destroy", action)

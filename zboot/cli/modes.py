@@ -1,26 +1,94 @@
-"""`zboot mode HOST MODE`: switch what a machine boots next by rewriting its
-iPXE script (one atomic file write) and recording the mode on its disk.
-Maintenance boots the golden image itself; leaving it snapshots the image."""
+"""`zboot mode HOST... MODE`: switch what machines boot next by rewriting
+their iPXE scripts (one atomic file write each) and recording the mode on
+their disks. Maintenance boots the golden image itself (one host at a time);
+leaving it snapshots the image."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
 
 from ..boot.ipxe import MODES, BootTarget
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ZbootError
 from ..names import host_name
 from ..ops import maintenance
-from ..ops.bootfiles import boot_target, write_script
+from ..ops.bootfiles import boot_target, ensure_boot_dir, write_script
 from ..ops.exports import record_export
 from ..ops.state import read_state
+from ..zfs.cli import Change
+from .batch import HostResult, batch_outcome
 from .session import Outcome, Session, run
+
+
+@dataclass
+class Switch:
+    """One host's mode switch: checked, then its script written."""
+
+    host: str
+    mac: str = ""
+    image: str = ""
+    target: BootTarget | None = None
+    boot_file: str = ""
+    version: str | None = None  # left maintenance: the image's new version
+    error: ZbootError | None = None
+
+
+def switch(s: Session, names: list[str], new_mode: str, winpe: str | None,
+           message: str | None, force: bool) -> list[Switch]:
+    """Check every host, then rewrite each script (one file write each) and
+    record the new mode on the disks in one chain batch. A host that fails
+    (unknown, or leaving maintenance while in use) fails alone."""
+    state = read_state(s.zfs, s.config)
+    switches = [Switch(n) for n in names]
+    for sw in switches:
+        try:
+            h = state.host(sw.host)
+            record = h.dataset.record()
+            export = record_export(s.runner, s.config, sw.host, record)
+            sw.target = boot_target(s.config, s.engine.lun, sw.host, record, export.chap)
+            if sw.target is None:
+                raise InvalidInput("the config names no portal for clients ([target] portal)",
+                                   hint="e.g. portal = \"10.0.0.1:3260\"")
+            sw.mac = record["mac"]
+            image = state.image(record["image"])
+            sw.image = image.name
+            if record.get("mode", "normal") == "maintenance" and new_mode != "maintenance":
+                sw.version = maintenance.leave(s.zfs, s.config, s.engine, h, image, record,
+                                               message, force)
+            if new_mode == "maintenance":
+                gold = maintenance.enter(s.zfs, s.config, s.engine, h, image, record,
+                                         export.chap)
+                sw.target = BootTarget(sw.host, sw.target.portal, sw.target.lun, gold.target,
+                                       sw.target.initiator, sw.target.chap)
+        except ZbootError as err:
+            sw.error = err
+    todo = [sw for sw in switches if sw.error is None and sw.target is not None]
+    if not todo:
+        return switches
+    ensure_boot_dir(s.runner, s.config)
+    for sw in todo:
+        if sw.target is None:
+            continue
+        try:
+            sw.boot_file = write_script(s.runner, s.config, sw.mac, new_mode, sw.target,
+                                        (winpe or s.config.winpe) if new_mode == "install"
+                                        else None)
+        except ZbootError as err:
+            sw.error = err
+    todo = [sw for sw in todo if sw.error is None]
+    marks = [[Change.set(f"{s.config.hosts}/{sw.host}", {"mode": new_mode})] for sw in todo]
+    for sw, failed in zip(todo, s.zfs.run_changes(marks), strict=True):
+        if failed is not None:
+            sw.error = failed.error
+    return switches
 
 
 def register(app: typer.Typer) -> None:
     @app.command("mode")
-    def mode(ctx: typer.Context, host: str,
+    def mode(ctx: typer.Context,
+             hosts: Annotated[list[str], typer.Argument(metavar="HOST...")],
              new_mode: Annotated[str, typer.Argument(
                  metavar="MODE", help="normal, install, local or maintenance")],
              winpe: Annotated[str | None, typer.Option(
@@ -35,41 +103,40 @@ def register(app: typer.Typer) -> None:
                  help="leaving maintenance even while the machine is logged in to the image")
              ] = False,
              ) -> None:
-        """Set what the machine boots next: its disk (normal), its disk attached
-        for installing Windows (install), its local disk (local), or the golden
-        image itself (maintenance; leaving it makes a new image version)."""
+        """Set what machines boot next: their disks (normal), their disks attached
+        for installing Windows (install), their local disks (local), or the golden
+        image itself (maintenance, one host at a time; leaving it makes a new image
+        version). Example: zboot mode pc01 pc02 install"""
         def action(s: Session) -> Outcome:
-            name = host_name(host)
+            names = list(dict.fromkeys(host_name(h) for h in hosts))
             if new_mode not in MODES:
                 raise InvalidInput(f"unknown mode {new_mode!r}", hint=f"one of {', '.join(MODES)}")
             if winpe is not None and new_mode != "install":
                 raise InvalidInput("--winpe goes with install mode only")
-            state = read_state(s.zfs, s.config)
-            h = state.host(name)
-            record = h.dataset.record()
-            export = record_export(s.runner, s.config, name, record)
-            target = boot_target(s.config, s.engine.lun, name, record, export.chap)
-            if target is None:
-                raise InvalidInput("the config names no portal for clients ([target] portal)",
-                                   hint="e.g. portal = \"10.0.0.1:3260\"")
-            image = state.image(record["image"])
-            old, data = record.get("mode", "normal"), {}
-            if old == "maintenance" and new_mode != "maintenance":
-                data["version"] = maintenance.leave(s.zfs, s.config, s.engine, h, image,
-                                                    record, message, force)
-            if new_mode == "maintenance":
-                gold = maintenance.enter(s.zfs, s.config, s.engine, h, image, record,
-                                         export.chap)
-                target = BootTarget(name, target.portal, target.lun, gold.target,
-                                    target.initiator, target.chap)
-            path = write_script(s.runner, s.config, record["mac"], new_mode, target,
-                                (winpe or s.config.winpe) if new_mode == "install" else None)
-            s.zfs.set_props(h.dataset.name, {"mode": new_mode})
-            text = f"host {name}: mode {new_mode}; boot file {path}"
-            if "version" in data:
-                text += f"\nimage {image.name} saved as version {data['version']}"
-            if new_mode == "maintenance":
-                text += f"\n{name} boots image {image.name} itself ({target.target})"
-            return Outcome({"host": name, "mode": new_mode, "boot_file": path,
-                            "image_version": data.get("version")}, text)
+            if new_mode == "maintenance" and len(names) > 1:
+                raise InvalidInput("one host at a time boots an image in maintenance",
+                                   hint=f"zboot mode {names[0]} maintenance")
+            switches = switch(s, names, new_mode, winpe, message, force)
+            if len(switches) == 1:
+                [one] = switches
+                if one.error is not None:
+                    raise one.error
+                return Outcome(view(one, new_mode), describe(one, new_mode))
+            return batch_outcome(
+                [HostResult(sw.host, view(sw, new_mode), sw.boot_file, sw.error)
+                 for sw in switches], f"now {new_mode}", {"mode": new_mode})
         run(ctx, "mode", action)
+
+
+def view(sw: Switch, new_mode: str) -> dict[str, Any]:
+    return {"host": sw.host, "mode": new_mode, "boot_file": sw.boot_file or None,
+            "image_version": sw.version}
+
+
+def describe(sw: Switch, new_mode: str) -> str:
+    text = f"host {sw.host}: mode {new_mode}; boot file {sw.boot_file}"
+    if sw.version is not None:
+        text += f"\nimage {sw.image} saved as version {sw.version}"
+    if new_mode == "maintenance" and sw.target is not None:
+        text += f"\n{sw.host} boots image {sw.image} itself ({sw.target.target})"
+    return text

@@ -27,6 +27,7 @@ from ..targets.tgt import TgtEngine
 from ..zfs.cli import ZfsCli
 from ..zfs.lzc import zfs_backend
 from .output import emit_json, report_error, report_interrupt
+from .progress import HostsBar, hosts_bar
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Session:
     _dry: DryRunRunner | None = None
     _zfs: ZfsCli | None = None
     _engine: TargetEngine | None = None
+    progress: HostsBar | None = None  # a batch's bar, on a terminal
 
     @property
     def config(self) -> config_mod.Config:
@@ -81,6 +83,7 @@ class Session:
     def zfs(self) -> ZfsCli:
         if self._zfs is None:
             self._zfs = zfs_backend(self.runner, self.config.server.is_local, self.dry_run)
+            self._zfs.on_progress = self.progress
         return self._zfs
 
     @property
@@ -129,6 +132,7 @@ def make_engine(name: str, runner: Runner) -> TargetEngine:
 def run(ctx: typer.Context, command: str, action: Callable[[Session], Outcome]) -> None:
     """Run action; print its outcome (or the dry-run plan); exit with its code."""
     session: Session = ctx.obj
+    session.progress = hosts_bar(f"{command}: hosts", session.json)
     try:
         outcome = action(session)
     except ZbootError as err:
@@ -136,6 +140,8 @@ def run(ctx: typer.Context, command: str, action: Callable[[Session], Outcome]) 
     except KeyboardInterrupt:
         raise typer.Exit(report_interrupt(command, session.json)) from None
     finally:
+        if session.progress is not None:
+            session.progress.stop()
         session.close()
     if session.verbose and session._runner is not None:  # on stderr, also with --json
         for argv in session._runner.commands:

@@ -29,12 +29,17 @@ def boot_target(config: Config, lun: int, host: str, record: Mapping[str, str],
                       initiator=record["initiator"], chap=chap)
 
 
+def ensure_boot_dir(runner: Runner, config: Config) -> None:
+    """The boot directory, once per run, before any script is written."""
+    runner.run(["mkdir", "-p", config.boot_dir])
+
+
 def write_script(runner: Runner, config: Config, mac: str, mode: str, target: BootTarget,
                  winpe: str | None = None) -> str:
-    """(Re)write the host's script for mode; returns its path on the server."""
+    """(Re)write the host's script for mode (into the directory ensure_boot_dir
+    made); returns its path on the server."""
     path = script_path(config, mac)
     text = render(mode, target, winpe)
-    runner.run(["mkdir", "-p", config.boot_dir])
     runner.write_file(path, text.encode(), mode=0o644)  # the HTTP server reads it
     return path
 

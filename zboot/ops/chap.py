@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
+from collections.abc import Iterable, Mapping
 
 from ..config import Config
 from ..errors import NotFound, ServerError
@@ -39,11 +40,15 @@ def secret_path(config: Config, host: str) -> str:
     return f"{secrets_dir(config)}/{host}.chap"
 
 
-def store(runner: Runner, config: Config, host: str, chap: Chap) -> None:
+def store(runner: Runner, config: Config, chaps: Mapping[str, Chap]) -> None:
+    """Each host's secrets in its own root-only file (one directory check for all)."""
+    if not chaps:
+        return
     runner.run(["install", "-d", "-m", "0700", config.secrets_dir, secrets_dir(config)])
-    data = {"user": chap.user, "secret": chap.secret, "mutual_user": chap.mutual_user,
-            "mutual_secret": chap.mutual_secret}
-    runner.write_file(secret_path(config, host), json.dumps(data).encode(), mode=0o600)
+    for host, chap in chaps.items():
+        data = {"user": chap.user, "secret": chap.secret, "mutual_user": chap.mutual_user,
+                "mutual_secret": chap.mutual_secret}
+        runner.write_file(secret_path(config, host), json.dumps(data).encode(), mode=0o600)
 
 
 def load(runner: Runner, config: Config, host: str) -> Chap:
@@ -59,5 +64,7 @@ def load(runner: Runner, config: Config, host: str) -> Chap:
                 mutual_secret=data.get("mutual_secret"))
 
 
-def remove(runner: Runner, config: Config, host: str) -> None:
-    runner.run(["rm", "-f", secret_path(config, host)])
+def remove(runner: Runner, config: Config, hosts: Iterable[str]) -> None:
+    """The hosts' secret files, in one command; no error for one already gone."""
+    if paths := [secret_path(config, host) for host in hosts]:
+        runner.run(["rm", "-f", "--", *paths])

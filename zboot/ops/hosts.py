@@ -4,11 +4,12 @@ replaces, prune, destroy."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from ..config import Config
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound, ZbootError
 from ..names import host_name, image_name, iqn, mac, snapshot_name
-from ..zfs.cli import ZfsCli
+from ..zfs.cli import Change, ZfsCli
 from .images import ensure_layout
 from .state import KIND, Host, State, leaf, now, read_state
 
@@ -19,42 +20,80 @@ def default_initiator(host: str) -> str:
     return f"{DEFAULT_INITIATOR_BASE}:{host}"
 
 
-def clone_host(zfs: ZfsCli, config: Config, image_spec: str, host: str, mac_address: str,
+@dataclass(frozen=True)
+class PlannedClone:
+    """A host's clone, checked against the state: nothing has run yet."""
+
+    host: str
+    snapshot: str
+    dataset: str
+    record: dict[str, str]
+
+
+def plan_clone(config: Config, state: State, image_spec: str, host: str, mac_address: str,
                initiator: str | None = None, target: str | None = None,
-               extra: dict[str, str] | None = None,
-               state: State | None = None) -> dict[str, str]:
-    """Provision host from image[@version] (latest version when omitted). A
-    batch passes the state it read once; hosts it made since are not in it."""
+               extra: dict[str, str] | None = None) -> PlannedClone:
+    """Check a new host against the state (read once for a batch; hosts made
+    since are not in it, so a batch checks its own duplicates)."""
     host = host_name(host)
     mac_address = mac(mac_address)
     initiator = iqn(initiator) if initiator else default_initiator(host)
     name, _, version = image_spec.partition("@")
     name, version_name = image_name(name), snapshot_name(version) if version else None
-    state = state or read_state(zfs, config)
     image = state.image(name)
     chosen = image.version(version_name)
-    if host in state.hosts or zfs.exists(f"{config.hosts}/{host}"):
+    dataset = f"{config.hosts}/{host}"
+    if host in state.hosts or dataset in state.names:
         raise Conflict(f"host {host!r} exists already", hint=f"zboot show {host}")
     for other in state.hosts.values():
         if other.get("mac") == mac_address:
             raise Conflict(f"MAC {mac_address} belongs to host {other.name!r} already")
-    ensure_layout(zfs, config)
     record = {
         KIND: "host", "mac": mac_address, "image": image.name, "version": chosen.name,
         "origin": chosen.dataset.name, "created": now(), "mode": "normal",
         "initiator": initiator, "state": "ready",
     } | ({"target": target} if target else {}) | (extra or {})
-    zfs.clone(chosen.dataset.name, f"{config.hosts}/{host}", record)
-    return record
+    return PlannedClone(host, chosen.dataset.name, dataset, record)
+
+
+def clone_host(zfs: ZfsCli, config: Config, image_spec: str, host: str, mac_address: str,
+               initiator: str | None = None, target: str | None = None,
+               extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Provision host from image[@version] (latest version when omitted)."""
+    host_name(host), mac(mac_address)  # bad input stops here, before the server
+    state = read_state(zfs, config)
+    plan = plan_clone(config, state, image_spec, host, mac_address, initiator, target, extra)
+    ensure_layout(zfs, config, state.names)
+    zfs.clone(plan.snapshot, plan.dataset, plan.record)
+    return plan.record
+
+
+def snapshot_hosts(zfs: ZfsCli, config: Config, hosts: list[str],
+                   name: str | None) -> tuple[str, dict[str, ZbootError]]:
+    """One restore point of several hosts' disks, in one atomic `zfs snapshot`.
+    A host that is unknown or has the point already fails alone. Returns the
+    point's name and the hosts that failed."""
+    point = snapshot_name(name) if name else time.strftime("rp-%Y%m%d-%H%M%S", time.gmtime())
+    state = read_state(zfs, config)
+    failed: dict[str, ZbootError] = {}
+    snaps = []
+    for host in hosts:
+        try:
+            h = state.host(host_name(host))
+            if f"{h.dataset.name}@{point}" in state.names:
+                raise Conflict(f"host {h.name!r} already has a restore point {point!r}")
+            snaps.append(f"{h.dataset.name}@{point}")
+        except ZbootError as err:
+            failed[host] = err
+    if snaps:
+        zfs.snapshot(snaps, {"created": now()})
+    return point, failed
 
 
 def snapshot_host(zfs: ZfsCli, config: Config, host: str, name: str | None) -> str:
-    host = host_name(host)
-    point = snapshot_name(name) if name else time.strftime("rp-%Y%m%d-%H%M%S", time.gmtime())
-    h = read_state(zfs, config).host(host)
-    if any(s.name.endswith("@" + point) for s in h.restore_points):
-        raise Conflict(f"host {h.name!r} already has a restore point {point!r}")
-    zfs.snapshot([f"{h.dataset.name}@{point}"], {"created": now()})
+    point, failed = snapshot_hosts(zfs, config, [host], name)
+    if failed:
+        raise failed[host]
     return point
 
 
@@ -62,8 +101,32 @@ def archive_name(config: Config, host: str) -> str:
     return f"{config.archive}/{host}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
 
 
-def rollback_host(zfs: ZfsCli, config: Config, host: str, point: str | None,
-                  discard: bool = False) -> dict[str, str]:
+@dataclass
+class Rollback:
+    """One host's rollback: the zfs changes in order, and what came of them."""
+
+    host: str
+    source: str = ""
+    archive: str = ""
+    discard: bool = False
+    changes: list[Change] = field(default_factory=list)
+    renamed_at: int = 0  # changes from this index on happen after the old disk moved
+    error: ZbootError | None = None
+    failed_step: int = -1  # the change that failed, when one did
+
+    @property
+    def disk_exists(self) -> bool:
+        """Whether hosts/<host> is there: the rollback went through, or it
+        failed before the old disk moved (or while checking its input)."""
+        return self.error is None or self.failed_step < self.renamed_at
+
+    def result(self) -> dict[str, str]:
+        return {"host": self.host, "source": self.source,
+                "archive": "" if self.discard else self.archive}
+
+
+def plan_rollback(config: Config, state: State, host: str, point: str | None,
+                  discard: bool) -> Rollback:
     """Give the host the disk it was provisioned with, or one of its restore points.
 
     ZFS cannot roll back past newer snapshots without destroying them, so the
@@ -76,9 +139,8 @@ def rollback_host(zfs: ZfsCli, config: Config, host: str, point: str | None,
     next `zboot rollback` of that host."""
     host = host_name(host)
     point = snapshot_name(point) if point is not None else None
-    state = read_state(zfs, config)
     if host not in state.hosts and (half := state.unfinished_rollbacks.get(host)):
-        return finish_rollback(zfs, config, host, half, discard)
+        return finish_plan(config, host, half, discard, renamed_at=0)
     h = state.host(host)
     if point is not None:
         source = next((s.name for s in h.restore_points if s.name.endswith("@" + point)), None)
@@ -95,30 +157,57 @@ def rollback_host(zfs: ZfsCli, config: Config, host: str, point: str | None,
         source = source.replace(current + "@", archive + "@")
     plan = {"host": h.name, "state": "rolling-back", "rollback-to": source,
             "rollback-archive": archive}
-    zfs.set_props(current, plan)
-    zfs.rename(current, archive)
-    props = h.dataset.record()
-    return finish_rollback(zfs, config, h.name, props | plan, discard)
+    finish = finish_plan(config, h.name, h.dataset.record() | plan, discard, renamed_at=2)
+    finish.changes[:0] = [Change.set(current, plan), Change.rename(current, archive)]
+    return finish
 
 
-def finish_rollback(zfs: ZfsCli, config: Config, host: str, archived: dict[str, str],
-                    discard: bool) -> dict[str, str]:
+def finish_plan(config: Config, host: str, archived: dict[str, str], discard: bool,
+                renamed_at: int) -> Rollback:
     """The steps after the rename: mark the archive, clone the chosen state as
     the host's new disk, and promote it when it came from a restore point."""
     archive, source = archived["rollback-archive"], archived["rollback-to"]
     current = f"{config.hosts}/{host}"
-    zfs.set_props(archive, {KIND: "archive", "state": "archived", "archived": now()})
     record = {k: v for k, v in archived.items()
               if k not in ("host", "rollback-to", "rollback-archive", "archived")}
-    zfs.clone(source, current, record | {"state": "ready", "rolled-back": now()})
+    changes = [Change.set(archive, {KIND: "archive", "state": "archived", "archived": now()}),
+               Change.clone(source, current, record | {"state": "ready", "rolled-back": now()})]
     if source.startswith(archive + "@"):
         # The restore points up to the chosen one move back to the host; the
         # archive keeps only what came after.
-        zfs.promote(current)
+        changes.append(Change.promote(current))
     if discard:
-        zfs.destroy(archive, recursive=True)
-        return {"host": host, "source": source, "archive": ""}
-    return {"host": host, "source": source, "archive": archive}
+        changes.append(Change.destroy(archive, recursive=True))
+    return Rollback(host, source, archive, discard, changes, renamed_at)
+
+
+def rollback_hosts(zfs: ZfsCli, config: Config, hosts: list[str], point: str | None,
+                   discard: bool = False, state: State | None = None) -> list[Rollback]:
+    """Roll several hosts back, their zfs changes as one chain each (one remote
+    shell for the batch). A host fails alone; one cut short after its rename
+    is finished by the next rollback of it."""
+    state = state or read_state(zfs, config)
+    plans = []
+    for host in hosts:
+        try:
+            plans.append(plan_rollback(config, state, host, point, discard))
+        except ZbootError as err:
+            plans.append(Rollback(host, error=err))
+    todo = [p for p in plans if p.error is None]
+    for plan, failed in zip(todo, zfs.run_changes([p.changes for p in todo]), strict=True):
+        if failed is not None:
+            plan.error, plan.failed_step = failed.error, failed.step
+            if failed.step >= plan.renamed_at:
+                plan.error.hint = f"zboot rollback {plan.host} finishes it"
+    return plans
+
+
+def rollback_host(zfs: ZfsCli, config: Config, host: str, point: str | None,
+                  discard: bool = False) -> dict[str, str]:
+    [one] = rollback_hosts(zfs, config, [host], point, discard)
+    if one.error is not None:
+        raise one.error
+    return one.result()
 
 
 def destroy_in_order(zfs: ZfsCli, names: list[str], busy_retries: int = 15) -> list[str]:
@@ -153,11 +242,10 @@ def prune_host(zfs: ZfsCli, config: Config, host: str) -> list[str]:
     return [leaf(name) for name in destroy_in_order(zfs, [a.name for a in h.archives])]
 
 
-def destroy_host(zfs: ZfsCli, config: Config, host: str,
-                 state: State | None = None) -> list[str]:
-    """Remove the host's disk, its restore points and its archived states."""
-    host = host_name(host)
-    h: Host = (state or read_state(zfs, config)).host(host)
-    # An archive made by a rollback to a restore point is a clone of a
-    # snapshot of the host's disk, so the order is worked out as it goes.
-    return destroy_in_order(zfs, [a.name for a in h.archives] + [h.dataset.name])
+def host_datasets(state: State, host: str) -> list[str]:
+    """The host's archived states, then its disk: the order that usually works
+    (an archive made by a rollback to a restore point is a clone of one of the
+    disk's snapshots); destroy_in_order sorts out the rest."""
+    h: Host = state.host(host_name(host))
+    return [a.name for a in h.archives] + [h.dataset.name]
+

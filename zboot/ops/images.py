@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ..config import Config
 from ..errors import Conflict, InvalidInput
 from ..names import image_name, snapshot_name
@@ -9,11 +11,12 @@ from ..zfs.cli import ZfsCli
 from .state import KIND, Image, now, read_state
 
 
-def ensure_layout(zfs: ZfsCli, config: Config) -> list[str]:
-    """The root dataset and its images/hosts/archive children; returns what it created."""
+def ensure_layout(zfs: ZfsCli, config: Config, known: Collection[str] = ()) -> list[str]:
+    """The root dataset and its images/hosts/archive children; returns what it
+    created. Names in known (read just before) are not looked up again."""
     made = []
     for name in (config.root, config.images, config.hosts, config.archive):
-        if not zfs.exists(name):
+        if name not in known and not zfs.exists(name):
             zfs.create_filesystem(name)
             made.append(name)
     return made

@@ -1,7 +1,7 @@
-"""Provisioning one host or a batch: a clone each, CHAP secrets where asked
-for, then every export in one engine call (one rtslib process and one LIO
-save for the whole batch). One bad host fails alone: its clone and secret are
-removed, the others go on."""
+"""Provisioning one host or a batch: every clone in one remote shell, CHAP
+secrets where asked for, every export in one engine call (one rtslib process
+and one LIO save for the whole batch), then the boot files. One bad host
+fails alone: its clone and secret are removed, the others go on."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 
 from ..config import Config
-from ..errors import Conflict, ZbootError
+from ..errors import Conflict, NotFound, ZbootError
 from ..names import host_name, image_name, iqn, mac, snapshot_name
 from ..remote.base import Runner
 from ..targets.base import Chap, TargetEngine
-from ..zfs.cli import ZfsCli
+from ..zfs.cli import Change, ZfsCli
 from . import chap as chap_store
 from . import hosts as ops
-from .bootfiles import boot_target, write_script
+from .bootfiles import boot_target, ensure_boot_dir, write_script
 from .exports import host_export, target_iqn
 from .hostfile import HostSpec
+from .hosts import PlannedClone
+from .images import ensure_layout
 from .state import State, read_state
 
 
@@ -34,32 +36,26 @@ class Provisioned:
     boot_file: str | None = None  # the host's iPXE script on the server
 
 
-def _clone(zfs: ZfsCli, config: Config, runner: Runner, image: str, spec: HostSpec,
-           state: State) -> tuple[dict[str, str], Chap | None]:
+def _plan(config: Config, image: str, spec: HostSpec, state: State) -> PlannedClone:
     name = host_name(spec.host)
     wants_chap = bool(spec.chap)
     # CHAP needs a target name: without a base, target_iqn says to run init
     target = target_iqn(config, name) if config.iqn_base or wants_chap else None
-    record = ops.clone_host(zfs, config, image, name, spec.mac, spec.initiator, target,
-                            extra={"chap": spec.chap} if wants_chap else None,
-                            state=state)
-    secrets = None
-    if wants_chap:
-        try:
-            secrets = chap_store.new_chap(record["initiator"], str(target),
-                                          spec.chap == "mutual")
-            chap_store.store(runner, config, name, secrets)
-        except BaseException:
-            undo(zfs, config, runner, name, wants_chap)
-            raise
-    return record, secrets
+    return ops.plan_clone(config, state, image, name, spec.mac, spec.initiator, target,
+                          extra={"chap": spec.chap} if wants_chap else None)
 
 
-def undo(zfs: ZfsCli, config: Config, runner: Runner, host: str, had_chap: bool) -> None:
-    """Remove a fresh clone (it holds nothing yet) and its secret."""
-    zfs.destroy(f"{config.hosts}/{host}", recursive=True)
-    if had_chap:
-        chap_store.remove(runner, config, host)
+def undo(zfs: ZfsCli, config: Config, runner: Runner, made: list[Provisioned]) -> None:
+    """Remove fresh clones (they hold nothing yet) and their secrets."""
+    if not made:
+        return
+    gone = [[Change.destroy(f"{config.hosts}/{r.host}", recursive=True)] for r in made]
+    for failed in zfs.run_changes(gone):
+        if failed is not None and not isinstance(failed.error, NotFound):
+            raise failed.error
+    chap_store.remove(runner, config, [r.host for r in made if r.chap is not None])
+    for r in made:
+        r.record = None
 
 
 def checked(specs: list[HostSpec]) -> list[tuple[HostSpec, Provisioned]]:
@@ -96,31 +92,58 @@ def provision(zfs: ZfsCli, config: Config, runner: Runner, engine: Callable[[], 
     if all(done.error for done in results):
         return results
     state = read_state(zfs, config)
+    plans: dict[str, tuple[HostSpec, PlannedClone]] = {}
     for spec, done in todo:
-        if done.error is not None:
-            continue
-        try:
-            done.record, done.chap = _clone(zfs, config, runner, image, spec, state)
-        except ZbootError as err:
-            done.error = err
-        except BaseException:
-            _undo_all(zfs, config, runner, results)
-            raise
-    made = [r for r in results if r.record is not None]
-    if not made:
+        if done.error is None:
+            try:
+                plans[done.host] = (spec, _plan(config, image, spec, state))
+            except ZbootError as err:
+                done.error = err
+    if not plans:
         return results
+    ensure_layout(zfs, config, state.names)
+    pending = [r for r in results if r.host in plans and r.error is None]
     try:
+        _clone_all(zfs, config, runner, pending, plans)
+        made = [r for r in results if r.record is not None]
+        if not made:
+            return results
         target_engine = engine()  # an engine that cannot be made leaves no clone behind
         if target_engine.name == "none":
             return results
         _export(zfs, config, runner, target_engine, made)
     except BaseException:
-        _undo_all(zfs, config, runner, results)
+        undo(zfs, config, runner, [r for r in pending if r.record is not None])
         raise
-    for r in made:
-        if r.record is not None:
-            _write_boot_file(zfs, config, runner, target_engine, r)
+    _write_boot_files(zfs, config, runner, target_engine,
+                      [r for r in results if r.record is not None])
     return results
+
+
+def _clone_all(zfs: ZfsCli, config: Config, runner: Runner, pending: list[Provisioned],
+               plans: dict[str, tuple[HostSpec, PlannedClone]]) -> None:
+    """Every clone in one chain batch, then the CHAP secrets of those made.
+    Records are set first, so an interruption undoes whatever was made."""
+    for r in pending:
+        r.record = plans[r.host][1].record
+    outcomes = zfs.run_changes([[Change.clone(p.snapshot, p.dataset, p.record)]
+                                for _, p in (plans[r.host] for r in pending)])
+    for r, failed in zip(pending, outcomes, strict=True):
+        if failed is not None:
+            r.record, r.error = None, failed.error
+    wanted = {r.host: chap_store.new_chap(r.record["initiator"], r.record["target"],
+                                          plans[r.host][0].chap == "mutual")
+              for r in pending if r.record is not None and plans[r.host][0].chap}
+    try:
+        chap_store.store(runner, config, wanted)
+    except ZbootError as err:
+        failed_hosts = [r for r in pending if r.host in wanted]
+        undo(zfs, config, runner, failed_hosts)
+        for r in failed_hosts:
+            r.error = err
+        return
+    for r in pending:
+        r.chap = wanted.get(r.host)
 
 
 def _export(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine,
@@ -136,31 +159,39 @@ def _export(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine,
             try:
                 engine.apply(create=[exports[r.host]])
             except ZbootError as err:
-                r.error, r.record = err, None
-                undo(zfs, config, runner, r.host, r.chap is not None)
+                undo(zfs, config, runner, [r])
+                r.error = err
 
 
-def _write_boot_file(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine,
-                     r: Provisioned) -> None:
-    """The host's iPXE script in normal mode; if it cannot be written the
-    host is not left exported and provisioned without one."""
-    if r.record is None:
-        return
-    target = boot_target(config, engine.lun, r.host, r.record, r.chap)
-    if target is None:
+def _write_boot_files(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine,
+                      made: list[Provisioned]) -> None:
+    """Each host's iPXE script in normal mode; a host whose script cannot be
+    written is not left exported and provisioned without one."""
+    targets = {r.host: boot_target(config, engine.lun, r.host, r.record, r.chap)
+               for r in made if r.record is not None}
+    if not any(targets.values()):
         return
     try:
-        r.boot_file = write_script(runner, config, r.record["mac"], "normal", target)
+        ensure_boot_dir(runner, config)
     except ZbootError as err:
+        for r in made:
+            _drop(zfs, config, runner, engine, r, err)
+        return
+    for r in made:
+        target = targets[r.host]
+        if target is None or r.record is None:
+            continue
+        try:
+            r.boot_file = write_script(runner, config, r.record["mac"], "normal", target)
+        except ZbootError as err:
+            _drop(zfs, config, runner, engine, r, err)
+
+
+def _drop(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine, r: Provisioned,
+          err: ZbootError) -> None:
+    """Take a made host back: its export, clone and secret; record why."""
+    if r.record is not None:
         with suppress(ZbootError):
-            engine.apply(delete=[target.target])
-        undo(zfs, config, runner, r.host, r.chap is not None)
-        r.error, r.record = err, None
-
-
-def _undo_all(zfs: ZfsCli, config: Config, runner: Runner, results: list[Provisioned]) -> None:
-    """Interrupted: leave no host of this batch half made."""
-    for r in results:
-        if r.record is not None:
-            undo(zfs, config, runner, r.host, r.chap is not None)
-            r.record = None
+            engine.apply(delete=[r.record.get("target") or target_iqn(config, r.host)])
+        undo(zfs, config, runner, [r])
+    r.error = err

@@ -65,6 +65,7 @@ class State:
     # host name -> the properties of its disk, renamed into the archive by a
     # rollback that stopped before the new clone was made
     unfinished_rollbacks: dict[str, dict[str, str]] = field(default_factory=dict)
+    names: frozenset[str] = frozenset()  # every dataset and snapshot under the root
 
     def image(self, name: str) -> Image:
         if name not in self.images:
@@ -112,4 +113,5 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
     hosts = {leaf(ds.name): Host(leaf(ds.name), ds, snaps.get(ds.name, []),
                                  archives.get(leaf(ds.name), []))
              for ds in host_sets}
-    return State(images=images, hosts=hosts, unfinished_rollbacks=unfinished)
+    return State(images=images, hosts=hosts, unfinished_rollbacks=unfinished,
+                 names=frozenset(all_sets))

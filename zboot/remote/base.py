@@ -34,6 +34,17 @@ class Result:
         return self.returncode == 0
 
 
+Chain = Sequence[Sequence[str]]  # steps (argv lists) run in order, up to the first failure
+
+
+@dataclass(frozen=True)
+class ChainFailure:
+    """The step of a chain that failed (the later ones did not run)."""
+
+    step: int
+    result: Result  # its argv and exit code; stderr holds everything it printed
+
+
 def pump(source: BinaryIO, write: Callable[[bytes], object], chunk: int,
          on_progress: ProgressFn | None) -> int:
     """Copy source to write() chunk by chunk, reporting the bytes sent so far."""
@@ -71,6 +82,13 @@ class Runner(Protocol):
         import); on_progress gets the bytes sent so far. Raises like run(check=True)."""
         ...
 
+    def run_chains(self, chains: Sequence[Chain],
+                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+        """Run each chain's steps in order up to its first failure, every chain
+        whatever the others did; None for a chain that went through. Over SSH,
+        many chains share one remote shell (see remote.chains)."""
+        ...
+
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         """Replace path with data atomically (temp file in the same directory, then
         rename): readers see the old file or the new one, never half of it."""
@@ -87,6 +105,20 @@ class Runner(Protocol):
     def close(self) -> None:
         """Release connections; the runner may reconnect on next use."""
         ...
+
+
+def run_one_by_one(runner: Runner, chains: Sequence[Chain]) -> list[ChainFailure | None]:
+    """The same outcomes, one runner.run per step (fakes, dry runs)."""
+    outcomes: list[ChainFailure | None] = []
+    for chain in chains:
+        failure = None
+        for number, argv in enumerate(chain):
+            result = runner.run(argv, check=False)
+            if not result.ok:
+                failure = ChainFailure(number, result)
+                break
+        outcomes.append(failure)
+    return outcomes
 
 
 # --- file operations as commands (when sudo is needed) -----------------------
@@ -173,6 +205,10 @@ class RecordingRunner:
         sent = bytearray()
         pump(source, sent.extend, chunk, on_progress)
         return self.run(argv, input=bytes(sent))
+
+    def run_chains(self, chains: Sequence[Chain],
+                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+        return run_one_by_one(self, chains)
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         self.files[path] = bytes(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
-from .base import Result, Runner, pump
+from .base import DEFAULT_TIMEOUT, Chain, ChainFailure, Result, Runner, pump, run_one_by_one
 
 READ_ONLY = {("zfs", "list"), ("zfs", "get"), ("zfs", "version"), ("zpool", "list"),
              ("zpool", "get"), ("zpool", "status")}
@@ -51,6 +51,11 @@ class DryRunRunner:
         sent = pump(source, lambda _: None, chunk, on_progress)
         self.planned.append(" ".join(argv) + f" < ({sent} bytes)")
         return Result(tuple(argv), 0, b"", b"")
+
+    def run_chains(self, chains: Sequence[Chain],
+                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+        """Each step planned (or, if it only reads, run) like run()."""
+        return run_one_by_one(self, chains)
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         self.planned.append(f"write {path} ({len(data)} bytes, mode {mode:o})")

@@ -16,12 +16,15 @@ from typing import IO, BinaryIO, cast
 from ..errors import NotFound, ServerError
 from .base import (
     DEFAULT_TIMEOUT,
+    Chain,
+    ChainFailure,
     ProgressFn,
     Result,
     check_result,
     pump,
     read_file_by_command,
     remove_file_by_command,
+    run_one_by_one,
     write_file_by_command,
 )
 
@@ -126,6 +129,11 @@ class LocalRunner:
             pump(source, pipe.write, chunk, on_progress)
 
         return check_result(self._execute(argv, feed, timeout), True)
+
+    def run_chains(self, chains: Sequence[Chain],
+                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+        """Each step exec'd on its own: locally a process costs little."""
+        return run_one_by_one(self, chains)
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         """Write a temp file next to path, chmod, fsync, os.replace; see Runner."""

@@ -21,6 +21,8 @@ import paramiko
 from ..errors import HostKeyError, NotFound, ServerError
 from .base import (
     DEFAULT_TIMEOUT,
+    Chain,
+    ChainFailure,
     ProgressFn,
     Result,
     check_result,
@@ -29,6 +31,7 @@ from .base import (
     remove_file_by_command,
     write_file_by_command,
 )
+from .chains import run_in_shells
 
 SSH_CONFIG = "~/.ssh/config"
 SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
@@ -263,6 +266,11 @@ class SshRunner:
             pump(source, channel.sendall, chunk, on_progress)
 
         return check_result(self._execute(argv, feed, timeout), True)
+
+    def run_chains(self, chains: Sequence[Chain],
+                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+        """Many chains to one remote shell: see remote.chains."""
+        return run_in_shells(self, chains, timeout)
 
     # --- files (SFTP, or sudo'd commands) ----------------------------------------
     def sftp(self) -> paramiko.SFTPClient:

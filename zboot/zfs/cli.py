@@ -4,11 +4,12 @@ typed records, stderr turned into typed errors. Works locally and over SSH."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import CommandFailed, Conflict, NotFound, ServerError
-from ..remote.base import Result, Runner
+from ..errors import CommandFailed, Conflict, NotFound, ServerError, ZbootError
+from ..remote.base import ChainFailure, Result, Runner
+from ..remote.chains import CHUNK
 
 PREFIX = "org.zboot:"
 LIST_FIELDS = ("name", "type", "used", "referenced", "volsize", "origin", "creation",
@@ -68,6 +69,61 @@ def parse_datasets(list_text: str, props_text: str) -> dict[str, Dataset]:
     return result
 
 
+@dataclass(frozen=True)
+class Change:
+    """One zfs change, to run in a batch (ZfsCli.run_changes)."""
+
+    verb: str  # clone, promote, rename, destroy, set
+    names: tuple[str, ...]  # clone: snapshot, target; rename: old, new; else: the dataset
+    props: tuple[tuple[str, str], ...] = ()
+    recursive: bool = False
+
+    @staticmethod
+    def clone(snapshot: str, target: str, props: Mapping[str, str] | None = None) -> Change:
+        return Change("clone", (snapshot, target), tuple((props or {}).items()))
+
+    @staticmethod
+    def set(name: str, props: Mapping[str, str]) -> Change:
+        return Change("set", (name,), tuple(props.items()))
+
+    @staticmethod
+    def rename(old: str, new: str) -> Change:
+        return Change("rename", (old, new))
+
+    @staticmethod
+    def promote(name: str) -> Change:
+        return Change("promote", (name,))
+
+    @staticmethod
+    def destroy(name: str, recursive: bool = False) -> Change:
+        return Change("destroy", (name,), recursive=recursive)
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    """Where a chain of changes stopped: the step's index and its error."""
+
+    step: int
+    error: ZbootError
+
+
+def full_key(key: str) -> str:
+    return key if ":" in key else PREFIX + key
+
+
+def change_argv(change: Change) -> list[str]:
+    props = dict(change.props)
+    if change.verb == "clone":
+        return ["zfs", "clone", *prop_args(props), *change.names]
+    if change.verb == "set":
+        return ["zfs", "set", *(f"{full_key(k)}={v}" for k, v in props.items()), *change.names]
+    if change.verb == "destroy":
+        return ["zfs", "destroy", *(["-r"] if change.recursive else []), *change.names]
+    if change.verb in ("rename", "promote"):
+        return ["zfs", change.verb, *change.names]
+    raise ValueError(f"no zfs change {change.verb!r}")
+
+
 def translate(error: CommandFailed) -> Exception:
     for pattern, kind in ERRORS:
         if pattern.search(error.stderr):
@@ -79,7 +135,7 @@ def translate(error: CommandFailed) -> Exception:
 def prop_args(props: Mapping[str, str]) -> list[str]:
     args = []
     for key, value in props.items():
-        args += ["-o", f"{key if ':' in key else PREFIX + key}={value}"]
+        args += ["-o", f"{full_key(key)}={value}"]
     return args
 
 
@@ -90,6 +146,8 @@ class ZfsCli:
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
+        # told (chains done, chains in all) as a batch of changes goes on
+        self.on_progress: Callable[[int, int], None] | None = None
 
     def _run(self, argv: Sequence[str], timeout: float = 300.0) -> Result:
         try:
@@ -144,17 +202,38 @@ class ZfsCli:
         self._run(["zfs", "snapshot", *prop_args(props or {}), *names])
 
     def clone(self, snapshot: str, target: str, props: Mapping[str, str] | None = None) -> None:
-        self._run(["zfs", "clone", *prop_args(props or {}), snapshot, target])
+        self._run(change_argv(Change.clone(snapshot, target, props)))
 
     def promote(self, name: str) -> None:
-        self._run(["zfs", "promote", name])
+        self._run(change_argv(Change.promote(name)))
 
     def rename(self, old: str, new: str) -> None:
-        self._run(["zfs", "rename", old, new])
+        self._run(change_argv(Change.rename(old, new)))
 
     def destroy(self, name: str, *, recursive: bool = False) -> None:
-        self._run(["zfs", "destroy"] + (["-r"] if recursive else []) + [name])
+        self._run(change_argv(Change.destroy(name, recursive)))
 
     def set_props(self, name: str, props: Mapping[str, str]) -> None:
-        args = [f"{k if ':' in k else PREFIX + k}={v}" for k, v in props.items()]
-        self._run(["zfs", "set", *args, name])
+        self._run(change_argv(Change.set(name, props)))
+
+    def run_changes(self, chains: Sequence[Sequence[Change]]) -> list[StepFailed | None]:
+        """Each chain's changes in order up to its first failure, every chain
+        whatever the others did; over SSH many chains share one remote shell.
+        None for a chain that went through."""
+        argvs = [[change_argv(c) for c in chain] for chain in chains]
+        failures: list[ChainFailure | None] = []
+        for first in range(0, len(argvs), CHUNK):
+            failures += self.runner.run_chains(argvs[first:first + CHUNK])
+            if self.on_progress is not None:
+                self.on_progress(len(failures), len(argvs))
+        outcomes: list[StepFailed | None] = []
+        for failure in failures:
+            if failure is None:
+                outcomes.append(None)
+                continue
+            r = failure.result
+            err = translate(CommandFailed(r.argv, r.returncode,
+                                          r.stderr.decode("utf-8", errors="replace")))
+            outcomes.append(StepFailed(failure.step, err if isinstance(err, ZbootError)
+                                       else ServerError(str(err))))
+        return outcomes

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
-from ..errors import Conflict, NotFound, ServerError
+from ..errors import Conflict, NotFound, ServerError, ZbootError
 from ..remote.base import Runner
-from .cli import PREFIX, ZfsCli
+from .cli import PREFIX, Change, StepFailed, ZfsCli
 
 
 def lzc_available() -> bool:
@@ -93,6 +93,38 @@ class LzcZfs(ZfsCli):
             for child in children:
                 self._call(f"destroy {child}", self.lzc.lzc_destroy, child.encode())
         self._call(f"destroy {name}", self.lzc.lzc_destroy, name.encode())
+
+
+    def run_changes(self, chains: Sequence[Sequence[Change]]) -> list[StepFailed | None]:
+        """One libzfs_core call per change: in-process, no command to save."""
+        outcomes: list[StepFailed | None] = []
+        for chain in chains:
+            failed = None
+            for number, change in enumerate(chain):
+                try:
+                    self.apply(change)
+                except ZbootError as err:
+                    failed = StepFailed(number, err)
+                    break
+            outcomes.append(failed)
+            if self.on_progress is not None:
+                self.on_progress(len(outcomes), len(chains))
+        return outcomes
+
+    def apply(self, change: Change) -> None:
+        props, names = dict(change.props), change.names
+        if change.verb == "clone":
+            self.clone(names[0], names[1], props)
+        elif change.verb == "set":
+            self.set_props(names[0], props)
+        elif change.verb == "rename":
+            self.rename(names[0], names[1])
+        elif change.verb == "promote":
+            self.promote(names[0])
+        elif change.verb == "destroy":
+            self.destroy(names[0], recursive=change.recursive)
+        else:
+            raise ValueError(f"no zfs change {change.verb!r}")
 
 
 def zfs_backend(runner: Runner, local: bool, dry_run: bool) -> ZfsCli:
