@@ -37,7 +37,8 @@ def run_tests(pytest_args: list[str]) -> int:
     python = str(ensure_venv())
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     checks = [
-        ("ruff", [python, "-m", "ruff", "check", "zboot", "tests", "contrib/lab"]),
+        ("ruff", [python, "-m", "ruff", "check", "zboot", "tests", "contrib/lab",
+                  "contrib/bench/fleet"]),
         ("mypy --strict", [python, "-m", "mypy", "zboot", "contrib/lab/zboot_lab", "tests"]),
     ]
     for name, argv in checks:
