@@ -10,6 +10,8 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -273,27 +275,44 @@ def test_tgt_export_lifecycle_and_restart(lab: Layout, zboot: Zboot, tmp_path: P
     assert "zboot-pct1.conf" not in ssh_text(lab, ["ls", "/etc/tgt/conf.d"])
 
 
-def test_a_batch_of_20_is_one_lio_process_and_one_save(lab: Layout, zboot: Zboot,
-                                                       tmp_path: Path) -> None:
+def accepted_logins(lab: Layout) -> int:
+    """SSH logins the storage VM's sshd has accepted so far (this one included)."""
+    return int(ssh_text(lab, ["grep", "-c", "Accepted publickey", "/var/log/sshd.log"]))
+
+
+@contextmanager
+def counted(lab: Layout) -> Iterator[dict[str, int]]:
+    """Count, in the storage VM, the SSH logins and the LIO saves (each save
+    writes saveconfig.json.temp first) made inside the block."""
+    watch = subprocess.Popen([*ssh_argv(lab), "exec inotifywait -m -e create --format %f "
+                              "/etc/rtslib-fb-target"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    counts: dict[str, int] = {}
+    try:
+        assert watch.stderr is not None
+        started = [watch.stderr.readline() for _ in range(2)]  # "Setting up", "established"
+        assert "Watches established" in "".join(started), started
+        before = accepted_logins(lab)
+        yield counts
+        counts["logins"] = accepted_logins(lab) - before - 1  # not the counting one
+        time.sleep(2)  # let the last event cross the SSH channel
+    finally:
+        watch.terminate()
+        created, _ = watch.communicate(timeout=30)
+    counts["saves"] = created.split().count("saveconfig.json.temp")
+
+
+def test_a_batch_of_20_is_one_ssh_connection_and_one_save(lab: Layout, zboot: Zboot,
+                                                          tmp_path: Path) -> None:
     golden(zboot, tmp_path, os.urandom(MIB))
     hosts = [f"pcb{n:02}" for n in range(1, 21)]
     listing = tmp_path / "hosts.csv"
     listing.write_text("host,mac\n" + "".join(f"{h},52:54:00:0b:00:{n:02x}\n"
                                               for n, h in enumerate(hosts, start=1))
                        + "pc_bad,52:54:00:0b:00:99\n")  # "_" is no host name: fails alone
-    # Every LIO save writes saveconfig.json.temp first; count those in the VM.
-    watch = subprocess.Popen([*ssh_argv(lab), "exec inotifywait -m -e create --format %f "
-                              "/etc/rtslib-fb-target"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        assert watch.stderr is not None
-        started = [watch.stderr.readline() for _ in range(2)]  # "Setting up", "established"
-        assert "Watches established" in "".join(started), started
+    with counted(lab) as clone_counts:
         batch = zboot("-v", "clone", "gold", "--hosts", str(listing), code=2)
-        time.sleep(2)  # let the last event cross the SSH channel
-    finally:
-        watch.terminate()
-        created, _ = watch.communicate(timeout=30)
+    assert clone_counts == {"logins": 1, "saves": 1}, clone_counts
     data = batch["data"]
     assert (data["cloned"], data["failed"]) == (20, 1)
     assert [h["host"] for h in data["hosts"] if not h["ok"]] == ["pc_bad"]
@@ -302,11 +321,42 @@ def test_a_batch_of_20_is_one_lio_process_and_one_save(lab: Layout, zboot: Zboot
               if line.startswith("ran: /usr/bin/python3 -c import sys")]
     changing = [line for line in agents if "--zboot-read-only" not in line]
     assert len(changing) == 1, agents  # one rtslib process made all 20 exports
-    assert created.split().count("saveconfig.json.temp") == 1, created  # saved once
+    assert sum(line.startswith("ran: zfs clone") for line in zboot.stderr.splitlines()) == 20
 
-    portal = f"127.0.0.1:{lab.lio_port}"
+    # The other batch forms, each with a host that is not there failing alone
+    # (exit 3), the 20 others done: one login each, one LIO save where
+    # exports change, none where they do not.
+    with counted(lab) as snap_counts:
+        snapped = zboot("-v", "snapshot", *hosts, "pcb99", "-n", "before", code=3)
+    assert snap_counts == {"logins": 1, "saves": 0}, snap_counts
+    assert [h["host"] for h in snapped["data"]["hosts"] if not h["ok"]] == ["pcb99"]
+    [one_snapshot] = [line for line in zboot.stderr.splitlines()
+                      if line.startswith("ran: zfs snapshot")]
+    assert all(f"/hosts/{h}@before" in one_snapshot for h in hosts)  # one atomic snapshot
+    with counted(lab) as roll_counts:
+        rolled = zboot("rollback", *hosts, "pcb99", "--to", "before", code=3)
+    assert roll_counts == {"logins": 1, "saves": 1}, roll_counts
+    assert [h["host"] for h in rolled["data"]["hosts"] if not h["ok"]] == ["pcb99"]
+    assert all(h["source"].endswith("@before") for h in rolled["data"]["hosts"] if h["ok"])
+    with counted(lab) as mode_counts:
+        switched = zboot("mode", *hosts, "pcb99", "local", code=3)
+    assert mode_counts == {"logins": 1, "saves": 0}, mode_counts
+    scripts = ssh_text(lab, ["sh", "-c", 'cat "$@"', "sh",
+                             *(h["boot_file"] for h in switched["data"]["hosts"] if h["ok"])])
+    assert scripts.count("sanboot --no-describe --drive 0x80") == 20, scripts[:400]
+
+    portal = f"127.0.0.1:{lab.lio_port}"  # exported again after the rollback
     for h in data["hosts"][:20]:
         login = iscsi.inquiry(portal, h["record"]["target"], 0, h["record"]["initiator"])
         assert login.returncode == 0, (h["host"], login.stderr)
     assert iscsi.inquiry(portal, data["hosts"][0]["record"]["target"], 0,
                          INTRUDER).returncode != 0
+
+    with counted(lab) as destroy_counts:
+        retired = zboot("destroy", *hosts, "pcb99", "--yes", code=3)
+    assert destroy_counts == {"logins": 1, "saves": 1}, destroy_counts
+    assert [h["host"] for h in retired["data"]["hosts"] if not h["ok"]] == ["pcb99"]
+    assert "pcb" not in datasets(lab, f"{zboot.root}/hosts")
+    assert "pcb" not in datasets(lab, f"{zboot.root}/archive")  # the rollback's archives too
+    assert iscsi.inquiry(portal, data["hosts"][0]["record"]["target"], 0,
+                         data["hosts"][0]["record"]["initiator"]).returncode != 0

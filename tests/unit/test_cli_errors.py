@@ -41,7 +41,11 @@ def invoke(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
     ["image", "create", "win11", "--size", "lots"],
     ["image", "create", "Win11", "--size", "1G"],
     ["image", "snapshot", "$(id)"],
-    ["rollback", "pc1", "../x"],
+    ["rollback", "pc1", "--to", "../x"],
+    ["rollback", "pc1", "pc;2"],  # every host is checked before the server is reached
+    ["snapshot", "pc1", "pc2", "-n", "a b"],
+    ["mode", "pc1", "pc2", "maintenance"],  # one host at a time boots an image
+    ["mode", "pc1", "pc2", "sideways"],
     ["show", "pc 1"],
     ["image", "show", "a@b"],
     ["destroy", "pc1"],  # no terminal to ask on, no --yes

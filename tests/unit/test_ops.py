@@ -3,6 +3,7 @@ ZFS state (no server)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,9 @@ def world(listed: str = LIST, got: str = GET) -> RecordingRunner:
             return Result(argv, 0, listed.encode(), b"")
         if argv[:2] == ("zfs", "get"):
             return Result(argv, 0, got.encode(), b"")
+        if argv[:2] == ("zfs", "program"):  # destroy_many: every dataset goes
+            return Result(argv, 0, json.dumps({"return": dict.fromkeys(argv[5:], 0)}).encode(),
+                          b"")
         if argv[:2] == ("zfs", "list"):  # exists(name)
             known = {line.split("\t")[0] for line in LIST.splitlines()}
             return Result(argv, 0 if argv[-1] in known else 1, b"", b"")

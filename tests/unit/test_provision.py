@@ -34,7 +34,8 @@ class Engine:
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
         return {}
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+              persist: bool = True) -> None:
         hosts = [e.host for e in create]
         self.calls.append(hosts)
         if self.refuse & set(hosts):
@@ -101,8 +102,8 @@ def test_a_host_the_engine_refuses_is_undone_and_the_others_exported() -> None:
     assert [r.host for r in results if r.error] == ["pc11"]
     assert isinstance(results[1].error, ServerError) and results[1].record is None
     assert engine.calls == [["pc10", "pc11", "pc12"], ["pc10"], ["pc11"], ["pc12"]]
-    destroyed = [c for c in changes(runner) if c[:2] == ("zfs", "destroy")]
-    assert [c[-1] for c in destroyed] == ["tank/zboot/hosts/pc11"]
+    destroyed = [c for c in changes(runner) if c[:2] == ("zfs", "program")]
+    assert [c[5:] for c in destroyed] == [("tank/zboot/hosts/pc11",)]  # one channel program
 
 
 def test_a_batch_of_bad_names_never_reads_the_server() -> None:
@@ -147,4 +148,4 @@ def test_an_engine_that_cannot_be_made_leaves_no_clone() -> None:
         raise InvalidInput("target engine 'scst' is not supported")
     with pytest.raises(InvalidInput):
         provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, broken, "golden", specs(1))
-    assert [c[:2] for c in changes(runner)] == [("zfs", "clone"), ("zfs", "destroy")]
+    assert [c[:2] for c in changes(runner)] == [("zfs", "clone"), ("zfs", "program")]

@@ -121,7 +121,8 @@ class RecordingEngine(NoEngine):
     def __init__(self) -> None:
         self.created: list[str] = []
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+              persist: bool = True) -> None:
         self.created += [e.target for e in create]
 
 

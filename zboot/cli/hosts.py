@@ -20,7 +20,6 @@ from ..ops.hostfile import HostSpec, read_hosts
 from ..ops.provision import Provisioned, provision
 from ..ops.state import Host, leaf, read_state
 from ..targets.base import Chap, Export
-from ..zfs.cli import Change
 from .batch import HostResult, batch_outcome
 from .images import stamp
 from .output import human_size, table
@@ -77,8 +76,8 @@ def roll_back(s: Session, names: list[str], point: str | None, discard: bool,
         for name, export in list(exports.items()):
             if initiators := live.get(export.target):
                 refused[name] = in_use(exports.pop(name), initiators)
-    if exports:
-        s.engine.apply(delete=[e.target for e in exports.values()])
+    if exports:  # saved when they are put back
+        s.engine.apply(delete=[e.target for e in exports.values()], persist=False)
     try:
         plans = ops.rollback_hosts(s.zfs, s.config, [n for n in names if n not in refused],
                                    point, discard, state)
@@ -86,8 +85,10 @@ def roll_back(s: Session, names: list[str], point: str | None, discard: bool,
         with suppress(ZbootError):
             s.engine.apply(create=list(exports.values()))
         raise
-    if back := [exports[p.host] for p in plans if p.host in exports and p.disk_exists]:
-        s.engine.apply(create=back)
+    if exports:  # the exports back where there is a disk again; saved either way
+        back = [exports[p.host] for p in plans if p.host in exports and p.disk_exists]
+        gone = [e.target for e in exports.values() if e not in back]
+        s.engine.apply(create=back, delete=gone)
     done = {p.host: p for p in plans}
     return [done.get(n) or ops.Rollback(n, error=refused[n]) for n in names]
 
@@ -176,15 +177,17 @@ def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
         except ZbootError as err:
             r.error = err
     todo = [r for r in todo if r.error is None]
-    chains = [[Change.destroy(name, recursive=True) for name in datasets[r.host]] for r in todo]
-    for r, failed in zip(todo, s.zfs.run_changes(chains), strict=True):
-        names = datasets[r.host]
-        r.gone = names if failed is None else names[:failed.step]
-        if failed is None:
+    # every disk in one channel program; what it could not destroy (busy a
+    # moment after the engine let go, or a clone of another's snapshot) one
+    # by one, with retries
+    left = s.zfs.destroy_many([name for r in todo for name in datasets[r.host]])
+    for r in todo:
+        r.gone = [n for n in datasets[r.host] if left.get(n) is None]
+        if not (remaining := [n for n in datasets[r.host] if left.get(n) is not None]):
             continue
-        try:  # one depends on another (restore points, busy a moment): one by one
+        try:
             with put_back_on_failure(s, exports.get(r.host)):
-                r.gone += ops.destroy_in_order(s.zfs, names[failed.step:])
+                r.gone += ops.destroy_in_order(s.zfs, remaining)
         except ZbootError as err:
             r.error = err
     done = [r for r in todo if r.error is None]

@@ -49,10 +49,10 @@ def undo(zfs: ZfsCli, config: Config, runner: Runner, made: list[Provisioned]) -
     """Remove fresh clones (they hold nothing yet) and their secrets."""
     if not made:
         return
-    gone = [[Change.destroy(f"{config.hosts}/{r.host}", recursive=True)] for r in made]
-    for failed in zfs.run_changes(gone):
-        if failed is not None and not isinstance(failed.error, NotFound):
-            raise failed.error
+    left = zfs.destroy_many([f"{config.hosts}/{r.host}" for r in made])
+    for error in left.values():
+        if error is not None and not isinstance(error, NotFound):
+            raise error
     chap_store.remove(runner, config, [r.host for r in made if r.chap is not None])
     for r in made:
         r.record = None

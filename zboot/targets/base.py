@@ -61,8 +61,13 @@ class TargetEngine(Protocol):
         """The exports zboot made that the engine has now, by target IQN."""
         ...
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
-        """Create and delete exports (targets by IQN) in one batch, and persist."""
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+              persist: bool = True) -> None:
+        """Create and delete exports (targets by IQN) in one batch, and persist.
+        persist=False: the change need not outlive a restart, because the
+        next apply undoes it and saves (a rollback takes exports down, then
+        puts them back: one save). Engines whose live config is their file
+        persist anyway."""
         ...
 
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
@@ -79,7 +84,8 @@ class NoEngine:
     def exports(self) -> dict[str, Export]:
         return {}
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+              persist: bool = True) -> None:
         return None
 
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:

@@ -237,7 +237,8 @@ class ComstarEngine:
         listed = parse_sessions(self._list(STMFADM, "list-target", "-v"))
         return {t: inis for t, inis in listed.items() if t in wanted and inis}
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+              persist: bool = True) -> None:
         create, delete = list(create), list(delete)
         if not create and not delete:
             return

@@ -249,7 +249,8 @@ class CtldEngine:
                 found.setdefault(conn.target, []).append(conn.initiator)
         return found
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+              persist: bool = True) -> None:
         create, delete = list(create), list(delete)
         if not create and not delete:
             return

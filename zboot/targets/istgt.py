@@ -214,7 +214,8 @@ class IstgtEngine:
 
     # --- changing ------------------------------------------------------------
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+              persist: bool = True) -> None:
         create, delete = list(create), list(delete)
         if not create and not delete:
             return

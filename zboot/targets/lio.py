@@ -45,7 +45,8 @@ class LioEngine:
         return {iqn: Export(host=e["host"], target=e["target"], device=e["device"],
                             initiator=e["initiator"]) for iqn, e in found.items()}
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+              persist: bool = True) -> None:
         wanted = [{"host": e.host, "target": e.target, "device": e.device,
                    "initiator": e.initiator, "serial": e.serial, "storage": e.storage,
                    "chap": None if e.chap is None else {
@@ -57,7 +58,7 @@ class LioEngine:
         if not wanted and not gone:
             return
         self._call({"op": "apply", "create": wanted, "delete": gone, "lun": self.lun,
-                    "portal": list(self.listen)}, read_only=False)
+                    "portal": list(self.listen), "save": persist}, read_only=False)
 
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
         wanted = list(targets)

@@ -109,7 +109,8 @@ def main() -> None:
             delete(root, iqn, prefix)
         for export in request["create"]:
             create(root, export, request["lun"], request["portal"], prefix)
-        root.save_to_file()
+        if request.get("save", True):
+            root.save_to_file()
         answer = {"created": [e["target"] for e in request["create"]],
                   "deleted": request["delete"]}
     else:

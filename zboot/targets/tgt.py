@@ -183,7 +183,8 @@ class TgtEngine:
         wanted = set(targets)
         return {t.name: t.sessions for t in self._targets() if t.name in wanted and t.sessions}
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = ()) -> None:
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+              persist: bool = True) -> None:
         create, delete = list(create), list(delete)
         if not create and not delete:
             return

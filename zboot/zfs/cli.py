@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ..errors import CommandFailed, Conflict, NotFound, ServerError, ZbootError
 from ..remote.base import ChainFailure, Result, Runner
 from ..remote.chains import CHUNK
+from . import program
 
 PREFIX = "org.zboot:"
 LIST_FIELDS = ("name", "type", "used", "referenced", "volsize", "origin", "creation",
@@ -149,9 +150,10 @@ class ZfsCli:
         # told (chains done, chains in all) as a batch of changes goes on
         self.on_progress: Callable[[int, int], None] | None = None
 
-    def _run(self, argv: Sequence[str], timeout: float = 300.0) -> Result:
+    def _run(self, argv: Sequence[str], timeout: float = 300.0,
+             input: bytes | None = None) -> Result:
         try:
-            return self.runner.run(argv, timeout=timeout)
+            return self.runner.run(argv, timeout=timeout, input=input)
         except CommandFailed as err:
             raise translate(err) from err
 
@@ -216,6 +218,15 @@ class ZfsCli:
     def set_props(self, name: str, props: Mapping[str, str]) -> None:
         self._run(change_argv(Change.set(name, props)))
 
+    def destroy_many(self, names: Sequence[str]) -> dict[str, ZbootError | None]:
+        """Destroy datasets (each with its snapshots), in the order given, in one
+        channel program; each gets None or why it is still there."""
+        if not names:
+            return {}
+        pool = names[0].split("/")[0]
+        result = self._run(program.destroy_argv(pool, names), input=program.DESTROY.encode())
+        return program.parse_destroyed(result.text, names)
+
     def run_changes(self, chains: Sequence[Sequence[Change]]) -> list[StepFailed | None]:
         """Each chain's changes in order up to its first failure, every chain
         whatever the others did; over SSH many chains share one remote shell.
@@ -237,3 +248,14 @@ class ZfsCli:
             outcomes.append(StepFailed(failure.step, err if isinstance(err, ZbootError)
                                        else ServerError(str(err))))
         return outcomes
+
+
+class PlannedZfs(ZfsCli):
+    """--dry-run: the runner plans every change instead of running it, so a
+    channel program has no answer to read; the plan assumes it goes through."""
+
+    def destroy_many(self, names: Sequence[str]) -> dict[str, ZbootError | None]:
+        if names:
+            self._run(program.destroy_argv(names[0].split("/")[0], names),
+                      input=program.DESTROY.encode())
+        return dict.fromkeys(names)

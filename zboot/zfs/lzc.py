@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import Conflict, NotFound, ServerError, ZbootError
 from ..remote.base import Runner
-from .cli import PREFIX, Change, StepFailed, ZfsCli
+from .cli import PREFIX, Change, PlannedZfs, StepFailed, ZfsCli
 
 
 def lzc_available() -> bool:
@@ -95,6 +95,17 @@ class LzcZfs(ZfsCli):
         self._call(f"destroy {name}", self.lzc.lzc_destroy, name.encode())
 
 
+    def destroy_many(self, names: Sequence[str]) -> dict[str, ZbootError | None]:
+        """In-process already: one libzfs_core destroy after another."""
+        result: dict[str, ZbootError | None] = {}
+        for name in names:
+            try:
+                self.destroy(name, recursive=True)
+                result[name] = None
+            except ZbootError as err:
+                result[name] = err
+        return result
+
     def run_changes(self, chains: Sequence[Sequence[Change]]) -> list[StepFailed | None]:
         """One libzfs_core call per change: in-process, no command to save."""
         outcomes: list[StepFailed | None] = []
@@ -130,6 +141,8 @@ class LzcZfs(ZfsCli):
 def zfs_backend(runner: Runner, local: bool, dry_run: bool) -> ZfsCli:
     """libzfs_core when zboot runs on the server and the binding is there (and
     this is no dry run, whose plan must show commands); else zfs(8)."""
-    if local and not dry_run and lzc_available():
+    if dry_run:
+        return PlannedZfs(runner)
+    if local and lzc_available():
         return LzcZfs(runner)
     return ZfsCli(runner)
