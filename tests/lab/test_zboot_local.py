@@ -73,8 +73,8 @@ def test_local_run_uses_libzfs_core(lab: Layout) -> None:
         assert [(v["version"], v["message"], v["hosts"]) for v in shown["versions"]] == [
             ("v1", "from a device", "pcd")]
 
-        zboot_on_server(lab, config, "snapshot", "pcd", "p1")
-        rolled = zboot_on_server(lab, config, "rollback", "pcd", "p1")
+        zboot_on_server(lab, config, "snapshot", "pcd", "-n", "p1")
+        rolled = zboot_on_server(lab, config, "rollback", "pcd", "--to", "p1")
         assert rolled["archive"].startswith(f"{root}/archive/pcd-")
         names = ssh_text(lab, ["zfs", "list", "-H", "-r", "-t", "all", "-o", "name", root]).split()
         assert f"{root}/hosts/pcd@p1" in names  # promoted back to the host

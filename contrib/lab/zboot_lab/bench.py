@@ -25,6 +25,7 @@ import re
 import shlex
 import subprocess
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,8 @@ class Timing:
 
 def hosts(prefix: str, n: int) -> list[tuple[str, str]]:
     """n (host, MAC) pairs; the prefix keeps runs of different sizes apart."""
-    return [(f"{prefix}{i:03}", f"52:54:00:b{len(prefix) % 10}:{i // 256:02x}:{i % 256:02x}")
+    tag = zlib.crc32(prefix.encode()) % 256
+    return [(f"{prefix}{i:03}", f"52:54:00:{tag:02x}:{i // 256:02x}:{i % 256:02x}")
             for i in range(1, n + 1)]
 
 
@@ -247,11 +249,13 @@ def ratio_lines(timings: Sequence[Timing]) -> list[str]:
                           by.get(("baseline", op, 10)))
         parts = [f"**{op}**:"]
         if z10 and b10:
-            parts.append(f"baseline/zboot per host at N=10 = "
-                         f"{b10.per_host / z10.per_host:.1f} (want >= 10)")
+            speedup = b10.per_host / z10.per_host
+            parts.append(f"baseline/zboot per host at N=10 = {speedup:.1f} "
+                         f"(want >= 10: {'met' if speedup >= 10 else 'MISSED'})")
         if z10 and z100:
-            parts.append(f"zboot per host N=100 / N=10 = "
-                         f"{z100.per_host / z10.per_host:.2f} (want <= 1.5)")
+            growth = z100.per_host / z10.per_host
+            parts.append(f"zboot per host N=100 / N=10 = {growth:.2f} "
+                         f"(want <= 1.5: {'met' if growth <= 1.5 else 'MISSED'})")
         lines.append("- " + "; ".join(parts))
     return lines
 
