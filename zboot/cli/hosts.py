@@ -52,6 +52,13 @@ def chap_view(chap: Chap | None, show_secrets: bool) -> dict[str, str | None] | 
     return view
 
 
+def shown_source(plan: ops.Rollback) -> str:
+    """A restore point by its name, an image version as image@version."""
+    if plan.source.startswith(plan.archive + "@"):
+        return plan.source.rsplit("@", 1)[1]
+    return leaf(plan.source)
+
+
 def roll_back(s: Session, names: list[str], point: str | None, discard: bool,
               force: bool) -> list[ops.Rollback]:
     """Roll hosts back: exports looked up, refused while in use (unless
@@ -334,9 +341,9 @@ def register(app: typer.Typer) -> None:
                 return Outcome(result, f"host {one.host} rolled back to {one.source}{kept}")
             return batch_outcome(
                 [HostResult(p.host, {"source": p.source, "archive": p.result()["archive"]},
-                            leaf(p.result()["archive"]) or "discarded", p.error,
-                            {"source": p.source.split("/")[-1]}) for p in plans],
-                "rolled back", {})
+                            f"kept as {leaf(p.archive)}" if p.result()["archive"]
+                            else "discarded", p.error, {"to": shown_source(p)})
+                 for p in plans], "rolled back", {})
         run(ctx, "rollback", action)
 
     @app.command("prune")
