@@ -19,6 +19,7 @@ def test_the_table_has_a_row_per_tool_and_size_and_the_ratios_say_met_or_missed(
     assert rows[3].startswith("| zboot | 100 | 120.0 | 1.20 |")
     assert rows[4] == "| baseline | 10 | 250.0 | 25.00 | 90.0 | 9.00 | - | - |"
     provision, rollback, destroy = ratio_lines(timings)
+    assert provision.startswith("- **provision**: baseline/zboot")
     assert "= 25.0 (want >= 10: met)" in provision and "= 1.20 (want <= 1.5: met)" in provision
     assert "= 9.0 (want >= 10: MISSED)" in rollback
     assert "baseline/zboot" not in destroy and "1.20" in destroy
