@@ -32,6 +32,7 @@ class ServerConfig:
     key: str | None = None
     known_hosts: str | None = None
     sudo: bool = False
+    lock_timeout: float = 300.0  # seconds a zboot waits for another one's lock
 
     @property
     def is_local(self) -> bool:
@@ -100,6 +101,12 @@ def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+def seconds(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidInput(f"{key} must be a number of seconds, not {value!r}")
+    return float(value)
+
+
 def load(explicit: Path | None = None, server: str | None = None) -> Config:
     path = find_config(explicit)
     data: dict[str, Any] = {}
@@ -112,6 +119,7 @@ def load(explicit: Path | None = None, server: str | None = None) -> Config:
     server_config = ServerConfig(
         host=str(s.get("host", LOCAL)), port=s.get("port"), user=s.get("user"),
         key=s.get("key"), known_hosts=s.get("known_hosts"), sudo=bool(s.get("sudo", False)),
+        lock_timeout=seconds(s.get("lock_timeout", 300), "server.lock_timeout"),
     )
     if server is not None:
         override = parse_server(server)

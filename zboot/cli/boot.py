@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
             return Outcome({"format": fmt, "hosts": [e.name for e in entries],
                             "file": str(write) if write else None, "config": text},
                            f"wrote {write}" if write else text.rstrip("\n"))
-        run(ctx, "dhcp", action)
+        run(ctx, "dhcp", action, changes=False)
 
     @app.command("pxelinux")
     def pxelinux(ctx: typer.Context, host: str,

@@ -43,7 +43,7 @@ def show(ctx: typer.Context, host: str,
             ("exported", "yes" if present else "NO (zboot sync puts it back)"),
             ("in use by", ", ".join(in_use) or "nobody"), ("ipxe root-path", data["root_path"])))
         return Outcome(data, text)
-    run(ctx, "export show", action)
+    run(ctx, "export show", action, changes=False)
 
 
 def sync(ctx: typer.Context) -> None:

@@ -266,7 +266,7 @@ def register(app: typer.Typer) -> None:
                      for row, h in zip(rows, hosts, strict=True)]
             return Outcome(rows, table(shown, ["name", "mac", "image", "mode", "state", "used",
                                                "created", "target", "in use"]))
-        run(ctx, "list", action)
+        run(ctx, "list", action, changes=False)
 
     @app.command("show")
     def show(ctx: typer.Context, host: str) -> None:
@@ -287,7 +287,7 @@ def register(app: typer.Typer) -> None:
             text += "\n\narchived states (zboot prune to remove):\n"
             text += table(archives, ["name", "archived", "used"])
             return Outcome(data, text)
-        run(ctx, "show", action)
+        run(ctx, "show", action, changes=False)
 
     @app.command("snapshot")
     def snapshot(ctx: typer.Context,

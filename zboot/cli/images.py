@@ -83,7 +83,7 @@ def list_(ctx: typer.Context) -> None:
                       "latest": r["latest"] or "-"} for r, i in zip(rows, images, strict=True)]
         return Outcome(rows, table(shown, ["name", "state", "size", "used", "versions",
                                            "latest", "hosts"]))
-    run(ctx, "image list", action)
+    run(ctx, "image list", action, changes=False)
 
 
 @app.command("show")
@@ -104,7 +104,7 @@ def show(ctx: typer.Context, name: str) -> None:
                 f"{human_size(ds.referenced)}, compressratio {ds.compressratio}\n\n"
                 + table(versions, ["version", "created", "message", "hosts"]))
         return Outcome(data, text)
-    run(ctx, "image show", action)
+    run(ctx, "image show", action, changes=False)
 
 
 @app.command("destroy")

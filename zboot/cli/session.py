@@ -14,6 +14,7 @@ import typer
 from .. import config as config_mod
 from ..config import default_engine
 from ..errors import InvalidInput, ZbootError
+from ..remote import lock
 from ..remote.base import Runner
 from ..remote.dryrun import DryRunRunner
 from ..remote.local import LocalRunner
@@ -52,6 +53,8 @@ class Session:
     _zfs: ZfsCli | None = None
     _engine: TargetEngine | None = None
     progress: HostsBar | None = None  # a batch's bar, on a terminal
+    command: str = ""
+    changes: bool = False  # take the server's lock before the first command
 
     @property
     def config(self) -> config_mod.Config:
@@ -75,6 +78,10 @@ class Session:
             if self.dry_run:
                 self._dry = DryRunRunner(real)
                 self._runner = self._dry
+            elif self.changes:
+                where = "this server" if server.is_local else server.host
+                self._runner = lock.LockedRunner(real, lambda inner: lock.acquire(
+                    inner, self.command, server.lock_timeout, where, say))
             else:
                 self._runner = real
         return self._runner
@@ -129,9 +136,16 @@ def make_engine(name: str, runner: Runner) -> TargetEngine:
                        hint=f"set [target] engine to one of: {', '.join(BUILT_ENGINES)}")
 
 
-def run(ctx: typer.Context, command: str, action: Callable[[Session], Outcome]) -> None:
-    """Run action; print its outcome (or the dry-run plan); exit with its code."""
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run(ctx: typer.Context, command: str, action: Callable[[Session], Outcome],
+        changes: bool = True) -> None:
+    """Run action; print its outcome (or the dry-run plan); exit with its code.
+    A command that changes the server holds the server's lock while it runs."""
     session: Session = ctx.obj
+    session.command, session.changes = command, changes
     session.progress = hosts_bar(f"{command}: hosts", session.json)
     try:
         outcome = action(session)

@@ -45,6 +45,17 @@ class ChainFailure:
     result: Result  # its argv and exit code; stderr holds everything it printed
 
 
+class Held(Protocol):
+    """A command kept running on the server (see Runner.hold)."""
+
+    def release(self) -> None:
+        """Close its stdin and let it end."""
+        ...
+
+
+LineFn = Callable[[str], None]
+
+
 def pump(source: BinaryIO, write: Callable[[bytes], object], chunk: int,
          on_progress: ProgressFn | None) -> int:
     """Copy source to write() chunk by chunk, reporting the bytes sent so far."""
@@ -87,6 +98,13 @@ class Runner(Protocol):
         """Run each chain's steps in order up to its first failure, every chain
         whatever the others did; None for a chain that went through. Over SSH,
         many chains share one remote shell (see remote.chains)."""
+        ...
+
+    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
+             timeout: float = DEFAULT_TIMEOUT) -> Held:
+        """Start argv and read its output lines, each to on_line, until one is
+        `until`; then leave it running (its stdin open) until release().
+        CommandFailed if it exits before, ServerError after timeout seconds."""
         ...
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
@@ -210,6 +228,16 @@ class RecordingRunner:
                    timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
         return run_one_by_one(self, chains)
 
+    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
+             timeout: float = DEFAULT_TIMEOUT) -> Held:
+        result = self.run(argv, check=False)
+        for line in result.text.splitlines():
+            if line == until:
+                return RecordedHold(self, tuple(argv))
+            on_line(line)
+        raise CommandFailed(result.argv, result.returncode or 1,
+                            result.stderr.decode("utf-8", errors="replace"))
+
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         self.files[path] = bytes(data)
         self.modes[path] = mode
@@ -226,3 +254,14 @@ class RecordingRunner:
 
     def close(self) -> None:
         self.closed = True
+
+
+@dataclass
+class RecordedHold:
+    """What RecordingRunner.hold hands out: release() is recorded as a command."""
+
+    runner: RecordingRunner
+    argv: tuple[str, ...]
+
+    def release(self) -> None:
+        self.runner.commands.append(("release", *self.argv[:1]))

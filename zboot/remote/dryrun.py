@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
-from .base import DEFAULT_TIMEOUT, Chain, ChainFailure, Result, Runner, pump, run_one_by_one
+from .base import (
+    DEFAULT_TIMEOUT,
+    Chain,
+    ChainFailure,
+    Held,
+    LineFn,
+    Result,
+    Runner,
+    pump,
+    run_one_by_one,
+)
 
 READ_ONLY = {("zfs", "list"), ("zfs", "get"), ("zfs", "version"), ("zpool", "list"),
              ("zpool", "get"), ("zpool", "status")}
@@ -57,6 +67,11 @@ class DryRunRunner:
         """Each step planned (or, if it only reads, run) like run()."""
         return run_one_by_one(self, chains)
 
+    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
+             timeout: float = DEFAULT_TIMEOUT) -> Held:
+        """A dry run changes nothing, so it holds nothing (zboot takes no lock)."""
+        return NothingHeld()
+
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         self.planned.append(f"write {path} ({len(data)} bytes, mode {mode:o})")
 
@@ -68,3 +83,8 @@ class DryRunRunner:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class NothingHeld:
+    def release(self) -> None:
+        return None

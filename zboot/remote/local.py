@@ -13,11 +13,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import IO, BinaryIO, cast
 
-from ..errors import NotFound, ServerError
+from ..errors import CommandFailed, NotFound, ServerError
 from .base import (
     DEFAULT_TIMEOUT,
     Chain,
     ChainFailure,
+    Held,
+    LineFn,
     ProgressFn,
     Result,
     check_result,
@@ -130,6 +132,30 @@ class LocalRunner:
 
         return check_result(self._execute(argv, feed, timeout), True)
 
+    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
+             timeout: float = DEFAULT_TIMEOUT) -> Held:
+        """See Runner.hold: a child process, its stdin a pipe kept open."""
+        args = tuple(argv)
+        self.commands.append(args)
+        full = ["sudo", "-n", *args] if self.sudo else list(args)
+        proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        timer = threading.Timer(timeout, _kill, args=(proc,))
+        timer.start()
+        try:
+            for raw in iter(cast(IO[bytes], proc.stdout).readline, b""):
+                text = raw.decode("utf-8", errors="replace").rstrip("\n")
+                if text == until:
+                    return HeldProcess(proc)
+                on_line(text)
+            error = cast(IO[bytes], proc.stderr).read()
+            proc.wait()
+        finally:
+            timer.cancel()
+        if proc.returncode < 0:
+            raise ServerError(f"{shlex.join(args)} did not answer in {timeout:g} s (killed)")
+        raise CommandFailed(args, proc.returncode, error.decode("utf-8", errors="replace"))
+
     def run_chains(self, chains: Sequence[Chain],
                    timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
         """Each step exec'd on its own: locally a process costs little."""
@@ -183,3 +209,22 @@ class LocalRunner:
 
     def close(self) -> None:
         """Nothing to release locally."""
+
+
+class HeldProcess:
+    """A child left running with its stdin open (LocalRunner.hold)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            cast(IO[bytes], self.proc.stdin).close()  # end-of-file: it ends
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _kill(self.proc)
+            self.proc.wait()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -18,11 +18,13 @@ from typing import Any, BinaryIO, cast
 
 import paramiko
 
-from ..errors import HostKeyError, NotFound, ServerError
+from ..errors import CommandFailed, HostKeyError, NotFound, ServerError
 from .base import (
     DEFAULT_TIMEOUT,
     Chain,
     ChainFailure,
+    Held,
+    LineFn,
     ProgressFn,
     Result,
     check_result,
@@ -267,6 +269,34 @@ class SshRunner:
 
         return check_result(self._execute(argv, feed, timeout), True)
 
+    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
+             timeout: float = DEFAULT_TIMEOUT) -> Held:
+        """See Runner.hold: a channel of its own, left open until release()
+        (or until the connection closes, which ends the command too)."""
+        args = tuple(argv)
+        self.commands.append(args)
+        line = command_line(args, self.sudo)
+        try:
+            channel = self.transport().open_session(timeout=self.connect_timeout)
+            channel.settimeout(timeout)
+            channel.exec_command(line)
+            output = channel.makefile("rb")
+            for raw in iter(output.readline, b""):
+                text = raw.decode("utf-8", errors="replace").rstrip("\n")
+                if text == until:
+                    channel.settimeout(None)
+                    return HeldChannel(channel)
+                on_line(text)
+            status = channel.recv_exit_status()
+            error = channel.makefile_stderr("rb").read()
+        except TimeoutError:
+            channel.close()
+            raise ServerError(f"{self.where}: {line} did not answer in {timeout:g} s") from None
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ServerError(f"{self.where}: cannot run {line}: {exc}") from None
+        channel.close()
+        raise CommandFailed(args, status, error.decode("utf-8", errors="replace"))
+
     def run_chains(self, chains: Sequence[Chain],
                    timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
         """Many chains to one remote shell: see remote.chains."""
@@ -335,3 +365,15 @@ class SshRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class HeldChannel:
+    """A command left running on its own channel (SshRunner.hold)."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+
+    def release(self) -> None:
+        with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+            self.channel.shutdown_write()  # end-of-file on its stdin
+        self.channel.close()

@@ -3,6 +3,7 @@ rtslib-fb, one process per batch. It reads one JSON request on stdin (after
 its own source, see lio.py) and prints one JSON answer. Standard library and
 rtslib only: it is shipped to the server as text, not installed there."""
 
+import fcntl
 import json
 import os
 import sys
@@ -20,6 +21,8 @@ from rtslib_fb import (  # type: ignore[import-untyped,import-not-found,unused-i
     Target,
 )
 from rtslib_fb import TPG as TargetPortalGroup  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+TARGETCLI_LOCK = "/var/run/targetcli.lock"  # targetcli-fb takes it for every command
 
 
 def owned(root: Any, prefix: str) -> dict[str, Any]:
@@ -105,6 +108,9 @@ def main() -> None:
     elif request["op"] == "sessions":
         answer = sessions(root, request["targets"])
     elif request["op"] == "apply":
+        # targetcli's own lock, so a targetcli run by hand waits for this batch
+        held = open(TARGETCLI_LOCK, "w+")  # noqa: SIM115  # held until the process ends
+        fcntl.flock(held, fcntl.LOCK_EX)
         for iqn in request["delete"]:
             delete(root, iqn, prefix)
         for export in request["create"]:

@@ -1,0 +1,88 @@
+"""The server lock against the storage VM: two zboots provisioning at once
+both succeed, one after the other, and LIO ends up with every export of
+both; a zboot that waits too long gives up with exit 4; reads never wait."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from zboot_cli import Zboot
+from zboot_lab import iscsi
+from zboot_lab.keys import ssh_argv
+from zboot_lab.layout import Layout
+from zboot_lab.remote import ssh_text
+
+pytestmark = pytest.mark.lab
+
+LOCK_FILE = "/run/lock/zboot.lock"
+
+
+def hosts_file(path: Path, prefix: str, octet: int) -> Path:
+    path.write_text("host,mac\n" + "".join(f"{prefix}{n:02},52:54:00:1c:{octet:02x}:{n:02x}\n"
+                                          for n in range(1, 11)))
+    return path
+
+
+def start(zboot: Zboot, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "zboot", "--json", *args], env=zboot.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_zboots_provisioning_at_once_take_turns(lab: Layout, zboot: Zboot,
+                                                     tmp_path: Path) -> None:
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(os.urandom(1 << 20))
+    zboot("init")
+    zboot("image", "import", "gold", str(disk))
+    zboot("image", "snapshot", "gold")
+    first = start(zboot, "clone", "gold", "--hosts", str(hosts_file(tmp_path / "a.csv",
+                                                                      "pcla", 1)))
+    deadline = time.monotonic() + 120
+    while "zboot clone" not in ssh_text(lab, ["cat", LOCK_FILE]):  # the first holds it
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.5)
+    second = start(zboot, "clone", "gold", "--hosts", str(hosts_file(tmp_path / "b.csv",
+                                                                       "pclb", 2)))
+    outputs = [p.communicate(timeout=600) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    assert "waiting up to" in outputs[1][1] and "zboot clone by" in outputs[1][1]
+    made = [h["record"] for out, _ in outputs for h in json.loads(out)["data"]["hosts"]]
+    assert len(made) == 20
+    portal = f"127.0.0.1:{lab.lio_port}"
+    for record in made:  # every export works, for its own initiator
+        login = iscsi.inquiry(portal, record["target"], 0, record["initiator"])
+        assert login.returncode == 0, (record["target"], login.stderr)
+    saved = json.loads(ssh_text(lab, ["cat", "/etc/rtslib-fb-target/saveconfig.json"]))
+    targets = {t["wwn"] for t in saved["targets"]}
+    assert {r["target"] for r in made} <= targets  # the saved config has both batches
+
+
+def test_a_zboot_that_waits_too_long_gives_up_and_reads_never_wait(lab: Layout, zboot: Zboot,
+                                                                   tmp_path: Path) -> None:
+    zboot("init")
+    config = tmp_path / "impatient.toml"
+    config.write_text(Path(zboot.env["ZBOOT_CONFIG"]).read_text().replace(
+        "[server]\n", "[server]\nlock_timeout = 3\n", 1))
+    # held until its stdin ends, like zboot's own holder
+    holder = subprocess.Popen([*ssh_argv(lab), f"exec flock {LOCK_FILE} cat >/dev/null"],
+                              stdin=subprocess.PIPE)
+    try:
+        time.sleep(3)  # the lab's logins take a moment
+        impatient = Zboot(config, zboot.root)
+        started = time.monotonic()
+        refused = impatient("image", "create", "blank", "--size", "8M", code=4)
+        assert time.monotonic() - started < 60
+        assert "locked by" in refused["errors"][0]["message"]
+        assert "waiting up to 3 s" in impatient.stderr
+        assert impatient("image", "list")["data"] == []  # a read takes no lock
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert "blank" not in ssh_text(lab, ["zfs", "list", "-H", "-o", "name", "-r", zboot.root])
