@@ -89,7 +89,7 @@ def test_a_logged_in_host_is_refused_by_name() -> None:
 
 
 def test_the_agent_needs_only_the_standard_library_and_rtslib() -> None:
-    assert imported_modules(AGENT) <= {"json", "os", "sys", "time", "typing", "rtslib_fb"}
+    assert imported_modules(AGENT) <= {"fcntl", "json", "os", "sys", "time", "typing", "rtslib_fb"}
 
 
 def test_ipxe_root_path() -> None:
