@@ -69,3 +69,12 @@ def test_the_lock_is_taken_at_the_first_command_and_released_on_close() -> None:
     locked.run(["zfs", "list"])
     locked.close()
     assert [c[0] for c in inner.commands] == ["sh", "zfs", "zfs", "release"]
+
+
+def test_a_server_without_flock_or_lockf_gets_a_warning_not_a_refusal() -> None:
+    runner = RecordingRunner(lambda argv, _: Result(argv, lock.NO_TOOL, b"", b""))
+    said: list[str] = []
+    held = lock.acquire(runner, "clone", 5, "oi-storage", said.append)
+    held.release()
+    assert said == ["zboot: warning: oi-storage has neither flock(1) nor lockf(1); going on "
+                    "without the lock (do not run two zboots against it at once)"]

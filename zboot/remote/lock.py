@@ -33,6 +33,7 @@ from .base import (
 LOCKED = "zboot-locked"
 BUSY = "zboot-lock-busy"
 TIMED_OUT = 75  # EX_TEMPFAIL, as lockf(1) exits on its timeout
+NO_TOOL = 69  # EX_UNAVAILABLE: neither flock(1) nor lockf(1) (e.g. illumos)
 
 SCRIPT = f"""
 d=${{3:-/run/lock}}; [ -d "$d" ] || d=/var/run
@@ -51,8 +52,7 @@ elif command -v lockf >/dev/null 2>&1; then
   exec lockf -s -k -t "$2" "$f" sh -c 'printf "%s\\n" "$1" > "$2"; echo {LOCKED}; \
 exec cat >/dev/null' sh "$1" "$f"
 else
-  echo "the server has neither flock(1) nor lockf(1)" >&2
-  exit 69
+  exit {NO_TOOL}
 fi
 """
 
@@ -80,12 +80,23 @@ def acquire(runner: Runner, command: str, wait: float, where: str,
         return runner.hold(["sh", "-c", SCRIPT, "sh", owner(command), str(int(wait)), directory],
                            LOCKED, on_line, timeout=wait + 60)
     except CommandFailed as err:
+        if err.returncode == NO_TOOL:
+            say(f"zboot: warning: {where} has neither flock(1) nor lockf(1); going on "
+                "without the lock (do not run two zboots against it at once)")
+            return Unlocked()
         if err.returncode == TIMED_OUT:
             raise Conflict(f"{where} is locked by {holder[-1] if holder else 'another zboot'}; "
                            f"gave up after {wait:g} s",
                            hint="wait for it to finish, or raise [server] lock_timeout") \
                 from None
         raise ServerError(f"cannot take the lock on {where}: {err.message}") from None
+
+
+class Unlocked:
+    """No lock to let go of (a server without flock(1) or lockf(1))."""
+
+    def release(self) -> None:
+        return None
 
 
 class LockedRunner:
