@@ -70,10 +70,7 @@ def roll_back(s: Session, names: list[str], point: str | None, discard: bool,
     refused: dict[str, ZbootError] = {}
     for name in names:
         try:
-            if name not in state.hosts and name in state.unfinished_rollbacks:
-                record = state.unfinished_rollbacks[name]  # its disk sits in the archive
-            else:
-                record = state.host(name).dataset.record()
+            record = state.record(name)
             if record.get("target") and s.engine.name != "none":
                 exports[name] = record_export(s.runner, s.config, name, record)
         except ZbootError as err:
@@ -157,9 +154,7 @@ def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
     macs: dict[str, str] = {}
     for r in results:
         try:
-            record = (state.unfinished_rollbacks[r.host] if r.host not in state.hosts
-                      and r.host in state.unfinished_rollbacks
-                      else state.host(r.host).dataset.record())
+            record = state.record(r.host)
             if record.get("mode") == "maintenance":
                 raise Conflict(f"host {r.host!r} is in maintenance: its machine boots the "
                                f"image {record.get('image')!r} itself",

@@ -72,6 +72,13 @@ class State:
             raise NotFound(f"no image named {name!r}", hint="zboot image list")
         return self.images[name]
 
+    def record(self, name: str) -> dict[str, str]:
+        """A host's properties: from its disk, or, when a rollback of it was
+        cut short, from its old disk waiting in the archive."""
+        if name not in self.hosts and name in self.unfinished_rollbacks:
+            return self.unfinished_rollbacks[name]
+        return self.host(name).dataset.record()
+
     def host(self, name: str) -> Host:
         if name in self.unfinished_rollbacks and name not in self.hosts:
             raise NotFound(f"host {name!r} has no disk: a rollback of it was cut short",
