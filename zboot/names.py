@@ -18,12 +18,15 @@ from zboot.errors import InvalidInput
 
 __all__ = [
     "MAX_SIZE_BYTES",
+    "address",
+    "compression",
     "dataset_name",
     "host_name",
     "image_name",
     "iqn",
     "mac",
     "mac_hexhyp",
+    "message",
     "size_bytes",
     "snapshot_name",
 ]
@@ -50,12 +53,15 @@ _IQN_RE = re.compile(
 )
 _IQN_CHARS_RE = re.compile(r"[a-z0-9.:-]*")
 _DATASET_COMPONENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+_COMPRESSION_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+_ADDRESS_RE = re.compile(r"[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}")
 
 _UNITS = {"K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
 MAX_SIZE_BYTES = 2**63 - 1
 _MAX_SIZE_TEXT = 64  # longer size strings are rejected before any parsing
 _MAX_IQN_BYTES = 223
 _MAX_DATASET = 255
+_MAX_MESSAGE = 1000
 _SHOW_LIMIT = 80
 
 
@@ -272,4 +278,38 @@ def dataset_name(value: str) -> str:
         if not _DATASET_COMPONENT_RE.fullmatch(component):
             raise InvalidInput(f"dataset name {_show(value)} has an invalid component "
                                f"{_show(component)}", hint=f"use {allowed}")
+    return value
+
+
+def compression(value: str) -> str:
+    """A ZFS compression value such as lz4, zstd-3 or off: 1-32 lowercase ASCII
+    letters, digits and '-', starting with a letter or digit. Whether ZFS knows
+    the algorithm is for zfs to say; this keeps anything else off its command line."""
+    value = _require_str(value, "compression")
+    if not _COMPRESSION_RE.fullmatch(value):
+        raise InvalidInput(f"compression {_show(value)} is not a ZFS compression value",
+                           hint="e.g. lz4, zstd, zstd-3, gzip-9 or off")
+    return value
+
+
+def address(value: str, what: str = "address") -> str:
+    """A host name or IP address other machines are told to use (a DHCP config's
+    TFTP server or router): 1-253 ASCII letters, digits, '.', '-' and ':',
+    starting with a letter, digit or ':'. Returned as given."""
+    value = _require_str(value, what)
+    if not _ADDRESS_RE.fullmatch(value):
+        raise InvalidInput(f"{what} {_show(value)} is not a host name or IP address",
+                           hint="e.g. 10.0.0.1, fd00::1 or boot.example.org")
+    return value
+
+
+def message(value: str) -> str:
+    """A note kept with an image version: one line of at most 1000 characters,
+    without tabs, carriage returns or NUL (it is stored as a ZFS property and
+    shown in tables). Returned as given."""
+    value = _require_str(value, "message")
+    if any(c in value for c in "\t\n\r\0") or len(value) > _MAX_MESSAGE:
+        raise InvalidInput(f"message {_show(value)} is not one line of at most "
+                           f"{_MAX_MESSAGE} characters without tabs",
+                           hint="give a one-line note, e.g. -m 'monthly updates'")
     return value

@@ -26,8 +26,8 @@ class Busy(Engine):
         return {"iqn.2026-11.lab.zboot:image.golden": [INITIATOR]}
 
 
-def setup(got: str = GOT) -> tuple[RecordingRunner, ZfsCli, Host, Image]:
-    runner = world(got=got)
+def setup(got: str = GOT, written: int = 4096) -> tuple[RecordingRunner, ZfsCli, Host, Image]:
+    runner = world(got=got, written=written)
     zfs = ZfsCli(runner)
     state = read_state(zfs, CONFIG_WITH_IQN)
     return runner, zfs, state.host("pc01"), state.image("golden")
@@ -56,10 +56,12 @@ def test_a_second_host_cannot_take_an_image_in_maintenance() -> None:
 
 
 def test_leaving_while_in_use_is_refused_and_changes_nothing() -> None:
-    runner, zfs, host, image = setup()
+    runner, _zfs, host, image = setup()
     with pytest.raises(Conflict, match="in use"):
-        maintenance.leave(zfs, CONFIG_WITH_IQN, Busy(), host, image, host.dataset.record(),
-                          None, force=False)
+        maintenance.check_leave(CONFIG_WITH_IQN, Busy(), host, image, host.dataset.record(),
+                                force=False)
+    maintenance.check_leave(CONFIG_WITH_IQN, Busy(), host, image, host.dataset.record(),
+                            force=True)
     assert changes(runner) == []
 
 
@@ -67,8 +69,18 @@ def test_leaving_snapshots_the_image_as_the_next_version() -> None:
     runner, zfs, host, image = setup()
     engine = Engine()
     version = maintenance.leave(zfs, CONFIG_WITH_IQN, engine, host, image,
-                                host.dataset.record(), "KB5030211", force=False)
+                                host.dataset.record(), "KB5030211")
     assert version == "v2"
     snap = next(c for c in changes(runner) if c[:2] == ("zfs", "snapshot"))
     assert snap[-1] == "tank/zboot/images/golden@v2" and "org.zboot:message=KB5030211" in snap
+    assert ("zfs", "set", "org.zboot:maintenance=", "tank/zboot/images/golden") in changes(runner)
+
+
+def test_leaving_again_after_a_cut_short_leave_makes_no_second_version() -> None:
+    """Nothing written since the latest version: that version is the one."""
+    runner, zfs, host, image = setup(written=0)
+    version = maintenance.leave(zfs, CONFIG_WITH_IQN, Engine(), host, image,
+                                host.dataset.record(), None)
+    assert version == image.versions[-1].name
+    assert not [c for c in changes(runner) if c[:2] == ("zfs", "snapshot")]
     assert ("zfs", "set", "org.zboot:maintenance=", "tank/zboot/images/golden") in changes(runner)

@@ -18,8 +18,10 @@ from zboot.zfs.cli import ZfsCli
 CONFIG = Config()
 
 
-def world(listed: str = LIST, got: str = GET) -> RecordingRunner:
+def world(listed: str = LIST, got: str = GET, written: int = 4096) -> RecordingRunner:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
+        if argv[:2] == ("zfs", "get") and "written" in argv:
+            return Result(argv, 0, f"{written}\n".encode(), b"")
         if argv[:2] == ("zfs", "list") and "-r" in argv:
             return Result(argv, 0, listed.encode(), b"")
         if argv[:2] == ("zfs", "get"):
@@ -83,8 +85,13 @@ def test_rollback_archives_the_current_disk_instead_of_destroying_it() -> None:
     assert done[1][2:] == ("tank/zboot/hosts/pc01", result["archive"])
     assert result["archive"].startswith("tank/zboot/archive/pc01-")
     assert done[3][-2:] == ("tank/zboot/images/golden@v1", "tank/zboot/hosts/pc01")
-    assert "org.zboot:state=ready" in done[3] and "org.zboot:mac=52:54:00:aa:00:01" in done[3]
-    assert not any("rollback-to" in arg for arg in done[3])
+    # not ready until its export is back: the caller marks it
+    assert "org.zboot:state=rolling-back" in done[3]
+    assert "org.zboot:step=rollback:cloned" in done[3]
+    assert "org.zboot:mac=52:54:00:aa:00:01" in done[3]
+    # the new disk says where it came from, so a re-run that only has to
+    # export it again can report it
+    assert f"org.zboot:rollback-to={result['source']}" in done[3]
     assert not any(c[1] == "destroy" for c in done)
 
 

@@ -80,7 +80,12 @@ def test_a_batch_is_one_engine_call() -> None:
                         specs(20))
     assert [r.error for r in results] == [None] * 20
     assert engine.calls == [[f"pc{i:02}" for i in range(10, 30)]]
-    assert [c[0:2] for c in changes(runner)] == [("zfs", "clone")] * 20
+    done = changes(runner)
+    assert [c[0:2] for c in done] == [("zfs", "clone")] * 20 + [("zfs", "set")] * 2
+    # each step recorded on all 20 disks in one command; ready only at the end
+    assert all("org.zboot:state=provisioning" in c for c in done[:20])
+    assert done[20][2:3] == ("org.zboot:step=clone:exported",) and len(done[20]) == 23
+    assert "org.zboot:state=ready" in done[21] and len(done[21]) == 24
 
 
 def test_one_bad_host_fails_alone() -> None:

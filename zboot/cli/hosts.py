@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .. import faults
 from ..errors import Conflict, InvalidInput, ZbootError
 from ..names import host_name, snapshot_name
 from ..ops import chap as chap_store
 from ..ops import hosts as ops
 from ..ops.bootfiles import remove_script
-from ..ops.exports import in_use, record_export, target_iqn
+from ..ops.exports import host_export, in_use, record_export, target_iqn
 from ..ops.hostfile import HostSpec, read_hosts
 from ..ops.provision import Provisioned, provision
-from ..ops.state import Host, leaf, read_state
+from ..ops.state import Host, done, leaf, reached, read_state
 from ..targets.base import Chap, Export
 from .batch import HostResult, batch_outcome
 from .images import stamp
@@ -80,8 +80,10 @@ def roll_back(s: Session, names: list[str], point: str | None, discard: bool,
         for name, export in list(exports.items()):
             if initiators := live.get(export.target):
                 refused[name] = in_use(exports.pop(name), initiators)
+    faults.point("rollback.checked", engine=True)
     if exports:  # saved when they are put back
         s.engine.apply(delete=[e.target for e in exports.values()], persist=False)
+    faults.point("rollback.unexported")
     try:
         plans = ops.rollback_hosts(s.zfs, s.config, [n for n in names if n not in refused],
                                    point, discard, state)
@@ -89,25 +91,17 @@ def roll_back(s: Session, names: list[str], point: str | None, discard: bool,
         with suppress(ZbootError):
             s.engine.apply(create=list(exports.values()))
         raise
+    faults.point("rollback.cloned", engine=True)
     if exports:  # the exports back where there is a disk again; saved either way
         back = [exports[p.host] for p in plans if p.host in exports and p.disk_exists]
         gone = [e.target for e in exports.values() if e not in back]
         s.engine.apply(create=back, delete=gone)
-    done = {p.host: p for p in plans}
-    return [done.get(n) or ops.Rollback(n, error=refused[n]) for n in names]
-
-
-@contextmanager
-def put_back_on_failure(s: Session, export: Export | None) -> Iterator[None]:
-    """If ZFS fails after the export was taken down, export the disk again (as
-    far as it still exists) before reporting the failure."""
-    try:
-        yield
-    except BaseException:
-        if export is not None:
-            with suppress(ZbootError):
-                s.engine.apply(create=[export])
-        raise
+    faults.point("rollback.exported")
+    # ready again: the hosts rolled back, and those whose old disk never moved
+    s.zfs.mark([f"{s.config.hosts}/{p.host}" for p in plans
+                if p.disk_exists and (p.changes or p.error is None)], done("rollback"))
+    done_plans = {p.host: p for p in plans}
+    return [done_plans.get(n) or ops.Rollback(n, error=refused[n]) for n in names]
 
 
 def single_outcome(s: Session, one: Provisioned, show_secrets: bool) -> Outcome:
@@ -145,9 +139,12 @@ class Retired:
 
 
 def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
-    """Destroy hosts: sessions looked up and exports taken down in one engine
-    call each; then each disk. A host in use (unless force) or failing in ZFS
-    fails alone, and a failed host gets its export back."""
+    """Destroy hosts: sessions looked up, then each step for all hosts at once:
+    the disks marked "destroying", the exports taken down (one engine call),
+    the secret and boot files removed, every disk destroyed in one channel
+    program. A host in use (unless force) fails alone. From the mark on, the
+    destroy is under way: if it stops (a fault, a disk ZFS cannot destroy),
+    the same command finishes it."""
     state = read_state(s.zfs, s.config)
     results = [Retired(n) for n in names]
     exports: dict[str, Export] = {}
@@ -161,7 +158,7 @@ def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
                                hint=f"zboot mode {r.host} normal ends it first")
             macs[r.host] = record.get("mac", "")
             if record.get("target") and s.engine.name != "none":
-                exports[r.host] = record_export(s.runner, s.config, r.host, record)
+                exports[r.host] = host_export(s.config, r.host, record.get("initiator", ""))
         except ZbootError as err:
             r.error = err
     if exports and not force:
@@ -169,8 +166,6 @@ def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
         for r in results:
             if r.host in exports and (initiators := live.get(exports[r.host].target)):
                 r.error = in_use(exports.pop(r.host), initiators)
-    if exports:
-        s.engine.apply(delete=[e.target for e in exports.values()])
     todo = [r for r in results if r.error is None]
     datasets = {}
     for r in todo:
@@ -179,6 +174,17 @@ def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
         except ZbootError as err:
             r.error = err
     todo = [r for r in todo if r.error is None]
+    s.zfs.mark([f"{s.config.hosts}/{r.host}" for r in todo],
+               reached("destroy", "marked", "destroying"))
+    faults.point("destroy.marked", engine=True)
+    if exports:
+        s.engine.apply(delete=[exports[r.host].target for r in todo if r.host in exports])
+    faults.point("destroy.unexported")
+    chap_store.remove(s.runner, s.config, [r.host for r in todo])
+    for r in todo:
+        if macs.get(r.host):
+            remove_script(s.runner, s.config, macs[r.host])
+    faults.point("destroy.files")
     # every disk in one channel program; what it could not destroy (busy a
     # moment after the engine let go, or a clone of another's snapshot) one
     # by one, with retries
@@ -188,15 +194,10 @@ def retire(s: Session, names: list[str], force: bool) -> list[Retired]:
         if not (remaining := [n for n in datasets[r.host] if left.get(n) is not None]):
             continue
         try:
-            with put_back_on_failure(s, exports.get(r.host)):
-                r.gone += ops.destroy_in_order(s.zfs, remaining)
+            r.gone += ops.destroy_in_order(s.zfs, remaining)
         except ZbootError as err:
+            err.hint = f"once that is dealt with, zboot destroy {r.host} finishes it"
             r.error = err
-    done = [r for r in todo if r.error is None]
-    chap_store.remove(s.runner, s.config, [r.host for r in done])
-    for r in done:
-        if macs.get(r.host):
-            remove_script(s.runner, s.config, macs[r.host])
     return results
 
 

@@ -10,21 +10,22 @@ from typing import Annotated, Any
 
 import typer
 
+from .. import faults
 from ..boot.ipxe import MODES, BootTarget
-from ..errors import InvalidInput, ZbootError
+from ..errors import Conflict, InvalidInput, ZbootError
 from ..names import host_name
 from ..ops import maintenance
 from ..ops.bootfiles import boot_target, ensure_boot_dir, write_script
 from ..ops.exports import record_export
-from ..ops.state import read_state
-from ..zfs.cli import Change
+from ..ops.state import Host, Image, done, reached, read_state
+from ..targets.base import Chap
 from .batch import HostResult, batch_outcome
 from .session import Outcome, Session, run
 
 
 @dataclass
 class Switch:
-    """One host's mode switch: checked, then its script written."""
+    """One host's mode switch: checked, then carried out step by step."""
 
     host: str
     mac: str = ""
@@ -33,18 +34,25 @@ class Switch:
     boot_file: str = ""
     version: str | None = None  # left maintenance: the image's new version
     error: ZbootError | None = None
+    leaving: tuple[Host, Image, dict[str, str]] | None = None
+    entering: tuple[Host, Image, dict[str, str], Chap | None] | None = None
 
 
 def switch(s: Session, names: list[str], new_mode: str, winpe: str | None,
            message: str | None, force: bool) -> list[Switch]:
-    """Check every host, then rewrite each script (one file write each) and
-    record the new mode on the disks in one chain batch. A host that fails
-    (unknown, or leaving maintenance while in use) fails alone."""
+    """Check every host (nothing changes yet); mark them "switching" (one zfs
+    command); leave or enter maintenance; rewrite each script (one file write
+    each); record the new mode and "ready" (one zfs command). A host that
+    fails (unknown, leaving maintenance while in use) fails alone; one cut
+    short stays "switching", and the same command finishes it."""
     state = read_state(s.zfs, s.config)
     switches = [Switch(n) for n in names]
     for sw in switches:
         try:
             h = state.host(sw.host)
+            if h.unfinished and h.get("state") != "switching":
+                raise Conflict(f"host {sw.host!r} is {h.get('state')} (step {h.get('step')})",
+                               hint="zboot sync finishes it")
             record = h.dataset.record()
             export = record_export(s.runner, s.config, sw.host, record)
             sw.target = boot_target(s.config, s.engine.lun, sw.host, record, export.chap)
@@ -55,18 +63,25 @@ def switch(s: Session, names: list[str], new_mode: str, winpe: str | None,
             image = state.image(record["image"])
             sw.image = image.name
             if record.get("mode", "normal") == "maintenance" and new_mode != "maintenance":
-                sw.version = maintenance.leave(s.zfs, s.config, s.engine, h, image, record,
-                                               message, force)
+                maintenance.check_leave(s.config, s.engine, h, image, record, force)
+                sw.leaving = (h, image, record)
             if new_mode == "maintenance":
-                gold = maintenance.enter(s.zfs, s.config, s.engine, h, image, record,
-                                         export.chap)
-                sw.target = BootTarget(sw.host, sw.target.portal, sw.target.lun, gold.target,
-                                       sw.target.initiator, sw.target.chap)
+                maintenance.check_enter(image, h)
+                sw.entering = (h, image, record, export.chap)
         except ZbootError as err:
             sw.error = err
     todo = [sw for sw in switches if sw.error is None and sw.target is not None]
     if not todo:
         return switches
+    s.zfs.mark([f"{s.config.hosts}/{sw.host}" for sw in todo],
+               reached("mode", new_mode, "switching"))
+    faults.point("mode.marked", engine=True)
+    for sw in todo:
+        try:
+            _maintenance(s, sw, message)
+        except ZbootError as err:
+            sw.error = err
+    todo = [sw for sw in todo if sw.error is None]
     ensure_boot_dir(s.runner, s.config)
     for sw in todo:
         if sw.target is None:
@@ -77,12 +92,25 @@ def switch(s: Session, names: list[str], new_mode: str, winpe: str | None,
                                         else None)
         except ZbootError as err:
             sw.error = err
-    todo = [sw for sw in todo if sw.error is None]
-    marks = [[Change.set(f"{s.config.hosts}/{sw.host}", {"mode": new_mode})] for sw in todo]
-    for sw, failed in zip(todo, s.zfs.run_changes(marks), strict=True):
-        if failed is not None:
-            sw.error = failed.error
+    faults.point("mode.scripts")
+    s.zfs.mark([f"{s.config.hosts}/{sw.host}" for sw in todo if sw.error is None],
+               {"mode": new_mode} | done("mode"))
     return switches
+
+
+def _maintenance(s: Session, sw: Switch, message: str | None) -> None:
+    """Leave maintenance (the image's export down, its new version) and/or
+    enter it (the image exported to this host alone)."""
+    if sw.leaving is not None:
+        host, image, record = sw.leaving
+        sw.version = maintenance.leave(s.zfs, s.config, s.engine, host, image, record, message)
+        faults.point("mode.left")
+    if sw.entering is not None and sw.target is not None:
+        host, image, record, chap = sw.entering
+        gold = maintenance.enter(s.zfs, s.config, s.engine, host, image, record, chap)
+        sw.target = BootTarget(sw.host, sw.target.portal, sw.target.lun, gold.target,
+                               sw.target.initiator, sw.target.chap)
+        faults.point("mode.entered")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from .. import config as config_mod
+from .. import faults
 from ..config import default_engine
 from ..errors import InvalidInput, ZbootError
 from ..remote import lock
@@ -75,6 +76,7 @@ class Session:
                                  key_file=server.key, known_hosts=server.known_hosts,
                                  sudo=server.sudo,
                                  trust_unknown_host=self.accept_new_host_key)
+                faults.on_drop(real.cut)
             if self.dry_run:
                 self._dry = DryRunRunner(real)
                 self._runner = self._dry

@@ -6,12 +6,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from .. import faults
 from ..config import Config
 from ..errors import Conflict, InvalidInput, NotFound, ZbootError
 from ..names import host_name, image_name, iqn, mac, snapshot_name
 from ..zfs.cli import Change, ZfsCli
 from .images import ensure_layout
-from .state import KIND, Host, State, leaf, now, read_state
+from .state import KIND, Host, State, leaf, now, reached, read_state
 
 DEFAULT_INITIATOR_BASE = "iqn.2010-04.org.ipxe"  # iPXE's own default prefix
 
@@ -51,8 +52,9 @@ def plan_clone(config: Config, state: State, image_spec: str, host: str, mac_add
     record = {
         KIND: "host", "mac": mac_address, "image": image.name, "version": chosen.name,
         "origin": chosen.dataset.name, "created": now(), "mode": "normal",
-        "initiator": initiator, "state": "ready",
-    } | ({"target": target} if target else {}) | (extra or {})
+        "initiator": initiator,
+    } | reached("clone", "cloned", "provisioning") | ({"target": target} if target else {}) \
+        | (extra or {})
     return PlannedClone(host, chosen.dataset.name, dataset, record)
 
 
@@ -142,6 +144,10 @@ def plan_rollback(config: Config, state: State, host: str, point: str | None,
     if host not in state.hosts and (half := state.unfinished_rollbacks.get(host)):
         return finish_plan(config, host, half, discard, renamed_at=0)
     h = state.host(host)
+    if h.get("state") == "rolling-back" and h.get("step") == "rollback:cloned":
+        # cut short after the new disk was made: only its export is missing
+        return Rollback(host, h.get("rollback-to"), h.get("rollback-archive"), discard,
+                        renamed_at=0)
     if point is not None:
         source = next((s.name for s in h.restore_points if s.name.endswith("@" + point)), None)
         if source is None:
@@ -155,8 +161,8 @@ def plan_rollback(config: Config, state: State, host: str, point: str | None,
     archive = archive_name(config, h.name)
     if point is not None:
         source = source.replace(current + "@", archive + "@")
-    plan = {"host": h.name, "state": "rolling-back", "rollback-to": source,
-            "rollback-archive": archive}
+    plan = {"host": h.name, "rollback-to": source, "rollback-archive": archive} | \
+        reached("rollback", "planned", "rolling-back")
     finish = finish_plan(config, h.name, h.dataset.record() | plan, discard, renamed_at=2)
     finish.changes[:0] = [Change.set(current, plan), Change.rename(current, archive)]
     return finish
@@ -168,10 +174,11 @@ def finish_plan(config: Config, host: str, archived: dict[str, str], discard: bo
     the host's new disk, and promote it when it came from a restore point."""
     archive, source = archived["rollback-archive"], archived["rollback-to"]
     current = f"{config.hosts}/{host}"
-    record = {k: v for k, v in archived.items()
-              if k not in ("host", "rollback-to", "rollback-archive", "archived")}
+    record = {k: v for k, v in archived.items() if k not in ("host", "archived")}
+    # not "ready" until its export is back (the caller marks it)
     changes = [Change.set(archive, {KIND: "archive", "state": "archived", "archived": now()}),
-               Change.clone(source, current, record | {"state": "ready", "rolled-back": now()})]
+               Change.clone(source, current, record | {"rolled-back": now()}
+                            | reached("rollback", "cloned", "rolling-back"))]
     if source.startswith(archive + "@"):
         # The restore points up to the chosen one move back to the host; the
         # archive keeps only what came after.
@@ -193,12 +200,20 @@ def rollback_hosts(zfs: ZfsCli, config: Config, hosts: list[str], point: str | N
             plans.append(plan_rollback(config, state, host, point, discard))
         except ZbootError as err:
             plans.append(Rollback(host, error=err))
-    todo = [p for p in plans if p.error is None]
-    for plan, failed in zip(todo, zfs.run_changes([p.changes for p in todo]), strict=True):
+    # in two batches: up to the renames, then the rest (a step for the faults
+    # tests to stop at, with every old disk in the archive and no new one yet)
+    todo = [p for p in plans if p.error is None and p.changes[:p.renamed_at]]
+    for plan, failed in zip(todo, zfs.run_changes([p.changes[:p.renamed_at] for p in todo]),
+                            strict=True):
         if failed is not None:
             plan.error, plan.failed_step = failed.error, failed.step
-            if failed.step >= plan.renamed_at:
-                plan.error.hint = f"zboot rollback {plan.host} finishes it"
+    faults.point("rollback.renamed")
+    todo = [p for p in plans if p.error is None and p.changes[p.renamed_at:]]
+    for plan, failed in zip(todo, zfs.run_changes([p.changes[p.renamed_at:] for p in todo]),
+                            strict=True):
+        if failed is not None:
+            plan.error, plan.failed_step = failed.error, plan.renamed_at + failed.step
+            plan.error.hint = f"zboot rollback {plan.host} finishes it"
     return plans
 
 

@@ -1,7 +1,12 @@
 """Provisioning one host or a batch: every clone in one remote shell, CHAP
 secrets where asked for, every export in one engine call (one rtslib process
 and one LIO save for the whole batch), then the boot files. One bad host
-fails alone: its clone and secret are removed, the others go on."""
+fails alone: its clone and secret are removed, the others go on.
+
+Each step is recorded on the disks (state "provisioning", step "clone:..."),
+and only the last marks a host "ready". A run cut short (killed, connection
+lost) leaves hosts "provisioning": the same command again, or `zboot sync`,
+finishes them (a fresh clone holds nothing worth undoing for)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, replace
 
+from .. import faults
 from ..config import Config
 from ..errors import Conflict, NotFound, ZbootError
 from ..names import host_name, image_name, iqn, mac, snapshot_name
@@ -22,7 +28,8 @@ from .exports import host_export, target_iqn
 from .hostfile import HostSpec
 from .hosts import PlannedClone
 from .images import ensure_layout
-from .state import State, read_state
+from .state import State, reached, read_state
+from .state import done as done_mark
 
 
 @dataclass
@@ -93,31 +100,86 @@ def provision(zfs: ZfsCli, config: Config, runner: Runner, engine: Callable[[], 
         return results
     state = read_state(zfs, config)
     plans: dict[str, tuple[HostSpec, PlannedClone]] = {}
+    resumed: list[Provisioned] = []
     for spec, done in todo:
         if done.error is None:
             try:
+                if resumable(state, image, spec):
+                    done.record = state.hosts[done.host].dataset.record()
+                    resumed.append(done)
+                    continue
                 plans[done.host] = (spec, _plan(config, image, spec, state))
             except ZbootError as err:
                 done.error = err
-    if not plans:
+    if not plans and not resumed:
         return results
     ensure_layout(zfs, config, state.names)
     pending = [r for r in results if r.host in plans and r.error is None]
     try:
         _clone_all(zfs, config, runner, pending, plans)
+        faults.point("clone.cloned")
+        _load_secrets(zfs, config, runner, resumed)
         made = [r for r in results if r.record is not None]
         if not made:
             return results
         target_engine = engine()  # an engine that cannot be made leaves no clone behind
-        if target_engine.name == "none":
-            return results
-        _export(zfs, config, runner, target_engine, made)
+        if target_engine.name != "none":
+            faults.point("clone.secrets", engine=True)
+            _export(zfs, config, runner, target_engine, made)
+            _mark(zfs, config, results, reached("clone", "exported"))
+            faults.point("clone.exported")
     except BaseException:
-        undo(zfs, config, runner, [r for r in pending if r.record is not None])
+        undo(zfs, config, runner, [r for r in pending + resumed if r.record is not None])
         raise
-    _write_boot_files(zfs, config, runner, target_engine,
-                      [r for r in results if r.record is not None])
+    if target_engine.name != "none":
+        _write_boot_files(zfs, config, runner, target_engine,
+                          [r for r in results if r.record is not None])
+        faults.point("clone.boot-files")
+    _mark(zfs, config, results, done_mark("clone"))
     return results
+
+
+def resumable(state: State, image: str, spec: HostSpec) -> bool:
+    """Whether spec names a host a cut-short clone left "provisioning", with
+    the same MAC and image: this run finishes it. Anything else about an
+    existing host is the usual conflict."""
+    host = state.hosts.get(spec.host)
+    if host is None or host.get("state") != "provisioning":
+        return False
+    name, _, version = image.partition("@")
+    if host.get("mac") != spec.mac or host.get("image") != name or \
+            (version and host.get("version") != version):
+        raise Conflict(f"host {spec.host!r} is half-made from {host.get('image')}@"
+                       f"{host.get('version')} with MAC {host.get('mac')}",
+                       hint=f"the same clone command finishes it; zboot destroy {spec.host} "
+                            "undoes it")
+    return True
+
+
+def _load_secrets(zfs: ZfsCli, config: Config, runner: Runner,
+                  resumed: list[Provisioned]) -> None:
+    """The CHAP secrets of resumed hosts: kept if the cut-short run stored
+    them, else new ones."""
+    wanted: dict[str, Chap] = {}
+    for r in resumed:
+        if r.record is None or not r.record.get("chap"):
+            continue
+        try:
+            r.chap = chap_store.load(runner, config, r.host)
+        except NotFound:
+            r.chap = wanted[r.host] = chap_store.new_chap(
+                r.record["initiator"], r.record.get("target") or target_iqn(config, r.host),
+                r.record["chap"] == "mutual")
+    chap_store.store(runner, config, wanted)
+
+
+def _mark(zfs: ZfsCli, config: Config, results: list[Provisioned],
+          props: dict[str, str]) -> None:
+    """Record a step on every disk still in the batch (one zfs command)."""
+    zfs.mark([f"{config.hosts}/{r.host}" for r in results if r.record is not None], props)
+    for r in results:
+        if r.record is not None:
+            r.record |= props
 
 
 def _clone_all(zfs: ZfsCli, config: Config, runner: Runner, pending: list[Provisioned],

@@ -12,6 +12,21 @@ from ..zfs.cli import Dataset, ZfsCli
 
 KIND = "kind"  # image | host | archive
 
+# A host's `state` is "ready" once every step of the last operation on it is
+# done; in between it names the operation (provisioning, rolling-back,
+# destroying, switching) and `step` the last step reached ("<op>:<step>"),
+# so a re-run of the same command, or `zboot sync`, can finish it.
+READY = "ready"
+
+
+def reached(op: str, step: str, state: str | None = None) -> dict[str, str]:
+    """The properties that record a step; state=None keeps the state."""
+    return {"step": f"{op}:{step}"} | ({"state": state} if state else {})
+
+
+def done(op: str) -> dict[str, str]:
+    return reached(op, "done", READY)
+
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -56,6 +71,11 @@ class Host:
 
     def get(self, key: str) -> str:
         return self.dataset.prop(key) or ""
+
+    @property
+    def unfinished(self) -> bool:
+        """An operation on the host stopped before its last step."""
+        return self.get("state") not in (READY, "")
 
 
 @dataclass(frozen=True)

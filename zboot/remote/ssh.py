@@ -137,6 +137,7 @@ class SshRunner:
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.Lock()
+        self._lost: ServerError | None = None  # once lost, never reconnected
 
     @property
     def where(self) -> str:
@@ -156,11 +157,19 @@ class SshRunner:
     def transport(self) -> paramiko.Transport:
         """The live SSH transport, connecting first if needed."""
         with self._lock:
+            if self._lost:
+                raise self._lost
             if self._client is not None:
                 live = self._client.get_transport()
                 if live is not None and live.is_active():
                     return live
+                # Never a second connection behind the first one's back: the
+                # server's lock went with the first.
                 self._drop()
+                self._lost = ServerError(f"the SSH connection to {self.where} was lost",
+                                         hint="run the same command again: it finishes "
+                                              "what this run started")
+                raise self._lost
             client = self._new_client()
             self.connects += 1
             key_files: Any = list(self.target.key_files) or None  # paramiko takes a list
@@ -201,6 +210,13 @@ class SshRunner:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+    def cut(self) -> None:
+        """Cut the connection without a goodbye, as a network failure would
+        (the fault-injection tests' "drop")."""
+        live = self._client.get_transport() if self._client is not None else None
+        if live is not None:
+            live.close()
 
     # --- commands --------------------------------------------------------------
     def _execute(self, argv: Sequence[str], feed: Callable[[paramiko.Channel], None] | None,

@@ -218,6 +218,16 @@ class ZfsCli:
     def set_props(self, name: str, props: Mapping[str, str]) -> None:
         self._run(change_argv(Change.set(name, props)))
 
+    def written(self, name: str) -> int:
+        """Bytes written to a dataset since its latest snapshot."""
+        return int(self._run(["zfs", "get", "-Hp", "-o", "value", "written", name]).text.strip())
+
+    def mark(self, names: Sequence[str], props: Mapping[str, str]) -> None:
+        """The same properties on many datasets in one `zfs set` (a batch's
+        step marks: one command, not one per host)."""
+        if names:
+            self._run(change_argv(Change("set", tuple(names), tuple(props.items()))))
+
     def destroy_many(self, names: Sequence[str]) -> dict[str, ZbootError | None]:
         """Destroy datasets (each with its snapshots), in the order given, in one
         channel program; each gets None or why it is still there."""
