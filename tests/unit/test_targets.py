@@ -14,7 +14,7 @@ from zboot.boot.ipxe import root_path
 from zboot.cli.session import BUILT_ENGINES, make_engine
 from zboot.config import Config
 from zboot.errors import Conflict, InvalidInput, ServerError
-from zboot.ops.exports import host_export, plan_sync, refuse_if_in_use, target_iqn
+from zboot.ops.exports import host_export, refuse_if_in_use, target_iqn
 from zboot.remote.base import RecordingRunner, Result
 from zboot.remote.dryrun import DryRunRunner
 from zboot.targets import lio
@@ -95,23 +95,6 @@ def test_ipxe_root_path() -> None:
     assert root_path("10.0.2.2:43260", 0, EXPORT.target) == (
         "iscsi:10.0.2.2::43260:0:iqn.2026-11.org.example.zboot:pc01")
     assert root_path("10.0.2.2:3261", 1, "iqn.x:y") == "iscsi:10.0.2.2::3261:1:iqn.x:y"
-
-
-def test_sync_restores_missing_and_removes_orphans_of_this_root_only() -> None:
-    pc02 = host_export(CONFIG, "pc02", "iqn.2010-04.org.ipxe:pc02")
-    orphan = host_export(CONFIG, "gone", "iqn.2010-04.org.ipxe:gone")
-    other_root = host_export(Config(root="tank/other", iqn_base="iqn.2026-11.org.example.o"),
-                             "pc01", "iqn.2010-04.org.ipxe:pc01")
-    changed = host_export(CONFIG, "pc03", "iqn.2010-04.org.ipxe:old-name")
-    pc03 = host_export(CONFIG, "pc03", "iqn.2010-04.org.ipxe:pc03")
-    present = {e.target: e for e in (pc02, orphan, other_root, changed)}
-    create, delete = plan_sync(CONFIG, [EXPORT, pc02, pc03], present)
-    assert create == [EXPORT, pc03]  # missing, and present with the wrong initiator
-    assert delete == [orphan.target]  # another root's export is not ours to remove
-
-
-def test_sync_of_a_matching_server_changes_nothing() -> None:
-    assert plan_sync(CONFIG, [EXPORT], {EXPORT.target: EXPORT}) == ([], [])
 
 
 class RecordingEngine(NoEngine):

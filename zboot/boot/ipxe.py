@@ -40,6 +40,7 @@ class BootTarget:
     target: str
     initiator: str
     chap: Chap | None = None
+    root: str = ""  # the zboot root that wrote it (doctor tells its scripts by it)
 
     @property
     def uri(self) -> str:
@@ -89,7 +90,8 @@ def _sanboot(t: BootTarget, label: str) -> list[str]:
 def render(mode: str, t: BootTarget, winpe: str | None = None) -> str:
     """The host's script for mode (winpe: the URL of a directory holding
     wimboot, BCD, boot.sdi and boot.wim, for install mode)."""
-    head = ["#!ipxe", f"# zboot: host {t.host}, mode {mode}; rewritten by `zboot mode`"]
+    root = f", root {t.root}" if t.root else ""
+    head = ["#!ipxe", f"# zboot: host {t.host}, mode {mode}{root}; rewritten by `zboot mode`"]
     if mode == "normal":
         body = _identity(t) + _sanboot(t, t.host)
     elif mode == "maintenance":

@@ -16,7 +16,7 @@ from ..errors import InvalidInput, NotFound
 from ..names import iqn
 from ..ops.images import ensure_layout
 from ..targets.lio import has_rtslib
-from . import boot, exports, hosts, images, modes
+from . import boot, doctor, exports, hosts, images, modes
 from .session import ENGINE_TOOLS, Outcome, Session, run, tools_on_server
 
 app = typer.Typer(
@@ -25,7 +25,8 @@ app = typer.Typer(
 )
 app.add_typer(images.app, name="image")
 app.add_typer(exports.app, name="export")
-app.command("sync")(exports.sync)
+app.command("doctor")(doctor.doctor)
+app.command("sync")(doctor.sync)
 hosts.register(app)
 boot.register(app)
 modes.register(app)

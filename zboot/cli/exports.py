@@ -8,7 +8,7 @@ import typer
 
 from ..boot.ipxe import root_path
 from ..names import host_name
-from ..ops.exports import plan_sync, record_export
+from ..ops.exports import record_export
 from ..ops.state import read_state
 from .hosts import chap_view
 from .session import Outcome, Session, run
@@ -44,26 +44,3 @@ def show(ctx: typer.Context, host: str,
             ("in use by", ", ".join(in_use) or "nobody"), ("ipxe root-path", data["root_path"])))
         return Outcome(data, text)
     run(ctx, "export show", action, changes=False)
-
-
-def sync(ctx: typer.Context) -> None:
-    """Re-create any missing export from the hosts' records; remove exports of
-    this root whose disk is gone."""
-    def action(s: Session) -> Outcome:
-        state = read_state(s.zfs, s.config)
-        wanted = [record_export(s.runner, s.config, h.name, h.dataset.record())
-                  for h in sorted(state.hosts.values(), key=lambda h: h.name) if h.get("target")]
-        engine = s.engine
-        create, delete = plan_sync(s.config, wanted, engine.exports())
-        busy = engine.sessions([e.target for e in create])
-        create = [e for e in create if e.target not in busy]  # never disturb a live session
-        engine.apply(create=create, delete=delete)
-        data = {"engine": engine.name, "created": [e.target for e in create],
-                "deleted": delete, "skipped_in_use": sorted(busy), "checked": len(wanted)}
-        text = (f"{len(wanted)} exports checked ({engine.name}): "
-                f"{len(create)} re-created, {len(delete)} removed"
-                + "".join(f"\n  re-created {e.target}" for e in create)
-                + "".join(f"\n  removed {iqn}" for iqn in delete)
-                + "".join(f"\n  left alone (in use) {iqn}" for iqn in sorted(busy)))
-        return Outcome(data, text)
-    run(ctx, "sync", action)

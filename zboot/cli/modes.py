@@ -109,7 +109,7 @@ def _maintenance(s: Session, sw: Switch, message: str | None) -> None:
         host, image, record, chap = sw.entering
         gold = maintenance.enter(s.zfs, s.config, s.engine, host, image, record, chap)
         sw.target = BootTarget(sw.host, sw.target.portal, sw.target.lun, gold.target,
-                               sw.target.initiator, sw.target.chap)
+                               sw.target.initiator, sw.target.chap, sw.target.root)
         faults.point("mode.entered")
 
 

@@ -26,7 +26,7 @@ def boot_target(config: Config, lun: int, host: str, record: Mapping[str, str],
         return None
     return BootTarget(host=host, portal=config.portal, lun=lun,
                       target=record.get("target") or target_iqn(config, host),
-                      initiator=record["initiator"], chap=chap)
+                      initiator=record["initiator"], chap=chap, root=config.root)
 
 
 def ensure_boot_dir(runner: Runner, config: Config) -> None:

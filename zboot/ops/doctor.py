@@ -1,0 +1,208 @@
+"""What `zboot doctor` checks and `zboot sync` repairs: the drift between the
+hosts' records in ZFS (the only state) and what the server has now: the
+target engine's exports, the iPXE scripts, the CHAP secret files, iSCSI
+sessions, the pool's free space. Reading it costs a fixed number of
+commands, whatever the size of the fleet."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..boot.ipxe import script_name
+from ..config import Config
+from ..remote.base import Runner
+from ..targets.base import Export, TargetEngine
+from ..zfs.cli import ZfsCli
+from . import chap as chap_store
+from .exports import host_export, target_iqn
+from .maintenance import HOLDER, image_export
+from .state import READY, Host, State, read_state
+
+POOL_FULL_PERCENT = 90  # ZFS slows down and clones start failing beyond this
+
+# The second line of every script zboot writes names its host, mode and root.
+HEADER = re.compile(r"^# zboot: host (?P<host>[a-z0-9-]+), mode (?P<mode>[a-z]+)"
+                    r"(?:, root (?P<root>\S+?))?;", re.MULTILINE)
+INITIATOR_LINE = re.compile(r"^set initiator-iqn (\S+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One piece of drift: what kind, about what, and what sync does."""
+
+    kind: str
+    subject: str  # a host, target IQN or file
+    detail: str
+    repair: str  # what `zboot sync` does about it; "" when only a person can
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"kind": self.kind, "subject": self.subject, "detail": self.detail,
+                "repair": self.repair or None}
+
+
+@dataclass
+class Survey:
+    """Everything doctor compares, read once."""
+
+    state: State
+    engine: str
+    exports: dict[str, Export]  # this root's, by target IQN
+    sessions: dict[str, list[str]]
+    scripts: dict[str, str]  # this root's boot scripts: file name -> text
+    secret_hosts: set[str]  # hosts with a secret file
+    pool: str
+    capacity: int  # percent of the pool in use
+    findings: list[Finding] = field(default_factory=list)
+
+
+def read_scripts(runner: Runner, config: Config) -> dict[str, str]:
+    """The boot directory's scripts that this root wrote, in one command."""
+    listing = runner.run(["sh", "-c", 'cd "$1" 2>/dev/null || exit 0; for f in *.ipxe; do '
+                          '[ -f "$f" ] && printf "\\036%s\\n" "$f" && head -c 65536 "$f"; '
+                          'done; true', "sh", config.boot_dir]).text
+    scripts = {}
+    for chunk in listing.split("\x1e")[1:]:
+        name, _, text = chunk.partition("\n")
+        found = HEADER.search(text)
+        if found and found["root"] == config.root:
+            scripts[name] = text
+    return scripts
+
+
+def read_secret_hosts(runner: Runner, config: Config) -> set[str]:
+    listed = runner.run(["sh", "-c", 'cd "$1" 2>/dev/null && ls; true', "sh",
+                         chap_store.secrets_dir(config)]).text.split()
+    return {name.removesuffix(".chap") for name in listed if name.endswith(".chap")}
+
+
+def pool_capacity(runner: Runner, pool: str) -> int:
+    out = runner.run(["zpool", "list", "-Hp", "-o", "capacity", pool]).text.strip()
+    return int(out.rstrip("%") or 0)
+
+
+def survey(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine) -> Survey:
+    state = read_state(zfs, config)
+    ours = f"/dev/zvol/{config.root}/"
+    exports = {iqn: e for iqn, e in engine.exports().items() if e.device.startswith(ours)}
+    pool = config.root.split("/")[0]
+    found = Survey(state, engine.name, exports,
+                   engine.sessions(list(exports)) if exports else {},
+                   read_scripts(runner, config), read_secret_hosts(runner, config), pool,
+                   pool_capacity(runner, pool))
+    found.findings = check(config, engine.lun, found)
+    return found
+
+
+def wanted_exports(config: Config, state: State) -> dict[str, Export]:
+    """The exports the records ask for, by target IQN, without secrets: each
+    ready host's disk, and the image of a host in maintenance."""
+    wanted = {}
+    for h in state.hosts.values():
+        if h.get("target") and h.get("state") == READY:
+            export = host_export(config, h.name, h.get("initiator"))
+            wanted[export.target] = export
+        if h.get("mode") == "maintenance" and h.get("image") in state.images:
+            image = state.images[h.get("image")]
+            export = image_export(config, image, h.get("initiator"), None)
+            wanted[export.target] = export
+    return wanted
+
+
+def expected_script(config: Config, lun: int, h: Host) -> tuple[str, str | None]:
+    """The mode a host's script must have, and the target it must attach."""
+    mode = h.get("mode") or "normal"
+    if mode == "local":
+        return mode, None
+    if mode == "maintenance":
+        return mode, target_iqn(config, f"image.{h.get('image')}")
+    return mode, h.get("target") or target_iqn(config, h.name)
+
+
+def check(config: Config, lun: int, s: Survey) -> list[Finding]:
+    out: list[Finding] = []
+    hosts = s.state.hosts
+    for h in sorted(hosts.values(), key=lambda h: h.name):
+        if h.unfinished:
+            out.append(Finding("unfinished", h.name, f"state {h.get('state')}, step "
+                               f"{h.get('step') or '?'}", "finish it"))
+    for host in sorted(s.state.unfinished_rollbacks):
+        if host not in hosts:
+            out.append(Finding("unfinished", host, "a rollback stopped after the old disk "
+                               "moved to the archive; the host has no disk",
+                               "finish the rollback"))
+    wanted = wanted_exports(config, s.state)
+    for target, export in sorted(wanted.items()):
+        present = s.exports.get(target)
+        if present is None:
+            out.append(Finding("missing-export", export.host, f"{target} is not exported",
+                               "export it"))
+        elif present != export:
+            out.append(Finding("wrong-export", export.host, f"{target} exports "
+                               f"{present.device} to {present.initiator or 'nobody'}",
+                               "export it again"))
+    for target, export in sorted(s.exports.items()):
+        if target not in wanted and not _finishing(s.state, export):
+            out.append(Finding("orphan-target", target, f"exports {export.device}, which no "
+                               "ready host or image in maintenance asks for",
+                               "" if s.sessions.get(target) else "remove it"))
+    for target, initiators in sorted(s.sessions.items()):
+        allowed = wanted.get(target)
+        for initiator in initiators:
+            if allowed is None or initiator != allowed.initiator:
+                out.append(Finding("stale-session", target, f"{initiator} is logged in",
+                                   ""))
+    macs = {script_name(h.get("mac")): h for h in hosts.values() if h.get("mac")}
+    for name in sorted(s.scripts):
+        if name not in macs:
+            out.append(Finding("orphan-boot-file", name, "no host has this MAC",
+                               "remove it"))
+    if config.portal:
+        for name, h in sorted(macs.items()):
+            if h.get("state") != READY:
+                continue
+            text = s.scripts.get(name)
+            if text is None:
+                out.append(Finding("missing-boot-file", h.name, f"{name} is missing",
+                                   "write it"))
+            elif problem := _script_problem(config, lun, h, text):
+                out.append(Finding("stale-boot-file", h.name, f"{name}: {problem}",
+                                   "write it again"))
+    for h in sorted(hosts.values(), key=lambda h: h.name):
+        if h.get("chap") and h.name not in s.secret_hosts:
+            out.append(Finding("missing-secret", h.name, "the host uses CHAP and its secret "
+                               "file is missing", "new secrets, export and script"))
+    for host in sorted(s.secret_hosts - set(hosts) - set(s.state.unfinished_rollbacks)):
+        out.append(Finding("orphan-secret", host, "a secret file for no host", "remove it"))
+    for image in sorted(s.state.images.values(), key=lambda i: i.name):
+        holder = image.dataset.prop(HOLDER)
+        if not holder:
+            continue
+        maintainer = hosts.get(holder)
+        if maintainer is None or (maintainer.get("mode") != "maintenance"
+                                  and maintainer.get("state") != "switching"):
+            out.append(Finding("stale-maintenance", image.name, f"marked as in maintenance "
+                               f"by {holder}, which is not in maintenance", "clear the mark"))
+    if s.capacity >= POOL_FULL_PERCENT:
+        out.append(Finding("pool-full", s.pool, f"{s.capacity}% full (doctor warns from "
+                           f"{POOL_FULL_PERCENT}%)", ""))
+    return out
+
+
+def _finishing(state: State, export: Export) -> bool:
+    """An export of a host mid-operation: the operation's re-run owns it."""
+    h = state.hosts.get(export.host)
+    return h is not None and h.unfinished
+
+
+def _script_problem(config: Config, lun: int, h: Host, text: str) -> str:
+    header = HEADER.search(text)
+    mode, target = expected_script(config, lun, h)
+    if header is None or header["host"] != h.name or header["mode"] != mode:
+        return f"written for {header['mode'] if header else '?'} mode, the host is in {mode}"
+    if target is not None and f":{target}" not in text:
+        return f"does not attach {target}"
+    initiator = INITIATOR_LINE.search(text)
+    if mode != "local" and (initiator is None or initiator[1] != h.get("initiator")):
+        return f"names another initiator than {h.get('initiator')}"
+    return ""
