@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InvalidInput
-from .names import dataset_name
+from .names import dataset_name, url
 
 DEFAULT_PATHS = (Path.home() / ".config" / "zboot" / "config.toml",
                  Path("/etc/zboot/config.toml"))
 LOCAL = "local"
-SERVER_RE = re.compile(r"^(?:(?P<user>[a-z_][a-z0-9_.-]{0,31})@)?"
-                       r"(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9a-fA-F:]+\])"
-                       r"(?::(?P<port>[0-9]{1,5}))?$")
+# used with fullmatch: `$` would let a trailing newline through
+SERVER_RE = re.compile(r"(?:(?P<user>[a-z_][a-z0-9_.-]{0,31})@)?"
+                       r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9a-fA-F:]+\])"
+                       r"(?::(?P<port>[0-9]{1,5}))?")
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def parse_server(spec: str) -> ServerConfig:
     """`[user@]host[:port]` or `local`."""
     if spec == LOCAL:
         return ServerConfig()
-    match = SERVER_RE.match(spec)
+    match = SERVER_RE.fullmatch(spec)
     if not match:
         raise InvalidInput(f"--server {spec!r} is not [user@]host[:port] or 'local'")
     port = int(match["port"]) if match["port"] else None
@@ -135,7 +136,9 @@ def load(explicit: Path | None = None, server: str | None = None) -> Config:
                   iqn_base=t.get("iqn_base"),
                   secrets_dir=str(t.get("secrets_dir", "/etc/zboot/secrets")),
                   boot_dir=str(b.get("dir", "/srv/zboot/boot")),
-                  boot_url=b.get("url"), winpe=b.get("winpe"), path=path)
+                  boot_url=b.get("url"),
+                  winpe=url(str(b["winpe"]), "[boot] winpe") if b.get("winpe") else None,
+                  path=path)
 
 
 def default_engine(tools: list[str], rtslib: bool) -> str:

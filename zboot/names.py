@@ -29,6 +29,7 @@ __all__ = [
     "message",
     "size_bytes",
     "snapshot_name",
+    "url",
 ]
 
 # Character classes are spelled out (never \d or \w): on str patterns those
@@ -305,11 +306,25 @@ def address(value: str, what: str = "address") -> str:
 
 def message(value: str) -> str:
     """A note kept with an image version: one line of at most 1000 characters,
-    without tabs, carriage returns or NUL (it is stored as a ZFS property and
-    shown in tables). Returned as given."""
+    without control characters (tab, newline, NUL, ESC, DEL, ...: it is stored
+    as a ZFS property and shown in tables). Returned as given."""
     value = _require_str(value, "message")
-    if any(c in value for c in "\t\n\r\0") or len(value) > _MAX_MESSAGE:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value) or len(value) > _MAX_MESSAGE:
         raise InvalidInput(f"message {_show(value)} is not one line of at most "
-                           f"{_MAX_MESSAGE} characters without tabs",
+                           f"{_MAX_MESSAGE} characters without control characters",
                            hint="give a one-line note, e.g. -m 'monthly updates'")
+    return value
+
+
+_URL_RE = re.compile(r"(?:https?|tftp)://[A-Za-z0-9._~:/%@+=,-]{1,2000}")
+
+
+def url(value: str, what: str = "URL") -> str:
+    """A URL that goes into an iPXE script as one word (WinPE's directory):
+    http, https or tftp, then letters, digits and . _ ~ : / % @ + = , -
+    only (no spaces, quotes, or $ that iPXE would expand). Returned as given."""
+    value = _require_str(value, what)
+    if not _URL_RE.fullmatch(value):
+        raise InvalidInput(f"{what} {_show(value)} is not a plain http, https or tftp URL",
+                           hint="e.g. http://10.0.0.1/winpe (percent-encode anything else)")
     return value

@@ -108,3 +108,14 @@ def test_a_stale_maintenance_mark_and_a_full_pool() -> None:
     assert kinds(healthy(held)) == [("stale-maintenance", "golden")]
     found = check(CONFIG, 0, healthy(capacity=93))
     assert [(f.kind, f.subject, f.repair) for f in found] == [("pool-full", "tank", "")]
+
+
+def test_the_script_of_a_host_whose_rollback_stopped_halfway_is_kept() -> None:
+    """Its disk is in the archive; the rollback's re-run still needs the script."""
+    moved = LIST.replace("tank/zboot/hosts/pc01\t", "tank/zboot/archive/pc01-1\t")
+    got = GOT.replace("tank/zboot/hosts/pc01\t", "tank/zboot/archive/pc01-1\t") + \
+        "tank/zboot/archive/pc01-1\torg.zboot:host\tpc01\n"
+    state = state_of(got, moved)
+    assert "pc01" in state.unfinished_rollbacks and "pc01" not in state.hosts
+    found = kinds(replace(healthy(), state=state, exports={}))
+    assert found == [("unfinished", "pc01")]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InvalidInput
-from ..names import mac_hexhyp
+from ..names import mac_hexhyp, url
 from ..targets.base import Chap
 
 MODES = ("normal", "install", "local", "maintenance")
@@ -105,7 +105,7 @@ def render(mode: str, t: BootTarget, winpe: str | None = None) -> str:
             f"echo zboot: {t.host}: disk {t.target} attached as 0x80",
         ]
         if winpe:
-            base = winpe.rstrip("/")
+            base = url(winpe, "the WinPE URL").rstrip("/")
             body += [f"kernel {base}/wimboot", f"initrd {base}/BCD BCD",
                      f"initrd {base}/boot.sdi boot.sdi", f"initrd {base}/boot.wim boot.wim",
                      "boot || goto failed"]

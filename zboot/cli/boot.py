@@ -13,7 +13,7 @@ import typer
 from ..boot import dhcp as dhcp_config
 from ..boot import ipxe
 from ..errors import InvalidInput
-from ..names import host_name
+from ..names import address, host_name
 from ..ops.state import read_state
 from .session import Outcome, Session, run
 
@@ -38,6 +38,9 @@ def register(app: typer.Typer) -> None:
             if fmt not in dhcp_config.FORMATS:
                 raise InvalidInput(f"unknown format {fmt!r}",
                                    hint=f"one of {', '.join(dhcp_config.FORMATS)}")
+            for option, value in (("--tftp-server", tftp_server), ("--router", router)):
+                if value is not None:  # they go into the DHCP server's config as they are
+                    address(value, option)
             wanted = [host_name(h) for h in hosts or []]
             if not s.config.boot_url:
                 raise InvalidInput("the config has no boot URL ([boot] url)",

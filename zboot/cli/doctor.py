@@ -42,8 +42,9 @@ def doctor(ctx: typer.Context) -> None:
         if not rows:
             return Outcome(data, text + "nothing has drifted")
         shown = [r | {"repair": r["repair"] or "(by hand)"} for r in rows]
-        text += f"{len(rows)} problems\n" + table(shown, ["kind", "subject", "detail", "repair"])
-        return Outcome(data, text, [Drift(f"{len(rows)} problems found",
+        problems = f"{len(rows)} problem{'' if len(rows) == 1 else 's'}"
+        text += f"{problems}\n" + table(shown, ["kind", "subject", "detail", "repair"])
+        return Outcome(data, text, [Drift(f"{problems} found",
                                           hint="zboot sync repairs those with a repair")])
     run(ctx, "doctor", action, changes=False)
 

@@ -22,7 +22,8 @@ def show(ctx: typer.Context, host: str,
              "--show-secrets", help="print the CHAP secrets too")] = False) -> None:
     """Everything needed to attach the host's disk by hand."""
     def action(s: Session) -> Outcome:
-        h = read_state(s.zfs, s.config).host(host_name(host))
+        valid = host_name(host)  # before read_state: bad input never reaches the server
+        h = read_state(s.zfs, s.config).host(valid)
         record = h.dataset.record()
         export = record_export(s.runner, s.config, h.name, record)
         chap = chap_view(export.chap, show_secrets)

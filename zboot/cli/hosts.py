@@ -11,7 +11,7 @@ import typer
 
 from .. import faults
 from ..errors import Conflict, InvalidInput, ZbootError
-from ..names import host_name, snapshot_name
+from ..names import host_name, iqn, snapshot_name
 from ..ops import chap as chap_store
 from ..ops import hosts as ops
 from ..ops.bootfiles import remove_script
@@ -237,6 +237,8 @@ def register(app: typer.Typer) -> None:
             elif host is None or mac is None:
                 raise InvalidInput("give HOST and --mac, or --hosts FILE")
             else:
+                if initiator is not None:
+                    iqn(initiator)  # given empty is not "the default"
                 kind = "mutual" if mutual_chap else "one-way" if chap else ""
                 specs = [HostSpec(host, mac, initiator, kind)]
             results = provision(s.zfs, s.config, s.runner, lambda: s.engine, image, specs)

@@ -7,9 +7,12 @@ from typing import Annotated
 
 import typer
 
-from ..names import image_name, size_bytes
+from ..errors import InvalidInput
+from ..names import compression as compression_name
+from ..names import image_name, size_bytes, snapshot_name
+from ..names import message as message_text
 from ..ops import images as ops
-from ..ops.importer import import_image
+from ..ops.importer import FORMATS, import_image
 from ..ops.state import read_state
 from .output import human_size, progress_bar, table
 from .session import Outcome, Session, confirm, run
@@ -32,7 +35,9 @@ def create(ctx: typer.Context, name: str,
     """An empty disk for a fresh install. Example: zboot image create win11 --size 64G"""
     def action(s: Session) -> Outcome:
         nbytes = size_bytes(size)
-        block = size_bytes(volblocksize) if volblocksize else None
+        block = size_bytes(volblocksize) if volblocksize is not None else None
+        if compression is not None:
+            compression_name(compression)
         dataset = ops.create_image(s.zfs, s.config, name, nbytes, thick=thick,
                                    volblocksize=block, compression=compression)
         return Outcome({"image": name, "dataset": dataset, "size": nbytes},
@@ -49,10 +54,13 @@ def import_(ctx: typer.Context, name: str,
             ) -> None:
     """Stream a disk image into a new image zvol. Example: zboot image import win11 disk.qcow2"""
     def action(s: Session) -> Outcome:
+        valid = image_name(name)  # bad input stops here, before the server
+        if format and format not in FORMATS:
+            raise InvalidInput(f"unknown format {format!r}", hint=f"one of {', '.join(FORMATS)}")
+        nbytes = size_bytes(size) if size is not None else None
         with progress_bar("importing", enabled=not s.json) as on_progress:
-            result = import_image(s.runner, s.zfs, s.config, image_name(name), source,
-                                  format or None, size_bytes(size) if size else None,
-                                  on_progress)
+            result = import_image(s.runner, s.zfs, s.config, valid, source,
+                                  format or None, nbytes, on_progress)
         return Outcome(result, f"imported {source} as image {name}: "
                                f"{human_size(result['size'])}, {result['written']} bytes sent")
     run(ctx, "image import", action)
@@ -63,6 +71,11 @@ def snapshot(ctx: typer.Context, name: str, version: Annotated[str | None, typer
              message: Annotated[str | None, typer.Option("-m", "--message")] = None) -> None:
     """Freeze the image as a new version. Example: zboot image snapshot win11 -m 'updates'"""
     def action(s: Session) -> Outcome:
+        image_name(name)  # bad input stops here, before the server
+        if version is not None:
+            snapshot_name(version)
+        if message is not None:
+            message_text(message)
         v = ops.snapshot_image(s.zfs, s.config, name, version, message)
         return Outcome({"image": name, "version": v}, f"image {name} version {v}")
     run(ctx, "image snapshot", action)
@@ -112,6 +125,10 @@ def destroy(ctx: typer.Context, spec: Annotated[str, typer.Argument(metavar="NAM
             yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False) -> None:
     """Destroy an image or one version; refused while hosts depend on it."""
     def action(s: Session) -> Outcome:
+        image, at, version = spec.partition("@")
+        image_name(image)  # bad input stops here, before the server
+        if at:  # NAME@ with no version is not NAME: that would destroy every version
+            snapshot_name(version)
         if not s.dry_run and not confirm(f"destroy image {spec}?", yes, s.json):
             return Outcome({"destroyed": []}, "nothing destroyed")
         gone = ops.destroy_image(s.zfs, s.config, spec)

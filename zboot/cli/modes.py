@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from .. import faults
+from .. import names as names_mod
 from ..boot.ipxe import MODES, BootTarget
 from ..errors import Conflict, InvalidInput, ZbootError
-from ..names import host_name
+from ..names import host_name, url
 from ..ops import maintenance
 from ..ops.bootfiles import boot_target, ensure_boot_dir, write_script
 from ..ops.exports import record_export
@@ -141,6 +142,10 @@ def register(app: typer.Typer) -> None:
                 raise InvalidInput(f"unknown mode {new_mode!r}", hint=f"one of {', '.join(MODES)}")
             if winpe is not None and new_mode != "install":
                 raise InvalidInput("--winpe goes with install mode only")
+            if winpe is not None:
+                url(winpe, "--winpe")
+            if message is not None:
+                names_mod.message(message)
             if new_mode == "maintenance" and len(names) > 1:
                 raise InvalidInput("one host at a time boots an image in maintenance",
                                    hint=f"zboot mode {names[0]} maintenance")

@@ -153,8 +153,10 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
                 out.append(Finding("stale-session", target, f"{initiator} is logged in",
                                    ""))
     macs = {script_name(h.get("mac")): h for h in hosts.values() if h.get("mac")}
+    halfway = {script_name(r["mac"]) for r in s.state.unfinished_rollbacks.values()
+               if r.get("mac")}  # the rollback's re-run keeps their scripts
     for name in sorted(s.scripts):
-        if name not in macs:
+        if name not in macs and name not in halfway:
             out.append(Finding("orphan-boot-file", name, "no host has this MAC",
                                "remove it"))
     if config.portal:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from .. import names
 from ..config import Config
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict
 from ..names import image_name, snapshot_name
 from ..zfs.cli import ZfsCli
 from .state import KIND, Image, now, read_state
@@ -55,8 +56,8 @@ def snapshot_image(zfs: ZfsCli, config: Config, name: str, version: str | None,
     version = version or next_version(image)
     if any(v.name == version for v in image.versions):
         raise Conflict(f"image {name!r} already has a version {version!r}")
-    if message is not None and (any(c in message for c in "\t\n\r\0") or len(message) > 1000):
-        raise InvalidInput("a message is one line of at most 1000 characters, without tabs")
+    if message is not None:
+        names.message(message)
     props = {"created": now()} | ({"message": message} if message else {})
     zfs.snapshot([f"{image.dataset.name}@{version}"], props)
     return version

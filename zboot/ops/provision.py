@@ -90,10 +90,10 @@ def checked(specs: list[HostSpec]) -> list[tuple[HostSpec, Provisioned]]:
 def provision(zfs: ZfsCli, config: Config, runner: Runner, engine: Callable[[], TargetEngine],
               image: str, specs: list[HostSpec]) -> list[Provisioned]:
     """Clone and export every host of specs; one result per spec, in order."""
-    name, _, version = image.partition("@")
+    name, at, version = image.partition("@")
     image_name(name)  # a bad image name fails the batch before anything runs
-    if version:
-        snapshot_name(version)
+    if at:
+        snapshot_name(version)  # "image@" names no version
     todo = checked(specs)
     results = [done for _, done in todo]
     if all(done.error for done in results):
