@@ -1,13 +1,16 @@
 """Fault injection, for the tests only: named points between the steps of
 every multi-step operation. Inert unless the environment names a point.
 
-    ZBOOT_TEST_FAULT=<point>:<kind>    kind: kill | drop | engine
+    ZBOOT_TEST_FAULT=<point>:<kind>    kind: kill | drop | engine | stall
     ZBOOT_TEST_FAULT_TRACE=<file>      every point reached is appended to it
+    ZBOOT_TEST_FAULT_RELEASE=<file>    stall: wait until this file exists
 
 kill: SIGKILL to zboot itself (no cleanup runs); drop: the SSH connection is
 cut (the next command on the server fails, and the server's lock is freed);
 engine: the target engine's next call fails, as a crashed rtslib or tgtadm
-would (only at points marked engine=True, which come just before one).
+would (only at points marked engine=True, which come just before one);
+stall: wait at the point until the test lets go (it reboots the server
+meanwhile).
 
 The fault-injection suite finds every point by reading the source for calls
 of `point(...)`; a point's name is "<operation>.<step just done>"."""
@@ -16,13 +19,15 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 
 from .errors import ServerError
 
 FAULT_ENV = "ZBOOT_TEST_FAULT"
 TRACE_ENV = "ZBOOT_TEST_FAULT_TRACE"
-KINDS = ("kill", "drop", "engine")
+RELEASE_ENV = "ZBOOT_TEST_FAULT_RELEASE"
+KINDS = ("kill", "drop", "engine", "stall")
 
 _droppers: list[Callable[[], None]] = []
 
@@ -52,5 +57,10 @@ def point(name: str, engine: bool = False) -> None:
             cut()
     elif kind == "engine" and engine:
         raise ServerError(f"the target engine failed (injected at {name})")
+    elif kind == "stall":
+        release = os.environ.get(RELEASE_ENV, "")
+        deadline = time.monotonic() + 900
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.1)
     else:
         raise ValueError(f"{FAULT_ENV}={wanted}: {kind!r} cannot be injected at {name}")

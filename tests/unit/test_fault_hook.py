@@ -1,0 +1,67 @@
+"""The fault-injection hook: inert without its environment variable, and each
+kind of fault does what the lab suite relies on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from zboot import faults
+from zboot.errors import ServerError
+
+
+def test_without_the_variable_a_point_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(faults.FAULT_ENV, raising=False)
+    monkeypatch.delenv(faults.TRACE_ENV, raising=False)
+    faults.point("clone.cloned", engine=True)  # no error, no file
+
+
+def test_the_trace_lists_every_point_reached(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    monkeypatch.setenv(faults.TRACE_ENV, str(trace))
+    monkeypatch.setenv(faults.FAULT_ENV, "destroy.files:kill")  # another point
+    faults.point("clone.cloned")
+    faults.point("clone.exported")
+    assert trace.read_text().split() == ["clone.cloned", "clone.exported"]
+
+
+def test_an_engine_failure_only_where_the_engine_comes_next(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(faults.FAULT_ENV, "clone.secrets:engine")
+    with pytest.raises(ServerError, match=r"injected at clone\.secrets"):
+        faults.point("clone.secrets", engine=True)
+    monkeypatch.setenv(faults.FAULT_ENV, "clone.cloned:engine")
+    with pytest.raises(ValueError, match="cannot be injected"):
+        faults.point("clone.cloned")
+
+
+def test_a_drop_cuts_every_registered_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    cut: list[str] = []
+    monkeypatch.setattr(faults, "_droppers", [lambda: cut.append("ssh")])
+    monkeypatch.setenv(faults.FAULT_ENV, "rollback.renamed:drop")
+    faults.point("rollback.renamed")
+    assert cut == ["ssh"]
+
+
+def test_a_kill_is_sigkill_with_no_clean_up() -> None:
+    code = ("from zboot import faults\n"
+            "try:\n    faults.point('mode.scripts')\nfinally:\n    print('cleaned up')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={faults.FAULT_ENV: "mode.scripts:kill", "PATH": ""}, timeout=60)
+    assert done.returncode == -9 and "cleaned up" not in done.stdout
+
+
+def test_a_stall_waits_for_its_release(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    release = tmp_path / "go"
+    monkeypatch.setenv(faults.FAULT_ENV, "clone.cloned:stall")
+    monkeypatch.setenv(faults.RELEASE_ENV, str(release))
+    threading.Timer(0.5, release.touch).start()
+    started = time.monotonic()
+    faults.point("clone.cloned")
+    assert time.monotonic() - started >= 0.4
