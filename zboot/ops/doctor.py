@@ -19,7 +19,7 @@ from .exports import host_export, target_iqn
 from .maintenance import HOLDER, image_export
 from .state import READY, Host, State, read_state
 
-POOL_FULL_PERCENT = 90  # ZFS slows down and clones start failing beyond this
+POOL_FULL_PERCENT = 90  # of the space new data may use
 
 # The second line of every script zboot writes names its host, mode and root.
 HEADER = re.compile(r"^# zboot: host (?P<host>[a-z0-9-]+), mode (?P<mode>[a-z]+)"
@@ -77,8 +77,12 @@ def read_secret_hosts(runner: Runner, config: Config) -> set[str]:
 
 
 def pool_capacity(runner: Runner, pool: str) -> int:
-    out = runner.run(["zpool", "list", "-Hp", "-o", "capacity", pool]).text.strip()
-    return int(out.rstrip("%") or 0)
+    """How full the pool is for new data, in percent: used against used plus
+    available (ZFS keeps some space back, so `zpool list` reads lower when
+    clones already fail for want of space)."""
+    used, available = (int(v) for v in runner.run(
+        ["zfs", "get", "-Hp", "-o", "value", "used,available", pool]).text.split())
+    return used * 100 // max(used + available, 1)
 
 
 def survey(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine) -> Survey:

@@ -1,0 +1,122 @@
+"""Faults of the server itself, in the lab VM: a pool that fills up during a
+clone and an import, and the storage VM rebooted in the middle of a batch.
+Either way zboot fails with a clear error, leaves nothing half-made marked
+ready, and the same command converges once the server is back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from zboot_cli import Zboot
+from zboot_lab import iscsi, vm
+from zboot_lab.layout import POOL, Layout
+from zboot_lab.remote import ssh, ssh_text
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def small_pool(lab: Layout, tmp_path: Path) -> Iterator[tuple[Zboot, str]]:
+    """A 192 MiB pool of its own in the VM (a file), with a zboot root on it."""
+    pool = f"zfull{uuid.uuid4().hex[:6]}"
+    image = f"/var/tmp/{pool}.img"
+    ssh(lab, ["sh", "-c", 'truncate -s 192M "$2" && zpool create -f -O mountpoint=none '
+              '-O compression=off "$1" "$2"', "sh", pool, image])
+    text = lab.config.read_text().replace(f'root = "{POOL}/zboot"', f'root = "{pool}/zboot"') \
+        .replace(f'pool = "{POOL}"', f'pool = "{pool}"')
+    config = tmp_path / "zboot.toml"
+    config.write_text(text)
+    run = Zboot(config, f"{pool}/zboot")
+    yield run, pool
+    names = [host["name"] for host in run.raw("list").get("data") or []]
+    if names:
+        run.raw("destroy", *names, "--yes", "--force")
+    ssh(lab, ["sh", "-c", 'zpool destroy -f "$1"; rm -f "$2"', "sh", pool, image], check=False)
+
+
+def findings(zboot: Zboot) -> list[str]:
+    return [f["kind"] for f in zboot.raw("doctor")["data"]["findings"]]
+
+
+def test_a_full_pool_fails_clone_and_import_cleanly(lab: Layout, small_pool: tuple[Zboot, str],
+                                                    tmp_path: Path) -> None:
+    zboot, pool = small_pool
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(os.urandom(4 << 20))
+    zboot("init")
+    zboot("image", "import", "gold", str(disk))
+    zboot("image", "snapshot", "gold")
+    # fill the pool with data until ZFS says no more (outside zboot's root)
+    ssh(lab, ["sh", "-c", 'zfs create -s -V 1G "$1/filler" && udevadm settle && '
+              'dd if=/dev/urandom of="/dev/zvol/$1/filler" bs=1M oflag=direct 2>/dev/null; '
+              'true', "sh", pool])
+    assert findings(zboot) == ["pool-full"]
+
+    failed = zboot("clone", "gold", "pcfull1", "--mac", "52:54:00:fe:00:01", code=5)
+    assert "out of space" in failed["errors"][0]["message"]
+    bigger = tmp_path / "bigger.raw"
+    bigger.write_bytes(os.urandom(16 << 20))
+    refused = zboot.raw("image", "import", "gold2", str(bigger))
+    assert refused["exit_code"] != 0 and refused["errors"], refused
+    # nothing half-made: no host, no second image, no export, no script
+    listed = ssh_text(lab, ["zfs", "list", "-H", "-o", "name", "-r", f"{pool}/zboot"])
+    assert "pcfull1" not in listed and "gold2" not in listed, listed
+    assert findings(zboot) == ["pool-full"]
+
+    ssh(lab, ["zfs", "destroy", f"{pool}/filler"])
+    made = zboot("clone", "gold", "pcfull1", "--mac", "52:54:00:fe:00:01")["data"]
+    zboot("image", "import", "gold2", str(bigger))
+    assert findings(zboot) == []
+    login = iscsi.inquiry(f"127.0.0.1:{lab.lio_port}", made["target"], 0, made["initiator"])
+    assert login.returncode == 0, login.stderr
+
+
+def test_the_storage_vm_rebooted_mid_batch(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    """zboot waits between its clones and their exports while the VM restarts;
+    it then fails (its connection is gone), and the same batch again finishes
+    the half-made hosts and makes the rest."""
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(os.urandom(4 << 20))
+    zboot("init")
+    zboot("image", "import", "gold", str(disk))
+    zboot("image", "snapshot", "gold")
+    batch = tmp_path / "hosts.csv"
+    batch.write_text("host,mac\n" + "".join(f"pcrb{n:02},52:54:00:fd:00:{n:02x}\n"
+                                            for n in range(1, 9)))
+    trace, release = tmp_path / "trace", tmp_path / "release"
+    env = zboot.env | {"ZBOOT_TEST_FAULT": "clone.cloned:stall",
+                       "ZBOOT_TEST_FAULT_TRACE": str(trace),
+                       "ZBOOT_TEST_FAULT_RELEASE": str(release)}
+    first = subprocess.Popen([sys.executable, "-m", "zboot", "--json", "clone", "gold",
+                              "--hosts", str(batch)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (trace.exists() and "clone.cloned" in trace.read_text()):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.2)
+    vm.shutdown(lab)
+    vm.start(lab)
+    release.touch()
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 5, (out, err)
+    assert "connection" in json.loads(out)["errors"][0]["message"]
+    states = zboot("list")["data"]
+    assert {h["state"] for h in states} == {"provisioning"} and len(states) == 8
+    assert "unfinished" in findings(zboot)
+
+    again = zboot("clone", "gold", "--hosts", str(batch))["data"]
+    assert again["cloned"] == 8 and again["failed"] == 0
+    assert findings(zboot) == []
+    for host in again["hosts"]:
+        record = host["record"]
+        login = iscsi.inquiry(f"127.0.0.1:{lab.lio_port}", record["target"], 0,
+                              record["initiator"])
+        assert login.returncode == 0, (record["target"], login.stderr)
