@@ -87,6 +87,23 @@ def test_a_logged_in_host_is_refused_by_name() -> None:
     refuse_if_in_use(LioEngine(runner), EXPORT, force=True)
 
 
+def test_exports_then_their_sessions_is_one_rtslib_process() -> None:
+    """doctor reads exports and sessions; the observe answer carries both."""
+    seen = {EXPORT.target: {"host": "pc01", "target": EXPORT.target, "device": EXPORT.device,
+                            "initiator": EXPORT.initiator}}
+    answer = {"exports": seen, "sessions": {EXPORT.target: [EXPORT.initiator]}}
+    runner = RecordingRunner(lambda argv, _: Result(argv, 0, json.dumps(answer).encode(), b""))
+    engine = LioEngine(runner)
+    assert engine.exports() == {EXPORT.target: EXPORT}
+    assert engine.sessions([EXPORT.target]) == {EXPORT.target: [EXPORT.initiator]}
+    assert len(runner.commands) == 1
+    engine.sessions(["iqn.2026-11.x:other"])  # not seen: asked for
+    assert len(runner.commands) == 2
+    engine.apply(delete=[EXPORT.target])  # a change makes what was seen stale
+    engine.sessions([EXPORT.target])
+    assert len(runner.commands) == 4
+
+
 def test_the_agent_needs_only_the_standard_library_and_rtslib() -> None:
     assert imported_modules(AGENT) <= {"fcntl", "json", "os", "sys", "time", "typing", "rtslib_fb"}
 

@@ -33,6 +33,8 @@ class LioEngine:
                  listen: tuple[str, int] = ("0.0.0.0", 3260)) -> None:  # noqa: S104
         self.runner = runner
         self.listen = listen
+        # what the last exports() saw: its targets and their sessions
+        self._observed: tuple[set[str], dict[str, list[str]]] | None = None
 
     def _call(self, request: dict[str, Any], read_only: bool) -> Any:
         return run_agent(self.runner, "lio", AGENT, request | {"prefix": PREFIX},
@@ -42,8 +44,12 @@ class LioEngine:
 
     def exports(self) -> dict[str, Export]:
         found = self._call({"op": "observe"}, read_only=True) or {}
+        owned = found.get("exports", {})
+        # the same rtslib process read who is logged in to them: a sessions()
+        # call for those targets right after needs no second process
+        self._observed = (set(owned), found.get("sessions", {}))
         return {iqn: Export(host=e["host"], target=e["target"], device=e["device"],
-                            initiator=e["initiator"]) for iqn, e in found.items()}
+                            initiator=e["initiator"]) for iqn, e in owned.items()}
 
     def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
               persist: bool = True) -> None:
@@ -57,6 +63,7 @@ class LioEngine:
         gone = list(delete)
         if not wanted and not gone:
             return
+        self._observed = None
         self._call({"op": "apply", "create": wanted, "delete": gone, "lun": self.lun,
                     "portal": list(self.listen), "save": persist}, read_only=False)
 
@@ -64,6 +71,9 @@ class LioEngine:
         wanted = list(targets)
         if not wanted:
             return {}
+        if self._observed is not None and set(wanted) <= self._observed[0]:
+            seen = self._observed[1]
+            return {t: seen[t] for t in wanted if t in seen}
         found: dict[str, list[str]] = self._call({"op": "sessions", "targets": wanted},
                                                  read_only=True) or {}
         return found

@@ -103,8 +103,9 @@ def main() -> None:
     request = json.loads(REQUEST)  # type: ignore[name-defined]  # noqa: F821
     root = RTSRoot()
     prefix = request["prefix"]
-    if request["op"] == "observe":
-        answer: Any = owned(root, prefix)
+    if request["op"] == "observe":  # with their sessions: one process for both
+        found = owned(root, prefix)
+        answer: Any = {"exports": found, "sessions": sessions(root, list(found))}
     elif request["op"] == "sessions":
         answer = sessions(root, request["targets"])
     elif request["op"] == "apply":
