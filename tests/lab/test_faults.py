@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from zboot_cli import Zboot
@@ -81,19 +80,20 @@ VARIANTS = [
 ]
 
 
-# Every point gets a kill (no clean-up runs at all) and, where an engine call
-# comes next, an engine failure, on both engines; a dropped connection (the
-# clean-up runs and fails) at every point on LIO. Dropping at every point on
-# tgt as well would add 16 scenarios, about 4 minutes of CI, for code paths
-# the engine does not change.
-FAULTS = {"lio": ("kill", "drop"), "tgt": ("kill",)}
+# Every point of every operation gets, on each engine, either a kill (no
+# clean-up runs at all) or a dropped connection (the clean-up runs, and
+# fails): alternately, the other way round on the other engine, so each
+# point sees both. Where an engine call comes next, the engine also fails.
+def faults_at(engine: str, number: int, calls_engine: bool) -> tuple[str, ...]:
+    first = ("kill", "drop")[(number + ENGINES.index(engine)) % 2]
+    return (first, "engine") if calls_engine else (first,)
 
 
 def scenarios() -> list[tuple[str, str, str]]:
     """(engine, point, fault) for every point of every operation."""
     return [(engine, point, kind) for engine in ENGINES
-            for point, calls_engine in sorted(POINTS.items())
-            for kind in (*FAULTS[engine], *(("engine",) if calls_engine else ()))]
+            for number, (point, calls_engine) in enumerate(sorted(POINTS.items()))
+            for kind in faults_at(engine, number, calls_engine)]
 
 
 # ready hosts each engine's run uses: one per scenario of an operation on an
@@ -118,14 +118,17 @@ class Server:
         self.work = work
         self.port, self.lun = (lab.lio_port, 0) if engine == "lio" else (lab.tgt_port, 1)
         self.count = 0
+        self.prefix = f"f{uuid.uuid4().hex[:4]}{engine[0]}"
         self.ready: list[tuple[str, str]] = []  # ready hosts, made in one batch
         self.reaches: dict[str, Variant] = {}  # point -> the variant that passes it
         self.injected = 0
         self.image_sum = ""
 
     def new_host(self) -> tuple[str, str]:
+        """A host name no other run shares (target names are per iqn_base,
+        which every root on the lab shares), and its MAC."""
         self.count += 1
-        return f"f{self.engine[0]}{self.count:03}", f"52:54:00:f{ENGINES.index(self.engine)}:" \
+        return f"{self.prefix}{self.count:03}", f"52:54:00:f{ENGINES.index(self.engine)}:" \
             f"{self.count // 256:02x}:{self.count % 256:02x}"
 
     def run(self, argv: list[str], fault: str | None = None,
@@ -143,18 +146,11 @@ class Server:
         device = f"/dev/zvol/{self.root}/images/gold"
         return ssh_text(self.lab, ["sha256sum", device]).split()[0]
 
-    def secret(self, host: str) -> dict[str, Any] | None:
-        config = self.zboot.env["ZBOOT_CONFIG"]
-        secrets = next(line.split('"')[1] for line in Path(config).read_text().splitlines()
-                       if line.startswith("secrets_dir"))
-        path = f"{secrets}/{self.root.replace('/', '_')}/{host}.chap"
-        got = ssh(self.lab, ["cat", path], check=False)
-        return json.loads(got.stdout) if got.returncode == 0 else None
-
-    def login(self, host: str, record: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    def login(self, record: dict[str, str],
+              chap: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
         """INQUIRY as the host's machine: its initiator name and CHAP secret."""
         env = dict(os.environ)
-        if (chap := self.secret(host)) is not None:
+        if chap is not None:
             env |= {"LIBISCSI_CHAP_USERNAME": chap["user"],
                     "LIBISCSI_CHAP_PASSWORD": chap["secret"]}
         url = f"iscsi://127.0.0.1:{self.port}/{record['target']}/{self.lun}"
@@ -162,31 +158,52 @@ class Server:
                               capture_output=True, text=True, timeout=120, env=env)
 
 
+class Servers:
+    """Each engine's server, set up when its first scenario runs and kept for
+    the rest (parametrizing a module fixture per scenario would set it up
+    again for every one)."""
+
+    def __init__(self, lab: Layout, work: Path) -> None:
+        self.lab, self.work = lab, work
+        self.made: dict[str, Server] = {}
+
+    def get(self, engine: str) -> Server:
+        if engine not in self.made:
+            self.made[engine] = self._set_up(engine)
+        return self.made[engine]
+
+    def _set_up(self, engine: str) -> Server:
+        s = Server(self.lab, engine, self.work)
+        disk = self.work / f"gold-{engine}.raw"
+        disk.write_bytes(os.urandom(IMAGE_BYTES))
+        s.zboot("init")
+        s.zboot("image", "import", "gold", str(disk))
+        s.zboot("image", "snapshot", "gold")
+        s.image_sum = s.image_checksum()
+        assert s.image_sum == hashlib.sha256(disk.read_bytes()).hexdigest()
+        stock = [s.new_host() for _ in range(STOCK[engine])]
+        made = self.work / f"stock-{engine}.csv"
+        made.write_text("host,mac,chap\n" + "".join(f"{h},{m},one-way\n" for h, m in stock))
+        s.zboot("clone", "gold", "--hosts", str(made))
+        s.ready = stock
+        return s
+
+    def tear_down(self) -> None:
+        for s in self.made.values():
+            hosts = s.zboot.raw("list").get("data") or []
+            for host in hosts:  # a failed run may leave one in maintenance
+                if host["mode"] == "maintenance":
+                    s.run(["mode", host["name"], "normal", "--force"])
+            if hosts:
+                s.run(["destroy", *(h["name"] for h in hosts), "--yes", "--force"])
+            ssh(self.lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; true', "sh", s.root])
+
+
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest, lab_session: Layout,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    work = tmp_path_factory.mktemp(f"faults-{request.param}")
-    lab = lab_session
-    s = Server(lab, request.param, work)
-    disk = work / "gold.raw"
-    disk.write_bytes(os.urandom(IMAGE_BYTES))
-    s.zboot("init")
-    s.zboot("image", "import", "gold", str(disk))
-    s.zboot("image", "snapshot", "gold")
-    s.image_sum = s.image_checksum()
-    assert s.image_sum == hashlib.sha256(disk.read_bytes()).hexdigest()
-    stock = [s.new_host() for _ in range(STOCK[s.engine])]
-    made = work / "stock.csv"
-    made.write_text("host,mac,chap\n" + "".join(f"{h},{m},one-way\n" for h, m in stock))
-    s.zboot("clone", "gold", "--hosts", str(made))
-    s.ready = stock
-    yield s
-    names = [h["name"] for h in s.zboot.raw("list").get("data") or []]
-    for name in names:  # none is left in maintenance by a passing run
-        s.run(["mode", name, "normal"])
-    if names:
-        s.run(["destroy", *names, "--yes", "--force"])
-    ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; true', "sh", s.root])
+def servers(lab_session: Layout, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    made = Servers(lab_session, tmp_path_factory.mktemp("faults"))
+    yield made
+    made.tear_down()
 
 
 def prepare(s: Server, variant: Variant) -> tuple[str, str]:
@@ -206,30 +223,67 @@ def settle(s: Server, host: str, variant: Variant) -> None:
         s.zboot("mode", host, "normal")
 
 
-def record(s: Server, host: str) -> dict[str, str]:
-    """The host's record, read on the server itself."""
-    got = ssh_text(s.lab, ["zfs", "get", "-H", "-s", "local", "-o", "property,value", "all",
-                           f"{s.root}/hosts/{host}"])
-    return {k.removeprefix("org.zboot:"): v for k, v in
-            (line.split("\t", 1) for line in got.splitlines())}
+# One command on the server lists, for this run's hosts: the zvols with
+# their state, the targets, the scripts (by the host in their header) and
+# the secret files.
+INVENTORY = r"""
+root=$1 prefix=$2 boot=$3 secrets=$4 engine=$5
+zfs get -H -o name,value -s local org.zboot:state -r -t volume "$root/hosts" |
+    sed 's|.*/||; s|^|disk |'
+if [ "$engine" = lio ]; then ls /sys/kernel/config/target/iscsi
+else tgtadm --lld iscsi --mode target --op show | sed -n 's/^Target [0-9]*: //p'; fi |
+    sed -n "s|.*:\($prefix[0-9]*\)$|target \1|p"
+grep -h "^# zboot: host $prefix[0-9]*, mode [a-z]*, root $root;" "$boot"/*.ipxe 2>/dev/null |
+    sed 's/^# zboot: host \([^,]*\),.*/script \1/'
+ls "$secrets" 2>/dev/null | sed -n "s/^\($prefix[0-9]*\)\.chap$/secret \1/p"
+[ -z "$6" ] && exit 0
+zfs get -H -o property,value -s local all "$root/hosts/$6" 2>/dev/null |
+    sed -n 's/^org\.zboot:\([a-z-]*\)\t/record \1 /p'
+[ -f "$secrets/$6.chap" ] && printf 'chap json %s\n' "$(cat "$secrets/$6.chap")"
+true
+"""
+
+
+def inventory(s: Server, host: str = "") -> dict[str, dict[str, str]]:
+    """kind -> {host: detail} for disk (its state), target, script, secret;
+    with a host, also its record (key -> value) and its CHAP file (chap)."""
+    config = Path(s.zboot.env["ZBOOT_CONFIG"]).read_text()
+    boot = next(line.split('"')[1] for line in config.splitlines() if line.startswith("dir"))
+    secrets = next(line.split('"')[1] for line in config.splitlines()
+                   if line.startswith("secrets_dir"))
+    out = ssh_text(s.lab, ["sh", "-c", INVENTORY, "sh", s.root, s.prefix, boot,
+                           f"{secrets}/{s.root.replace('/', '_')}", s.engine, host])
+    found: dict[str, dict[str, str]] = {"disk": {}, "target": {}, "script": {}, "secret": {},
+                                        "record": {}, "chap": {}}
+    for line in out.splitlines():
+        kind, key, detail = [*line.split(" ", 2), ""][:3]
+        found[kind][key] = detail
+    return found
 
 
 def converged(s: Server, host: str, variant: Variant) -> None:
-    doctor = s.run(["doctor"])
-    assert doctor.returncode == 0, doctor.stdout
+    """Every host of the run ready, with exactly its target, script and
+    secret, and nothing of a destroyed host left; this one logs in."""
+    found = inventory(s, host)
+    assert set(found["disk"].values()) <= {"ready"}, found["disk"]
+    assert set(found["target"]) == set(found["script"]) == set(found["secret"]) \
+        == set(found["disk"]), found
     if variant.after is None:
+        assert host not in found["disk"]
         listed = ssh_text(s.lab, ["zfs", "list", "-H", "-o", "name", "-r", "-t", "all", s.root])
-        assert f"/{host}" not in listed and f"{host}-" not in listed
+        assert f"/{host}" not in listed and f"{host}-" not in listed  # archives too
         return
-    got = record(s, host)
+    got = found["record"]
     assert (got["state"], got["mode"]) == ("ready", variant.after), got
-    login = s.login(host, got)
+    chap = json.loads(found["chap"]["json"]) if "json" in found["chap"] else None
+    login = s.login(got, chap)
     assert login.returncode == 0, (got["target"], login.stderr)
 
 
-@pytest.mark.parametrize(("server", "point", "fault"), scenarios(), indirect=["server"])
+@pytest.mark.parametrize(("engine", "point", "fault"), scenarios())
 def test_a_fault_at_every_step_is_finished_by_the_same_command(
-        server: Server, point: str, fault: str) -> None:
+        servers: Servers, engine: str, point: str, fault: str) -> None:
+    server = servers.get(engine)
     op = point.split(".")[0]
     variants = [v for v in VARIANTS if v.op == op]
     if point in server.reaches:
@@ -264,11 +318,15 @@ def test_every_operation_has_fault_points() -> None:
     assert any(POINTS.values())  # engine failures are injected somewhere
 
 
-@pytest.mark.parametrize("server", ENGINES, indirect=True)
-def test_the_server_holds_nothing_else_and_the_image_is_intact(server: Server) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_server_holds_nothing_else_and_the_image_is_intact(servers: Servers,
+                                                               engine: str) -> None:
     """After every fault of this engine: the engine's targets, the zvols, the
     scripts and the secret files are exactly those of the hosts zboot lists,
     counted on the server itself, and the golden image has not changed."""
+    server = servers.get(engine)
+    doctor = server.run(["doctor"])
+    assert doctor.returncode == 0, doctor.stdout
     hosts = {h["name"]: h for h in server.zboot("list")["data"]}
     disks = ssh_text(server.lab, ["zfs", "list", "-H", "-o", "name", "-r", "-t", "volume",
                                   f"{server.root}/hosts"]).split()
@@ -279,7 +337,7 @@ def test_the_server_holds_nothing_else_and_the_image_is_intact(server: Server) -
         shown = ssh_text(server.lab, ["tgtadm", "--lld", "iscsi", "--mode", "target",
                                       "--op", "show"])
         targets = [line.split()[2] for line in shown.splitlines() if line.startswith("Target ")]
-    ours = {t for t in targets if t.rsplit(":", 1)[-1].startswith(f"f{server.engine[0]}")}
+    ours = {t for t in targets if t.rsplit(":", 1)[-1].startswith(server.prefix)}
     assert ours == {h["target"] for h in hosts.values()}
     assert server.image_checksum() == server.image_sum
     print(f"\n{server.engine}: {server.injected} faults injected at {len(POINTS)} points, "

@@ -175,7 +175,7 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
                 out.append(Finding("stale-boot-file", h.name, f"{name}: {problem}",
                                    "write it again"))
     for h in sorted(hosts.values(), key=lambda h: h.name):
-        if h.get("chap") and h.name not in s.secret_hosts:
+        if h.get("chap") and h.name not in s.secret_hosts and not h.unfinished:
             out.append(Finding("missing-secret", h.name, "the host uses CHAP and its secret "
                                "file is missing", "new secrets, export and script"))
     for host in sorted(s.secret_hosts - set(hosts) - set(s.state.unfinished_rollbacks)):
