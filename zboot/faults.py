@@ -7,10 +7,11 @@ every multi-step operation. Inert unless the environment names a point.
 
 kill: SIGKILL to zboot itself (no cleanup runs); drop: the SSH connection is
 cut (the next command on the server fails, and the server's lock is freed);
-engine: the target engine's next call fails, as a crashed rtslib or tgtadm
-would (only at points marked engine=True, which come just before one);
-stall: wait at the point until the test lets go (it reboots the server
-meanwhile).
+engine: from this point on, every change the target engine is asked for
+fails before it is made, as with a crashed rtslib or tgtadm (points marked
+engine=True have an engine call next in at least one way of running their
+operation); stall: wait at the point until the test lets go (it reboots the
+server meanwhile).
 
 The fault-injection suite finds every point by reading the source for calls
 of `point(...)`; a point's name is "<operation>.<step just done>"."""
@@ -20,9 +21,10 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .errors import ServerError
+from .targets.base import Export, TargetEngine
 
 FAULT_ENV = "ZBOOT_TEST_FAULT"
 TRACE_ENV = "ZBOOT_TEST_FAULT_TRACE"
@@ -30,6 +32,7 @@ RELEASE_ENV = "ZBOOT_TEST_FAULT_RELEASE"
 KINDS = ("kill", "drop", "engine", "stall")
 
 _droppers: list[Callable[[], None]] = []
+_engine_broken = False
 
 
 def on_drop(cut: Callable[[], None]) -> None:
@@ -40,6 +43,7 @@ def on_drop(cut: Callable[[], None]) -> None:
 def point(name: str, engine: bool = False) -> None:
     """A step of an operation is done; engine=True: the next step is a call of
     the target engine."""
+    global _engine_broken
     trace = os.environ.get(TRACE_ENV)
     if trace:
         with open(trace, "a", encoding="utf-8") as handle:
@@ -55,12 +59,36 @@ def point(name: str, engine: bool = False) -> None:
     elif kind == "drop":
         for cut in _droppers:
             cut()
-    elif kind == "engine" and engine:
-        raise ServerError(f"the target engine failed (injected at {name})")
+    elif kind == "engine":
+        _engine_broken = True
     elif kind == "stall":
         release = os.environ.get(RELEASE_ENV, "")
         deadline = time.monotonic() + 900
         while not os.path.exists(release) and time.monotonic() < deadline:
             time.sleep(0.1)
     else:
-        raise ValueError(f"{FAULT_ENV}={wanted}: {kind!r} cannot be injected at {name}")
+        raise ValueError(f"{FAULT_ENV}={wanted}: no fault {kind!r}")
+
+
+class _Watched:
+    """A target engine whose changes fail once an engine fault is injected."""
+
+    def __init__(self, inner: TargetEngine) -> None:
+        self.inner, self.name, self.lun = inner, inner.name, inner.lun
+
+    def exports(self) -> dict[str, Export]:
+        return self.inner.exports()
+
+    def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
+        return self.inner.sessions(targets)
+
+    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+              persist: bool = True) -> None:
+        if _engine_broken:
+            raise ServerError(f"the target engine ({self.name}) failed (injected)")
+        self.inner.apply(create, delete, persist)
+
+
+def watch(engine: TargetEngine) -> TargetEngine:
+    """The engine itself, or, under a fault-injection test, one that can fail."""
+    return _Watched(engine) if os.environ.get(FAULT_ENV) else engine

@@ -120,7 +120,7 @@ class Server:
         self.count = 0
         self.prefix = f"f{uuid.uuid4().hex[:4]}{engine[0]}"
         self.ready: list[tuple[str, str]] = []  # ready hosts, made in one batch
-        self.reaches: dict[str, Variant] = {}  # point -> the variant that passes it
+        self.reaches: dict[tuple[str, str], Variant] = {}  # (point, fault) -> variant
         self.injected = 0
         self.image_sum = ""
 
@@ -286,20 +286,21 @@ def test_a_fault_at_every_step_is_finished_by_the_same_command(
     server = servers.get(engine)
     op = point.split(".")[0]
     variants = [v for v in VARIANTS if v.op == op]
-    if point in server.reaches:
-        variants = [server.reaches[point]]
-    for variant in variants:  # the first that passes through the point
-        host, mac = prepare(server, variant)
+    if (point, fault) in server.reaches:
+        variants = [server.reaches[point, fault]]
+    for variant in variants:  # the first that passes the point (and, for an
+        host, mac = prepare(server, variant)  # engine fault, calls the engine after it)
         argv = variant.argv(host, mac)
         trace = server.work / f"trace-{uuid.uuid4().hex[:6]}"
         broken = server.run(argv, fault=f"{point}:{fault}", trace=trace)
-        if trace.exists() and point in trace.read_text().split():
-            server.reaches[point] = variant
+        reached = trace.exists() and point in trace.read_text().split()
+        if reached and (fault != "engine" or broken.returncode != 0):
+            server.reaches[point, fault] = variant
             break
-        assert broken.returncode == 0, broken.stderr  # went through without the point
+        assert broken.returncode == 0, broken.stderr  # went through without the fault
         settle(server, host, variant)
     else:
-        raise AssertionError(f"no way of running {op} reaches {point}")
+        raise AssertionError(f"no way of running {op} meets a {fault} fault at {point}")
     server.injected += 1
     assert broken.returncode != 0, (fault, broken.stdout, broken.stderr)
     if fault == "kill":

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from zboot import faults
 from zboot.errors import ServerError
+from zboot.targets.base import Export, NoEngine
 
 
 def test_without_the_variable_a_point_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,14 +33,32 @@ def test_the_trace_lists_every_point_reached(monkeypatch: pytest.MonkeyPatch,
     assert trace.read_text().split() == ["clone.cloned", "clone.exported"]
 
 
-def test_an_engine_failure_only_where_the_engine_comes_next(
+def test_an_engine_fault_fails_every_change_after_the_point(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+
+    class Engine(NoEngine):
+        def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
+                  persist: bool = True) -> None:
+            calls.append(list(delete))
+
+    monkeypatch.setattr(faults, "_engine_broken", False)
     monkeypatch.setenv(faults.FAULT_ENV, "clone.secrets:engine")
-    with pytest.raises(ServerError, match=r"injected at clone\.secrets"):
-        faults.point("clone.secrets", engine=True)
-    monkeypatch.setenv(faults.FAULT_ENV, "clone.cloned:engine")
-    with pytest.raises(ValueError, match="cannot be injected"):
-        faults.point("clone.cloned")
+    engine = faults.watch(Engine())
+    engine.apply(delete=["before"])
+    faults.point("clone.secrets", engine=True)
+    with pytest.raises(ServerError, match="injected"):
+        engine.apply(delete=["after"])
+    assert calls == [["before"]] and engine.sessions([]) == {}
+    monkeypatch.setenv(faults.FAULT_ENV, "clone.secrets:melt")
+    with pytest.raises(ValueError, match="no fault"):
+        faults.point("clone.secrets")
+
+
+def test_without_a_fault_the_engine_is_not_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(faults.FAULT_ENV, raising=False)
+    engine = NoEngine()
+    assert faults.watch(engine) is engine
 
 
 def test_a_drop_cuts_every_registered_connection(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,7 +99,7 @@ class Session:
     def engine(self) -> TargetEngine:
         """The configured target engine; "auto" looks at what the server has."""
         if self._engine is None:
-            self._engine = make_engine(self.config.engine, self.runner)
+            self._engine = faults.watch(make_engine(self.config.engine, self.runner))
         return self._engine
 
     def close(self) -> None:
