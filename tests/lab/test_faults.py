@@ -229,7 +229,7 @@ def settle(s: Server, host: str, variant: Variant) -> None:
 INVENTORY = r"""
 root=$1 prefix=$2 boot=$3 secrets=$4 engine=$5
 zfs get -H -o name,value -s local org.zboot:state -r -t volume "$root/hosts" |
-    sed 's|.*/||; s|^|disk |'
+    sed 's|.*/||; s|\t| |; s|^|disk |'
 if [ "$engine" = lio ]; then ls /sys/kernel/config/target/iscsi
 else tgtadm --lld iscsi --mode target --op show | sed -n 's/^Target [0-9]*: //p'; fi |
     sed -n "s|.*:\($prefix[0-9]*\)$|target \1|p"
