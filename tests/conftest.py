@@ -61,4 +61,8 @@ def zboot(lab: Layout, tmp_path: Path) -> Iterator[Zboot]:
     names = [host["name"] for host in run.raw("list").get("data") or []]
     if names:  # one batch: one engine call takes every export down
         run.raw("destroy", *names, "--yes", "--force")
-    ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; true', "sh", root])
+    # the root's dataset, and its (now empty) directory of secret files
+    secrets = next((line.split('"')[1] for line in text.splitlines()
+                    if line.startswith("secrets_dir")), "/etc/zboot/secrets")
+    ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; rmdir "$2" 2>/dev/null; true',
+              "sh", root, f"{secrets}/{root.replace('/', '_')}"])
