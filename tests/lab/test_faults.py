@@ -1,14 +1,22 @@
-"""Fault injection against the storage VM, for LIO and tgt: at every fault
-point of clone, rollback, destroy and mode (found by reading zboot's source
-for `faults.point(...)`, not listed here), zboot is killed, loses its SSH
-connection, or sees the target engine fail. Then the same command is run
-again, and the server must have converged:
+"""Fault injection against the storage VM, for LIO and tgt. The fault
+points of clone, rollback, destroy and mode are found by reading zboot's
+source for `faults.point(...)`, not listed here, and the order in which each
+way of running an operation passes them by running it once with a trace.
 
-- the command succeeds, and the host is ready (or gone, for destroy);
-- `zboot doctor` finds nothing: no orphan target, zvol, script or secret,
-  no host stuck mid-operation, every ready host exported as recorded;
-- the host's machine logs in for real (libiscsi, with its CHAP secret);
-- and at the end, the golden image is byte-identical to what was imported.
+Then, per engine and way of running, one host goes through a chain of runs
+of the same command, each cut short at the next point by a kill (nothing
+cleans up), a dropped SSH connection (the clean-up runs and fails) or, where
+an engine call follows, a failing target engine. Every run after the first
+starts from what the fault before left, so each fault's state is what the
+next run must recover from. The last run has no fault: on LIO the same
+command again, on tgt `zboot sync`. Then the server must have converged:
+
+- the host is ready in the mode wanted (or gone, for destroy) and logs in
+  for real (libiscsi, with its CHAP secret);
+- every host of the run has exactly its target, script and secret file,
+  counted on the server itself, and nothing of a destroyed host is left;
+- at the end, `zboot doctor` finds nothing and the golden image is
+  byte-identical to what was imported.
 """
 
 from __future__ import annotations
@@ -80,27 +88,12 @@ VARIANTS = [
 ]
 
 
-# Every point of every operation gets, on each engine, either a kill (no
-# clean-up runs at all) or a dropped connection (the clean-up runs, and
-# fails): alternately, the other way round on the other engine, so each
-# point sees both. Where an engine call comes next, the engine also fails.
-def faults_at(engine: str, number: int, calls_engine: bool) -> tuple[str, ...]:
-    first = ("kill", "drop")[(number + ENGINES.index(engine)) % 2]
-    return (first, "engine") if calls_engine else (first,)
+FINISH = {"lio": "the same command", "tgt": "zboot sync"}
 
 
-def scenarios() -> list[tuple[str, str, str]]:
-    """(engine, point, fault) for every point of every operation."""
-    return [(engine, point, kind) for engine in ENGINES
-            for number, (point, calls_engine) in enumerate(sorted(POINTS.items()))
-            for kind in faults_at(engine, number, calls_engine)]
-
-
-# ready hosts each engine's run uses: one per scenario of an operation on an
-# existing host, and a few for finding which way of running mode passes where
-STOCK = {engine: sum(1 for e, point, _ in scenarios()
-                     if e == engine and not point.startswith("clone.")) + 4
-         for engine in ENGINES}
+def chains() -> list[tuple[str, int]]:
+    """(engine, variant number): a chain of faulted runs for each."""
+    return [(engine, n) for engine in ENGINES for n in range(len(VARIANTS))]
 
 
 class Server:
@@ -120,7 +113,8 @@ class Server:
         self.count = 0
         self.prefix = f"f{uuid.uuid4().hex[:4]}{engine[0]}"
         self.ready: list[tuple[str, str]] = []  # ready hosts, made in one batch
-        self.reaches: dict[tuple[str, str], Variant] = {}  # (point, fault) -> variant
+        self.covered: set[tuple[str, str]] = set()  # (point, fault) injected
+        self.chains: dict[int, list[tuple[str, str]]] = {}  # variant -> its faults
         self.injected = 0
         self.image_sum = ""
 
@@ -181,7 +175,7 @@ class Servers:
         s.zboot("image", "snapshot", "gold")
         s.image_sum = s.image_checksum()
         assert s.image_sum == hashlib.sha256(disk.read_bytes()).hexdigest()
-        stock = [s.new_host() for _ in range(STOCK[engine])]
+        stock = [s.new_host() for _ in range(2 * len(VARIANTS))]
         made = self.work / f"stock-{engine}.csv"
         made.write_text("host,mac,chap\n" + "".join(f"{h},{m},one-way\n" for h, m in stock))
         s.zboot("clone", "gold", "--hosts", str(made))
@@ -280,37 +274,67 @@ def converged(s: Server, host: str, variant: Variant) -> None:
     assert login.returncode == 0, (got["target"], login.stderr)
 
 
-@pytest.mark.parametrize(("engine", "point", "fault"), scenarios())
-def test_a_fault_at_every_step_is_finished_by_the_same_command(
-        servers: Servers, engine: str, point: str, fault: str) -> None:
+def plan_chain(s: Server, number: int) -> list[tuple[str, str]]:
+    """The faults of a variant's chain: run it once, clean, with a trace; each
+    point it passes that this engine has not had yet gets a kill or a drop
+    (alternating, the other way round on the other engine), and an engine
+    failure where an engine call comes after it."""
+    variant = VARIANTS[number]
+    host, mac = prepare(s, variant)
+    trace = s.work / f"trace-{uuid.uuid4().hex[:6]}"
+    done = s.run(variant.argv(host, mac), trace=trace)
+    assert done.returncode == 0, done.stderr
+    settle(s, host, variant)
+    passed = trace.read_text().split()
+    chain = []
+    for i, point in enumerate(passed):
+        if point == "engine-call":
+            continue
+        assert point in POINTS, point
+        kind = ("kill", "drop")[(sorted(POINTS).index(point) + ENGINES.index(s.engine)) % 2]
+        kinds = [kind] if not any((point, k) in s.covered for k in ("kill", "drop")) else []
+        if POINTS[point] and "engine-call" in passed[i:] and (point, "engine") not in s.covered:
+            kinds.append("engine")
+        for k in kinds:
+            s.covered.add((point, k))
+            chain.append((point, k))
+    return chain
+
+
+@pytest.mark.parametrize(("engine", "number"), chains())
+def test_faults_at_every_step_then_the_run_converges(servers: Servers, engine: str,
+                                                    number: int) -> None:
     server = servers.get(engine)
-    op = point.split(".")[0]
-    variants = [v for v in VARIANTS if v.op == op]
-    if (point, fault) in server.reaches:
-        variants = [server.reaches[point, fault]]
-    for variant in variants:  # the first that passes the point (and, for an
-        host, mac = prepare(server, variant)  # engine fault, calls the engine after it)
-        argv = variant.argv(host, mac)
+    variant = VARIANTS[number]
+    chain = plan_chain(server, number)
+    host, mac = prepare(server, variant)
+    argv = variant.argv(host, mac)
+    for point, fault in chain:
         trace = server.work / f"trace-{uuid.uuid4().hex[:6]}"
         broken = server.run(argv, fault=f"{point}:{fault}", trace=trace)
-        reached = trace.exists() and point in trace.read_text().split()
-        if reached and (fault != "engine" or broken.returncode != 0):
-            server.reaches[point, fault] = variant
-            break
-        assert broken.returncode == 0, broken.stderr  # went through without the fault
-        settle(server, host, variant)
-    else:
-        raise AssertionError(f"no way of running {op} meets a {fault} fault at {point}")
-    server.injected += 1
-    assert broken.returncode != 0, (fault, broken.stdout, broken.stderr)
-    if fault == "kill":
-        assert broken.returncode == -9
-    else:  # a clear error, in the envelope
-        assert json.loads(broken.stdout)["exit_code"] == 5, broken.stdout
-    again = server.run(argv)
-    assert again.returncode == 0, (again.stdout, again.stderr)
+        assert point in trace.read_text().split(), f"{point} was not reached"
+        if fault == "kill":
+            assert broken.returncode == -9, (point, broken.stdout, broken.stderr)
+        else:  # a clear error, in the envelope
+            assert json.loads(broken.stdout)["exit_code"] == 5, (point, fault, broken.stdout)
+        server.injected += 1
+    finish = server.run(argv if server.engine == "lio" else ["sync"])
+    assert finish.returncode == 0, (finish.stdout, finish.stderr)
     converged(server, host, variant)
     settle(server, host, variant)
+    print(f"\n{engine} {' '.join(argv[:1] + argv[2:3])}: "
+          + ", ".join(f"{p}:{f}" for p, f in chain) + f"; then {FINISH[engine]}")
+
+
+def test_every_point_gets_every_fault_on_some_engine(servers: Servers) -> None:
+    """After both engines' chains: each point had a kill and a drop (one on
+    each engine), and each engine point an engine failure on both."""
+    for engine in ENGINES:
+        assert {p for p, _ in servers.get(engine).covered} == set(POINTS), engine
+        assert {p for p, k in servers.get(engine).covered if k == "engine"} == \
+            {p for p, calls in POINTS.items() if calls}, engine
+    kinds = {(p, k) for e in ENGINES for p, k in servers.get(e).covered}
+    assert {(p, k) for p in POINTS for k in ("kill", "drop")} <= kinds
 
 
 def test_every_operation_has_fault_points() -> None:
