@@ -95,4 +95,5 @@ class _Watched:
 
 def watch(engine: TargetEngine) -> TargetEngine:
     """The engine itself, or, under a fault-injection test, one that can fail."""
-    return _Watched(engine) if os.environ.get(FAULT_ENV) else engine
+    return _Watched(engine) if os.environ.get(FAULT_ENV) or os.environ.get(TRACE_ENV) \
+        else engine
