@@ -89,7 +89,7 @@ def test_a_batch_rollback_runs_one_chain_per_host_and_an_unknown_host_fails_alon
     assert known.error is None and known.disk_exists
     assert isinstance(unknown.error, NotFound) and unknown.changes == []
     assert [c[:2] for c in changes(runner)] == [("zfs", "set"), ("zfs", "rename"),
-                                                ("zfs", "set"), ("zfs", "clone")]
+                                                ("zfs", "clone"), ("zfs", "set")]
 
 
 def test_a_rollback_failing_after_the_rename_says_how_to_finish_it() -> None:
@@ -100,8 +100,21 @@ def test_a_rollback_failing_after_the_rename_says_how_to_finish_it() -> None:
     plain = world()
     runner = RecordingRunner(respond)
     [one] = hosts.rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None)
-    assert one.error is not None and one.failed_step == 3 and not one.disk_exists
+    assert one.error is not None and one.failed_step == 2 and not one.disk_exists
     assert one.error.hint == "zboot rollback pc01 finishes it"
+
+
+def test_a_rollback_stopped_after_the_new_disk_leaves_the_host_a_disk() -> None:
+    """Marking the old disk as an archive comes after the clone: failing
+    there, the host has its new disk, and the next rollback marks it."""
+    def respond(argv: tuple[str, ...], data: bytes | None) -> Result:
+        if argv[:3] == ("zfs", "set", "org.zboot:kind=archive"):
+            return Result(argv, 1, b"", b"cannot set property: out of space\n")
+        return plain._respond(argv, data)
+    plain = world()
+    runner = RecordingRunner(respond)
+    [one] = hosts.rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None)
+    assert one.error is not None and one.failed_step == 3 and one.disk_exists
 
 
 def test_a_channel_program_reports_each_dataset() -> None:

@@ -77,21 +77,23 @@ def test_rollback_archives_the_current_disk_instead_of_destroying_it() -> None:
     runner = world()
     result = hosts.rollback_host(ZfsCli(runner), CONFIG, "pc01", None)
     done = changes(runner)
-    assert [c[:2] for c in done] == [("zfs", "set"), ("zfs", "rename"), ("zfs", "set"),
-                                     ("zfs", "clone")]
+    assert [c[:2] for c in done] == [("zfs", "set"), ("zfs", "rename"), ("zfs", "clone"),
+                                     ("zfs", "set")]
     # the plan goes onto the disk first, so a cut-short rollback can be finished
     assert "org.zboot:state=rolling-back" in done[0]
     assert f"org.zboot:rollback-archive={result['archive']}" in done[0]
     assert done[1][2:] == ("tank/zboot/hosts/pc01", result["archive"])
     assert result["archive"].startswith("tank/zboot/archive/pc01-")
-    assert done[3][-2:] == ("tank/zboot/images/golden@v1", "tank/zboot/hosts/pc01")
+    assert done[2][-2:] == ("tank/zboot/images/golden@v1", "tank/zboot/hosts/pc01")
     # not ready until its export is back: the caller marks it
-    assert "org.zboot:state=rolling-back" in done[3]
-    assert "org.zboot:step=rollback:cloned" in done[3]
-    assert "org.zboot:mac=52:54:00:aa:00:01" in done[3]
+    assert "org.zboot:state=rolling-back" in done[2]
+    assert "org.zboot:step=rollback:cloned" in done[2]
+    assert "org.zboot:mac=52:54:00:aa:00:01" in done[2]
+    # the old disk is marked as an archive after the new one exists
+    assert done[3][-1] == result["archive"] and "org.zboot:kind=archive" in done[3]
     # the new disk says where it came from, so a re-run that only has to
     # export it again can report it
-    assert f"org.zboot:rollback-to={result['source']}" in done[3]
+    assert f"org.zboot:rollback-to={result['source']}" in done[2]
     assert not any(c[1] == "destroy" for c in done)
 
 
@@ -112,10 +114,10 @@ def test_a_rollback_cut_short_is_finished_by_the_next_one() -> None:
         hosts.snapshot_host(ZfsCli(runner), CONFIG, "pc01", "x")
     result = hosts.rollback_host(ZfsCli(runner), CONFIG, "pc01", None)
     done = changes(runner)
-    assert [c[:2] for c in done] == [("zfs", "set"), ("zfs", "clone")]
-    assert "org.zboot:kind=archive" in done[0] and done[0][-1] == ARCHIVED
-    assert done[1][-2:] == ("tank/zboot/images/golden@v1", "tank/zboot/hosts/pc01")
-    assert "org.zboot:mac=52:54:00:aa:00:01" in done[1]
+    assert [c[:2] for c in done] == [("zfs", "clone"), ("zfs", "set")]
+    assert done[0][-2:] == ("tank/zboot/images/golden@v1", "tank/zboot/hosts/pc01")
+    assert "org.zboot:mac=52:54:00:aa:00:01" in done[0]
+    assert "org.zboot:kind=archive" in done[1] and done[1][-1] == ARCHIVED
     assert result == {"host": "pc01", "source": "tank/zboot/images/golden@v1",
                       "archive": ARCHIVED}
 

@@ -119,8 +119,12 @@ class Rollback:
     @property
     def disk_exists(self) -> bool:
         """Whether hosts/<host> is there: the rollback went through, or it
-        failed before the old disk moved (or while checking its input)."""
-        return self.error is None or self.failed_step < self.renamed_at
+        failed before the old disk moved (or while checking its input), or
+        after the new disk was cloned."""
+        if self.error is None or self.failed_step < self.renamed_at:
+            return True
+        clone_at = next((i for i, c in enumerate(self.changes) if c.verb == "clone"), None)
+        return clone_at is None or self.failed_step > clone_at
 
     def result(self) -> dict[str, str]:
         return {"host": self.host, "source": self.source,
@@ -145,9 +149,11 @@ def plan_rollback(config: Config, state: State, host: str, point: str | None,
         return finish_plan(config, host, half, discard, renamed_at=0)
     h = state.host(host)
     if h.get("state") == "rolling-back" and h.get("step") == "rollback:cloned":
-        # cut short after the new disk was made: only its export is missing
-        return Rollback(host, h.get("rollback-to"), h.get("rollback-archive"), discard,
-                        renamed_at=0)
+        # cut short after the new disk was made: its export is missing, and
+        # perhaps the old disk's mark as an archive
+        archive = h.get("rollback-archive")
+        return Rollback(host, h.get("rollback-to"), archive, discard,
+                        [archive_mark(archive)] if archive in state.names else [], renamed_at=0)
     if point is not None:
         source = next((s.name for s in h.restore_points if s.name.endswith("@" + point)), None)
         if source is None:
@@ -168,6 +174,10 @@ def plan_rollback(config: Config, state: State, host: str, point: str | None,
     return finish
 
 
+def archive_mark(archive: str) -> Change:
+    return Change.set(archive, {KIND: "archive", "state": "archived", "archived": now()})
+
+
 def finish_plan(config: Config, host: str, archived: dict[str, str], discard: bool,
                 renamed_at: int) -> Rollback:
     """The steps after the rename: mark the archive, clone the chosen state as
@@ -175,10 +185,12 @@ def finish_plan(config: Config, host: str, archived: dict[str, str], discard: bo
     archive, source = archived["rollback-archive"], archived["rollback-to"]
     current = f"{config.hosts}/{host}"
     record = {k: v for k, v in archived.items() if k not in ("host", "archived")}
-    # not "ready" until its export is back (the caller marks it)
-    changes = [Change.set(archive, {KIND: "archive", "state": "archived", "archived": now()}),
-               Change.clone(source, current, record | {"rolled-back": now()}
-                            | reached("rollback", "cloned", "rolling-back"))]
+    # The new disk first (not "ready" until its export is back: the caller
+    # marks it), then the old one marked as an archive: stopped in between,
+    # the host still has a disk, and the next rollback marks the archive.
+    changes = [Change.clone(source, current, record | {"rolled-back": now()}
+                            | reached("rollback", "cloned", "rolling-back")),
+               archive_mark(archive)]
     if source.startswith(archive + "@"):
         # The restore points up to the chosen one move back to the host; the
         # archive keeps only what came after.
