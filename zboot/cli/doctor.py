@@ -12,7 +12,7 @@ from ..errors import ZbootError
 from ..ops import chap as chap_store
 from ..ops import hosts as ops
 from ..ops.bootfiles import boot_target, ensure_boot_dir, remove_script, write_script
-from ..ops.doctor import Survey, survey, wanted_exports
+from ..ops.doctor import Survey, mid_operation, survey, wanted_exports
 from ..ops.exports import host_export
 from ..ops.maintenance import HOLDER, image_export
 from ..ops.state import READY, Host, State, done
@@ -148,7 +148,7 @@ def repair(s: Session) -> Synced:
         create.append(replace(export, chap=chap))
     delete = []
     for target, export in found.exports.items():
-        if target in wanted or _mid_operation(state, export):
+        if target in wanted or mid_operation(state, export):
             continue
         if found.sessions.get(target):
             synced.skipped_in_use.append(target)
@@ -175,11 +175,6 @@ def _owner(state: State, export: Export) -> str:
         image = state.images.get(export.host.removeprefix("image_"))
         return (image.dataset.prop(HOLDER) or "") if image is not None else ""
     return export.host
-
-
-def _mid_operation(state: State, export: Export) -> bool:
-    h = state.hosts.get(export.host)
-    return h is not None and h.unfinished
 
 
 def _scripts(s: Session, found: Survey, serve: dict[str, Host], redo: set[str],

@@ -146,7 +146,7 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
                                f"{present.device} to {present.initiator or 'nobody'}",
                                "export it again"))
     for target, export in sorted(s.exports.items()):
-        if target not in wanted and not _finishing(s.state, export):
+        if target not in wanted and not mid_operation(s.state, export):
             out.append(Finding("orphan-target", target, f"exports {export.device}, which no "
                                "ready host or image in maintenance asks for",
                                "" if s.sessions.get(target) else "remove it"))
@@ -195,7 +195,7 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
     return out
 
 
-def _finishing(state: State, export: Export) -> bool:
+def mid_operation(state: State, export: Export) -> bool:
     """An export of a host mid-operation: the operation's re-run owns it."""
     h = state.hosts.get(export.host)
     return h is not None and h.unfinished
