@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from zboot_cli import Zboot
-from zboot_lab import client
+from zboot_lab import client, iscsi
 from zboot_lab.golden import write_golden
 from zboot_lab.layout import Layout
 from zboot_lab.remote import ssh, ssh_text
@@ -86,8 +86,7 @@ def test_chap_travels_in_the_script(lab: Layout, zboot: Zboot, tmp_path: Path) -
     assert boot(lab, A).counter == 1  # iPXE logs in with both secrets from the script
     secret = cloned["chap_credentials"]["secret"]
     script = ssh_text(lab, ["cat", cloned["boot_file"]])
-    wrong = script.replace(secret, ("y" if secret[0] == "x" else "x") + secret[1:])
-    assert wrong != script  # a secret that already began with "x" once made this a no-op
+    wrong = script.replace(secret, iscsi.wrong(secret))
     ssh(lab, ["sh", "-c", 'cat > "$1"', "sh", cloned["boot_file"]], stdin=wrong.encode())
     refused = boot(lab, A)
     assert not refused.booted and not refused.san_devices, refused

@@ -61,12 +61,12 @@ def test_istgt_exports_acl_chap_sessions_and_delete(engine: IstgtEngine,
 
     assert chap.chap is not None
     assert "Authentication failure" in login(chap).stderr  # no secret
-    assert login(chap, **creds(chap, secret="x" + chap.chap.secret[1:])).returncode != 0
+    assert login(chap, **creds(chap, secret=iscsi.wrong(chap.chap.secret))).returncode != 0
     assert login(chap, **creds(chap)).returncode == 0
     assert login(chap, INTRUDER, **creds(chap)).returncode != 0  # right secret, wrong name
     assert mutual.chap is not None and mutual.chap.mutual_secret
     assert login(mutual, **creds(mutual)).returncode == 0
-    wrong_target = creds(mutual, target_secret="y" + mutual.chap.mutual_secret[1:])
+    wrong_target = creds(mutual, target_secret=iscsi.wrong(mutual.chap.mutual_secret))
     assert login(mutual, **wrong_target).returncode != 0  # the initiator gives up
 
     # Secrets live only in the root-only AuthFile, never in istgt.conf.

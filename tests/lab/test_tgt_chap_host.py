@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from file_exports import creds, env_with, file_export, held_session
 from file_exports import login as file_login
+from zboot_lab import iscsi
 
 from zboot.remote.local import LocalRunner
 from zboot.targets.agent import SERVER_PYTHON
@@ -154,12 +155,13 @@ def test_chap_on_tgt_without_secrets_in_argv(tgtd: subprocess.Popen[bytes],
     assert login(plain, INTRUDER).returncode != 0
     refused = login(chap)
     assert refused.returncode != 0 and "Authentication failure" in refused.stderr
-    assert login(chap, **creds(chap, secret="x" + chap.chap.secret[1:])).returncode != 0
+    assert login(chap, **creds(chap, secret=iscsi.wrong(chap.chap.secret))).returncode != 0
     assert login(chap, **creds(chap)).returncode == 0
     assert login(chap, INTRUDER, **creds(chap)).returncode != 0  # right secret, wrong name
     assert login(mutual).returncode != 0
     assert login(mutual, **creds(mutual)).returncode == 0
-    wrong_target = login(mutual, **creds(mutual, target_secret="y" + mutual.chap.mutual_secret[1:]))
+    wrong_target = login(mutual, **creds(mutual,
+                                         target_secret=iscsi.wrong(mutual.chap.mutual_secret)))
     assert wrong_target.returncode != 0 and "CHAP_R" in wrong_target.stderr
 
     # While a CHAP session is up, no secret is on any command line either.

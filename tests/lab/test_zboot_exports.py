@@ -158,7 +158,7 @@ def test_chap_and_mutual_chap(lab: Layout, zboot: Zboot, tmp_path: Path) -> None
     user, secret = creds["user"], creds["secret"]
     assert login(portal, target, me) != 0  # no secret
     assert login(portal, target, me, LIBISCSI_CHAP_USERNAME=user,
-                 LIBISCSI_CHAP_PASSWORD="x" + secret[1:]) != 0  # a wrong one
+                 LIBISCSI_CHAP_PASSWORD=iscsi.wrong(secret)) != 0  # a wrong one
     assert login(portal, target, me, LIBISCSI_CHAP_USERNAME=user,
                  LIBISCSI_CHAP_PASSWORD=secret) == 0
 
@@ -185,7 +185,7 @@ def test_chap_and_mutual_chap(lab: Layout, zboot: Zboot, tmp_path: Path) -> None
                  LIBISCSI_CHAP_TARGET_PASSWORD=c2["mutual_secret"]) == 0
     # the target proves itself with the wrong secret: the initiator gives up
     assert login(portal, two["target"], two["initiator"], **both,
-                 LIBISCSI_CHAP_TARGET_PASSWORD="y" + c2["mutual_secret"][1:]) != 0
+                 LIBISCSI_CHAP_TARGET_PASSWORD=iscsi.wrong(c2["mutual_secret"])) != 0
 
     zboot("destroy", "pcc1", "--yes")
     assert ssh_text(lab, ["sh", "-c", 'ls "$1"/*/ | grep -c pcc1 || true', "sh",
@@ -266,9 +266,9 @@ def test_tgt_export_lifecycle_and_restart(lab: Layout, zboot: Zboot, tmp_path: P
     assert after.returncode != 0 and "Target not found" in after.stderr  # still name-bound
     assert login(portal, two["target"], two["initiator"], 1, **both) == 0
     assert login(portal, two["target"], two["initiator"], 1) != 0  # no secret
-    wrong = both | {"LIBISCSI_CHAP_PASSWORD": "x" + c2["secret"][1:]}
+    wrong = both | {"LIBISCSI_CHAP_PASSWORD": iscsi.wrong(c2["secret"])}
     assert login(portal, two["target"], two["initiator"], 1, **wrong) != 0
-    wrong = both | {"LIBISCSI_CHAP_TARGET_PASSWORD": "y" + c2["mutual_secret"][1:]}
+    wrong = both | {"LIBISCSI_CHAP_TARGET_PASSWORD": iscsi.wrong(c2["mutual_secret"])}
     assert login(portal, two["target"], two["initiator"], 1, **wrong) != 0
     zboot("destroy", "pct1", "--yes")
     assert iscsi.inquiry(portal, target, 1, me).returncode != 0

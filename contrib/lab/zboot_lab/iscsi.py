@@ -10,6 +10,13 @@ from pathlib import Path
 from .procs import LabError
 
 
+def wrong(secret: str) -> str:
+    """The secret with its first character changed: a wrong one for certain
+    (replacing it with a fixed letter is no change when it began with that
+    letter, about one run in 60)."""
+    return ("y" if secret[0] == "x" else "x") + secret[1:]
+
+
 def inquiry(portal: str, iqn: str, lun: int, initiator: str) -> subprocess.CompletedProcess[str]:
     """Log in as initiator and send INQUIRY; the caller reads returncode and output."""
     return subprocess.run(["iscsi-inq", "-i", initiator, f"iscsi://{portal}/{iqn}/{lun}"],
