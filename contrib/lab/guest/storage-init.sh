@@ -19,6 +19,13 @@ say() { echo "zboot-lab: $*"; }
 # starts pyenv costs seconds per SSH command under emulation) stay outside.
 mount -t tmpfs -o mode=0700 tmpfs /root
 
+# /usr again, cached: the root comes over 9p without a page cache, so each
+# program start (python3 and its modules, zfs and its libraries) reads every
+# file again through the emulated virtio queue. The host's /usr does not
+# change while the lab runs (`lab up` installs packages before the VM starts).
+mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,msize=512000,cache=loose \
+    labusr /usr
+
 # --- kernel facilities -----------------------------------------------------
 modprobe configfs
 grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs none /sys/kernel/config

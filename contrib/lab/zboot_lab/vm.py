@@ -61,6 +61,9 @@ def prepare_files(layout: Layout) -> None:
     )
 
 
+USR_TAG = "labusr"
+
+
 def vm_argv(layout: Layout, kernel: str) -> list[str]:
     forwards = ",".join(
         f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for host, guest in layout.forwards().items()
@@ -84,6 +87,12 @@ def vm_argv(layout: Layout, kernel: str) -> list[str]:
         "-pidfile", str(layout.run / "qemu.pid"),
         "-netdev", f"user,id=lab0,{forwards}",
         "-device", "virtio-net-pci,netdev=lab0",
+        # The host's /usr once more, for storage-init.sh to mount with the
+        # guest's page cache on (the root's 9p mount has none): every program
+        # and library the guest runs comes from /usr, read again over 9p at
+        # each start otherwise.
+        "-fsdev", f"local,id={USR_TAG},path=/usr,security_model=none,readonly=on",
+        "-device", f"virtio-9p-pci,fsdev={USR_TAG},mount_tag={USR_TAG}",
     ]
 
 
