@@ -87,6 +87,7 @@ def test_chap_travels_in_the_script(lab: Layout, zboot: Zboot, tmp_path: Path) -
     secret = cloned["chap_credentials"]["secret"]
     script = ssh_text(lab, ["cat", cloned["boot_file"]])
     wrong = script.replace(secret, iscsi.wrong(secret))
+    assert wrong != script  # the secret is in the script, and now it is wrong
     ssh(lab, ["sh", "-c", 'cat > "$1"', "sh", cloned["boot_file"]], stdin=wrong.encode())
     refused = boot(lab, A)
     assert not refused.booted and not refused.san_devices, refused

@@ -66,6 +66,9 @@ def test_local_run_uses_libzfs_core(lab: Layout) -> None:
         zboot_on_server(lab, config, "image", "create", "blank", "--size", "8M")
         zboot_on_server(lab, config, "image", "snapshot", "fromdev", "-m", "from a device")
         zboot_on_server(lab, config, "clone", "fromdev", "pcd", "--mac", "52:54:00:0b:00:02")
+        images = {i["name"]: i for i in zboot_on_server(lab, config, "image", "list")}
+        assert set(images) == {"fromqcow", "fromdev", "blank"}
+        assert images["fromdev"]["hosts"] == 1 and images["blank"]["versions"] == 0
         shown = zboot_on_server(lab, config, "image", "show", "fromdev")
         assert [(v["version"], v["message"], v["hosts"]) for v in shown["versions"]] == [
             ("v1", "from a device", "pcd")]
