@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ sys.path.insert(0, str(REPO / "contrib" / "lab"))
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 
 from zboot_cli import Zboot  # noqa: E402
-from zboot_lab import vm  # noqa: E402
+from zboot_lab import costs, vm  # noqa: E402
 from zboot_lab.layout import POOL, Layout  # noqa: E402
 from zboot_lab.remote import ssh, ssh_text  # noqa: E402
 
@@ -29,7 +30,8 @@ def lab_session() -> Iterator[Layout]:
     layout = Layout.from_env()
     was_running = vm.running_pid(layout) is not None
     try:
-        subprocess.run([str(LAB_CMD), "up"], check=True)
+        with costs.timed("lab up (boot, or reuse the running VM)"):
+            subprocess.run([str(LAB_CMD), "up"], check=True)
     except subprocess.CalledProcessError:
         if not was_running:  # leave nothing behind that this session started
             subprocess.run([str(LAB_CMD), "down"], check=False)
@@ -68,3 +70,16 @@ def zboot(lab: Layout, tmp_path: Path) -> Iterator[Zboot]:
                     if line.startswith("secrets_dir")), "/etc/zboot/secrets")
     ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; rmdir "$2" 2>/dev/null; true',
               "sh", root, f"{secrets}/{root.replace('/', '_')}"])
+
+
+STARTED = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Where this run's time went, when it used the lab (see docs/lab.md)."""
+    if not costs.SPENT:
+        return
+    total = time.monotonic() - STARTED
+    terminalreporter.section(f"where the time went ({total:.0f} s in all)")
+    for line in costs.report(total):
+        terminalreporter.write_line(line)

@@ -70,7 +70,8 @@ def test_a_zboot_that_waits_too_long_gives_up_and_reads_never_wait(lab: Layout, 
     config.write_text(Path(zboot.env["ZBOOT_CONFIG"]).read_text().replace(
         "[server]\n", "[server]\nlock_timeout = 3\n", 1))
     # held until its stdin ends, like zboot's own holder
-    holder = subprocess.Popen([*ssh_argv(lab), f"exec flock {LOCK_FILE} cat >/dev/null"],
+    holder = subprocess.Popen([*ssh_argv(lab, shared=False),
+                               f"exec flock {LOCK_FILE} cat >/dev/null"],
                               stdin=subprocess.PIPE)
     try:
         time.sleep(3)  # the lab's logins take a moment

@@ -277,15 +277,19 @@ def test_tgt_export_lifecycle_and_restart(lab: Layout, zboot: Zboot, tmp_path: P
 
 def accepted_logins(lab: Layout) -> int:
     """SSH logins the storage VM's sshd has accepted so far (this one included)."""
-    return int(ssh_text(lab, ["grep", "-c", "Accepted publickey", "/var/log/sshd.log"]))
+    # its own login, not a session on the lab's shared connection: counted like zboot's
+    counted_by = subprocess.run([*ssh_argv(lab, shared=False), "grep -c 'Accepted publickey' "
+                                 "/var/log/sshd.log"], capture_output=True, text=True, check=True,
+                                timeout=120)
+    return int(counted_by.stdout)
 
 
 @contextmanager
 def counted(lab: Layout) -> Iterator[dict[str, int]]:
     """Count, in the storage VM, the SSH logins and the LIO saves (each save
     writes saveconfig.json.temp first) made inside the block."""
-    watch = subprocess.Popen([*ssh_argv(lab), "exec inotifywait -m -e create --format %f "
-                              "/etc/rtslib-fb-target"], stdout=subprocess.PIPE,
+    watch = subprocess.Popen([*ssh_argv(lab, shared=False), "exec inotifywait -m -e create "
+                              "--format %f /etc/rtslib-fb-target"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     counts: dict[str, int] = {}
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from zboot_lab.costs import timed
 
 ENVELOPE_KEYS = {"version", "command", "status", "exit_code", "data", "errors"}
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" /
@@ -25,8 +26,9 @@ class Zboot:
 
     def raw(self, *args: str) -> dict[str, Any]:
         """Run zboot and return its envelope, whatever the outcome."""
-        raw = subprocess.run([sys.executable, "-m", "zboot", "--json", *args],
-                             capture_output=True, env=self.env, timeout=600)
+        with timed("zboot command (over SSH)"):
+            raw = subprocess.run([sys.executable, "-m", "zboot", "--json", *args],
+                                 capture_output=True, env=self.env, timeout=600)
         try:
             out: dict[str, Any] = json.loads(raw.stdout)
         except ValueError:
@@ -34,8 +36,9 @@ class Zboot:
         return out
 
     def __call__(self, *args: str, code: int = 0, stdin: bytes = b"") -> dict[str, Any]:
-        raw = subprocess.run([sys.executable, "-m", "zboot", "--json", *args], input=stdin,
-                             capture_output=True, env=self.env, timeout=600)
+        with timed("zboot command (over SSH)"):
+            raw = subprocess.run([sys.executable, "-m", "zboot", "--json", *args], input=stdin,
+                                 capture_output=True, env=self.env, timeout=600)
         result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(),
                                              raw.stderr.decode())
         self.stderr = result.stderr

@@ -13,7 +13,9 @@ here=$(dirname -- "$(readlink -f -- "$0")")
 # shellcheck source=/dev/null
 . "$here/guest.env"
 
-say() { echo "zboot-lab: $*"; }
+# Each line carries the guest's uptime, so a slow step of the boot shows.
+say() { echo "zboot-lab: $* (uptime $(cut -d' ' -f1 /proc/uptime) s)"; }
+say "init started"
 
 # A clean home for root: the shared host root's own dot-files (a .bashrc that
 # starts pyenv costs seconds per SSH command under emulation) stay outside.
@@ -25,6 +27,13 @@ mount -t tmpfs -o mode=0700 tmpfs /root
 # change while the lab runs (`lab up` installs packages before the VM starts).
 mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,msize=512000,cache=loose \
     labusr /usr
+# The checkout that started the lab (and its .venv), cached the same way: tests
+# run zboot and pytest in the guest from it. `lab up` drops the guest's caches
+# when it reuses this VM, so edits made since are seen.
+if [ -d "$LAB_REPO" ]; then
+    mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,msize=512000,cache=loose \
+        labrepo "$LAB_REPO"
+fi
 
 # --- kernel facilities -----------------------------------------------------
 modprobe configfs
@@ -33,11 +42,13 @@ modprobe zfs
 modprobe target_core_mod
 modprobe target_core_iblock
 modprobe iscsi_target_mod
+say "modules loaded"
 
 # udev makes the /dev/zvol/<pool>/<name> links that every tool relies on.
 pgrep -x systemd-udevd >/dev/null || /lib/systemd/systemd-udevd --daemon
 udevadm trigger --action=add
 udevadm settle --timeout=60
+say "udev settled"
 
 # --- network (QEMU user networking: host loopback is 10.0.2.2) -------------
 nic=$(ls /sys/class/net | grep -v '^lo$' | head -n1)

@@ -8,6 +8,7 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import client, vm
@@ -86,8 +87,9 @@ def cmd_golden(layout: Layout, args: argparse.Namespace) -> int:
 
 
 def cmd_test(layout: Layout, args: argparse.Namespace) -> int:
+    started = time.monotonic()
     install_all(layout)
-    return run_tests(args.pytest_args)
+    return run_tests(layout, args.pytest_args, started)
 
 
 def cmd_demo(layout: Layout, args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .costs import timed
 from .golden import FAILED
 from .layout import Layout
 from .procs import LabError, stop
@@ -113,6 +114,11 @@ def qemu_argv(layout: Layout, mac: str, firmware: str, log: Path, pidfile: Path)
 
 def boot(layout: Layout, mac: str, firmware: str = "bios", timeout: float = 120) -> BootResult:
     """Power on a diskless client and wait until it exits or the timeout ends it."""
+    with timed(f"client boot ({firmware})"):
+        return _boot(layout, mac, firmware, timeout)
+
+
+def _boot(layout: Layout, mac: str, firmware: str, timeout: float) -> BootResult:
     mac = normalise_mac(mac)
     if firmware not in ("bios", "uefi"):
         raise LabError(f"unknown firmware {firmware!r}: use bios or uefi")

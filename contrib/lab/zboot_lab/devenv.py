@@ -1,21 +1,32 @@
 """The project's own virtualenv (.venv) for tests and development, and the
-one test command: lint, types, then pytest with the lab brought up by the
-tests' session fixture."""
+one test command: lint, types, then pytest in phases (unit, lab, e2e), with
+the time of each phase printed at the end so a slow change shows in every
+run's log."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import vm
 from .install import SYSTEM_PYTHON
-from .layout import REPO_ROOT
+from .layout import REPO_ROOT, Layout
 from .procs import LabError, run
-from .progress import step
+from .progress import say, step
 
 VENV = REPO_ROOT / ".venv"
 STAMP = VENV / ".zboot-installed"
+# Files whose lint and type checks the test command runs.
+LINTED = ["zboot", "tests", "contrib/lab", "contrib/bench/fleet"]
+TYPED = ["zboot", "contrib/lab/zboot_lab", "tests"]
+# The fast tests are pure CPU on this machine: one worker per core.
+UNIT_WORKERS = "2"
 
 
 def ensure_venv() -> Path:
@@ -33,18 +44,85 @@ def ensure_venv() -> Path:
     return VENV / "bin" / "python"
 
 
-def run_tests(pytest_args: list[str]) -> int:
+@dataclass
+class Timings:
+    """Wall-clock seconds per phase, in the order they ran, and how each ended."""
+
+    phases: list[tuple[str, float, str]] = field(default_factory=list)
+
+    def add(self, name: str, seconds: float, outcome: str) -> None:
+        self.phases.append((name, seconds, outcome))
+
+    def table(self, total: float) -> str:
+        lines = ["", "lab: time per phase", f"  {'phase':<34} {'seconds':>8}  outcome"]
+        lines += [f"  {name:<34} {secs:8.1f}  {outcome}" for name, secs, outcome in self.phases]
+        lines.append(f"  {'whole run':<34} {total:8.1f}  ({total / 60:.1f} min)")
+        return "\n".join(lines)
+
+
+def _timed(timings: Timings, name: str, argv: list[str], env: dict[str, str]) -> int:
+    say(f"phase {name} ...")
+    start = time.monotonic()
+    code = subprocess.call(argv, cwd=REPO_ROOT, env=env)
+    timings.add(name, time.monotonic() - start, "ok" if code == 0 else f"FAILED (exit {code})")
+    return code
+
+
+class BackgroundBoot(threading.Thread):
+    """Boots the storage VM while the fast tests use the other core's time."""
+
+    def __init__(self, layout: Layout) -> None:
+        super().__init__(name="lab-vm-boot", daemon=True)
+        self.layout = layout
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        start = time.monotonic()
+        try:
+            vm.start(self.layout)
+        except BaseException as err:  # reported by the main thread
+            self.error = err
+        self.seconds = time.monotonic() - start
+
+
+def run_tests(layout: Layout, pytest_args: list[str], started: float) -> int:
+    """`lab test`: with pytest arguments, one pytest run with them (the lab is
+    brought up by the tests' fixture); without, every phase in turn."""
     python = str(ensure_venv())
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    checks = [
-        ("ruff", [python, "-m", "ruff", "check", "zboot", "tests", "contrib/lab",
-                  "contrib/bench/fleet"]),
-        ("mypy --strict", [python, "-m", "mypy", "zboot", "contrib/lab/zboot_lab", "tests"]),
-    ]
-    for name, argv in checks:
-        with step(name):
-            if subprocess.call(argv, cwd=REPO_ROOT, env=env) != 0:
-                raise LabError(f"{name} found problems (above)")
-    # The slowest tests are listed at the end, to keep an eye on the lab's cost.
-    return subprocess.call([python, "-m", "pytest", "--durations=12", *pytest_args],
-                           cwd=REPO_ROOT, env=env)
+    if pytest_args:
+        return subprocess.call([python, "-m", "pytest", "--durations=12", *pytest_args],
+                               cwd=REPO_ROOT, env=env)
+
+    timings = Timings()
+    timings.add("set-up (packages, ZFS module, venvs)", time.monotonic() - started, "ok")
+    # Every phase runs even after one failed: one CI log shows all that is wrong.
+    codes = [_timed(timings, name, argv, env) for name, argv in (
+        ("lint: ruff", [python, "-m", "ruff", "check", *LINTED]),
+        ("lint: mypy --strict", [python, "-m", "mypy", *TYPED]),
+    )]
+
+    was_running = vm.running_pid(layout) is not None
+    boot = BackgroundBoot(layout)
+    boot.start()
+    codes.append(_timed(timings, "unit (VM boots beside it)",
+                        [python, "-m", "pytest", "-n", UNIT_WORKERS, "--durations=12",
+                         "-m", "not lab and not e2e"], env))
+    with step("waiting for the storage VM"):
+        boot.join()
+    timings.add("storage VM boot (beside unit)", boot.seconds,
+                "reused" if was_running else ("ok" if boot.error is None else "FAILED"))
+    try:
+        if boot.error is not None:
+            raise LabError(f"the storage VM did not come up: {boot.error}")
+        for name, marker in (("lab", "lab"), ("e2e", "e2e")):
+            codes.append(_timed(timings, name, [python, "-m", "pytest", "--durations=12",
+                                                "-m", marker], env))
+    finally:
+        if not was_running and not os.environ.get("ZBOOT_LAB_KEEP"):
+            start = time.monotonic()
+            vm.shutdown(layout)
+            timings.add("storage VM stop", time.monotonic() - start, "ok")
+        print(timings.table(time.monotonic() - started), file=sys.stderr, flush=True)
+    return next((code for code in codes if code), 0)

@@ -3,10 +3,13 @@ on its own disk, and reports the new value through QEMU's exit status."""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import tempfile
 from pathlib import Path
 
-from .layout import LAB_SRC
+from .costs import timed
+from .layout import LAB_SRC, Layout
 from .procs import LabError, run
 
 SECTOR = 512
@@ -23,18 +26,37 @@ FIRMWARES = ("bios", "uefi")
 
 
 def write_golden(firmware: str, out: Path) -> None:
+    """Write the firmware's golden image to out. Built once per machine and
+    kept under the lab's state directory, named by a digest of everything
+    that goes into it (sources, this builder), so a change rebuilds it."""
     if firmware not in FIRMWARES:
         raise LabError(f"unknown firmware {firmware!r}: use one of {', '.join(FIRMWARES)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="zboot-golden-") as tmp:
-        work = Path(tmp)
-        image = work / "disk.img"
+    cached = Layout.from_env().golden / f"{firmware}-{build_digest(firmware)}.img"
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        build(firmware, cached)
+    shutil.copyfile(cached, out)
+
+
+def build_digest(firmware: str) -> str:
+    sources = [Path(__file__), *sorted((LAB_SRC / "golden").iterdir())]
+    digest = hashlib.sha256(firmware.encode())
+    for path in sources:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build(firmware: str, out: Path) -> None:
+    """Build the image in a scratch directory beside out, then move it in place."""
+    with timed("golden image build"), \
+            tempfile.TemporaryDirectory(prefix=".zboot-golden-", dir=out.parent) as tmp:
+        image = Path(tmp) / "disk.img"
         if firmware == "bios":
-            bios_image(work, image)
+            bios_image(Path(tmp), image)
         else:
-            uefi_image(work, image)
-        image.replace(out) if image.stat().st_dev == out.parent.stat().st_dev \
-            else out.write_bytes(image.read_bytes())
+            uefi_image(Path(tmp), image)
+        image.replace(out)
 
 
 def bios_image(work: Path, image: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from .costs import timed
 from .procs import LabError
 
 
@@ -19,8 +20,9 @@ def wrong(secret: str) -> str:
 
 def inquiry(portal: str, iqn: str, lun: int, initiator: str) -> subprocess.CompletedProcess[str]:
     """Log in as initiator and send INQUIRY; the caller reads returncode and output."""
-    return subprocess.run(["iscsi-inq", "-i", initiator, f"iscsi://{portal}/{iqn}/{lun}"],
-                          capture_output=True, text=True, timeout=120)
+    with timed("iSCSI login from the host"):
+        return subprocess.run(["iscsi-inq", "-i", initiator, f"iscsi://{portal}/{iqn}/{lun}"],
+                              capture_output=True, text=True, timeout=120)
 
 
 def read_lun(portal: str, iqn: str, lun: int, initiator: str, out: Path) -> None:
@@ -28,7 +30,8 @@ def read_lun(portal: str, iqn: str, lun: int, initiator: str, out: Path) -> None
     host, port = portal.rsplit(":", 1)
     opts = (f"driver=iscsi,transport=tcp,portal={host}:{port},target={iqn},lun={lun},"
             f"initiator-name={initiator}")
-    result = subprocess.run(["qemu-img", "convert", "-O", "raw", "--image-opts", opts, str(out)],
-                            capture_output=True, text=True, timeout=600)
+    with timed("iSCSI login from the host"):
+        result = subprocess.run(["qemu-img", "convert", "-O", "raw", "--image-opts", opts,
+                                 str(out)], capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise LabError(f"reading {iqn} LUN {lun} as {initiator} failed: {result.stderr.strip()}")

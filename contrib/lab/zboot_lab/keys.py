@@ -3,6 +3,8 @@ for the storage VM, so the host is known and checked on every connection."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .layout import Layout
 from .procs import run
 
@@ -20,10 +22,36 @@ def ensure_keys(layout: Layout) -> None:
         layout.known_hosts.write_text(entry)
 
 
-def ssh_argv(layout: Layout) -> list[str]:
-    """An OpenSSH command line that reaches the storage VM and trusts only its key."""
+def control_path(layout: Layout) -> Path:
+    """The socket of the lab's one shared SSH connection (see vm.ensure_master)."""
+    return layout.run / "ssh-master.sock"
+
+
+def ssh_argv(layout: Layout, *, shared: bool = True) -> list[str]:
+    """An OpenSSH command line that reaches the storage VM and trusts only its key.
+
+    shared: ride on the lab's master connection when one is up (a session on
+    it costs a fraction of a new login under emulation; with none, ssh logs in
+    on its own). Tests that count logins or hold a connection open on purpose
+    pass shared=False."""
+    return _argv(layout, ["-o", f"ControlPath={control_path(layout) if shared else 'none'}",
+                          "-o", "ControlMaster=no"])
+
+
+def master_argv(layout: Layout) -> list[str]:
+    """Opens the shared connection and stays in the background until told to exit."""
+    return _argv(layout, ["-o", f"ControlPath={control_path(layout)}", "-o", "ControlMaster=yes",
+                          "-o", "ControlPersist=yes", "-N", "-f"])
+
+
+def control_argv(layout: Layout, command: str) -> list[str]:
+    """`ssh -O check|exit` for the shared connection."""
+    return _argv(layout, ["-o", f"ControlPath={control_path(layout)}", "-O", command])
+
+
+def _argv(layout: Layout, extra: list[str]) -> list[str]:
     return [
-        "ssh", "-F", "none",
+        "ssh", "-F", "none", *extra,
         "-i", str(layout.client_key),
         "-p", str(layout.ssh_port),
         "-o", "IdentitiesOnly=yes",

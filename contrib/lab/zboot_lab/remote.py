@@ -6,6 +6,7 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 
+from .costs import timed
 from .keys import ssh_argv
 from .layout import Layout
 from .procs import LabError
@@ -15,8 +16,10 @@ def ssh(layout: Layout, argv: Sequence[str], *, stdin: bytes | None = None,
         check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
     """Run argv on the storage VM (quoted for its shell); raise if it fails and check is set."""
     command = shlex.join(argv)
-    result = subprocess.run([*ssh_argv(layout), command], input=stdin if stdin is not None else b"",
-                            capture_output=True, timeout=timeout)
+    with timed("ssh command (tests, shared connection)"):
+        result = subprocess.run([*ssh_argv(layout), command],
+                                input=stdin if stdin is not None else b"",
+                                capture_output=True, timeout=timeout)
     if check and result.returncode != 0:
         raise LabError(f"on the storage VM: {command} exited {result.returncode}: "
                        + result.stderr.decode(errors="replace").strip())

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -11,8 +12,9 @@ import time
 from pathlib import Path
 
 from . import layout as L
+from .costs import timed
 from .install import guest_kernel
-from .keys import ensure_keys, ssh_argv
+from .keys import control_argv, control_path, ensure_keys, master_argv, ssh_argv
 from .layout import Layout
 from .procs import LabError, alive, processes_mentioning, read_pid, stop
 from .progress import say, step
@@ -58,10 +60,12 @@ def prepare_files(layout: Layout) -> None:
         f"LAB_BOOT_DIR={L.BOOT_DIR}\n"
         f"LAB_HTTP_PORT={L.GUEST_HTTP_PORT}\n"
         f"LAB_TGT_PORT={L.GUEST_TGT_PORT}\n"
+        f"LAB_REPO={L.REPO_ROOT}\n"
     )
 
 
 USR_TAG = "labusr"
+REPO_TAG = "labrepo"
 
 
 def vm_argv(layout: Layout, kernel: str) -> list[str]:
@@ -93,6 +97,12 @@ def vm_argv(layout: Layout, kernel: str) -> list[str]:
         # each start otherwise.
         "-fsdev", f"local,id={USR_TAG},path=/usr,security_model=none,readonly=on",
         "-device", f"virtio-9p-pci,fsdev={USR_TAG},mount_tag={USR_TAG}",
+        # The checkout (with its .venv) the same way: tests run zboot and the
+        # contract suite inside the guest, and Python looks up hundreds of
+        # files per start. `lab up` drops the guest's caches when it reuses a
+        # running VM, so each test session sees the checkout as it is.
+        "-fsdev", f"local,id={REPO_TAG},path={L.REPO_ROOT},security_model=none,readonly=on",
+        "-device", f"virtio-9p-pci,fsdev={REPO_TAG},mount_tag={REPO_TAG}",
     ]
 
 
@@ -116,6 +126,49 @@ def ssh_ok(layout: Layout) -> bool:
     result = subprocess.run([*ssh_argv(layout), "true"], capture_output=True,
                             stdin=subprocess.DEVNULL, timeout=120)
     return result.returncode == 0
+
+
+def master_pid(layout: Layout) -> int | None:
+    """The PID of the lab's shared SSH connection, if it runs."""
+    check = subprocess.run(control_argv(layout, "check"), capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=30)
+    found = re.search(r"pid=(\d+)", check.stderr)
+    return int(found.group(1)) if check.returncode == 0 and found else None
+
+
+def ensure_master(layout: Layout) -> None:
+    """One SSH connection that the lab's own commands and the tests' ssh calls
+    share (each session on it skips a login, 1.8 s or more under emulation).
+    zboot itself never uses it: it makes its own connection, as for a user."""
+    if (pid := master_pid(layout)) is not None:
+        (layout.run / "ssh-master.pid").write_text(f"{pid}\n")
+        return
+    stop_master(layout)  # a socket left by a master that died with an old VM
+    subprocess.run(master_argv(layout), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=120, check=False)
+    pid = master_pid(layout)
+    if pid is None:
+        say("no shared SSH connection to the storage VM; every command logs in on its own")
+        return
+    (layout.run / "ssh-master.pid").write_text(f"{pid}\n")
+
+
+def stop_master(layout: Layout) -> None:
+    pidfile = layout.run / "ssh-master.pid"
+    pid = read_pid(pidfile)
+    if pid is not None and alive(pid):
+        subprocess.run(control_argv(layout, "exit"), capture_output=True,
+                       stdin=subprocess.DEVNULL, timeout=30, check=False)
+        stop(pid)
+    pidfile.unlink(missing_ok=True)
+    control_path(layout).unlink(missing_ok=True)
+
+
+def forget_cached_files(layout: Layout) -> None:
+    """The guest caches the checkout and /usr it reads over 9p without asking
+    the host again: drop those caches, so files changed since are seen."""
+    subprocess.run([*ssh_argv(layout), "sync; echo 3 > /proc/sys/vm/drop_caches"],
+                   capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
 
 
 def wait_for_ssh(layout: Layout, timeout: float = 180.0) -> bool:
@@ -164,10 +217,18 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
         with step("checking SSH into the running storage VM"):
             if not wait_for_ssh(layout):
                 raise LabError("the storage VM runs but SSH does not answer; try `lab down`")
+            ensure_master(layout)
+            forget_cached_files(layout)
         return
     busy = [p for p in layout.forwards() if not port_free(p)]
     if busy:
         raise LabError(f"ports {busy} on 127.0.0.1 are taken; set ZBOOT_LAB_PORT_BASE")
+    with timed("storage VM boot (to SSH ready)"):
+        boot(layout, timeout)
+
+
+def boot(layout: Layout, timeout: float) -> None:
+    stop_master(layout)  # one left from a VM that is gone
     prepare_files(layout)
     with step("booting the storage VM (ZFS, LIO, tgtd, sshd, HTTP)"):
         with layout.console_log.open("w") as console:
@@ -180,6 +241,7 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
     with step("first SSH login to the storage VM"):
         if not wait_for_ssh(layout):
             raise LabError("sshd in the storage VM does not accept the lab key")
+        ensure_master(layout)
 
 
 def flush_disks(layout: Layout) -> None:
@@ -199,7 +261,9 @@ def shutdown(layout: Layout) -> bool:
     pid = running_pid(layout)
     if pid is not None:
         flush_disks(layout)
-        with step(f"stopping the storage VM (pid {pid})"):
+    stop_master(layout)
+    if pid is not None:
+        with step(f"stopping the storage VM (pid {pid})"), timed("storage VM stop"):
             stop(pid)
     launcher = read_pid(layout.run / "launcher.pid")
     if launcher is not None and alive(launcher):
