@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,10 +18,9 @@ LAB_CMD = REPO / "contrib" / "lab" / "lab"
 sys.path.insert(0, str(REPO / "contrib" / "lab"))
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 
-from zboot_cli import Zboot  # noqa: E402
+from zboot_cli import Zboot, zboot_root  # noqa: E402
 from zboot_lab import costs, vm  # noqa: E402
-from zboot_lab.layout import POOL, Layout  # noqa: E402
-from zboot_lab.remote import ssh, ssh_text  # noqa: E402
+from zboot_lab.layout import Layout  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -54,22 +52,8 @@ def lab(request: pytest.FixtureRequest, lab_session: Layout) -> Layout:
 # nothing behind: its hosts' exports are taken down before the datasets go.
 @pytest.fixture
 def zboot(lab: Layout, tmp_path: Path) -> Iterator[Zboot]:
-    root = f"{POOL}/t-{uuid.uuid4().hex[:8]}"
-    text = lab.config.read_text().replace(f'root = "{POOL}/zboot"', f'root = "{root}"')
-    config = tmp_path / "zboot.toml"
-    config.write_text(text)
-    run = Zboot(config, root)
-    yield run
-    # the hosts' disks, read straight from ZFS (cheaper than `zboot list`)
-    names = ssh_text(lab, ["sh", "-c", 'zfs list -H -o name -d 1 -t volume "$1/hosts" '
-                           '2>/dev/null | sed "s|.*/||"; true', "sh", root]).split()
-    if names:  # one batch: one engine call takes every export down
-        run.raw("destroy", *names, "--yes", "--force")
-    # the root's dataset, and its (now empty) directory of secret files
-    secrets = next((line.split('"')[1] for line in text.splitlines()
-                    if line.startswith("secrets_dir")), "/etc/zboot/secrets")
-    ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; rmdir "$2" 2>/dev/null; true',
-              "sh", root, f"{secrets}/{root.replace('/', '_')}"])
+    with zboot_root(lab, tmp_path) as run:
+        yield run
 
 
 STARTED = time.monotonic()

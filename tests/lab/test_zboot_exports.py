@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from zboot_cli import Zboot
+from zboot_cli import Zboot, zboot_root
 from zboot_lab import iscsi, vm
 from zboot_lab.keys import ssh_argv
 from zboot_lab.layout import Layout
@@ -111,24 +112,27 @@ def test_lio_export_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> None
     assert gone.returncode != 0  # no target left behind
 
 
-def test_exports_survive_a_restart_and_sync_restores_one_deleted_by_hand(
-        lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
-    data = os.urandom(MIB) + bytes(MIB)
-    portal = f"127.0.0.1:{lab.lio_port}"
-    golden(zboot, tmp_path, data)
+def lio_before_restart(lab: Layout, zboot: Zboot, tmp_path: Path) -> dict[str, str]:
+    """Two LIO hosts from one image; nothing for sync to do. Returns their targets."""
+    golden(zboot, tmp_path, LIO_RESTART_DATA)
     targets = {}
     for n in (2, 3):
         host = f"pce{n}"
         targets[host] = zboot("clone", "gold", host, "--mac", f"52:54:00:0e:00:0{n}")["data"][
             "target"]
     assert zboot("--dry-run", "sync")["data"]["result"]["created"] == []
+    return targets
 
-    vm.shutdown(lab)  # the storage server restarts; zboot is not run after it
-    vm.start(lab)
+
+def lio_after_restart(lab: Layout, zboot: Zboot, tmp_path: Path,
+                      targets: dict[str, str]) -> None:
+    """LIO's saved configuration brought both exports back; an export deleted
+    by hand is put back by sync from the host's record."""
+    portal = f"127.0.0.1:{lab.lio_port}"
     copy = tmp_path / "read.raw"
     for host, target in targets.items():
         iscsi.read_lun(portal, target, 0, f"iqn.2010-04.org.ipxe:{host}", copy)
-        assert copy.read_bytes() == data, host
+        assert copy.read_bytes() == LIO_RESTART_DATA, host
 
     # An admin deletes one export by hand; sync puts it back from the host's record.
     ssh_text(lab, ["/usr/bin/python3", "-c", DELETE_BY_HAND, targets["pce2"], "zboot-pce2"])
@@ -136,8 +140,80 @@ def test_exports_survive_a_restart_and_sync_restores_one_deleted_by_hand(
     synced = zboot("sync")["data"]
     assert synced["created"] == [targets["pce2"]] and synced["deleted"] == []
     iscsi.read_lun(portal, targets["pce2"], 0, "iqn.2010-04.org.ipxe:pce2", copy)
-    assert copy.read_bytes() == data
+    assert copy.read_bytes() == LIO_RESTART_DATA
     assert zboot("sync")["data"]["created"] == []  # nothing left to do
+
+
+def tgt_before_restart(lab: Layout, zboot: Zboot, tmp_path: Path) -> dict[str, Any]:
+    """A tgt host's export: its initiator reads it, another name is refused,
+    rollback and destroy wait for its session; a second host with mutual CHAP.
+    Returns what the checks after the restart need."""
+    use_engine(lab, zboot, "tgt")
+    portal, me = f"127.0.0.1:{lab.tgt_port}", "iqn.2010-04.org.ipxe:pct1"
+    golden(zboot, tmp_path, TGT_RESTART_DATA)
+    target = zboot("clone", "gold", "pct1", "--mac", "52:54:00:0d:00:01")["data"]["target"]
+    shown = zboot("export", "show", "pct1")["data"]
+    assert (shown["engine"], shown["lun"], shown["exported"]) == ("tgt", 1, True)
+
+    copy = tmp_path / "read.raw"
+    iscsi.read_lun(portal, target, 1, me, copy)
+    assert copy.read_bytes() == TGT_RESTART_DATA
+    refused = iscsi.inquiry(portal, target, 1, INTRUDER)
+    assert refused.returncode != 0 and "Target not found" in refused.stderr
+
+    refused_while_logged_in(lab, zboot, f"iscsi://{portal}/{target}/1", "pct1", me)
+    assert wait_until(lambda: not zboot("export", "show", "pct1")["data"]["in_use"])
+    zboot("rollback", "pct1")
+    # Mutual CHAP on tgt: the secrets reach tgtd through its socket, never argv.
+    two = zboot("clone", "gold", "pct2", "--mac", "52:54:00:0d:00:02", "--mutual-chap",
+                "--show-secrets")["data"]
+    return {"target": target, "two": two}
+
+
+def tgt_after_restart(lab: Layout, zboot: Zboot, tmp_path: Path, made: dict[str, Any]) -> None:
+    """tgt's conf.d brought both exports back, still bound to the initiator
+    and with mutual CHAP; then the host is destroyed with all of its export."""
+    portal, me = f"127.0.0.1:{lab.tgt_port}", "iqn.2010-04.org.ipxe:pct1"
+    target, two = made["target"], made["two"]
+    c2 = two["chap_credentials"]
+    both = {"LIBISCSI_CHAP_USERNAME": c2["user"], "LIBISCSI_CHAP_PASSWORD": c2["secret"],
+            "LIBISCSI_CHAP_TARGET_USERNAME": c2["mutual_user"],
+            "LIBISCSI_CHAP_TARGET_PASSWORD": c2["mutual_secret"]}
+    copy = tmp_path / "read.raw"
+    iscsi.read_lun(portal, target, 1, me, copy)
+    assert copy.read_bytes() == TGT_RESTART_DATA
+    after = iscsi.inquiry(portal, target, 1, INTRUDER)
+    assert after.returncode != 0 and "Target not found" in after.stderr  # still name-bound
+    assert login(portal, two["target"], two["initiator"], 1, **both) == 0
+    assert login(portal, two["target"], two["initiator"], 1) != 0  # no secret
+    wrong = both | {"LIBISCSI_CHAP_PASSWORD": iscsi.wrong(c2["secret"])}
+    assert login(portal, two["target"], two["initiator"], 1, **wrong) != 0
+    wrong = both | {"LIBISCSI_CHAP_TARGET_PASSWORD": iscsi.wrong(c2["mutual_secret"])}
+    assert login(portal, two["target"], two["initiator"], 1, **wrong) != 0
+    zboot("destroy", "pct1", "--yes")
+    assert iscsi.inquiry(portal, target, 1, me).returncode != 0
+    assert "zboot-pct1.conf" not in ssh_text(lab, ["ls", "/etc/tgt/conf.d"])
+
+
+LIO_RESTART_DATA = os.urandom(MIB) + bytes(MIB)
+TGT_RESTART_DATA = os.urandom(MIB) + bytes(MIB)
+
+
+def test_exports_survive_a_restart_on_lio_and_tgt(lab: Layout, zboot: Zboot,
+                                                  tmp_path: Path) -> None:
+    """One restart of the storage VM serves both engines (a boot is the
+    lab's costliest step): LIO hosts under this test's root, tgt hosts under
+    a second root. zboot is not run between the restart and the reads: the
+    engines' own saved configuration must bring every export back."""
+    with zboot_root(lab, tmp_path / "tgt") as on_tgt:
+        lio_targets = lio_before_restart(lab, zboot, tmp_path)
+        tgt_made = tgt_before_restart(lab, on_tgt, tmp_path / "tgt")
+
+        vm.shutdown(lab)  # the storage server restarts
+        vm.start(lab)
+
+        lio_after_restart(lab, zboot, tmp_path, lio_targets)
+        tgt_after_restart(lab, on_tgt, tmp_path / "tgt", tgt_made)
 
 
 def login(portal: str, target: str, initiator: str, lun: int = 0, **chap: str) -> int:
@@ -230,49 +306,6 @@ def test_iscsi_test_cu_passes_against_a_zboot_export(lab: Layout, zboot: Zboot, 
         if run.returncode != 0 or ran is None or ran.group(4) != "0" or ran.group(2) == "0":
             failed[family] = run.stdout[-600:] + run.stderr[-300:]
     assert not failed, failed
-
-
-def test_tgt_export_lifecycle_and_restart(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
-    use_engine(lab, zboot, "tgt")
-    data = os.urandom(MIB) + bytes(MIB)
-    portal, me = f"127.0.0.1:{lab.tgt_port}", "iqn.2010-04.org.ipxe:pct1"
-    golden(zboot, tmp_path, data)
-    target = zboot("clone", "gold", "pct1", "--mac", "52:54:00:0d:00:01")["data"]["target"]
-    shown = zboot("export", "show", "pct1")["data"]
-    assert (shown["engine"], shown["lun"], shown["exported"]) == ("tgt", 1, True)
-
-    copy = tmp_path / "read.raw"
-    iscsi.read_lun(portal, target, 1, me, copy)
-    assert copy.read_bytes() == data
-    refused = iscsi.inquiry(portal, target, 1, INTRUDER)
-    assert refused.returncode != 0 and "Target not found" in refused.stderr
-
-    refused_while_logged_in(lab, zboot, f"iscsi://{portal}/{target}/1", "pct1", me)
-    assert wait_until(lambda: not zboot("export", "show", "pct1")["data"]["in_use"])
-    zboot("rollback", "pct1")
-    # Mutual CHAP on tgt: the secrets reach tgtd through its socket, never argv.
-    two = zboot("clone", "gold", "pct2", "--mac", "52:54:00:0d:00:02", "--mutual-chap",
-                "--show-secrets")["data"]
-    c2 = two["chap_credentials"]
-    both = {"LIBISCSI_CHAP_USERNAME": c2["user"], "LIBISCSI_CHAP_PASSWORD": c2["secret"],
-            "LIBISCSI_CHAP_TARGET_USERNAME": c2["mutual_user"],
-            "LIBISCSI_CHAP_TARGET_PASSWORD": c2["mutual_secret"]}
-
-    vm.shutdown(lab)  # tgt's conf.d file brings the export back; zboot is not run
-    vm.start(lab)
-    iscsi.read_lun(portal, target, 1, me, copy)
-    assert copy.read_bytes() == data
-    after = iscsi.inquiry(portal, target, 1, INTRUDER)
-    assert after.returncode != 0 and "Target not found" in after.stderr  # still name-bound
-    assert login(portal, two["target"], two["initiator"], 1, **both) == 0
-    assert login(portal, two["target"], two["initiator"], 1) != 0  # no secret
-    wrong = both | {"LIBISCSI_CHAP_PASSWORD": iscsi.wrong(c2["secret"])}
-    assert login(portal, two["target"], two["initiator"], 1, **wrong) != 0
-    wrong = both | {"LIBISCSI_CHAP_TARGET_PASSWORD": iscsi.wrong(c2["mutual_secret"])}
-    assert login(portal, two["target"], two["initiator"], 1, **wrong) != 0
-    zboot("destroy", "pct1", "--yes")
-    assert iscsi.inquiry(portal, target, 1, me).returncode != 0
-    assert "zboot-pct1.conf" not in ssh_text(lab, ["ls", "/etc/tgt/conf.d"])
 
 
 def accepted_logins(lab: Layout) -> int:

@@ -7,11 +7,16 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 from zboot_lab.costs import timed
+from zboot_lab.layout import POOL, Layout
+from zboot_lab.remote import ssh, ssh_text
 
 ENVELOPE_KEYS = {"version", "command", "status", "exit_code", "data", "errors"}
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" /
@@ -51,3 +56,29 @@ class Zboot:
         if code:
             assert out["errors"] and {"kind", "code", "message", "hint"} <= set(out["errors"][0])
         return out
+
+
+@contextmanager
+def zboot_root(lab: Layout, work: Path) -> Iterator[Zboot]:
+    """zboot with a config of its own in work and a root dataset of its own,
+    removed afterwards with every host's export; for a test that needs a
+    second root beside the `zboot` fixture's."""
+    root = f"{POOL}/t-{uuid.uuid4().hex[:8]}"
+    text = lab.config.read_text().replace(f'root = "{POOL}/zboot"', f'root = "{root}"')
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "zboot.toml"
+    config.write_text(text)
+    run = Zboot(config, root)
+    try:
+        yield run
+    finally:
+        # the hosts' disks, read straight from ZFS (cheaper than `zboot list`)
+        names = ssh_text(lab, ["sh", "-c", 'zfs list -H -o name -d 1 -t volume "$1/hosts" '
+                               '2>/dev/null | sed "s|.*/||"; true', "sh", root]).split()
+        if names:  # one batch: one engine call takes every export down
+            run.raw("destroy", *names, "--yes", "--force")
+        # the root's dataset, and its (now empty) directory of secret files
+        secrets = next((line.split('"')[1] for line in text.splitlines()
+                        if line.startswith("secrets_dir")), "/etc/zboot/secrets")
+        ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; rmdir "$2" 2>/dev/null; true',
+                  "sh", root, f"{secrets}/{root.replace('/', '_')}"])
