@@ -103,24 +103,30 @@ def run_tests(layout: Layout, pytest_args: list[str], started: float) -> int:
         ("lint: mypy --strict", [python, "-m", "mypy", *TYPED]),
     )]
 
+    # Each phase's per-test times, for a closer look than --durations gives.
+    reports = layout.state / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
     was_running = vm.running_pid(layout) is not None
     boot = BackgroundBoot(layout)
     boot.start()
-    codes.append(_timed(timings, "unit (VM boots beside it)",
-                        [python, "-m", "pytest", "-n", UNIT_WORKERS, "--durations=12",
-                         "-m", "not lab and not e2e"], env))
-    with step("waiting for the storage VM"):
-        boot.join()
-    timings.add("storage VM boot (beside unit)", boot.seconds,
-                "reused" if was_running else ("ok" if boot.error is None else "FAILED"))
     try:
+        codes.append(_timed(timings, "unit (VM boots beside it)",
+                            [python, "-m", "pytest", "-n", UNIT_WORKERS, "--durations=12",
+                             f"--junitxml={reports / 'unit.xml'}",
+                             "-m", "not lab and not e2e"], env))
+        with step("waiting for the storage VM"):
+            boot.join()
+        timings.add("storage VM boot (beside unit)", boot.seconds,
+                    "reused" if was_running else ("ok" if boot.error is None else "FAILED"))
         if boot.error is not None:
             raise LabError(f"the storage VM did not come up: {boot.error}")
         for name, marker in (("lab", "lab"), ("e2e", "e2e")):
             codes.append(_timed(timings, name, [python, "-m", "pytest", "--durations=12",
+                                                f"--junitxml={reports / (name + '.xml')}",
                                                 "-m", marker], env))
     finally:
         if not was_running and not os.environ.get("ZBOOT_LAB_KEEP"):
+            boot.join()  # after Ctrl-C too: a VM half-booted is stopped, not left behind
             start = time.monotonic()
             vm.shutdown(layout)
             timings.add("storage VM stop", time.monotonic() - start, "ok")
