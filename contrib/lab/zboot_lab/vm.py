@@ -154,9 +154,11 @@ def ensure_master(layout: Layout) -> None:
 
 
 def stop_master(layout: Layout) -> None:
+    """Stop the shared connection by its recorded PID, and only if that PID
+    is still our ssh (a stale file may name someone else's process)."""
     pidfile = layout.run / "ssh-master.pid"
     pid = read_pid(pidfile)
-    if pid is not None and alive(pid):
+    if pid is not None and alive(pid) and pid in processes_mentioning(str(control_path(layout))):
         subprocess.run(control_argv(layout, "exit"), capture_output=True,
                        stdin=subprocess.DEVNULL, timeout=30, check=False)
         stop(pid)
