@@ -112,6 +112,11 @@ def test_lio_export_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> None
     assert gone.returncode != 0  # no target left behind
 
 
+# The disks of the restart test's LIO and tgt images (one test, two roots).
+LIO_RESTART_DATA = os.urandom(MIB) + bytes(MIB)
+TGT_RESTART_DATA = os.urandom(MIB) + bytes(MIB)
+
+
 def lio_before_restart(lab: Layout, zboot: Zboot, tmp_path: Path) -> dict[str, str]:
     """Two LIO hosts from one image; nothing for sync to do. Returns their targets."""
     golden(zboot, tmp_path, LIO_RESTART_DATA)
@@ -193,10 +198,6 @@ def tgt_after_restart(lab: Layout, zboot: Zboot, tmp_path: Path, made: dict[str,
     zboot("destroy", "pct1", "--yes")
     assert iscsi.inquiry(portal, target, 1, me).returncode != 0
     assert "zboot-pct1.conf" not in ssh_text(lab, ["ls", "/etc/tgt/conf.d"])
-
-
-LIO_RESTART_DATA = os.urandom(MIB) + bytes(MIB)
-TGT_RESTART_DATA = os.urandom(MIB) + bytes(MIB)
 
 
 def test_exports_survive_a_restart_on_lio_and_tgt(lab: Layout, zboot: Zboot,

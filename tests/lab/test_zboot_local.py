@@ -13,7 +13,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-from zboot_lab.costs import timed
 from zboot_lab.layout import POOL, Layout
 from zboot_lab.remote import ssh, ssh_text
 
@@ -28,8 +27,8 @@ SCHEMA = json.loads((REPO / "docs" / "json-envelope.schema.json").read_text())
 def zboot_on_server(lab: Layout, config: str, *args: str) -> Any:
     line = (f"cd {shlex.quote(str(REPO))} && {shlex.quote(PYTHON)} -m zboot --server local "
             f"--config {shlex.quote(config)} --json " + shlex.join(args))
-    with timed("zboot command (in the VM, --server local)"):
-        result = ssh(lab, ["sh", "-c", line], check=False)
+    result = ssh(lab, ["sh", "-c", line], check=False,
+                 kind="zboot command (in the VM, --server local)")
     out: dict[str, Any] = json.loads(result.stdout)
     assert result.returncode == 0, out
     jsonschema.validate(out, SCHEMA)

@@ -29,11 +29,14 @@ class Zboot:
         self.root = root
         self.stderr = ""  # of the last call, e.g. the commands `-v` lists
 
+    def _run(self, args: tuple[str, ...], stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        with timed("zboot command (over SSH)"):
+            return subprocess.run([sys.executable, "-m", "zboot", "--json", *args], input=stdin,
+                                  capture_output=True, env=self.env, timeout=600)
+
     def raw(self, *args: str) -> dict[str, Any]:
         """Run zboot and return its envelope, whatever the outcome."""
-        with timed("zboot command (over SSH)"):
-            raw = subprocess.run([sys.executable, "-m", "zboot", "--json", *args],
-                                 capture_output=True, env=self.env, timeout=600)
+        raw = self._run(args)
         try:
             out: dict[str, Any] = json.loads(raw.stdout)
         except ValueError:
@@ -41,9 +44,7 @@ class Zboot:
         return out
 
     def __call__(self, *args: str, code: int = 0, stdin: bytes = b"") -> dict[str, Any]:
-        with timed("zboot command (over SSH)"):
-            raw = subprocess.run([sys.executable, "-m", "zboot", "--json", *args], input=stdin,
-                                 capture_output=True, env=self.env, timeout=600)
+        raw = self._run(args, stdin)
         result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(),
                                              raw.stderr.decode())
         self.stderr = result.stderr

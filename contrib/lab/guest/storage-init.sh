@@ -21,18 +21,21 @@ say "init started"
 # starts pyenv costs seconds per SSH command under emulation) stay outside.
 mount -t tmpfs -o mode=0700 tmpfs /root
 
+# A share of the host's, read-only and with the guest's page cache on.
+mount_cached() {
+    mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,msize=512000,cache=loose \
+        "$1" "$2"
+}
 # /usr again, cached: the root comes over 9p without a page cache, so each
 # program start (python3 and its modules, zfs and its libraries) reads every
 # file again through the emulated virtio queue. The host's /usr does not
 # change while the lab runs (`lab up` installs packages before the VM starts).
-mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,msize=512000,cache=loose \
-    labusr /usr
+mount_cached labusr /usr
 # The checkout that started the lab (and its .venv), cached the same way: tests
 # run zboot and pytest in the guest from it. `lab up` drops the guest's caches
 # when it reuses this VM, so edits made since are seen.
 if [ -d "$LAB_REPO" ]; then
-    mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,msize=512000,cache=loose \
-        labrepo "$LAB_REPO"
+    mount_cached labrepo "$LAB_REPO"
 fi
 
 # --- kernel facilities -----------------------------------------------------

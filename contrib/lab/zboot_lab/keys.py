@@ -27,6 +27,11 @@ def control_path(layout: Layout) -> Path:
     return layout.run / "ssh-master.sock"
 
 
+def master_pidfile(layout: Layout) -> Path:
+    """Where the shared connection's PID is recorded, to stop it by that PID."""
+    return layout.run / "ssh-master.pid"
+
+
 def ssh_argv(layout: Layout, *, shared: bool = True) -> list[str]:
     """An OpenSSH command line that reaches the storage VM and trusts only its key.
 

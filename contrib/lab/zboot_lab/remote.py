@@ -13,10 +13,12 @@ from .procs import LabError
 
 
 def ssh(layout: Layout, argv: Sequence[str], *, stdin: bytes | None = None,
-        check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
-    """Run argv on the storage VM (quoted for its shell); raise if it fails and check is set."""
+        check: bool = True, timeout: float = 600,
+        kind: str = "ssh command (tests, shared connection)") -> subprocess.CompletedProcess[bytes]:
+    """Run argv on the storage VM (quoted for its shell); raise if it fails and check is set.
+    kind: what its time counts as in the run's "where the time went"."""
     command = shlex.join(argv)
-    with timed("ssh command (tests, shared connection)"):
+    with timed(kind):
         result = subprocess.run([*ssh_argv(layout), command],
                                 input=stdin if stdin is not None else b"",
                                 capture_output=True, timeout=timeout)

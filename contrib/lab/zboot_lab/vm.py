@@ -14,7 +14,14 @@ from pathlib import Path
 from . import layout as L
 from .costs import timed
 from .install import guest_kernel
-from .keys import control_argv, control_path, ensure_keys, master_argv, ssh_argv
+from .keys import (
+    control_argv,
+    control_path,
+    ensure_keys,
+    master_argv,
+    master_pidfile,
+    ssh_argv,
+)
 from .layout import Layout
 from .procs import LabError, alive, processes_mentioning, read_pid, stop
 from .progress import say, step
@@ -140,23 +147,22 @@ def ensure_master(layout: Layout) -> None:
     """One SSH connection that the lab's own commands and the tests' ssh calls
     share (each session on it skips a login, 1.8 s or more under emulation).
     zboot itself never uses it: it makes its own connection, as for a user."""
-    if (pid := master_pid(layout)) is not None:
-        (layout.run / "ssh-master.pid").write_text(f"{pid}\n")
-        return
-    stop_master(layout)  # a socket left by a master that died with an old VM
-    subprocess.run(master_argv(layout), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=120, check=False)
     pid = master_pid(layout)
+    if pid is None:
+        stop_master(layout)  # a socket left by a master that died with an old VM
+        subprocess.run(master_argv(layout), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120, check=False)
+        pid = master_pid(layout)
     if pid is None:
         say("no shared SSH connection to the storage VM; every command logs in on its own")
         return
-    (layout.run / "ssh-master.pid").write_text(f"{pid}\n")
+    master_pidfile(layout).write_text(f"{pid}\n")
 
 
 def stop_master(layout: Layout) -> None:
     """Stop the shared connection by its recorded PID, and only if that PID
     is still our ssh (a stale file may name someone else's process)."""
-    pidfile = layout.run / "ssh-master.pid"
+    pidfile = master_pidfile(layout)
     pid = read_pid(pidfile)
     if pid is not None and alive(pid) and pid in processes_mentioning(str(control_path(layout))):
         subprocess.run(control_argv(layout, "exit"), capture_output=True,
@@ -226,10 +232,10 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
     if busy:
         raise LabError(f"ports {busy} on 127.0.0.1 are taken; set ZBOOT_LAB_PORT_BASE")
     with timed("storage VM boot (to SSH ready)"):
-        boot(layout, timeout)
+        _boot(layout, timeout)
 
 
-def boot(layout: Layout, timeout: float) -> None:
+def _boot(layout: Layout, timeout: float) -> None:
     stop_master(layout)  # one left from a VM that is gone
     prepare_files(layout)
     with step("booting the storage VM (ZFS, LIO, tgtd, sshd, HTTP)"):
