@@ -16,13 +16,14 @@ from typing import Any
 from .errors import InvalidInput
 from .names import dataset_name, url
 
-DEFAULT_PATHS = (Path.home() / ".config" / "zboot" / "config.toml",
-                 Path("/etc/zboot/config.toml"))
+DEFAULT_PATHS = (Path.home() / ".config" / "zboot" / "config.toml", Path("/etc/zboot/config.toml"))
 LOCAL = "local"
 # used with fullmatch: `$` would let a trailing newline through
-SERVER_RE = re.compile(r"(?:(?P<user>[a-z_][a-z0-9_.-]{0,31})@)?"
-                       r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9a-fA-F:]+\])"
-                       r"(?::(?P<port>[0-9]{1,5}))?")
+SERVER_RE = re.compile(
+    r"(?:(?P<user>[a-z_][a-z0-9_.-]{0,31})@)?"
+    r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9a-fA-F:]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
 
 
 @dataclass(frozen=True)
@@ -118,35 +119,55 @@ def load(explicit: Path | None = None, server: str | None = None) -> Config:
             raise InvalidInput(f"cannot read config file {str(path)!r}: {err}") from err
     s, z, t, b = (_section(data, n) for n in ("server", "zfs", "target", "boot"))
     server_config = ServerConfig(
-        host=str(s.get("host", LOCAL)), port=s.get("port"), user=s.get("user"),
-        key=s.get("key"), known_hosts=s.get("known_hosts"), sudo=bool(s.get("sudo", False)),
+        host=str(s.get("host", LOCAL)),
+        port=s.get("port"),
+        user=s.get("user"),
+        key=s.get("key"),
+        known_hosts=s.get("known_hosts"),
+        sudo=bool(s.get("sudo", False)),
         lock_timeout=seconds(s.get("lock_timeout", 300), "server.lock_timeout"),
     )
     if server is not None:
         override = parse_server(server)
-        server_config = override if override.is_local else replace(
-            server_config, host=override.host, port=override.port or server_config.port,
-            user=override.user or server_config.user)
+        server_config = (
+            override
+            if override.is_local
+            else replace(
+                server_config,
+                host=override.host,
+                port=override.port or server_config.port,
+                user=override.user or server_config.user,
+            )
+        )
     pool = dataset_name(str(z.get("pool", "tank")))
     root = dataset_name(str(z.get("root", f"{pool}/zboot")))
     if root.split("/")[0] != pool.split("/")[0]:
         raise InvalidInput(f"zfs.root {root!r} is not in pool {pool!r}")
-    return Config(server=server_config, pool=pool, root=root,
-                  engine=str(t.get("engine", "auto")), portal=t.get("portal"),
-                  iqn_base=t.get("iqn_base"),
-                  secrets_dir=str(t.get("secrets_dir", "/etc/zboot/secrets")),
-                  boot_dir=str(b.get("dir", "/srv/zboot/boot")),
-                  boot_url=b.get("url"),
-                  winpe=url(str(b["winpe"]), "[boot] winpe") if b.get("winpe") else None,
-                  path=path)
+    return Config(
+        server=server_config,
+        pool=pool,
+        root=root,
+        engine=str(t.get("engine", "auto")),
+        portal=t.get("portal"),
+        iqn_base=t.get("iqn_base"),
+        secrets_dir=str(t.get("secrets_dir", "/etc/zboot/secrets")),
+        boot_dir=str(b.get("dir", "/srv/zboot/boot")),
+        boot_url=b.get("url"),
+        winpe=url(str(b["winpe"]), "[boot] winpe") if b.get("winpe") else None,
+        path=path,
+    )
 
 
 def default_engine(tools: list[str], rtslib: bool) -> str:
     """The target engine a server's tools point to (LIO first, as on Linux)."""
     if rtslib or "targetcli" in tools:
         return "lio"
-    for tool, engine in (("tgtadm", "tgt"), ("istgtcontrol", "istgt"), ("ctladm", "ctld"),
-                         ("itadm", "comstar")):
+    for tool, engine in (
+        ("tgtadm", "tgt"),
+        ("istgtcontrol", "istgt"),
+        ("ctladm", "ctld"),
+        ("itadm", "comstar"),
+    ):
         if tool in tools:
             return engine
     return "none"
@@ -164,11 +185,21 @@ def sections(config: Config) -> dict[str, dict[str, object]]:
     """The configuration as TOML tables and keys (None: not set)."""
     s = config.server
     return {
-        "server": {"host": s.host, "port": s.port, "user": s.user, "key": s.key,
-                   "known_hosts": s.known_hosts, "sudo": s.sudo},
+        "server": {
+            "host": s.host,
+            "port": s.port,
+            "user": s.user,
+            "key": s.key,
+            "known_hosts": s.known_hosts,
+            "sudo": s.sudo,
+        },
         "zfs": {"pool": config.pool, "root": config.root},
-        "target": {"engine": config.engine, "portal": config.portal,
-                   "iqn_base": config.iqn_base, "secrets_dir": config.secrets_dir},
+        "target": {
+            "engine": config.engine,
+            "portal": config.portal,
+            "iqn_base": config.iqn_base,
+            "secrets_dir": config.secrets_dir,
+        },
         "boot": {"dir": config.boot_dir, "url": config.boot_url, "winpe": config.winpe},
     }
 
@@ -194,8 +225,9 @@ def add_missing(text: str, config: Config) -> tuple[str, list[str]]:
     added: list[str] = []
     for table, values in sections(config).items():
         have = present.get(table, {})
-        new = [f"{k} = {_toml_value(v)}" for k, v in values.items()
-               if v is not None and k not in have]
+        new = [
+            f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None and k not in have
+        ]
         if not new:
             continue
         added += [f"{table}.{line.split(' = ')[0]}" for line in new]
@@ -204,5 +236,5 @@ def add_missing(text: str, config: Config) -> tuple[str, list[str]]:
         if at is None:
             lines += ["", f"[{table}]", *new]
         else:
-            lines[at + 1:at + 1] = new
+            lines[at + 1 : at + 1] = new
     return "\n".join(lines) + "\n", added

@@ -28,8 +28,12 @@ class ZbootError(Exception):
         self.hint = hint
 
     def to_json(self) -> dict[str, object]:
-        return {"kind": self.kind, "code": int(self.exit_code), "message": self.message,
-                "hint": self.hint}
+        return {
+            "kind": self.kind,
+            "code": int(self.exit_code),
+            "message": self.message,
+            "hint": self.hint,
+        }
 
 
 class InvalidInput(ZbootError):
@@ -63,8 +67,9 @@ class CommandFailed(ServerError):
 
     kind = "command-failed"
 
-    def __init__(self, argv: tuple[str, ...], returncode: int, stderr: str,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, argv: tuple[str, ...], returncode: int, stderr: str, hint: str | None = None
+    ) -> None:
         detail = stderr.strip() or "(no error output)"
         super().__init__(f"{' '.join(argv)} exited {returncode}: {detail}", hint)
         self.argv = argv

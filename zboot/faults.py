@@ -82,8 +82,9 @@ class _Watched:
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
         return self.inner.sessions(targets)
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-              persist: bool = True) -> None:
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
         trace = os.environ.get(TRACE_ENV)
         if trace:  # the suite places engine faults where an engine call follows
             with open(trace, "a", encoding="utf-8") as handle:
@@ -95,5 +96,4 @@ class _Watched:
 
 def watch(engine: TargetEngine) -> TargetEngine:
     """The engine itself, or, under a fault-injection test, one that can fail."""
-    return _Watched(engine) if os.environ.get(FAULT_ENV) or os.environ.get(TRACE_ENV) \
-        else engine
+    return _Watched(engine) if os.environ.get(FAULT_ENV) or os.environ.get(TRACE_ENV) else engine

@@ -87,42 +87,55 @@ def host_name(value: str) -> str:
     if not value:
         raise InvalidInput("host name is empty", hint=f"use {allowed}")
     if len(value) > 63:
-        raise InvalidInput(f"host name {_show(value)} is longer than 63 characters",
-                           hint=f"use {allowed}")
+        raise InvalidInput(
+            f"host name {_show(value)} is longer than 63 characters", hint=f"use {allowed}"
+        )
     if not _HOST_CHARS_RE.fullmatch(value):
-        raise InvalidInput(f"host name {_show(value)} contains characters other than "
-                           "ASCII letters, digits and hyphens",
-                           hint="a host name is one DNS label, e.g. web-01 (no dots)")
+        raise InvalidInput(
+            f"host name {_show(value)} contains characters other than "
+            "ASCII letters, digits and hyphens",
+            hint="a host name is one DNS label, e.g. web-01 (no dots)",
+        )
     if not _HOST_RE.fullmatch(value):
-        raise InvalidInput(f"host name {_show(value)} starts or ends with a hyphen",
-                           hint=f"use {allowed}")
+        raise InvalidInput(
+            f"host name {_show(value)} starts or ends with a hyphen", hint=f"use {allowed}"
+        )
     return value.lower()
 
 
 def _component(value: str, what: str, example: str) -> str:
     value = _require_str(value, what)
-    allowed = ("1-64 characters: lowercase letters, digits, '.', '_' and '-', "
-               "starting with a lowercase letter or digit")
+    allowed = (
+        "1-64 characters: lowercase letters, digits, '.', '_' and '-', "
+        "starting with a lowercase letter or digit"
+    )
     if not value:
         raise InvalidInput(f"{what} is empty", hint=f"use {allowed}, e.g. {example}")
     if len(value) > 64:
-        raise InvalidInput(f"{what} {_show(value)} is longer than 64 characters",
-                           hint=f"use {allowed}")
+        raise InvalidInput(
+            f"{what} {_show(value)} is longer than 64 characters", hint=f"use {allowed}"
+        )
     if _COMPONENT_CHARS_RE.fullmatch(value) and value.lower() != value:
         raise InvalidInput(
             f"{what} {_show(value)} contains uppercase letters; they are not allowed "
             "(names are not lowercased for you)",
-            hint=f"use {value.lower()!r}")
+            hint=f"use {value.lower()!r}",
+        )
     if not _COMPONENT_CHARS_RE.fullmatch(value):
-        raise InvalidInput(f"{what} {_show(value)} contains characters other than "
-                           "lowercase letters, digits, '.', '_' and '-'",
-                           hint=f"use {allowed}, e.g. {example}")
+        raise InvalidInput(
+            f"{what} {_show(value)} contains characters other than "
+            "lowercase letters, digits, '.', '_' and '-'",
+            hint=f"use {allowed}, e.g. {example}",
+        )
     if not _COMPONENT_RE.fullmatch(value):
-        raise InvalidInput(f"{what} {_show(value)} must start with a lowercase letter or digit",
-                           hint=f"use {allowed}, e.g. {example}")
+        raise InvalidInput(
+            f"{what} {_show(value)} must start with a lowercase letter or digit",
+            hint=f"use {allowed}, e.g. {example}",
+        )
     if ".." in value:
-        raise InvalidInput(f"{what} {_show(value)} contains '..'",
-                           hint=f"use {allowed}, without '..'")
+        raise InvalidInput(
+            f"{what} {_show(value)} contains '..'", hint=f"use {allowed}, without '..'"
+        )
     return value
 
 
@@ -146,21 +159,30 @@ def mac(value: str) -> str:
     addresses are rejected."""
     value = _require_str(value, "MAC address")
     spellings = "52:54:00:ab:cd:01, 52-54-00-ab-cd-01, 5254.00ab.cd01 or 525400abcd01"
-    if (_MAC_SEPARATED_RE.fullmatch(value) or _MAC_CISCO_RE.fullmatch(value)
-            or _MAC_BARE_RE.fullmatch(value)):
+    if (
+        _MAC_SEPARATED_RE.fullmatch(value)
+        or _MAC_CISCO_RE.fullmatch(value)
+        or _MAC_BARE_RE.fullmatch(value)
+    ):
         digits = re.sub(r"[:.-]", "", value).lower()
     else:
-        raise InvalidInput(f"{_show(value)} is not a MAC address",
-                           hint=f"write six two-digit hex octets, e.g. {spellings}")
-    octets = [digits[i:i + 2] for i in range(0, 12, 2)]
+        raise InvalidInput(
+            f"{_show(value)} is not a MAC address",
+            hint=f"write six two-digit hex octets, e.g. {spellings}",
+        )
+    octets = [digits[i : i + 2] for i in range(0, 12, 2)]
     normal = ":".join(octets)
     if int(octets[0], 16) & 1:
-        raise InvalidInput(f"MAC address {_show(value)} is a multicast or broadcast address "
-                           "(low bit of the first octet is set)",
-                           hint="give the machine's own (unicast) network card address")
+        raise InvalidInput(
+            f"MAC address {_show(value)} is a multicast or broadcast address "
+            "(low bit of the first octet is set)",
+            hint="give the machine's own (unicast) network card address",
+        )
     if digits == "0" * 12:
-        raise InvalidInput(f"MAC address {_show(value)} is all zeros",
-                           hint="give the machine's own network card address")
+        raise InvalidInput(
+            f"MAC address {_show(value)} is all zeros",
+            hint="give the machine's own network card address",
+        )
     return normal
 
 
@@ -180,8 +202,10 @@ def size_bytes(value: str) -> int:
     result must be at least 1 and at most 2**63-1.
     """
     value = _require_str(value, "size")
-    hint = ("use a byte count or a number with a unit K, M, G, T or P, e.g. 10G, 512M, 1.5T "
-            "(units are binary: 1G = 1024^3 bytes; GB and GiB mean the same)")
+    hint = (
+        "use a byte count or a number with a unit K, M, G, T or P, e.g. 10G, 512M, 1.5T "
+        "(units are binary: 1G = 1024^3 bytes; GB and GiB mean the same)"
+    )
     if len(value) > _MAX_SIZE_TEXT:
         raise InvalidInput(f"size {_show(value)} is too long", hint=hint)
     if not value.isascii():
@@ -194,15 +218,16 @@ def size_bytes(value: str) -> int:
     else:
         power = _UNITS[match["unit"].upper()] if match["unit"] else 0
         if power == 0 and "." in match["number"]:
-            raise InvalidInput(f"size {_show(value)} is a fractional number of bytes",
-                               hint=hint)
+            raise InvalidInput(f"size {_show(value)} is a fractional number of bytes", hint=hint)
         result = int(Fraction(match["number"]) * 1024**power)
     if result <= 0:
-        raise InvalidInput(f"size {_show(value)} is zero bytes; it must be at least 1 byte",
-                           hint=hint)
+        raise InvalidInput(
+            f"size {_show(value)} is zero bytes; it must be at least 1 byte", hint=hint
+        )
     if result > MAX_SIZE_BYTES:
-        raise InvalidInput(f"size {_show(value)} is more than 2^63-1 bytes",
-                           hint="the largest size is 8191P")
+        raise InvalidInput(
+            f"size {_show(value)} is more than 2^63-1 bytes", hint="the largest size is 8191P"
+        )
     return result
 
 
@@ -219,37 +244,45 @@ def iqn(value: str) -> str:
     if not value.isascii():
         # Checked before lowercasing: some non-ASCII letters lowercase to ASCII
         # (KELVIN SIGN -> 'k').
-        raise InvalidInput(f"iSCSI name {_show(value)} contains non-ASCII characters",
-                           hint=f"use lowercase letters, digits, '-', '.' and ':', e.g. {example}")
+        raise InvalidInput(
+            f"iSCSI name {_show(value)} contains non-ASCII characters",
+            hint=f"use lowercase letters, digits, '-', '.' and ':', e.g. {example}",
+        )
     lowered = value.lower()
     if lowered.startswith(("eui.", "naa.")):
-        raise InvalidInput(f"iSCSI name {_show(value)} is an {lowered[:3]}. name; "
-                           "only iqn. names are supported",
-                           hint=f"use an iqn. name, e.g. {example}")
+        raise InvalidInput(
+            f"iSCSI name {_show(value)} is an {lowered[:3]}. name; only iqn. names are supported",
+            hint=f"use an iqn. name, e.g. {example}",
+        )
     if not lowered:
         raise InvalidInput("iSCSI name is empty", hint=f"use e.g. {example}")
     if len(lowered.encode("ascii")) > _MAX_IQN_BYTES:
-        raise InvalidInput(f"iSCSI name {_show(value)} is longer than {_MAX_IQN_BYTES} bytes",
-                           hint=f"use a shorter name, e.g. {example}")
+        raise InvalidInput(
+            f"iSCSI name {_show(value)} is longer than {_MAX_IQN_BYTES} bytes",
+            hint=f"use a shorter name, e.g. {example}",
+        )
     if not _IQN_CHARS_RE.fullmatch(lowered):
-        raise InvalidInput(f"iSCSI name {_show(value)} contains characters other than "
-                           "letters, digits, '-', '.' and ':'",
-                           hint=f"use e.g. {example}")
+        raise InvalidInput(
+            f"iSCSI name {_show(value)} contains characters other than "
+            "letters, digits, '-', '.' and ':'",
+            hint=f"use e.g. {example}",
+        )
     if ".." in lowered:
-        raise InvalidInput(f"iSCSI name {_show(value)} contains '..'",
-                           hint=f"use e.g. {example}")
+        raise InvalidInput(f"iSCSI name {_show(value)} contains '..'", hint=f"use e.g. {example}")
     match = _IQN_RE.fullmatch(lowered)
     if not match:
         raise InvalidInput(
             f"{_show(value)} is not an iSCSI qualified name "
             "(iqn.YYYY-MM.reversed.domain[:identifier])",
-            hint=f"use e.g. {example}")
+            hint=f"use e.g. {example}",
+        )
     year, month = int(match["year"]), int(match["month"])
     if year == 0 or not 1 <= month <= 12:
-        raise InvalidInput(f"iSCSI name {_show(value)} has an invalid date "
-                           f"{match['year']}-{match['month']}",
-                           hint="the date is the year and month (01-12) the naming "
-                                "authority got its domain, e.g. 2003-01")
+        raise InvalidInput(
+            f"iSCSI name {_show(value)} has an invalid date {match['year']}-{match['month']}",
+            hint="the date is the year and month (01-12) the naming "
+            "authority got its domain, e.g. 2003-01",
+        )
     return lowered
 
 
@@ -258,27 +291,39 @@ def dataset_name(value: str) -> str:
     A-Z, a-z, 0-9, '_', '.', ':' and '-', each starting with a letter or digit,
     no empty or '..' components, at most 255 characters in all. Returned as given."""
     value = _require_str(value, "dataset name")
-    allowed = ("'/'-separated components of letters, digits, '_', '.', ':' and '-', "
-               "each starting with a letter or digit, e.g. tank/zboot")
+    allowed = (
+        "'/'-separated components of letters, digits, '_', '.', ':' and '-', "
+        "each starting with a letter or digit, e.g. tank/zboot"
+    )
     if not value:
         raise InvalidInput("dataset name is empty", hint=f"use {allowed}")
     if len(value) > _MAX_DATASET:
-        raise InvalidInput(f"dataset name {_show(value)} is longer than {_MAX_DATASET} "
-                           "characters", hint=f"use {allowed}")
+        raise InvalidInput(
+            f"dataset name {_show(value)} is longer than {_MAX_DATASET} characters",
+            hint=f"use {allowed}",
+        )
     if "@" in value or "#" in value:
-        raise InvalidInput(f"dataset name {_show(value)} contains '@' or '#'; "
-                           "give a dataset, not a snapshot or bookmark",
-                           hint=f"use {allowed}")
+        raise InvalidInput(
+            f"dataset name {_show(value)} contains '@' or '#'; "
+            "give a dataset, not a snapshot or bookmark",
+            hint=f"use {allowed}",
+        )
     for component in value.split("/"):
         if not component:
-            raise InvalidInput(f"dataset name {_show(value)} has an empty component "
-                               "(leading, trailing or doubled '/')", hint=f"use {allowed}")
+            raise InvalidInput(
+                f"dataset name {_show(value)} has an empty component "
+                "(leading, trailing or doubled '/')",
+                hint=f"use {allowed}",
+            )
         if component in (".", ".."):
-            raise InvalidInput(f"dataset name {_show(value)} has a {component!r} component",
-                               hint=f"use {allowed}")
+            raise InvalidInput(
+                f"dataset name {_show(value)} has a {component!r} component", hint=f"use {allowed}"
+            )
         if not _DATASET_COMPONENT_RE.fullmatch(component):
-            raise InvalidInput(f"dataset name {_show(value)} has an invalid component "
-                               f"{_show(component)}", hint=f"use {allowed}")
+            raise InvalidInput(
+                f"dataset name {_show(value)} has an invalid component {_show(component)}",
+                hint=f"use {allowed}",
+            )
     return value
 
 
@@ -288,8 +333,10 @@ def compression(value: str) -> str:
     the algorithm is for zfs to say; this keeps anything else off its command line."""
     value = _require_str(value, "compression")
     if not _COMPRESSION_RE.fullmatch(value):
-        raise InvalidInput(f"compression {_show(value)} is not a ZFS compression value",
-                           hint="e.g. lz4, zstd, zstd-3, gzip-9 or off")
+        raise InvalidInput(
+            f"compression {_show(value)} is not a ZFS compression value",
+            hint="e.g. lz4, zstd, zstd-3, gzip-9 or off",
+        )
     return value
 
 
@@ -299,8 +346,10 @@ def address(value: str, what: str = "address") -> str:
     starting with a letter, digit or ':'. Returned as given."""
     value = _require_str(value, what)
     if not _ADDRESS_RE.fullmatch(value):
-        raise InvalidInput(f"{what} {_show(value)} is not a host name or IP address",
-                           hint="e.g. 10.0.0.1, fd00::1 or boot.example.org")
+        raise InvalidInput(
+            f"{what} {_show(value)} is not a host name or IP address",
+            hint="e.g. 10.0.0.1, fd00::1 or boot.example.org",
+        )
     return value
 
 
@@ -310,9 +359,11 @@ def message(value: str) -> str:
     as a ZFS property and shown in tables). Returned as given."""
     value = _require_str(value, "message")
     if any(ord(c) < 32 or ord(c) == 127 for c in value) or len(value) > _MAX_MESSAGE:
-        raise InvalidInput(f"message {_show(value)} is not one line of at most "
-                           f"{_MAX_MESSAGE} characters without control characters",
-                           hint="give a one-line note, e.g. -m 'monthly updates'")
+        raise InvalidInput(
+            f"message {_show(value)} is not one line of at most "
+            f"{_MAX_MESSAGE} characters without control characters",
+            hint="give a one-line note, e.g. -m 'monthly updates'",
+        )
     return value
 
 
@@ -325,6 +376,8 @@ def url(value: str, what: str = "URL") -> str:
     only (no spaces, quotes, or $ that iPXE would expand). Returned as given."""
     value = _require_str(value, what)
     if not _URL_RE.fullmatch(value):
-        raise InvalidInput(f"{what} {_show(value)} is not a plain http, https or tftp URL",
-                           hint="e.g. http://10.0.0.1/winpe (percent-encode anything else)")
+        raise InvalidInput(
+            f"{what} {_show(value)} is not a plain http, https or tftp URL",
+            hint="e.g. http://10.0.0.1/winpe (percent-encode anything else)",
+        )
     return value

@@ -57,7 +57,8 @@ def test_bios_clients_boot_their_own_clones(lab: Layout, zboot: Zboot, tmp_path:
 
 
 def test_install_mode_attaches_the_empty_disk_and_falls_through(
-        lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
     zboot("init")
     zboot("image", "create", "blank", "--size", "64M")
     zboot("image", "snapshot", "blank")
@@ -71,18 +72,23 @@ def test_install_mode_attaches_the_empty_disk_and_falls_through(
     # The installer's part: it writes a system onto the attached disk.
     system = tmp_path / "system.img"
     write_golden("bios", system)
-    opts = (f"driver=iscsi,transport=tcp,portal=127.0.0.1:{lab.lio_port},"
-            f"target={cloned['target']},lun=0,initiator-name={cloned['initiator']}")
-    subprocess.run(["qemu-img", "convert", "-n", "-f", "raw", str(system),
-                    "--target-image-opts", opts], check=True, capture_output=True, timeout=600)
+    opts = (
+        f"driver=iscsi,transport=tcp,portal=127.0.0.1:{lab.lio_port},"
+        f"target={cloned['target']},lun=0,initiator-name={cloned['initiator']}"
+    )
+    subprocess.run(
+        ["qemu-img", "convert", "-n", "-f", "raw", str(system), "--target-image-opts", opts],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     zboot("mode", "pce2ei", "normal")
     assert boot(lab, A).counter == 1
 
 
 def test_chap_travels_in_the_script(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
     golden(zboot, tmp_path, "bios")
-    cloned = zboot("clone", "gold", "pce2ec", "--mac", A, "--mutual-chap",
-                   "--show-secrets")["data"]
+    cloned = zboot("clone", "gold", "pce2ec", "--mac", A, "--mutual-chap", "--show-secrets")["data"]
     assert boot(lab, A).counter == 1  # iPXE logs in with both secrets from the script
     secret = cloned["chap_credentials"]["secret"]
     script = ssh_text(lab, ["cat", cloned["boot_file"]])
@@ -96,7 +102,8 @@ def test_chap_travels_in_the_script(lab: Layout, zboot: Zboot, tmp_path: Path) -
 
 
 def test_maintenance_updates_the_image_for_hosts_cloned_afterwards(
-        lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
     golden(zboot, tmp_path, "bios")
     zboot("clone", "gold", "pce2em", "--mac", A)  # from v1
     zboot("clone", "gold", "pce2eo", "--mac", "52:54:00:e2:00:03")

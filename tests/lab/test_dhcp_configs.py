@@ -14,15 +14,17 @@ from zboot.boot import dhcp
 pytestmark = pytest.mark.lab
 
 SITE = dhcp.Site("http://10.0.2.2:40080/boot", "10.0.2.2", router="10.0.2.2")
-HOSTS = [dhcp.DhcpHost(f"pc{n:02}", f"52:54:00:aa:00:{n:02x}", f"iqn.2010-04.org.ipxe:pc{n:02}")
-         for n in range(1, 21)] + [
-    dhcp.DhcpHost("win-01", "52:54:00:aa:01:01", "iqn.1991-05.com.microsoft:win-01")]
+HOSTS = [
+    dhcp.DhcpHost(f"pc{n:02}", f"52:54:00:aa:00:{n:02x}", f"iqn.2010-04.org.ipxe:pc{n:02}")
+    for n in range(1, 21)
+] + [dhcp.DhcpHost("win-01", "52:54:00:aa:01:01", "iqn.1991-05.com.microsoft:win-01")]
 
 CHECKS = {
-    "isc": (["dhcpd", "-t", "-cf"], ("option iscsi-initiator-iqn code 203",
-                                      "option iscsi-initiator-iqn code 20x")),
-    "dnsmasq": (["dnsmasq", "--test", "--conf-file"], ("dhcp-boot=tag:ipxe,",
-                                                       "dhcp-boot=tag:")),
+    "isc": (
+        ["dhcpd", "-t", "-cf"],
+        ("option iscsi-initiator-iqn code 203", "option iscsi-initiator-iqn code 20x"),
+    ),
+    "dnsmasq": (["dnsmasq", "--test", "--conf-file"], ("dhcp-boot=tag:ipxe,", "dhcp-boot=tag:")),
     "kea": (["kea-dhcp4", "-t"], ('"code": 203', '"code": "x"')),
 }
 

@@ -51,14 +51,20 @@ def fault_points() -> dict[str, bool]:
     found: dict[str, bool] = {}
     for path in sorted(SOURCE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "point" and isinstance(node.func.value, ast.Name)
-                    and node.func.value.id == "faults"):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "point"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "faults"
+            ):
                 continue
             name = node.args[0]
             assert isinstance(name, ast.Constant) and isinstance(name.value, str), path
-            engine = any(k.arg == "engine" and isinstance(k.value, ast.Constant)
-                         and k.value.value is True for k in node.keywords)
+            engine = any(
+                k.arg == "engine" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in node.keywords
+            )
             assert name.value not in found, f"fault point {name.value} appears twice"
             found[name.value] = engine
     return found
@@ -79,8 +85,7 @@ class Variant:
 
 
 VARIANTS = [
-    Variant("clone", lambda h, mac: ["clone", "gold", h, "--mac", mac, "--chap"], None,
-            "normal"),
+    Variant("clone", lambda h, mac: ["clone", "gold", h, "--mac", mac, "--chap"], None, "normal"),
     Variant("rollback", lambda h, mac: ["rollback", h], "normal", "normal"),
     Variant("destroy", lambda h, mac: ["destroy", h, "--yes"], "normal", None),
     Variant("mode", lambda h, mac: ["mode", h, "local"], "normal", "local"),
@@ -105,7 +110,8 @@ class Server:
         self.root = f"{POOL}/f{engine}-{uuid.uuid4().hex[:6]}"
         text = lab.config.read_text().replace(f'root = "{POOL}/zboot"', f'root = "{self.root}"')
         text = text.replace('engine = "lio"', f'engine = "{engine}"').replace(
-            lab.portal("lio"), lab.portal(engine))
+            lab.portal("lio"), lab.portal(engine)
+        )
         config = work / f"{engine}.toml"
         config.write_text(text)
         self.zboot = Zboot(config, self.root)
@@ -123,34 +129,51 @@ class Server:
         """A host name no other run shares (target names are per iqn_base,
         which every root on the lab shares), and its MAC."""
         self.count += 1
-        return f"{self.prefix}{self.count:03}", f"52:54:00:f{ENGINES.index(self.engine)}:" \
-            f"{self.count // 256:02x}:{self.count % 256:02x}"
+        return (
+            f"{self.prefix}{self.count:03}",
+            f"52:54:00:f{ENGINES.index(self.engine)}:"
+            f"{self.count // 256:02x}:{self.count % 256:02x}",
+        )
 
-    def run(self, argv: list[str], fault: str | None = None,
-            trace: Path | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: list[str], fault: str | None = None, trace: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = dict(self.zboot.env)
         env.pop("ZBOOT_TEST_FAULT", None)
         if fault:
             env["ZBOOT_TEST_FAULT"] = fault
         if trace:
             env["ZBOOT_TEST_FAULT_TRACE"] = str(trace)
-        return subprocess.run([sys.executable, "-m", "zboot", "--json", *argv],
-                              capture_output=True, text=True, env=env, timeout=600)
+        return subprocess.run(
+            [sys.executable, "-m", "zboot", "--json", *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
 
     def image_checksum(self) -> str:
         device = f"/dev/zvol/{self.root}/images/gold"
         return ssh_text(self.lab, ["sha256sum", device]).split()[0]
 
-    def login(self, record: dict[str, str],
-              chap: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
+    def login(
+        self, record: dict[str, str], chap: dict[str, str] | None
+    ) -> subprocess.CompletedProcess[str]:
         """INQUIRY as the host's machine: its initiator name and CHAP secret."""
         env = dict(os.environ)
         if chap is not None:
-            env |= {"LIBISCSI_CHAP_USERNAME": chap["user"],
-                    "LIBISCSI_CHAP_PASSWORD": chap["secret"]}
+            env |= {
+                "LIBISCSI_CHAP_USERNAME": chap["user"],
+                "LIBISCSI_CHAP_PASSWORD": chap["secret"],
+            }
         url = f"iscsi://127.0.0.1:{self.port}/{record['target']}/{self.lun}"
-        return subprocess.run(["iscsi-inq", "-i", record["initiator"], url],
-                              capture_output=True, text=True, timeout=120, env=env)
+        return subprocess.run(
+            ["iscsi-inq", "-i", record["initiator"], url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
 
 
 class Servers:
@@ -177,8 +200,7 @@ class Servers:
         s.zboot("image", "snapshot", "gold")
         s.image_sum = s.image_checksum()
         assert s.image_sum == hashlib.sha256(disk.read_bytes()).hexdigest()
-        stock = [s.new_host() for _ in range((2 if engine == ENGINES[0] else 1)
-                                             * len(VARIANTS))]
+        stock = [s.new_host() for _ in range((2 if engine == ENGINES[0] else 1) * len(VARIANTS))]
         made = self.work / f"stock-{engine}.csv"
         made.write_text("host,mac,chap\n" + "".join(f"{h},{m},one-way\n" for h, m in stock))
         s.zboot("clone", "gold", "--hosts", str(made))
@@ -246,12 +268,32 @@ def inventory(s: Server, host: str = "") -> dict[str, dict[str, str]]:
     with a host, also its record (key -> value) and its CHAP file (chap)."""
     config = Path(s.zboot.env["ZBOOT_CONFIG"]).read_text()
     boot = next(line.split('"')[1] for line in config.splitlines() if line.startswith("dir"))
-    secrets = next(line.split('"')[1] for line in config.splitlines()
-                   if line.startswith("secrets_dir"))
-    out = ssh_text(s.lab, ["sh", "-c", INVENTORY, "sh", s.root, s.prefix, boot,
-                           f"{secrets}/{s.root.replace('/', '_')}", s.engine, host])
-    found: dict[str, dict[str, str]] = {"disk": {}, "target": {}, "script": {}, "secret": {},
-                                        "record": {}, "chap": {}}
+    secrets = next(
+        line.split('"')[1] for line in config.splitlines() if line.startswith("secrets_dir")
+    )
+    out = ssh_text(
+        s.lab,
+        [
+            "sh",
+            "-c",
+            INVENTORY,
+            "sh",
+            s.root,
+            s.prefix,
+            boot,
+            f"{secrets}/{s.root.replace('/', '_')}",
+            s.engine,
+            host,
+        ],
+    )
+    found: dict[str, dict[str, str]] = {
+        "disk": {},
+        "target": {},
+        "script": {},
+        "secret": {},
+        "record": {},
+        "chap": {},
+    }
     for line in out.splitlines():
         kind, key, detail = [*line.split(" ", 2), ""][:3]
         found[kind][key] = detail
@@ -263,8 +305,9 @@ def converged(s: Server, host: str, variant: Variant) -> None:
     secret, and nothing of a destroyed host left; this one logs in."""
     found = inventory(s, host)
     assert set(found["disk"].values()) <= {"ready"}, found["disk"]
-    assert set(found["target"]) == set(found["script"]) == set(found["secret"]) \
-        == set(found["disk"]), found
+    assert (
+        set(found["target"]) == set(found["script"]) == set(found["secret"]) == set(found["disk"])
+    ), found
     if variant.after is None:
         assert host not in found["disk"]
         listed = ssh_text(s.lab, ["zfs", "list", "-H", "-o", "name", "-r", "-t", "all", s.root])
@@ -305,8 +348,12 @@ def plan_chain(s: Server, passed: list[str]) -> list[tuple[str, str]]:
         assert point in POINTS, point
         kind = ("kill", "drop")[(sorted(POINTS).index(point) + ENGINES.index(s.engine)) % 2]
         kinds = [kind] if not any((point, k) in s.covered for k in ("kill", "drop")) else []
-        if s.engine == ENGINES[0] and POINTS[point] and "engine-call" in passed[i:] \
-                and (point, "engine") not in s.covered:
+        if (
+            s.engine == ENGINES[0]
+            and POINTS[point]
+            and "engine-call" in passed[i:]
+            and (point, "engine") not in s.covered
+        ):
             kinds.append("engine")
         for k in kinds:
             s.covered.add((point, k))
@@ -315,8 +362,9 @@ def plan_chain(s: Server, passed: list[str]) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("engine", "number"), chains())
-def test_faults_at_every_step_then_the_run_converges(servers: Servers, engine: str,
-                                                    number: int) -> None:
+def test_faults_at_every_step_then_the_run_converges(
+    servers: Servers, engine: str, number: int
+) -> None:
     passed = passes(servers, number)
     server = servers.get(engine)
     variant = VARIANTS[number]
@@ -336,8 +384,11 @@ def test_faults_at_every_step_then_the_run_converges(servers: Servers, engine: s
     assert finish.returncode == 0, (finish.stdout, finish.stderr)
     converged(server, host, variant)
     settle(server, host, variant)
-    print(f"\n{engine} {' '.join(argv[:1] + argv[2:3])}: "
-          + ", ".join(f"{p}:{f}" for p, f in chain) + f"; then {FINISH[engine]}")
+    print(
+        f"\n{engine} {' '.join(argv[:1] + argv[2:3])}: "
+        + ", ".join(f"{p}:{f}" for p, f in chain)
+        + f"; then {FINISH[engine]}"
+    )
 
 
 def test_every_point_gets_every_fault_on_some_engine(servers: Servers) -> None:
@@ -345,8 +396,9 @@ def test_every_point_gets_every_fault_on_some_engine(servers: Servers) -> None:
     each engine), and each engine point an engine failure."""
     for engine in ENGINES:
         assert {p for p, _ in servers.get(engine).covered} == set(POINTS), engine
-    assert {p for p, k in servers.get(ENGINES[0]).covered if k == "engine"} == \
-        {p for p, calls in POINTS.items() if calls}
+    assert {p for p, k in servers.get(ENGINES[0]).covered if k == "engine"} == {
+        p for p, calls in POINTS.items() if calls
+    }
     kinds = {(p, k) for e in ENGINES for p, k in servers.get(e).covered}
     assert {(p, k) for p in POINTS for k in ("kill", "drop")} <= kinds
 
@@ -358,8 +410,9 @@ def test_every_operation_has_fault_points() -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_the_server_holds_nothing_else_and_the_image_is_intact(servers: Servers,
-                                                               engine: str) -> None:
+def test_the_server_holds_nothing_else_and_the_image_is_intact(
+    servers: Servers, engine: str
+) -> None:
     """After every fault of this engine: the engine's targets, the zvols, the
     scripts and the secret files are exactly those of the hosts zboot lists,
     counted on the server itself, and the golden image has not changed."""
@@ -367,18 +420,22 @@ def test_the_server_holds_nothing_else_and_the_image_is_intact(servers: Servers,
     doctor = server.run(["doctor"])
     assert doctor.returncode == 0, doctor.stdout
     hosts = {h["name"]: h for h in server.zboot("list")["data"]}
-    disks = ssh_text(server.lab, ["zfs", "list", "-H", "-o", "name", "-r", "-t", "volume",
-                                  f"{server.root}/hosts"]).split()
+    disks = ssh_text(
+        server.lab,
+        ["zfs", "list", "-H", "-o", "name", "-r", "-t", "volume", f"{server.root}/hosts"],
+    ).split()
     assert sorted(d.rsplit("/", 1)[1] for d in disks) == sorted(hosts)
     if server.engine == "lio":
         targets = ssh_text(server.lab, ["ls", "/sys/kernel/config/target/iscsi"]).split()
     else:
-        shown = ssh_text(server.lab, ["tgtadm", "--lld", "iscsi", "--mode", "target",
-                                      "--op", "show"])
+        shown = ssh_text(
+            server.lab, ["tgtadm", "--lld", "iscsi", "--mode", "target", "--op", "show"]
+        )
         targets = [line.split()[2] for line in shown.splitlines() if line.startswith("Target ")]
     ours = {t for t in targets if t.rsplit(":", 1)[-1].startswith(server.prefix)}
     assert ours == {h["target"] for h in hosts.values()}
     assert server.image_checksum() == server.image_sum
-    print(f"\n{server.engine}: {server.injected} faults injected at {len(POINTS)} points, "
-          f"{server.count} hosts made, image sha256 {server.image_sum[:16]} unchanged")
-
+    print(
+        f"\n{server.engine}: {server.injected} faults injected at {len(POINTS)} points, "
+        f"{server.count} hosts made, image sha256 {server.image_sum[:16]} unchanged"
+    )

@@ -23,8 +23,10 @@ REFUSAL = {"lio": "Authorization failure(514)", "tgt": "Target not found(515)"}
 
 
 @pytest.fixture(scope="module")
-def zvol(lab_session: Layout, tmp_path_factory: pytest.TempPathFactory,
-         ) -> Iterator[tuple[str, bytes]]:
+def zvol(
+    lab_session: Layout,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, bytes]]:
     """One zvol of random bytes, shared by the module's tests (each export of
     it is read-only for them)."""
     name = f"{POOL}/export-{uuid.uuid4().hex[:8]}"
@@ -40,8 +42,9 @@ Export = tuple[str, str, int, bytes, str]
 
 
 @pytest.fixture(scope="module", params=["lio", "tgt"])
-def exported(request: pytest.FixtureRequest, lab_session: Layout,
-             zvol: tuple[str, bytes]) -> Iterator[Export]:
+def exported(
+    request: pytest.FixtureRequest, lab_session: Layout, zvol: tuple[str, bytes]
+) -> Iterator[Export]:
     """(host-side portal, target IQN, LUN, expected bytes, engine) for one engine."""
     name, data = zvol
     engine = request.param

@@ -34,8 +34,9 @@ def engine() -> Iterator[IstgtEngine]:
     istgt.stop()
 
 
-def export(tmp_path: Path, host: str, data: bytes, chap: bool = False,
-           mutual: bool = False) -> Export:
+def export(
+    tmp_path: Path, host: str, data: bytes, chap: bool = False, mutual: bool = False
+) -> Export:
     return file_export(tmp_path, host, data, chap=chap, mutual=mutual)
 
 
@@ -43,8 +44,7 @@ def login(e: Export, initiator: str | None = None, **chap: str) -> subprocess.Co
     return file_login(f"127.0.0.1:{Layout.from_env().istgt_port}", e, 0, initiator, **chap)
 
 
-def test_istgt_exports_acl_chap_sessions_and_delete(engine: IstgtEngine,
-                                                    tmp_path: Path) -> None:
+def test_istgt_exports_acl_chap_sessions_and_delete(engine: IstgtEngine, tmp_path: Path) -> None:
     portal = f"127.0.0.1:{Layout.from_env().istgt_port}"
     data = {h: os.urandom(MIB) + bytes(MIB) for h in ("pci1", "pci2", "pci3")}
     plain = export(tmp_path, "pci1", data["pci1"])
@@ -75,8 +75,7 @@ def test_istgt_exports_acl_chap_sessions_and_delete(engine: IstgtEngine,
     assert chap.chap.secret not in istgt.CONF.read_text()
 
     with held_session(engine, f"iscsi://{portal}/{plain.target}/0", plain):
-        assert engine.sessions([plain.target, chap.target]) == {
-            plain.target: [plain.initiator]}
+        assert engine.sessions([plain.target, chap.target]) == {plain.target: [plain.initiator]}
 
     engine.apply(delete=[chap.target])
     assert set(engine.exports()) == {plain.target, mutual.target}
@@ -102,13 +101,23 @@ def test_writes_through_istgt_reach_the_host_disk(engine: IstgtEngine, tmp_path:
     port = Layout.from_env().istgt_port
     written = tmp_path / "written.raw"
     written.write_bytes(os.urandom(4 * MIB))
-    opts = (f"driver=iscsi,transport=tcp,portal=127.0.0.1:{port},target={disk.target},"
-            f"lun=0,initiator-name={disk.initiator}")
-    subprocess.run(["qemu-img", "convert", "-n", "-f", "raw", str(written),
-                    "--target-image-opts", opts], check=True, capture_output=True, timeout=300)
+    opts = (
+        f"driver=iscsi,transport=tcp,portal=127.0.0.1:{port},target={disk.target},"
+        f"lun=0,initiator-name={disk.initiator}"
+    )
+    subprocess.run(
+        ["qemu-img", "convert", "-n", "-f", "raw", str(written), "--target-image-opts", opts],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert Path(disk.device).read_bytes() == written.read_bytes()
-    capacity = subprocess.run(["iscsi-readcapacity16", "-i", disk.initiator,
-                               f"iscsi://127.0.0.1:{port}/{disk.target}/0"],
-                              capture_output=True, text=True, check=True, timeout=60).stdout
+    capacity = subprocess.run(
+        ["iscsi-readcapacity16", "-i", disk.initiator, f"iscsi://127.0.0.1:{port}/{disk.target}/0"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     assert "LOGICAL BLOCK LENGTH IN BYTES:512\n" in capacity
     assert f"Total size:{4 * MIB}\n" in capacity

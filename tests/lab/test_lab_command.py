@@ -19,8 +19,9 @@ LAB = Path(__file__).resolve().parents[2] / "contrib" / "lab" / "lab"
 def test_every_port_the_vm_listens_on_is_on_loopback(lab: Layout) -> None:
     pid = vm.running_pid(lab)
     assert pid is not None
-    listening = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True,
-                               check=True).stdout.splitlines()
+    listening = subprocess.run(
+        ["ss", "-ltnpH"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     mine = [line.split()[3] for line in listening if f"pid={pid}," in line]
     assert sorted(int(a.rsplit(":", 1)[1]) for a in mine) == sorted(lab.forwards())
     assert all(address.startswith("127.0.0.1:") for address in mine), mine

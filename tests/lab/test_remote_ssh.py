@@ -21,17 +21,40 @@ from zboot.remote import SshRunner
 pytestmark = pytest.mark.lab
 
 HOSTILE = [
-    "$(echo hacked)", "`echo hacked`", "a; echo hacked", "two  words", "'single'",
-    '"double"', "it's", "new\nline", "*", "~", "$HOME", "-n", "", "back\\slash",
-    "tab\there", "&& echo hacked", "| cat", "> /tmp/x", "#comment", "ünïcødé",
+    "$(echo hacked)",
+    "`echo hacked`",
+    "a; echo hacked",
+    "two  words",
+    "'single'",
+    '"double"',
+    "it's",
+    "new\nline",
+    "*",
+    "~",
+    "$HOME",
+    "-n",
+    "",
+    "back\\slash",
+    "tab\there",
+    "&& echo hacked",
+    "| cat",
+    "> /tmp/x",
+    "#comment",
+    "ünïcødé",
 ]
 MiB = 1 << 20
 
 
 def lab_runner(lab: Layout, known_hosts: Path | None = None, **kwargs: bool) -> SshRunner:
-    return SshRunner("127.0.0.1", port=lab.ssh_port, user="root", key_file=str(lab.client_key),
-                     known_hosts=str(known_hosts or lab.known_hosts), connect_timeout=60,
-                     **kwargs)
+    return SshRunner(
+        "127.0.0.1",
+        port=lab.ssh_port,
+        user="root",
+        key_file=str(lab.client_key),
+        known_hosts=str(known_hosts or lab.known_hosts),
+        connect_timeout=60,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +101,10 @@ def test_stdin_is_delivered(runner: SshRunner) -> None:
 
 
 def test_large_stdout_is_read_fully_alongside_stderr(runner: SshRunner) -> None:
-    script = ("exec 3>&1; head -c 20971520 /dev/urandom | tee /dev/fd/3 | sha256sum >&2; "
-              "head -c 1048576 /dev/zero >&2")
+    script = (
+        "exec 3>&1; head -c 20971520 /dev/urandom | tee /dev/fd/3 | sha256sum >&2; "
+        "head -c 1048576 /dev/zero >&2"
+    )
     result = runner.run(["bash", "-c", script])
     assert len(result.stdout) == 20 * MiB
     digest = result.stderr[:64].decode()
@@ -90,8 +115,9 @@ def test_large_stdout_is_read_fully_alongside_stderr(runner: SshRunner) -> None:
 def test_stream_sends_the_source_and_reports_progress(runner: SshRunner) -> None:
     data = os.urandom(3 * MiB + 17)
     seen: list[int] = []
-    result = runner.stream(["sha256sum"], io.BytesIO(data), chunk=MiB, on_progress=seen.append,
-                           timeout=120)
+    result = runner.stream(
+        ["sha256sum"], io.BytesIO(data), chunk=MiB, on_progress=seen.append, timeout=120
+    )
     assert result.text.split()[0] == hashlib.sha256(data).hexdigest()
     assert seen == [MiB, 2 * MiB, 3 * MiB, 3 * MiB + 17]
 
@@ -135,14 +161,14 @@ def test_one_connection_for_everything(runner: SshRunner) -> None:
     assert len(runner.commands) > 10
 
 
-def test_ssh_config_and_sudo(lab: Layout, tmp_path: Path,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ssh_config_and_sudo(lab: Layout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """~/.ssh/config supplies host, port, user, key and known_hosts; sudo -n file ops."""
     ssh_dir = tmp_path / ".ssh"
     ssh_dir.mkdir()
     (ssh_dir / "config").write_text(
         f"Host zboot-lab\n  HostName 127.0.0.1\n  Port {lab.ssh_port}\n  User root\n"
-        f"  IdentityFile {lab.client_key}\n  UserKnownHostsFile {lab.known_hosts}\n")
+        f"  IdentityFile {lab.client_key}\n  UserKnownHostsFile {lab.known_hosts}\n"
+    )
     monkeypatch.setenv("HOME", str(tmp_path))
     with SshRunner("zboot-lab", sudo=True) as runner:  # sudo costs ~5 s a command here
         path = f"/run/zboot-sudo-test-{uuid.uuid4().hex[:8]}"

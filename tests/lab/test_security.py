@@ -47,14 +47,15 @@ def has_dataset(lab: Layout, name: str) -> bool:
 
 # --- 1. the server's SSH host key ----------------------------------------------
 
+
 def fingerprint(public_key: Path) -> str:
-    out = subprocess.run(["ssh-keygen", "-lf", str(public_key)], check=True,
-                         capture_output=True)
+    out = subprocess.run(["ssh-keygen", "-lf", str(public_key)], check=True, capture_output=True)
     return out.stdout.decode().split()[1]
 
 
-def with_known_hosts(lab: Layout, zboot: Zboot, tmp_path: Path, name: str,
-                     entries: str) -> tuple[Zboot, Path]:
+def with_known_hosts(
+    lab: Layout, zboot: Zboot, tmp_path: Path, name: str, entries: str
+) -> tuple[Zboot, Path]:
     """A Zboot like the test's, whose [server] known_hosts is a file of its own."""
     known = tmp_path / f"{name}.known_hosts"
     known.write_text(entries)
@@ -66,13 +67,16 @@ def with_known_hosts(lab: Layout, zboot: Zboot, tmp_path: Path, name: str,
 
 
 def test_a_changed_or_unknown_host_key_is_refused_and_nothing_runs(
-        lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
     # `init` is the probe: with the right key it creates the root dataset and
     # adds to the config file, so "nothing ran" is something to check.
     real = fingerprint(lab.host_key.with_name(lab.host_key.name + ".pub"))
     forged = tmp_path / "forged"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "forged", "-f",
-                    str(forged)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "forged", "-f", str(forged)],
+        check=True,
+    )
     kind, blob = forged.with_name("forged.pub").read_text().split()[:2]
     entry = f"[127.0.0.1]:{lab.ssh_port} {kind} {blob}\n"  # same type, another key
     changed, changed_file = with_known_hosts(lab, zboot, tmp_path, "changed", entry)
@@ -85,12 +89,17 @@ def test_a_changed_or_unknown_host_key_is_refused_and_nothing_runs(
         assert fingerprint(forged.with_name("forged.pub")) in error["message"], error
         assert real in error["message"] and "attack" in error["hint"], error
         assert changed_file.read_text() == entry  # the known entry is not replaced
-    human = subprocess.run([sys.executable, "-m", "zboot", "clone", "gold", "pck1", "--mac",
-                            mac(1, 1)], env=changed.env, capture_output=True, text=True,
-                           timeout=300)
+    human = subprocess.run(
+        [sys.executable, "-m", "zboot", "clone", "gold", "pck1", "--mac", mac(1, 1)],
+        env=changed.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert human.returncode == 5 and human.stdout == "", human
-    assert f"zboot: error: SSH host key for root@127.0.0.1:{lab.ssh_port} CHANGED" in \
-        human.stderr, human.stderr
+    assert (
+        f"zboot: error: SSH host key for root@127.0.0.1:{lab.ssh_port} CHANGED" in human.stderr
+    ), human.stderr
     assert "zboot: hint: this may be an attack" in human.stderr, human.stderr
 
     # Unknown (an empty known_hosts): refused, and not recorded, without the option.
@@ -112,6 +121,7 @@ def test_a_changed_or_unknown_host_key_is_refused_and_nothing_runs(
 
 
 # --- the CHAP hosts' life, once for tests 2 to 4 --------------------------------
+
 
 @dataclass
 class Samples:
@@ -152,17 +162,36 @@ def ps_sampler(lab: Layout) -> Iterator[Samples]:
     by its PID and read the file."""
     mark = f"zboot-ps-sample-{uuid.uuid4().hex[:12]}"
     out = f"/run/{mark}"  # the VM's /tmp is read-only
-    pid = ssh_text(lab, ["sh", "-c", '/usr/bin/python3 -c "$1" "$2" >"/run/$2" 2>&1 '
-                         '</dev/null & echo $!', "sh", SAMPLER, mark]).strip()
+    pid = ssh_text(
+        lab,
+        [
+            "sh",
+            "-c",
+            '/usr/bin/python3 -c "$1" "$2" >"/run/$2" 2>&1 </dev/null & echo $!',
+            "sh",
+            SAMPLER,
+            mark,
+        ],
+    ).strip()
     assert pid.isdigit(), pid
     samples = Samples()
     try:
         yield samples
     finally:
         # Only our own sampler: its command line carries the mark.
-        ssh(lab, ["sh", "-c", 'grep -q "$2" "/proc/$1/cmdline" || exit 0; kill "$1"; '
-                  'while kill -0 "$1" 2>/dev/null; do sleep 0.1; done', "sh", pid, mark],
-            check=False)
+        ssh(
+            lab,
+            [
+                "sh",
+                "-c",
+                'grep -q "$2" "/proc/$1/cmdline" || exit 0; kill "$1"; '
+                'while kill -0 "$1" 2>/dev/null; do sleep 0.1; done',
+                "sh",
+                pid,
+                mark,
+            ],
+            check=False,
+        )
         samples.count = int(ssh_text(lab, ["grep", "-cx", mark, out]))
         samples.lines = set(ssh_text(lab, ["sort", "-u", out]).splitlines())
         ssh(lab, ["rm", "-f", "--", out])
@@ -171,8 +200,10 @@ def ps_sampler(lab: Layout) -> Iterator[Samples]:
 def stat(lab: Layout, paths: list[str]) -> dict[str, tuple[str, str, str, str]]:
     """path: (octal mode, owner, group, type) in the storage VM."""
     text = ssh_text(lab, ["stat", "-c", "%n|%a|%U|%G|%F", "--", *paths])
-    return {row[0]: (row[1], row[2], row[3], row[4])
-            for row in (line.split("|") for line in text.splitlines())}
+    return {
+        row[0]: (row[1], row[2], row[3], row[4])
+        for row in (line.split("|") for line in text.splitlines())
+    }
 
 
 @dataclass
@@ -204,10 +235,12 @@ def live_chap_hosts(lab: Layout, zboot: Zboot, work: Path) -> Lifecycle:
     ssh(lab, ["mkdir", "-p", "-m", "0755", here])  # an admin made it too open: zboot closes it
     hosts = [f"pcs{n}" for n in range(1, 5)]
     listing = work / "hosts.csv"
-    listing.write_text("host,mac,initiator,chap\n"
-                       f"pcs2,{mac(2, 2)},,one-way\n"
-                       f"pcs3,{mac(2, 3)},,mutual\n"
-                       f"pcs4,{mac(2, 4)},,\n")
+    listing.write_text(
+        "host,mac,initiator,chap\n"
+        f"pcs2,{mac(2, 2)},,one-way\n"
+        f"pcs3,{mac(2, 3)},,mutual\n"
+        f"pcs4,{mac(2, 4)},,\n"
+    )
     outputs: list[tuple[tuple[str, ...], str]] = []
 
     def step(*args: str) -> dict[str, Any]:
@@ -233,23 +266,37 @@ def live_chap_hosts(lab: Layout, zboot: Zboot, work: Path) -> Lifecycle:
         step("destroy", *hosts, "--yes")
     secrets = [s for h in stored for s in (h["secret"], h["mutual_secret"]) if s]
     assert len(set(secrets)) == 5 and all(len(s) == 16 for s in secrets), stored
-    assert not [d for d in ssh_text(lab, ["zfs", "list", "-H", "-o", "name", "-t", "all",
-                                          "-r", zboot.root]).split() if "pcs" in d]
-    return Lifecycle(secrets, outputs, cloned, json.dumps(shown), samples,
-                     [config.secrets_dir, here], files, stats, entries)
+    assert not [
+        d
+        for d in ssh_text(
+            lab, ["zfs", "list", "-H", "-o", "name", "-t", "all", "-r", zboot.root]
+        ).split()
+        if "pcs" in d
+    ]
+    return Lifecycle(
+        secrets,
+        outputs,
+        cloned,
+        json.dumps(shown),
+        samples,
+        [config.secrets_dir, here],
+        files,
+        stats,
+        entries,
+    )
 
 
 @pytest.fixture(scope="module")
-def chap_hosts(lab_session: Layout,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lifecycle]:
+def chap_hosts(
+    lab_session: Layout, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Lifecycle]:
     """live_chap_hosts under a root dataset of its own, removed afterwards as the
     `zboot` fixture does."""
     lab = lab_session
     work = tmp_path_factory.mktemp("security")
     root = f"{POOL}/t-{uuid.uuid4().hex[:8]}"
     config = work / "zboot.toml"
-    config.write_text(lab.config.read_text().replace(f'root = "{POOL}/zboot"',
-                                                     f'root = "{root}"'))
+    config.write_text(lab.config.read_text().replace(f'root = "{POOL}/zboot"', f'root = "{root}"'))
     zboot = Zboot(config, root)
     try:
         yield live_chap_hosts(lab, zboot, work)
@@ -257,14 +304,25 @@ def chap_hosts(lab_session: Layout,
         names = [host["name"] for host in zboot.raw("list").get("data") or []]
         if names:
             zboot.raw("destroy", *names, "--yes", "--force")
-        ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; rmdir "$2" 2>/dev/null; true',
-                  "sh", root, secrets_dir(load(config))])
+        ssh(
+            lab,
+            [
+                "sh",
+                "-c",
+                'zfs destroy -r "$1" 2>/dev/null; rmdir "$2" 2>/dev/null; true',
+                "sh",
+                root,
+                secrets_dir(load(config)),
+            ],
+        )
 
 
 # --- 2. the server's process list --------------------------------------------------
 
-def test_secrets_never_appear_in_the_servers_process_list(lab: Layout,
-                                                           chap_hosts: Lifecycle) -> None:
+
+def test_secrets_never_appear_in_the_servers_process_list(
+    lab: Layout, chap_hosts: Lifecycle
+) -> None:
     run = chap_hosts
     # The secrets are the ones zboot uses: --show-secrets prints them.
     assert [s for s in run.secrets if s in run.shown] == run.secrets[:2], run.shown
@@ -272,13 +330,15 @@ def test_secrets_never_appear_in_the_servers_process_list(lab: Layout,
     # (its rtslib agent, its zfs chains), so it could have seen a leak.
     assert run.samples.count > 20, run.samples.count
     assert [line for line in run.samples.lines if "zboot-canary-" in line]
-    assert [line for line in run.samples.lines
-            if "zboot-lio-agent" in line or "org.zboot:" in line], sorted(run.samples.lines)
+    assert [
+        line for line in run.samples.lines if "zboot-lio-agent" in line or "org.zboot:" in line
+    ], sorted(run.samples.lines)
     leaked = [line for line in run.samples.lines for s in run.secrets if s in line]
     assert not leaked, leaked
 
 
 # --- 3. zboot's output and the server's logs -----------------------------------------
+
 
 def secrets_in_logs(lab: Layout, secrets: list[str]) -> tuple[list[str], str]:
     """`file:match` for every secret found in the storage VM's /var/log (every
@@ -287,12 +347,23 @@ def secrets_in_logs(lab: Layout, secrets: list[str]) -> tuple[list[str], str]:
     only thing found."""
     canary = "Accepted publickey for root"
     patterns = "".join(f"{p}\n" for p in [*secrets, canary]).encode()  # stdin, not argv
-    found = ssh(lab, ["grep", "-r", "-a", "-o", "-F", "-s", "--devices=skip", "-f", "-",
-                      "/var/log"], stdin=patterns, check=False)
+    found = ssh(
+        lab,
+        ["grep", "-r", "-a", "-o", "-F", "-s", "--devices=skip", "-f", "-", "/var/log"],
+        stdin=patterns,
+        check=False,
+    )
     assert found.returncode in (0, 1), found.stderr
     hits = sorted(set(found.stdout.decode(errors="replace").splitlines()))
-    journal = ssh(lab, ["sh", "-c", "command -v journalctl >/dev/null || exit 0; "
-                        "journalctl --no-pager -q -o cat 2>/dev/null; true"]).stdout
+    journal = ssh(
+        lab,
+        [
+            "sh",
+            "-c",
+            "command -v journalctl >/dev/null || exit 0; "
+            "journalctl --no-pager -q -o cat 2>/dev/null; true",
+        ],
+    ).stdout
     return hits, journal.decode(errors="replace")
 
 
@@ -300,9 +371,18 @@ def test_secrets_never_appear_in_output_or_logs(lab: Layout, chap_hosts: Lifecyc
     run = chap_hosts
     # Without --show-secrets, the CHAP users are shown and nothing else.
     assert run.cloned["chap_credentials"] == {
-        "user": run.cloned["initiator"], "mutual_user": run.cloned["target"]}
+        "user": run.cloned["initiator"],
+        "mutual_user": run.cloned["target"],
+    }
     assert [args[0] for args, _ in run.outputs] == [
-        "clone", "clone", "rollback", "mode", "mode", "export", "destroy"]
+        "clone",
+        "clone",
+        "rollback",
+        "mode",
+        "mode",
+        "export",
+        "destroy",
+    ]
     for args, out in run.outputs:
         assert "\nran: " in out, (args, out)  # -v listed the commands it ran
         assert not [s for s in run.secrets if s in out], (args, out)
@@ -316,6 +396,7 @@ def test_secrets_never_appear_in_output_or_logs(lab: Layout, chap_hosts: Lifecyc
 
 
 # --- 4. where the secrets are kept ---------------------------------------------------
+
 
 def test_secret_files_are_root_only(lab: Layout, chap_hosts: Lifecycle) -> None:
     run = chap_hosts

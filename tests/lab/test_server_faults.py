@@ -28,10 +28,23 @@ def small_pool(lab: Layout, tmp_path: Path) -> Iterator[tuple[Zboot, str]]:
     """A 192 MiB pool of its own in the VM (a file), with a zboot root on it."""
     pool = f"zfull{uuid.uuid4().hex[:6]}"
     image = f"/var/tmp/{pool}.img"
-    ssh(lab, ["sh", "-c", 'truncate -s 192M "$2" && zpool create -f -O mountpoint=none '
-              '-O compression=off "$1" "$2"', "sh", pool, image])
-    text = lab.config.read_text().replace(f'root = "{POOL}/zboot"', f'root = "{pool}/zboot"') \
+    ssh(
+        lab,
+        [
+            "sh",
+            "-c",
+            'truncate -s 192M "$2" && zpool create -f -O mountpoint=none '
+            '-O compression=off "$1" "$2"',
+            "sh",
+            pool,
+            image,
+        ],
+    )
+    text = (
+        lab.config.read_text()
+        .replace(f'root = "{POOL}/zboot"', f'root = "{pool}/zboot"')
         .replace(f'pool = "{POOL}"', f'pool = "{pool}"')
+    )
     config = tmp_path / "zboot.toml"
     config.write_text(text)
     run = Zboot(config, f"{pool}/zboot")
@@ -46,8 +59,9 @@ def findings(zboot: Zboot) -> list[str]:
     return [f["kind"] for f in zboot.raw("doctor")["data"]["findings"]]
 
 
-def test_a_full_pool_fails_clone_and_import_cleanly(lab: Layout, small_pool: tuple[Zboot, str],
-                                                    tmp_path: Path) -> None:
+def test_a_full_pool_fails_clone_and_import_cleanly(
+    lab: Layout, small_pool: tuple[Zboot, str], tmp_path: Path
+) -> None:
     zboot, pool = small_pool
     disk = tmp_path / "disk.raw"
     disk.write_bytes(os.urandom(4 << 20))
@@ -55,9 +69,18 @@ def test_a_full_pool_fails_clone_and_import_cleanly(lab: Layout, small_pool: tup
     zboot("image", "import", "gold", str(disk))
     zboot("image", "snapshot", "gold")
     # fill the pool with data until ZFS says no more (outside zboot's root)
-    ssh(lab, ["sh", "-c", 'zfs create -s -V 1G "$1/filler" && udevadm settle && '
-              'dd if=/dev/urandom of="/dev/zvol/$1/filler" bs=1M oflag=direct 2>/dev/null; '
-              'true', "sh", pool])
+    ssh(
+        lab,
+        [
+            "sh",
+            "-c",
+            'zfs create -s -V 1G "$1/filler" && udevadm settle && '
+            'dd if=/dev/urandom of="/dev/zvol/$1/filler" bs=1M oflag=direct 2>/dev/null; '
+            "true",
+            "sh",
+            pool,
+        ],
+    )
     assert findings(zboot) == ["pool-full"]
 
     failed = zboot("clone", "gold", "pcfull1", "--mac", "52:54:00:fe:00:01", code=5)
@@ -89,15 +112,22 @@ def test_the_storage_vm_rebooted_mid_batch(lab: Layout, zboot: Zboot, tmp_path: 
     zboot("image", "import", "gold", str(disk))
     zboot("image", "snapshot", "gold")
     batch = tmp_path / "hosts.csv"
-    batch.write_text("host,mac\n" + "".join(f"pcrb{n:02},52:54:00:fd:00:{n:02x}\n"
-                                            for n in range(1, 9)))
+    batch.write_text(
+        "host,mac\n" + "".join(f"pcrb{n:02},52:54:00:fd:00:{n:02x}\n" for n in range(1, 9))
+    )
     trace, release = tmp_path / "trace", tmp_path / "release"
-    env = zboot.env | {"ZBOOT_TEST_FAULT": "clone.cloned:stall",
-                       "ZBOOT_TEST_FAULT_TRACE": str(trace),
-                       "ZBOOT_TEST_FAULT_RELEASE": str(release)}
-    first = subprocess.Popen([sys.executable, "-m", "zboot", "--json", "clone", "gold",
-                              "--hosts", str(batch)], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    env = zboot.env | {
+        "ZBOOT_TEST_FAULT": "clone.cloned:stall",
+        "ZBOOT_TEST_FAULT_TRACE": str(trace),
+        "ZBOOT_TEST_FAULT_RELEASE": str(release),
+    }
+    first = subprocess.Popen(
+        [sys.executable, "-m", "zboot", "--json", "clone", "gold", "--hosts", str(batch)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not (trace.exists() and "clone.cloned" in trace.read_text()):
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
@@ -117,6 +147,5 @@ def test_the_storage_vm_rebooted_mid_batch(lab: Layout, zboot: Zboot, tmp_path: 
     assert findings(zboot) == []
     for host in again["hosts"]:
         record = host["record"]
-        login = iscsi.inquiry(f"127.0.0.1:{lab.lio_port}", record["target"], 0,
-                              record["initiator"])
+        login = iscsi.inquiry(f"127.0.0.1:{lab.lio_port}", record["target"], 0, record["initiator"])
         assert login.returncode == 0, (record["target"], login.stderr)

@@ -24,31 +24,39 @@ LOCK_FILE = "/run/lock/zboot.lock"
 
 
 def hosts_file(path: Path, prefix: str, octet: int) -> Path:
-    path.write_text("host,mac\n" + "".join(f"{prefix}{n:02},52:54:00:1c:{octet:02x}:{n:02x}\n"
-                                          for n in range(1, 11)))
+    path.write_text(
+        "host,mac\n"
+        + "".join(f"{prefix}{n:02},52:54:00:1c:{octet:02x}:{n:02x}\n" for n in range(1, 11))
+    )
     return path
 
 
 def start(zboot: Zboot, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "zboot", "--json", *args], env=zboot.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "zboot", "--json", *args],
+        env=zboot.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def test_two_zboots_provisioning_at_once_take_turns(lab: Layout, zboot: Zboot,
-                                                     tmp_path: Path) -> None:
+def test_two_zboots_provisioning_at_once_take_turns(
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
     disk = tmp_path / "disk.raw"
     disk.write_bytes(os.urandom(1 << 20))
     zboot("init")
     zboot("image", "import", "gold", str(disk))
     zboot("image", "snapshot", "gold")
-    first = start(zboot, "clone", "gold", "--hosts", str(hosts_file(tmp_path / "a.csv",
-                                                                      "pcla", 1)))
+    first = start(zboot, "clone", "gold", "--hosts", str(hosts_file(tmp_path / "a.csv", "pcla", 1)))
     deadline = time.monotonic() + 120
     while "zboot clone" not in ssh_text(lab, ["cat", LOCK_FILE]):  # the first holds it
         assert time.monotonic() < deadline and first.poll() is None, first.communicate()
         time.sleep(0.5)
-    second = start(zboot, "clone", "gold", "--hosts", str(hosts_file(tmp_path / "b.csv",
-                                                                       "pclb", 2)))
+    second = start(
+        zboot, "clone", "gold", "--hosts", str(hosts_file(tmp_path / "b.csv", "pclb", 2))
+    )
     outputs = [p.communicate(timeout=600) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
     assert "waiting up to" in outputs[1][1] and "zboot clone by" in outputs[1][1]
@@ -63,16 +71,21 @@ def test_two_zboots_provisioning_at_once_take_turns(lab: Layout, zboot: Zboot,
     assert {r["target"] for r in made} <= targets  # the saved config has both batches
 
 
-def test_a_zboot_that_waits_too_long_gives_up_and_reads_never_wait(lab: Layout, zboot: Zboot,
-                                                                   tmp_path: Path) -> None:
+def test_a_zboot_that_waits_too_long_gives_up_and_reads_never_wait(
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
     zboot("init")
     config = tmp_path / "impatient.toml"
-    config.write_text(Path(zboot.env["ZBOOT_CONFIG"]).read_text().replace(
-        "[server]\n", "[server]\nlock_timeout = 3\n", 1))
+    config.write_text(
+        Path(zboot.env["ZBOOT_CONFIG"])
+        .read_text()
+        .replace("[server]\n", "[server]\nlock_timeout = 3\n", 1)
+    )
     # held until its stdin ends, like zboot's own holder
-    holder = subprocess.Popen([*ssh_argv(lab, shared=False),
-                               f"exec flock {LOCK_FILE} cat >/dev/null"],
-                              stdin=subprocess.PIPE)
+    holder = subprocess.Popen(
+        [*ssh_argv(lab, shared=False), f"exec flock {LOCK_FILE} cat >/dev/null"],
+        stdin=subprocess.PIPE,
+    )
     try:
         time.sleep(3)  # the lab's logins take a moment
         impatient = Zboot(config, zboot.root)

@@ -24,8 +24,17 @@ def sha(layout: Layout, zvol: str) -> str:
 
 
 def fill(layout: Layout, zvol: str, data: bytes) -> None:
-    ssh(layout, ["sh", "-c", f'{WAIT_FOR_LINK}; dd of="/dev/zvol/$1" bs=64k conv=fsync status=none',
-                 "sh", zvol], stdin=data)
+    ssh(
+        layout,
+        [
+            "sh",
+            "-c",
+            f'{WAIT_FOR_LINK}; dd of="/dev/zvol/$1" bs=64k conv=fsync status=none',
+            "sh",
+            zvol,
+        ],
+        stdin=data,
+    )
 
 
 def test_zvol_create_snapshot_clone_rollback_destroy(lab: Layout) -> None:
@@ -49,5 +58,14 @@ def test_zvol_create_snapshot_clone_rollback_destroy(lab: Layout) -> None:
         listed = ssh_text(lab, ["zfs", "list", "-H", "-t", "all", "-o", "name"]).split()
         assert vol not in listed and clone not in listed and f"{vol}@v1" not in listed
     finally:
-        ssh(lab, ["sh", "-c", 'zfs destroy "$1" 2>/dev/null; zfs destroy -r "$2" 2>/dev/null; true',
-                  "sh", clone, vol])
+        ssh(
+            lab,
+            [
+                "sh",
+                "-c",
+                'zfs destroy "$1" 2>/dev/null; zfs destroy -r "$2" 2>/dev/null; true',
+                "sh",
+                clone,
+                vol,
+            ],
+        )

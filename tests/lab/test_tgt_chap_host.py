@@ -37,8 +37,9 @@ IPC_DIR = Path("/var/run/tgtd")
 
 
 def tgtadm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["tgtadm", "-C", str(CONTROL_PORT), *args], capture_output=True,
-                          text=True, timeout=30)
+    return subprocess.run(
+        ["tgtadm", "-C", str(CONTROL_PORT), *args], capture_output=True, text=True, timeout=30
+    )
 
 
 def port_taken() -> bool:
@@ -49,18 +50,26 @@ def port_taken() -> bool:
 @pytest.fixture
 def tgtd(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Our own tgtd, stopped (by its PID only) and cleaned up afterwards."""
-    missing = [t for t in ("tgtd", "tgtadm", "tgt-admin", "iscsi-inq", "iscsi-perf", "ps")
-               if shutil.which(t) is None]
+    missing = [
+        t
+        for t in ("tgtd", "tgtadm", "tgt-admin", "iscsi-inq", "iscsi-perf", "ps")
+        if shutil.which(t) is None
+    ]
     if missing or os.geteuid() != 0:
-        pytest.fail(f"needs root and {', '.join(missing) or 'tgt and libiscsi-bin'} "
-                    "(contrib/lab/lab installs them)")
+        pytest.fail(
+            f"needs root and {', '.join(missing) or 'tgt and libiscsi-bin'} "
+            "(contrib/lab/lab installs them)"
+        )
     sock = Path(socket_path(CONTROL_PORT))
     if port_taken() or tgtadm("--op", "show", "--mode", "system").returncode == 0:
         pytest.fail(f"{PORTAL} or tgtd control port {CONTROL_PORT} is already in use")
     made_dir = not IPC_DIR.exists()
     log = (tmp_path / "tgtd.log").open("wb")
-    proc = subprocess.Popen(["tgtd", "-f", "--iscsi", f"portal={PORTAL}",
-                             "-C", str(CONTROL_PORT)], stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        ["tgtd", "-f", "--iscsi", f"portal={PORTAL}", "-C", str(CONTROL_PORT)],
+        stdout=log,
+        stderr=log,
+    )
     try:
         deadline = time.monotonic() + 20
         while tgtadm("--op", "show", "--mode", "system").returncode != 0 or not port_taken():
@@ -116,8 +125,7 @@ def export(tmp_path: Path, host: str, chap: bool = False, mutual: bool = False) 
     return file_export(tmp_path, host, chap=chap, mutual=mutual)
 
 
-def login(e: Export, initiator: str | None = None,
-          **chap: str) -> subprocess.CompletedProcess[str]:
+def login(e: Export, initiator: str | None = None, **chap: str) -> subprocess.CompletedProcess[str]:
     return file_login(PORTAL, e, 1, initiator, **chap)
 
 
@@ -131,8 +139,7 @@ def secrets_of(*exports: Export) -> list[str]:
     return [s for e in exports if e.chap for s in (e.chap.secret, e.chap.mutual_secret) if s]
 
 
-def test_chap_on_tgt_without_secrets_in_argv(tgtd: subprocess.Popen[bytes],
-                                             tmp_path: Path) -> None:
+def test_chap_on_tgt_without_secrets_in_argv(tgtd: subprocess.Popen[bytes], tmp_path: Path) -> None:
     runner = LocalRunner()
     conf_dir = tmp_path / "conf.d"
     engine = TgtEngine(runner, control_port=CONTROL_PORT, conf_dir=str(conf_dir))
@@ -147,8 +154,7 @@ def test_chap_on_tgt_without_secrets_in_argv(tgtd: subprocess.Popen[bytes],
     assert watch.samples > 0 and not watch.leaked(secrets)
     assert sum(c[0] == SERVER_PYTHON for c in runner.commands) == 1  # one agent process
     assert not [c for c in runner.commands for s in secrets if any(s in a for a in c)]
-    assert sorted(accounts()) == sorted([chap.chap.user, mutual.chap.user,
-                                         mutual.chap.mutual_user])
+    assert sorted(accounts()) == sorted([chap.chap.user, mutual.chap.user, mutual.chap.mutual_user])
 
     # The initiator's side: no CHAP, a wrong secret and a wrong target secret fail.
     assert login(plain).returncode == 0
@@ -160,26 +166,30 @@ def test_chap_on_tgt_without_secrets_in_argv(tgtd: subprocess.Popen[bytes],
     assert login(chap, INTRUDER, **creds(chap)).returncode != 0  # right secret, wrong name
     assert login(mutual).returncode != 0
     assert login(mutual, **creds(mutual)).returncode == 0
-    wrong_target = login(mutual, **creds(mutual,
-                                         target_secret=iscsi.wrong(mutual.chap.mutual_secret)))
+    wrong_target = login(
+        mutual, **creds(mutual, target_secret=iscsi.wrong(mutual.chap.mutual_secret))
+    )
     assert wrong_target.returncode != 0 and "CHAP_R" in wrong_target.stderr
 
     # While a CHAP session is up, no secret is on any command line either.
-    with PsWatch() as watch, held_session(engine, f"iscsi://{PORTAL}/{mutual.target}/1", mutual,
-                      env_with(creds(mutual))):
-        assert engine.sessions([mutual.target, chap.target]) == {
-            mutual.target: [mutual.initiator]}
+    with (
+        PsWatch() as watch,
+        held_session(
+            engine, f"iscsi://{PORTAL}/{mutual.target}/1", mutual, env_with(creds(mutual))
+        ),
+    ):
+        assert engine.sessions([mutual.target, chap.target]) == {mutual.target: [mutual.initiator]}
         time.sleep(0.5)
     assert watch.samples > 1 and not watch.leaked(secrets)
     assert any("iscsi-perf" in line for line in watch.seen)
 
     # The conf.d files: 0600, CHAP users only where there is CHAP.
-    texts = {e.host: Path(conf_path(e.host, str(conf_dir))).read_text()
-             for e in (plain, chap, mutual)}
+    texts = {
+        e.host: Path(conf_path(e.host, str(conf_dir))).read_text() for e in (plain, chap, mutual)
+    }
     assert "user" not in texts["pcth1"]
     assert f"incominguser {chap.chap.user} {chap.chap.secret}\n" in texts["pcth2"]
-    assert f"outgoinguser {mutual.chap.mutual_user} {mutual.chap.mutual_secret}\n" in texts[
-        "pcth3"]
+    assert f"outgoinguser {mutual.chap.mutual_user} {mutual.chap.mutual_secret}\n" in texts["pcth3"]
     assert {Path(conf_path(h, str(conf_dir))).stat().st_mode & 0o777 for h in texts} == {0o600}
 
     # Delete: the host's accounts go with its target, the others stay.
@@ -202,9 +212,12 @@ def test_chap_on_tgt_without_secrets_in_argv(tgtd: subprocess.Popen[bytes],
 
     # After a restart, tgt's own tgt-admin restores target and accounts from
     # the conf file (it passes the secrets to tgtadm in argv: tgt's tool, not zboot's).
-    restored = subprocess.run(["tgt-admin", "-C", str(CONTROL_PORT), "-e", "-c",
-                               conf_path("pcth3", str(conf_dir))],
-                              capture_output=True, text=True, timeout=60)
+    restored = subprocess.run(
+        ["tgt-admin", "-C", str(CONTROL_PORT), "-e", "-c", conf_path("pcth3", str(conf_dir))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert restored.returncode == 0, restored.stderr
     assert login(rekeyed).returncode != 0
     assert login(rekeyed, **creds(rekeyed)).returncode == 0

@@ -41,8 +41,10 @@ root.save_to_file()
 
 
 def datasets(lab: Layout, root: str) -> str:
-    return ssh_text(lab, ["zfs", "list", "-H", "-p", "-r", "-t", "all", "-o",
-                          "name,origin,org.zboot:state", root])
+    return ssh_text(
+        lab,
+        ["zfs", "list", "-H", "-p", "-r", "-t", "all", "-o", "name,origin,org.zboot:state", root],
+    )
 
 
 def wait_until(check: object, seconds: float = 60.0) -> bool:
@@ -63,12 +65,12 @@ def golden(zboot: Zboot, tmp_path: Path, data: bytes) -> None:
     zboot("image", "snapshot", "gold")
 
 
-def refused_while_logged_in(lab: Layout, zboot: Zboot, url: str, host: str,
-                            initiator: str) -> None:
+def refused_while_logged_in(lab: Layout, zboot: Zboot, url: str, host: str, initiator: str) -> None:
     """With an iscsi-perf session open on the host's disk, rollback and destroy
     exit 4, name the initiator and change nothing; the session is never cut."""
-    perf = subprocess.Popen(["iscsi-perf", "-i", initiator, url],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    perf = subprocess.Popen(
+        ["iscsi-perf", "-i", initiator, url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         assert wait_until(lambda: zboot("export", "show", host)["data"]["in_use"])
         [row] = [r for r in zboot("list")["data"] if r["name"] == host]
@@ -124,13 +126,13 @@ def lio_before_restart(lab: Layout, zboot: Zboot, tmp_path: Path) -> dict[str, s
     for n in (2, 3):
         host = f"pce{n}"
         targets[host] = zboot("clone", "gold", host, "--mac", f"52:54:00:0e:00:0{n}")["data"][
-            "target"]
+            "target"
+        ]
     assert zboot("--dry-run", "sync")["data"]["result"]["created"] == []
     return targets
 
 
-def lio_after_restart(lab: Layout, zboot: Zboot, tmp_path: Path,
-                      targets: dict[str, str]) -> None:
+def lio_after_restart(lab: Layout, zboot: Zboot, tmp_path: Path, targets: dict[str, str]) -> None:
     """LIO's saved configuration brought both exports back; an export deleted
     by hand is put back by sync from the host's record."""
     portal = f"127.0.0.1:{lab.lio_port}"
@@ -170,8 +172,9 @@ def tgt_before_restart(lab: Layout, zboot: Zboot, tmp_path: Path) -> dict[str, A
     assert wait_until(lambda: not zboot("export", "show", "pct1")["data"]["in_use"])
     zboot("rollback", "pct1")
     # Mutual CHAP on tgt: the secrets reach tgtd through its socket, never argv.
-    two = zboot("clone", "gold", "pct2", "--mac", "52:54:00:0d:00:02", "--mutual-chap",
-                "--show-secrets")["data"]
+    two = zboot(
+        "clone", "gold", "pct2", "--mac", "52:54:00:0d:00:02", "--mutual-chap", "--show-secrets"
+    )["data"]
     return {"target": target, "two": two}
 
 
@@ -181,9 +184,12 @@ def tgt_after_restart(lab: Layout, zboot: Zboot, tmp_path: Path, made: dict[str,
     portal, me = f"127.0.0.1:{lab.tgt_port}", "iqn.2010-04.org.ipxe:pct1"
     target, two = made["target"], made["two"]
     c2 = two["chap_credentials"]
-    both = {"LIBISCSI_CHAP_USERNAME": c2["user"], "LIBISCSI_CHAP_PASSWORD": c2["secret"],
-            "LIBISCSI_CHAP_TARGET_USERNAME": c2["mutual_user"],
-            "LIBISCSI_CHAP_TARGET_PASSWORD": c2["mutual_secret"]}
+    both = {
+        "LIBISCSI_CHAP_USERNAME": c2["user"],
+        "LIBISCSI_CHAP_PASSWORD": c2["secret"],
+        "LIBISCSI_CHAP_TARGET_USERNAME": c2["mutual_user"],
+        "LIBISCSI_CHAP_TARGET_PASSWORD": c2["mutual_secret"],
+    }
     copy = tmp_path / "read.raw"
     iscsi.read_lun(portal, target, 1, me, copy)
     assert copy.read_bytes() == TGT_RESTART_DATA
@@ -200,8 +206,9 @@ def tgt_after_restart(lab: Layout, zboot: Zboot, tmp_path: Path, made: dict[str,
     assert "zboot-pct1.conf" not in ssh_text(lab, ["ls", "/etc/tgt/conf.d"])
 
 
-def test_exports_survive_a_restart_on_lio_and_tgt(lab: Layout, zboot: Zboot,
-                                                  tmp_path: Path) -> None:
+def test_exports_survive_a_restart_on_lio_and_tgt(
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
     """One restart of the storage VM serves both engines (a boot is the
     lab's costliest step): LIO hosts under this test's root, tgt hosts under
     a second root. zboot is not run between the restart and the reads: the
@@ -220,62 +227,119 @@ def test_exports_survive_a_restart_on_lio_and_tgt(lab: Layout, zboot: Zboot,
 def login(portal: str, target: str, initiator: str, lun: int = 0, **chap: str) -> int:
     """An iSCSI login and INQUIRY; CHAP credentials go in libiscsi's variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIBISCSI_")} | chap
-    return subprocess.run(["iscsi-inq", "-i", initiator, f"iscsi://{portal}/{target}/{lun}"],
-                          capture_output=True, env=env, timeout=120).returncode
+    return subprocess.run(
+        ["iscsi-inq", "-i", initiator, f"iscsi://{portal}/{target}/{lun}"],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    ).returncode
 
 
 def test_chap_and_mutual_chap(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
     portal = f"127.0.0.1:{lab.lio_port}"
     golden(zboot, tmp_path, os.urandom(MIB))
 
-    one = zboot("clone", "gold", "pcc1", "--mac", "52:54:00:0c:00:01", "--chap",
-                "--show-secrets")["data"]
+    one = zboot("clone", "gold", "pcc1", "--mac", "52:54:00:0c:00:01", "--chap", "--show-secrets")[
+        "data"
+    ]
     creds, target, me = one["chap_credentials"], one["target"], one["initiator"]
     assert len(creds["secret"]) == 16 and creds["mutual_secret"] is None
     user, secret = creds["user"], creds["secret"]
     assert login(portal, target, me) != 0  # no secret
-    assert login(portal, target, me, LIBISCSI_CHAP_USERNAME=user,
-                 LIBISCSI_CHAP_PASSWORD=iscsi.wrong(secret)) != 0  # a wrong one
-    assert login(portal, target, me, LIBISCSI_CHAP_USERNAME=user,
-                 LIBISCSI_CHAP_PASSWORD=secret) == 0
+    assert (
+        login(
+            portal,
+            target,
+            me,
+            LIBISCSI_CHAP_USERNAME=user,
+            LIBISCSI_CHAP_PASSWORD=iscsi.wrong(secret),
+        )
+        != 0
+    )  # a wrong one
+    assert (
+        login(portal, target, me, LIBISCSI_CHAP_USERNAME=user, LIBISCSI_CHAP_PASSWORD=secret) == 0
+    )
 
     # Secrets stay on the server, root only, and out of output unless asked for.
     shown = zboot("export", "show", "pcc1")["data"]
     assert shown["chap_credentials"] == {"user": user, "mutual_user": None}
     assert secret not in json.dumps(zboot("show", "pcc1")["data"])
-    files = ssh_text(lab, ["sh", "-c", 'stat -c "%a %U %n" "$1"/*/pcc1.chap', "sh",
-                           "/srv/zboot-secrets"]).split()
+    files = ssh_text(
+        lab, ["sh", "-c", 'stat -c "%a %U %n" "$1"/*/pcc1.chap', "sh", "/srv/zboot-secrets"]
+    ).split()
     assert files[:2] == ["600", "root"]
 
     zboot("rollback", "pcc1")  # re-exported with the same secret
     assert login(portal, target, me) != 0
-    assert login(portal, target, me, LIBISCSI_CHAP_USERNAME=user,
-                 LIBISCSI_CHAP_PASSWORD=secret) == 0
+    assert (
+        login(portal, target, me, LIBISCSI_CHAP_USERNAME=user, LIBISCSI_CHAP_PASSWORD=secret) == 0
+    )
 
-    two = zboot("clone", "gold", "pcc2", "--mac", "52:54:00:0c:00:02", "--mutual-chap",
-                "--show-secrets")["data"]
+    two = zboot(
+        "clone", "gold", "pcc2", "--mac", "52:54:00:0c:00:02", "--mutual-chap", "--show-secrets"
+    )["data"]
     c2 = two["chap_credentials"]
     assert c2["mutual_secret"] and c2["mutual_secret"] != c2["secret"]
-    both = {"LIBISCSI_CHAP_USERNAME": c2["user"], "LIBISCSI_CHAP_PASSWORD": c2["secret"],
-            "LIBISCSI_CHAP_TARGET_USERNAME": c2["mutual_user"]}
-    assert login(portal, two["target"], two["initiator"], **both,
-                 LIBISCSI_CHAP_TARGET_PASSWORD=c2["mutual_secret"]) == 0
+    both = {
+        "LIBISCSI_CHAP_USERNAME": c2["user"],
+        "LIBISCSI_CHAP_PASSWORD": c2["secret"],
+        "LIBISCSI_CHAP_TARGET_USERNAME": c2["mutual_user"],
+    }
+    assert (
+        login(
+            portal,
+            two["target"],
+            two["initiator"],
+            **both,
+            LIBISCSI_CHAP_TARGET_PASSWORD=c2["mutual_secret"],
+        )
+        == 0
+    )
     # the target proves itself with the wrong secret: the initiator gives up
-    assert login(portal, two["target"], two["initiator"], **both,
-                 LIBISCSI_CHAP_TARGET_PASSWORD=iscsi.wrong(c2["mutual_secret"])) != 0
+    assert (
+        login(
+            portal,
+            two["target"],
+            two["initiator"],
+            **both,
+            LIBISCSI_CHAP_TARGET_PASSWORD=iscsi.wrong(c2["mutual_secret"]),
+        )
+        != 0
+    )
 
     zboot("destroy", "pcc1", "--yes")
-    assert ssh_text(lab, ["sh", "-c", 'ls "$1"/*/ | grep -c pcc1 || true', "sh",
-                          "/srv/zboot-secrets"]).strip() == "0"  # its secret went with it
+    assert (
+        ssh_text(
+            lab, ["sh", "-c", 'ls "$1"/*/ | grep -c pcc1 || true', "sh", "/srv/zboot-secrets"]
+        ).strip()
+        == "0"
+    )  # its secret went with it
 
 
 # The iscsi-test-cu families a diskless machine's disk must pass (docs/exports.md
 # says why the others are left out).
 CONFORMANCE_FAMILIES = (
-    "Inquiry", "Mandatory", "TestUnitReady", "ReadCapacity10", "ReadCapacity16",
-    "ModeSense6", "ReportSupportedOpcodes", "Read6", "Read10", "Read12", "Read16",
-    "Write10", "Write12", "Write16", "WriteSame10", "WriteSame16", "Unmap", "GetLBAStatus",
-    "PreventAllow", "StartStopUnit", "iSCSIcmdsn",
+    "Inquiry",
+    "Mandatory",
+    "TestUnitReady",
+    "ReadCapacity10",
+    "ReadCapacity16",
+    "ModeSense6",
+    "ReportSupportedOpcodes",
+    "Read6",
+    "Read10",
+    "Read12",
+    "Read16",
+    "Write10",
+    "Write12",
+    "Write16",
+    "WriteSame10",
+    "WriteSame16",
+    "Unmap",
+    "GetLBAStatus",
+    "PreventAllow",
+    "StartStopUnit",
+    "iSCSIcmdsn",
 )
 # tgt answers GET LBA STATUS past the last block with success instead of
 # ILLEGAL REQUEST / LBA OUT OF RANGE (1 of its checks; docs/exports.md).
@@ -285,13 +349,17 @@ LEFT_OUT = {"lio": set(), "tgt": {"GetLBAStatus"}}
 def use_engine(lab: Layout, zboot: Zboot, engine: str) -> None:
     """Point the test's config at another engine of the lab VM and its portal."""
     config = Path(zboot.env["ZBOOT_CONFIG"])
-    config.write_text(config.read_text().replace('engine = "lio"', f'engine = "{engine}"')
-                      .replace(lab.portal("lio"), lab.portal(engine)))
+    config.write_text(
+        config.read_text()
+        .replace('engine = "lio"', f'engine = "{engine}"')
+        .replace(lab.portal("lio"), lab.portal(engine))
+    )
 
 
 @pytest.mark.parametrize("engine", ["lio", "tgt"])
-def test_iscsi_test_cu_passes_against_a_zboot_export(lab: Layout, zboot: Zboot, tmp_path: Path,
-                                                     engine: str) -> None:
+def test_iscsi_test_cu_passes_against_a_zboot_export(
+    lab: Layout, zboot: Zboot, tmp_path: Path, engine: str
+) -> None:
     use_engine(lab, zboot, engine)
     golden(zboot, tmp_path, bytes(64 * MIB))  # the write tests want room
     cloned = zboot("clone", "gold", "pcu1", "--mac", "52:54:00:0c:0f:01")["data"]
@@ -300,9 +368,22 @@ def test_iscsi_test_cu_passes_against_a_zboot_export(lab: Layout, zboot: Zboot, 
     failed = {}
     for family in [f for f in CONFORMANCE_FAMILIES if f not in LEFT_OUT[engine]]:
         # -f: a failed test fails the run; -d: the write tests may scribble
-        run = subprocess.run(["iscsi-test-cu", "-f", "-d", "-s", "-i", cloned["initiator"],
-                              "-t", f"ALL.{family}", url],
-                             capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            [
+                "iscsi-test-cu",
+                "-f",
+                "-d",
+                "-s",
+                "-i",
+                cloned["initiator"],
+                "-t",
+                f"ALL.{family}",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         ran = re.search(r"tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", run.stdout)
         if run.returncode != 0 or ran is None or ran.group(4) != "0" or ran.group(2) == "0":
             failed[family] = run.stdout[-600:] + run.stderr[-300:]
@@ -312,9 +393,13 @@ def test_iscsi_test_cu_passes_against_a_zboot_export(lab: Layout, zboot: Zboot, 
 def accepted_logins(lab: Layout) -> int:
     """SSH logins the storage VM's sshd has accepted so far (this one included)."""
     # its own login, not a session on the lab's shared connection: counted like zboot's
-    counted_by = subprocess.run([*ssh_argv(lab, shared=False), "grep -c 'Accepted publickey' "
-                                 "/var/log/sshd.log"], capture_output=True, text=True, check=True,
-                                timeout=120)
+    counted_by = subprocess.run(
+        [*ssh_argv(lab, shared=False), "grep -c 'Accepted publickey' /var/log/sshd.log"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return int(counted_by.stdout)
 
 
@@ -322,9 +407,15 @@ def accepted_logins(lab: Layout) -> int:
 def counted(lab: Layout) -> Iterator[dict[str, int]]:
     """Count, in the storage VM, the SSH logins and the LIO saves (each save
     writes saveconfig.json.temp first) made inside the block."""
-    watch = subprocess.Popen([*ssh_argv(lab, shared=False), "exec inotifywait -m -e create "
-                              "--format %f /etc/rtslib-fb-target"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    watch = subprocess.Popen(
+        [
+            *ssh_argv(lab, shared=False),
+            "exec inotifywait -m -e create --format %f /etc/rtslib-fb-target",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     counts: dict[str, int] = {}
     try:
         assert watch.stderr is not None
@@ -340,14 +431,17 @@ def counted(lab: Layout) -> Iterator[dict[str, int]]:
     counts["saves"] = created.split().count("saveconfig.json.temp")
 
 
-def test_a_batch_of_20_is_one_ssh_connection_and_one_save(lab: Layout, zboot: Zboot,
-                                                          tmp_path: Path) -> None:
+def test_a_batch_of_20_is_one_ssh_connection_and_one_save(
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
     golden(zboot, tmp_path, os.urandom(MIB))
     hosts = [f"pcb{n:02}" for n in range(1, 21)]
     listing = tmp_path / "hosts.csv"
-    listing.write_text("host,mac\n" + "".join(f"{h},52:54:00:0b:00:{n:02x}\n"
-                                              for n, h in enumerate(hosts, start=1))
-                       + "pc_bad,52:54:00:0b:00:99\n")  # "_" is no host name: fails alone
+    listing.write_text(
+        "host,mac\n"
+        + "".join(f"{h},52:54:00:0b:00:{n:02x}\n" for n, h in enumerate(hosts, start=1))
+        + "pc_bad,52:54:00:0b:00:99\n"
+    )  # "_" is no host name: fails alone
     with counted(lab) as clone_counts:
         batch = zboot("-v", "clone", "gold", "--hosts", str(listing), code=2)
     assert clone_counts == {"logins": 1, "saves": 1}, clone_counts
@@ -355,8 +449,11 @@ def test_a_batch_of_20_is_one_ssh_connection_and_one_save(lab: Layout, zboot: Zb
     assert (data["cloned"], data["failed"]) == (20, 1)
     assert [h["host"] for h in data["hosts"] if not h["ok"]] == ["pc_bad"]
     assert "pc_bad" in batch["errors"][0]["message"]
-    agents = [line for line in zboot.stderr.splitlines()
-              if line.startswith("ran: /usr/bin/python3 -c import sys")]
+    agents = [
+        line
+        for line in zboot.stderr.splitlines()
+        if line.startswith("ran: /usr/bin/python3 -c import sys")
+    ]
     changing = [line for line in agents if "--zboot-read-only" not in line]
     assert len(changing) == 1, agents  # one rtslib process made all 20 exports
     assert sum(line.startswith("ran: zfs clone") for line in zboot.stderr.splitlines()) == 20
@@ -368,8 +465,9 @@ def test_a_batch_of_20_is_one_ssh_connection_and_one_save(lab: Layout, zboot: Zb
         snapped = zboot("-v", "snapshot", *hosts, "pcb99", "-n", "before", code=3)
     assert snap_counts == {"logins": 1, "saves": 0}, snap_counts
     assert [h["host"] for h in snapped["data"]["hosts"] if not h["ok"]] == ["pcb99"]
-    [one_snapshot] = [line for line in zboot.stderr.splitlines()
-                      if line.startswith("ran: zfs snapshot")]
+    [one_snapshot] = [
+        line for line in zboot.stderr.splitlines() if line.startswith("ran: zfs snapshot")
+    ]
     assert all(f"/hosts/{h}@before" in one_snapshot for h in hosts)  # one atomic snapshot
     with counted(lab) as roll_counts:
         rolled = zboot("rollback", *hosts, "pcb99", "--to", "before", code=3)
@@ -379,16 +477,23 @@ def test_a_batch_of_20_is_one_ssh_connection_and_one_save(lab: Layout, zboot: Zb
     with counted(lab) as mode_counts:
         switched = zboot("mode", *hosts, "pcb99", "local", code=3)
     assert mode_counts == {"logins": 1, "saves": 0}, mode_counts
-    scripts = ssh_text(lab, ["sh", "-c", 'cat "$@"', "sh",
-                             *(h["boot_file"] for h in switched["data"]["hosts"] if h["ok"])])
+    scripts = ssh_text(
+        lab,
+        [
+            "sh",
+            "-c",
+            'cat "$@"',
+            "sh",
+            *(h["boot_file"] for h in switched["data"]["hosts"] if h["ok"]),
+        ],
+    )
     assert scripts.count("sanboot --no-describe --drive 0x80") == 20, scripts[:400]
 
     portal = f"127.0.0.1:{lab.lio_port}"  # exported again after the rollback
     for h in data["hosts"][:20]:
         login = iscsi.inquiry(portal, h["record"]["target"], 0, h["record"]["initiator"])
         assert login.returncode == 0, (h["host"], login.stderr)
-    assert iscsi.inquiry(portal, data["hosts"][0]["record"]["target"], 0,
-                         INTRUDER).returncode != 0
+    assert iscsi.inquiry(portal, data["hosts"][0]["record"]["target"], 0, INTRUDER).returncode != 0
 
     with counted(lab) as destroy_counts:
         retired = zboot("destroy", *hosts, "pcb99", "--yes", code=3)
@@ -396,5 +501,9 @@ def test_a_batch_of_20_is_one_ssh_connection_and_one_save(lab: Layout, zboot: Zb
     assert [h["host"] for h in retired["data"]["hosts"] if not h["ok"]] == ["pcb99"]
     assert "pcb" not in datasets(lab, f"{zboot.root}/hosts")
     assert "pcb" not in datasets(lab, f"{zboot.root}/archive")  # the rollback's archives too
-    assert iscsi.inquiry(portal, data["hosts"][0]["record"]["target"], 0,
-                         data["hosts"][0]["record"]["initiator"]).returncode != 0
+    assert (
+        iscsi.inquiry(
+            portal, data["hosts"][0]["record"]["target"], 0, data["hosts"][0]["record"]["initiator"]
+        ).returncode
+        != 0
+    )

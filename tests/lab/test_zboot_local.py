@@ -25,10 +25,13 @@ SCHEMA = json.loads((REPO / "docs" / "json-envelope.schema.json").read_text())
 
 
 def zboot_on_server(lab: Layout, config: str, *args: str) -> Any:
-    line = (f"cd {shlex.quote(str(REPO))} && {shlex.quote(PYTHON)} -m zboot --server local "
-            f"--config {shlex.quote(config)} --json " + shlex.join(args))
-    result = ssh(lab, ["sh", "-c", line], check=False,
-                 kind="zboot command (in the VM, --server local)")
+    line = (
+        f"cd {shlex.quote(str(REPO))} && {shlex.quote(PYTHON)} -m zboot --server local "
+        f"--config {shlex.quote(config)} --json " + shlex.join(args)
+    )
+    result = ssh(
+        lab, ["sh", "-c", line], check=False, kind="zboot command (in the VM, --server local)"
+    )
     out: dict[str, Any] = json.loads(result.stdout)
     assert result.returncode == 0, out
     jsonschema.validate(out, SCHEMA)
@@ -51,16 +54,21 @@ def test_local_run_uses_libzfs_core(lab: Layout) -> None:
     tag = uuid.uuid4().hex[:8]
     root, device_source = f"{POOL}/l-{tag}", f"{POOL}/l-{tag}-src"
     config, files = f"/run/zboot-l-{tag}.toml", f"/run/zboot-l-{tag}"
-    ssh(lab, ["sh", "-c", 'cat > "$1"', "sh", config],
-        stdin=f'[zfs]\npool = "{POOL}"\nroot = "{root}"\n'.encode())
+    ssh(
+        lab,
+        ["sh", "-c", 'cat > "$1"', "sh", config],
+        stdin=f'[zfs]\npool = "{POOL}"\nroot = "{root}"\n'.encode(),
+    )
     try:
         want = ssh_text(lab, ["sh", "-c", SOURCES, "sh", files, device_source]).split()[0]
         init = zboot_on_server(lab, config, "init")
         assert init["backend"] == "libzfs_core"
         assert {"target.engine", "target.iqn_base", "server.host"} <= set(init["config"]["added"])
 
-        for name, source in (("fromqcow", f"{files}.qcow2"),
-                             ("fromdev", f"/dev/zvol/{device_source}")):
+        for name, source in (
+            ("fromqcow", f"{files}.qcow2"),
+            ("fromdev", f"/dev/zvol/{device_source}"),
+        ):
             imported = zboot_on_server(lab, config, "image", "import", name, source)
             assert imported["size"] == 4 * 1024 * 1024
             assert zvol_sha(lab, imported["dataset"], imported["size"]) == want, name
@@ -72,7 +80,8 @@ def test_local_run_uses_libzfs_core(lab: Layout) -> None:
         assert images["fromdev"]["hosts"] == 1 and images["blank"]["versions"] == 0
         shown = zboot_on_server(lab, config, "image", "show", "fromdev")
         assert [(v["version"], v["message"], v["hosts"]) for v in shown["versions"]] == [
-            ("v1", "from a device", "pcd")]
+            ("v1", "from a device", "pcd")
+        ]
 
         zboot_on_server(lab, config, "snapshot", "pcd", "-n", "p1")
         rolled = zboot_on_server(lab, config, "rollback", "pcd", "--to", "p1")
@@ -84,7 +93,8 @@ def test_local_run_uses_libzfs_core(lab: Layout) -> None:
         archived = zboot_on_server(lab, config, "show", "pcd")["archives"]
         assert [a["name"] for a in archived] == [rolled["archive"].rsplit("/", 1)[1]]
         assert zboot_on_server(lab, config, "prune", "pcd", "--yes")["pruned"] == [
-            archived[0]["name"]]
+            archived[0]["name"]
+        ]
         assert leaf_names(lab, f"{root}/archive") == []
         zboot_on_server(lab, config, "destroy", "pcd", "--yes")
         for image in ("fromqcow", "fromdev", "blank"):
@@ -97,16 +107,28 @@ def test_local_run_uses_libzfs_core(lab: Layout) -> None:
         for verb in ("snapshot", "clone", "rename", "promote", "destroy"):
             assert not any(f"zfs {verb} " in line for line in mine), (verb, mine)
     finally:
-        ssh(lab, ["sh", "-c", 'zfs destroy -r "$1"; zfs destroy -r "$2"; rm -f "$3" "$4".*; '
-                  'true', "sh", root, device_source, config, files])
+        ssh(
+            lab,
+            [
+                "sh",
+                "-c",
+                'zfs destroy -r "$1"; zfs destroy -r "$2"; rm -f "$3" "$4".*; true',
+                "sh",
+                root,
+                device_source,
+                config,
+                files,
+            ],
+        )
 
 
 def zvol_sha(lab: Layout, dataset: str, nbytes: int) -> str:
-    return ssh_text(lab, ["sh", "-c", f'head -c {nbytes} "/dev/zvol/$1" | sha256sum',
-                          "sh", dataset]).split()[0]
+    return ssh_text(
+        lab, ["sh", "-c", f'head -c {nbytes} "/dev/zvol/$1" | sha256sum', "sh", dataset]
+    ).split()[0]
 
 
 def leaf_names(lab: Layout, dataset: str) -> list[str]:
     """Every dataset and snapshot below dataset, relative to it."""
     listed = ssh_text(lab, ["zfs", "list", "-H", "-r", "-t", "all", "-o", "name", dataset])
-    return sorted(name[len(dataset) + 1:] for name in listed.split() if name != dataset)
+    return sorted(name[len(dataset) + 1 :] for name in listed.split() if name != dataset)

@@ -20,16 +20,27 @@ from zboot_lab.remote import ssh, ssh_text
 
 pytestmark = pytest.mark.lab
 
+
 def zvol_sha(lab: Layout, dataset: str, nbytes: int) -> str:
-    return ssh_text(lab, ["sh", "-c", f'head -c {nbytes} "/dev/zvol/$1" | sha256sum',
-                          "sh", dataset]).split()[0]
+    return ssh_text(
+        lab, ["sh", "-c", f'head -c {nbytes} "/dev/zvol/$1" | sha256sum', "sh", dataset]
+    ).split()[0]
 
 
 def everything(lab: Layout, root: str) -> str:
     """Every property of every dataset under root, once ZFS has settled (pending
     writes synced, background frees of earlier destroys finished)."""
-    return ssh_text(lab, ["sh", "-c", 'zpool sync "$1" && zpool wait -t free "$1" && '
-                          'zfs list -H -p -r -t all -o all "$2"', "sh", POOL, root])
+    return ssh_text(
+        lab,
+        [
+            "sh",
+            "-c",
+            'zpool sync "$1" && zpool wait -t free "$1" && zfs list -H -p -r -t all -o all "$2"',
+            "sh",
+            POOL,
+            root,
+        ],
+    )
 
 
 def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
@@ -37,8 +48,9 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     raw = tmp_path / "disk.raw"
     raw.write_bytes(data)
     qcow = tmp_path / "disk.qcow2"
-    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow)],
-                   check=True)
+    subprocess.run(
+        ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow)], check=True
+    )
     want = hashlib.sha256(data).hexdigest()
     root = zboot.root
 
@@ -64,10 +76,15 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     # plans commands, and together they change nothing (one before/after
     # pair keeps the emulated server's time down).
     before = everything(lab, root)
-    for args in (["init"], ["image", "import", "another", str(raw)],
-                 ["image", "snapshot", "fromqcow"], ["clone", "fromqcow", "pc3", "--mac",
-                                                     "52:54:00:0a:00:03"],
-                 ["snapshot", "pc1"], ["rollback", "pc1"], ["destroy", "pc2", "--yes"]):
+    for args in (
+        ["init"],
+        ["image", "import", "another", str(raw)],
+        ["image", "snapshot", "fromqcow"],
+        ["clone", "fromqcow", "pc3", "--mac", "52:54:00:0a:00:03"],
+        ["snapshot", "pc1"],
+        ["rollback", "pc1"],
+        ["destroy", "pc2", "--yes"],
+    ):
         assert zboot("--dry-run", *args)["data"]["planned"], args
     assert everything(lab, root) == before
 
@@ -85,9 +102,20 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     # A rollback cut short after its rename (as by a lost connection): the
     # disk sits in the archive with the plan on it; the next rollback ends it.
     pc2, cut = f"{root}/hosts/pc2", f"{root}/archive/pc2-cut"
-    ssh(lab, ["sh", "-c", 'zfs set org.zboot:host=pc2 org.zboot:state=rolling-back '
-              '"org.zboot:rollback-to=$3" "org.zboot:rollback-archive=$2" "$1" && '
-              'zfs rename "$1" "$2"', "sh", pc2, cut, f"{root}/images/fromqcow@v1"])
+    ssh(
+        lab,
+        [
+            "sh",
+            "-c",
+            "zfs set org.zboot:host=pc2 org.zboot:state=rolling-back "
+            '"org.zboot:rollback-to=$3" "org.zboot:rollback-archive=$2" "$1" && '
+            'zfs rename "$1" "$2"',
+            "sh",
+            pc2,
+            cut,
+            f"{root}/images/fromqcow@v1",
+        ],
+    )
     assert "cut short" in zboot("show", "pc2", code=3)["errors"][0]["message"]
     finished = zboot("rollback", "pc2")["data"]
     assert finished["archive"] == cut
@@ -143,8 +171,10 @@ def test_import_shows_progress_on_a_terminal(lab: Layout, zboot: Zboot, tmp_path
     master, terminal = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "zboot", "image", "import", "big", str(source)],
-        stdout=subprocess.PIPE, stderr=terminal,
-        env=zboot.env | {"TERM": "xterm-256color", "COLUMNS": "120"})
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env=zboot.env | {"TERM": "xterm-256color", "COLUMNS": "120"},
+    )
     os.close(terminal)
     drawn = read_terminal(master).decode(errors="replace")
     os.close(master)

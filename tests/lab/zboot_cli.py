@@ -19,8 +19,9 @@ from zboot_lab.layout import POOL, Layout
 from zboot_lab.remote import ssh, ssh_text
 
 ENVELOPE_KEYS = {"version", "command", "status", "exit_code", "data", "errors"}
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" /
-                     "json-envelope.schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "docs" / "json-envelope.schema.json").read_text()
+)
 
 
 class Zboot:
@@ -31,8 +32,13 @@ class Zboot:
 
     def _run(self, args: tuple[str, ...], stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
         with timed("zboot command (over SSH)"):
-            return subprocess.run([sys.executable, "-m", "zboot", "--json", *args], input=stdin,
-                                  capture_output=True, env=self.env, timeout=600)
+            return subprocess.run(
+                [sys.executable, "-m", "zboot", "--json", *args],
+                input=stdin,
+                capture_output=True,
+                env=self.env,
+                timeout=600,
+            )
 
     def raw(self, *args: str) -> dict[str, Any]:
         """Run zboot and return its envelope, whatever the outcome."""
@@ -45,8 +51,9 @@ class Zboot:
 
     def __call__(self, *args: str, code: int = 0, stdin: bytes = b"") -> dict[str, Any]:
         raw = self._run(args, stdin)
-        result = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(),
-                                             raw.stderr.decode())
+        result = subprocess.CompletedProcess(
+            raw.args, raw.returncode, raw.stdout.decode(), raw.stderr.decode()
+        )
         self.stderr = result.stderr
         assert result.returncode == code, (args, result.stdout, result.stderr)
         out: dict[str, Any] = json.loads(result.stdout)
@@ -74,12 +81,31 @@ def zboot_root(lab: Layout, work: Path) -> Iterator[Zboot]:
         yield run
     finally:
         # the hosts' disks, read straight from ZFS (cheaper than `zboot list`)
-        names = ssh_text(lab, ["sh", "-c", 'zfs list -H -o name -d 1 -t volume "$1/hosts" '
-                               '2>/dev/null | sed "s|.*/||"; true', "sh", root]).split()
+        names = ssh_text(
+            lab,
+            [
+                "sh",
+                "-c",
+                'zfs list -H -o name -d 1 -t volume "$1/hosts" 2>/dev/null | sed "s|.*/||"; true',
+                "sh",
+                root,
+            ],
+        ).split()
         if names:  # one batch: one engine call takes every export down
             run.raw("destroy", *names, "--yes", "--force")
         # the root's dataset, and its (now empty) directory of secret files
-        secrets = next((line.split('"')[1] for line in text.splitlines()
-                        if line.startswith("secrets_dir")), "/etc/zboot/secrets")
-        ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; rmdir "$2" 2>/dev/null; true',
-                  "sh", root, f"{secrets}/{root.replace('/', '_')}"])
+        secrets = next(
+            (line.split('"')[1] for line in text.splitlines() if line.startswith("secrets_dir")),
+            "/etc/zboot/secrets",
+        )
+        ssh(
+            lab,
+            [
+                "sh",
+                "-c",
+                'zfs destroy -r "$1" 2>/dev/null; rmdir "$2" 2>/dev/null; true',
+                "sh",
+                root,
+                f"{secrets}/{root.replace('/', '_')}",
+            ],
+        )

@@ -19,7 +19,14 @@ def agent_request(stdin: bytes | None, source: str) -> dict[str, Any]:
 def imported_modules(source: str) -> set[str]:
     """The top-level modules a program imports."""
     tree = ast.parse(source)
-    modules = {alias.name.split(".")[0] for node in ast.walk(tree)
-               if isinstance(node, ast.Import) for alias in node.names}
-    return modules | {node.module.split(".")[0] for node in ast.walk(tree)
-                      if isinstance(node, ast.ImportFrom) and node.module}
+    modules = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    return modules | {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }

@@ -21,9 +21,11 @@ from zboot.zfs.program import parse_destroyed
 
 def test_each_chain_stops_at_its_first_failure_and_the_others_go_on() -> None:
     runner = LocalRunner()
-    chains = [[["true"], ["sh", "-c", "echo out; echo err >&2; exit 3"], ["touch", "/no/x"]],
-              [["echo", "fine"]],
-              [["false"]]] * 7  # 21 chains: three shells of at most 10
+    chains = [
+        [["true"], ["sh", "-c", "echo out; echo err >&2; exit 3"], ["touch", "/no/x"]],
+        [["echo", "fine"]],
+        [["false"]],
+    ] * 7  # 21 chains: three shells of at most 10
     outcomes = run_in_shells(runner, chains)
     assert len(outcomes) == 21
     for first, second, third in zip(outcomes[::3], outcomes[1::3], outcomes[2::3], strict=True):
@@ -32,18 +34,25 @@ def test_each_chain_stops_at_its_first_failure_and_the_others_go_on() -> None:
         assert second is None
         assert third is not None and (third.step, third.result.argv) == (0, ("false",))
     # what the runner records is each step that was meant to run, not the shell
-    assert runner.commands[0] == ("true",) and ("sh", "-c", "echo out; echo err >&2; exit 3") \
-        in runner.commands and not any(c[:2] == ("sh", "-c") and "zboot-chain" in c[2]
-                                       for c in runner.commands)
+    assert (
+        runner.commands[0] == ("true",)
+        and ("sh", "-c", "echo out; echo err >&2; exit 3") in runner.commands
+        and not any(c[:2] == ("sh", "-c") and "zboot-chain" in c[2] for c in runner.commands)
+    )
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(alphabet=st.characters(codec="utf-8",
-                                                blacklist_characters="\x00"), max_size=20),
-                min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(codec="utf-8", blacklist_characters="\x00"), max_size=20),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_any_argument_reaches_its_command_unchanged(args: list[str]) -> None:
-    outcomes = run_in_shells(LocalRunner(), [[["sh", "-c", 'printf "%s|" "$@"; exit 9', "sh",
-                                              *args]]])
+    outcomes = run_in_shells(
+        LocalRunner(), [[["sh", "-c", 'printf "%s|" "$@"; exit 9', "sh", *args]]]
+    )
     [failed] = outcomes
     assert failed is not None and failed.result.returncode == 9
     assert failed.result.stderr.decode() == "".join(a + "|" for a in args).strip("\n")
@@ -52,6 +61,7 @@ def test_any_argument_reaches_its_command_unchanged(args: list[str]) -> None:
 def test_a_shell_that_broke_off_is_a_server_error() -> None:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
         return Result(argv, 137, b"zboot-chain-x 0 0\n", b"Killed")
+
     with pytest.raises(ServerError, match=r"broke off.*Killed"):
         run_in_shells(RecordingRunner(respond), [[["true"]], [["true"]]])
     with pytest.raises(ValueError, match="1 of 2"):
@@ -63,11 +73,18 @@ def test_run_changes_reports_the_failed_step_as_a_typed_error() -> None:
         if argv[:2] == ("zfs", "rename"):
             return Result(argv, 1, b"", b"cannot open 'tank/x': dataset does not exist\n")
         return Result(argv, 0, b"", b"")
+
     runner = RecordingRunner(respond)
-    outcomes = ZfsCli(runner).run_changes([
-        [Change.set("tank/a", {"state": "x"}), Change.rename("tank/a", "tank/b"),
-         Change.promote("tank/b")],
-        [Change.clone("tank/i@v1", "tank/c", {"mac": "m"})]])
+    outcomes = ZfsCli(runner).run_changes(
+        [
+            [
+                Change.set("tank/a", {"state": "x"}),
+                Change.rename("tank/a", "tank/b"),
+                Change.promote("tank/b"),
+            ],
+            [Change.clone("tank/i@v1", "tank/c", {"mac": "m"})],
+        ]
+    )
     failed, fine = outcomes
     assert fine is None
     assert failed is not None and failed.step == 1 and isinstance(failed.error, NotFound)
@@ -88,8 +105,12 @@ def test_a_batch_rollback_runs_one_chain_per_host_and_an_unknown_host_fails_alon
     [known, unknown] = hosts.rollback_hosts(ZfsCli(runner), CONFIG, ["pc01", "pc77"], None)
     assert known.error is None and known.disk_exists
     assert isinstance(unknown.error, NotFound) and unknown.changes == []
-    assert [c[:2] for c in changes(runner)] == [("zfs", "set"), ("zfs", "rename"),
-                                                ("zfs", "clone"), ("zfs", "set")]
+    assert [c[:2] for c in changes(runner)] == [
+        ("zfs", "set"),
+        ("zfs", "rename"),
+        ("zfs", "clone"),
+        ("zfs", "set"),
+    ]
 
 
 def test_a_rollback_failing_after_the_rename_says_how_to_finish_it() -> None:
@@ -97,6 +118,7 @@ def test_a_rollback_failing_after_the_rename_says_how_to_finish_it() -> None:
         if argv[:2] == ("zfs", "clone"):
             return Result(argv, 1, b"", b"cannot create 'x': out of space\n")
         return plain._respond(argv, data)
+
     plain = world()
     runner = RecordingRunner(respond)
     [one] = hosts.rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None)
@@ -107,10 +129,12 @@ def test_a_rollback_failing_after_the_rename_says_how_to_finish_it() -> None:
 def test_a_rollback_stopped_after_the_new_disk_leaves_the_host_a_disk() -> None:
     """Marking the old disk as an archive comes after the clone: failing
     there, the host has its new disk, and the next rollback marks it."""
+
     def respond(argv: tuple[str, ...], data: bytes | None) -> Result:
         if argv[:3] == ("zfs", "set", "org.zboot:kind=archive"):
             return Result(argv, 1, b"", b"cannot set property: out of space\n")
         return plain._respond(argv, data)
+
     plain = world()
     runner = RecordingRunner(respond)
     [one] = hosts.rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None)
@@ -119,8 +143,9 @@ def test_a_rollback_stopped_after_the_new_disk_leaves_the_host_a_disk() -> None:
 
 def test_a_channel_program_reports_each_dataset() -> None:
     names = ["tank/a", "tank/b", "tank/c", "tank/d"]
-    left = parse_destroyed('{"return": {"tank/a": 0, "tank/b": 16, "tank/c": 2, '
-                           '"tank/d": 28}}', names)
+    left = parse_destroyed(
+        '{"return": {"tank/a": 0, "tank/b": 16, "tank/c": 2, "tank/d": 28}}', names
+    )
     assert left["tank/a"] is None
     assert isinstance(left["tank/b"], Conflict) and "EBUSY" in left["tank/b"].message
     assert isinstance(left["tank/c"], NotFound)

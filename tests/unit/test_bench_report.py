@@ -9,10 +9,15 @@ from zboot.names import host_name, mac
 
 
 def test_the_table_has_a_row_per_tool_and_size_and_the_ratios_say_met_or_missed() -> None:
-    timings = [Timing("zboot", op, n, n * per) for n, per in ((10, 1.0), (100, 1.2))
-               for op in ("provision", "rollback", "destroy")]
-    timings += [Timing("baseline", "provision", 10, 250.0), Timing("baseline", "rollback", 10,
-                                                                   90.0)]
+    timings = [
+        Timing("zboot", op, n, n * per)
+        for n, per in ((10, 1.0), (100, 1.2))
+        for op in ("provision", "rollback", "destroy")
+    ]
+    timings += [
+        Timing("baseline", "provision", 10, 250.0),
+        Timing("baseline", "rollback", 10, 90.0),
+    ]
     text = table(timings)
     rows = text.splitlines()
     assert rows[2].startswith("| zboot | 10 | 10.0 | 1.00 |")

@@ -22,13 +22,20 @@ from zboot.boot.ipxe import (
 from zboot.errors import InvalidInput
 from zboot.targets.base import Chap
 
-TARGET = BootTarget("pc01", "10.0.2.2:43261", 1, "iqn.2026-11.lab.zboot:pc01",
-                    "iqn.2010-04.org.ipxe:pc01")
-MUTUAL = Chap("iqn.2010-04.org.ipxe:pc01", "Secret0123456789",
-              "iqn.2026-11.lab.zboot:pc01", "Mutual0123456789")
+TARGET = BootTarget(
+    "pc01", "10.0.2.2:43261", 1, "iqn.2026-11.lab.zboot:pc01", "iqn.2010-04.org.ipxe:pc01"
+)
+MUTUAL = Chap(
+    "iqn.2010-04.org.ipxe:pc01",
+    "Secret0123456789",
+    "iqn.2026-11.lab.zboot:pc01",
+    "Mutual0123456789",
+)
 SITE = dhcp.Site("http://10.0.0.1/boot", "10.0.0.1", router="10.0.0.254")
-HOSTS = [dhcp.DhcpHost("pc01", "52:54:00:aa:00:01", "iqn.2010-04.org.ipxe:pc01"),
-         dhcp.DhcpHost("pc02", "52:54:00:aa:00:02", "iqn.1991-05.com.microsoft:pc02")]
+HOSTS = [
+    dhcp.DhcpHost("pc01", "52:54:00:aa:00:01", "iqn.2010-04.org.ipxe:pc01"),
+    dhcp.DhcpHost("pc02", "52:54:00:aa:00:02", "iqn.1991-05.com.microsoft:pc02"),
+]
 
 
 def lines(text: str) -> list[str]:
@@ -44,7 +51,8 @@ def test_normal_sets_the_initiator_then_sanboots_and_retries() -> None:
     text = lines(render("normal", TARGET))
     assert text[0] == "#!ipxe"
     assert text.index("set initiator-iqn iqn.2010-04.org.ipxe:pc01") < next(
-        i for i, line in enumerate(text) if line.startswith("sanboot "))
+        i for i, line in enumerate(text) if line.startswith("sanboot ")
+    )
     assert f"sanboot {TARGET.uri} && goto booted ||" in text
     assert "reboot" in text and not any("password" in line for line in text)
 
@@ -81,7 +89,7 @@ def test_values_ipxe_would_misread_are_refused(bad: str) -> None:
 
 def test_isc_gives_ipxe_its_script_and_no_router() -> None:
     text = dhcp.render("isc", SITE, HOSTS)
-    ipxe_branch = text[text.index('if exists user-class'):text.index("} else {")]
+    ipxe_branch = text[text.index("if exists user-class") : text.index("} else {")]
     assert 'filename "http://10.0.0.1/boot/${mac:hexhyp}.ipxe";' in ipxe_branch
     assert "routers" not in ipxe_branch and "option routers 10.0.0.254;" in text
     assert 'option iscsi-initiator-iqn "iqn.1991-05.com.microsoft:pc02";' in text
@@ -121,16 +129,22 @@ def test_a_value_that_would_break_a_config_is_refused() -> None:
         dhcp.render("bind", SITE, HOSTS)
 
 
-CONTRIB = {"isc": "dhcpd-zboot.conf", "dnsmasq": "dnsmasq-zboot.conf",
-           "kea": "kea-dhcp4-zboot.json", "ms-dhcp": "ms-dhcp-zboot.ps1"}
+CONTRIB = {
+    "isc": "dhcpd-zboot.conf",
+    "dnsmasq": "dnsmasq-zboot.conf",
+    "kea": "kea-dhcp4-zboot.json",
+    "ms-dhcp": "ms-dhcp-zboot.ps1",
+}
 
 
 @pytest.mark.parametrize("fmt", sorted(CONTRIB))
 def test_contrib_examples_are_what_zboot_generates(fmt: str) -> None:
     """contrib/boot/ holds `zboot dhcp` output for two hosts on 10.0.0.0/24."""
     site = dhcp.Site("http://10.0.0.1/boot", "10.0.0.1", router="10.0.0.254")
-    hosts = [dhcp.DhcpHost(f"pc0{n}", f"52:54:00:aa:00:0{n}", f"iqn.2010-04.org.ipxe:pc0{n}")
-             for n in (1, 2)]
+    hosts = [
+        dhcp.DhcpHost(f"pc0{n}", f"52:54:00:aa:00:0{n}", f"iqn.2010-04.org.ipxe:pc0{n}")
+        for n in (1, 2)
+    ]
     path = Path(__file__).resolve().parents[2] / "contrib" / "boot" / CONTRIB[fmt]
     assert path.read_text() == dhcp.render(fmt, site, hosts)
 

@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from zboot.cli.app import app
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" /
-                     "json-envelope.schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "docs" / "json-envelope.schema.json").read_text()
+)
 # An unreachable server: any attempt to connect would fail with exit 5, not 2.
 CONFIG = '[server]\nhost = "zboot-test.invalid"\nport = 1\n[zfs]\npool = "tank"\n'
 
@@ -33,23 +34,26 @@ def invoke(config: Path, *args: str) -> tuple[int, dict[str, Any]]:
     return result.exit_code, envelope
 
 
-@pytest.mark.parametrize("args", [
-    ["clone", "golden", "pc;1", "--mac", "52:54:00:00:00:01"],
-    ["clone", "golden", "pc1", "--mac", "ff:ff:ff:ff:ff:ff"],
-    ["clone", "gol/den", "pc1", "--mac", "52:54:00:00:00:01"],
-    ["clone", "golden", "pc1", "--mac", "52:54:00:00:00:01", "--initiator", "iqn.bad"],
-    ["image", "create", "win11", "--size", "lots"],
-    ["image", "create", "Win11", "--size", "1G"],
-    ["image", "snapshot", "$(id)"],
-    ["rollback", "pc1", "--to", "../x"],
-    ["rollback", "pc1", "pc;2"],  # every host is checked before the server is reached
-    ["snapshot", "pc1", "pc2", "-n", "a b"],
-    ["mode", "pc1", "pc2", "maintenance"],  # one host at a time boots an image
-    ["mode", "pc1", "pc2", "sideways"],
-    ["show", "pc 1"],
-    ["image", "show", "a@b"],
-    ["destroy", "pc1"],  # no terminal to ask on, no --yes
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["clone", "golden", "pc;1", "--mac", "52:54:00:00:00:01"],
+        ["clone", "golden", "pc1", "--mac", "ff:ff:ff:ff:ff:ff"],
+        ["clone", "gol/den", "pc1", "--mac", "52:54:00:00:00:01"],
+        ["clone", "golden", "pc1", "--mac", "52:54:00:00:00:01", "--initiator", "iqn.bad"],
+        ["image", "create", "win11", "--size", "lots"],
+        ["image", "create", "Win11", "--size", "1G"],
+        ["image", "snapshot", "$(id)"],
+        ["rollback", "pc1", "--to", "../x"],
+        ["rollback", "pc1", "pc;2"],  # every host is checked before the server is reached
+        ["snapshot", "pc1", "pc2", "-n", "a b"],
+        ["mode", "pc1", "pc2", "maintenance"],  # one host at a time boots an image
+        ["mode", "pc1", "pc2", "sideways"],
+        ["show", "pc 1"],
+        ["image", "show", "a@b"],
+        ["destroy", "pc1"],  # no terminal to ask on, no --yes
+    ],
+)
 def test_bad_input_exits_2_before_connecting(config: Path, args: list[str]) -> None:
     code, envelope = invoke(config, *args)
     assert code == 2, envelope

@@ -46,21 +46,28 @@ def ok(argv: tuple[str, ...], out: str = "") -> Result:
 
 
 def samples(argv: tuple[str, ...], _: bytes | None) -> Result:
-    listing = {("stmfadm", "list-lu", "-v"): LIST_LU, ("stmfadm", "list-hg", "-v"): LIST_HG,
-               ("stmfadm", "list-tg", "-v"): LIST_TG,
-               ("stmfadm", "list-target", "-v"): LIST_TARGET,
-               ("itadm", "list-target"): ITADM_TARGETS}
+    listing = {
+        ("stmfadm", "list-lu", "-v"): LIST_LU,
+        ("stmfadm", "list-hg", "-v"): LIST_HG,
+        ("stmfadm", "list-tg", "-v"): LIST_TG,
+        ("stmfadm", "list-target", "-v"): LIST_TARGET,
+        ("itadm", "list-target"): ITADM_TARGETS,
+    }
     return ok(argv, listing.get(argv, ""))
 
 
 # --- parsers on the samples ----------------------------------------------------
 
+
 def test_list_lu_v_is_parsed() -> None:
     real, ours = parse_list_lu(LIST_LU)
     assert real.guid == "600144F721DCA2888BA402E411EE3AF1"
     assert real.data_file == "/dev/zvol/rdsk/pool1/vm-109-disk-1"
-    assert (real.views, real.fields["Vendor ID"], real.fields["Serial Num"]) == (1, "SUN",
-                                                                                 "not set")
+    assert (real.views, real.fields["Vendor ID"], real.fields["Serial Num"]) == (
+        1,
+        "SUN",
+        "not set",
+    )
     assert (ours.guid, ours.alias) == (lu_guid("pct1"), "zboot-pct1")
     assert ours.fields["Serial Num"] == disk_serial("pct1")
 
@@ -68,17 +75,21 @@ def test_list_lu_v_is_parsed() -> None:
 def test_group_listings_are_parsed() -> None:
     assert parse_groups(LIST_HG, "Host Group") == {
         "blade07": ["eui.0002C9030055E716", "eui.0002C9030055E715"],
-        "zboot-pct1": ["iqn.2010-04.org.ipxe:pct1"]}
+        "zboot-pct1": ["iqn.2010-04.org.ipxe:pct1"],
+    }
     assert parse_groups(LIST_TG, "Target Group") == {
         "targets-0": ["iqn.2010-09.org.napp-it:tgt1"],
-        "zboot-pct1": ["iqn.2026-11.lab.zboot:pct1"]}
+        "zboot-pct1": ["iqn.2026-11.lab.zboot:pct1"],
+    }
     assert parse_groups(LIST_HG, "Target Group") == {}
 
 
 def test_list_target_v_sessions_even_with_collapsed_whitespace() -> None:
-    expected = {"eui.0002C9030007733E": ["eui.0002C903004E12CD", "eui.0002C9030055E715"],
-                "iqn.2026-11.lab.zboot:pct1": ["iqn.2010-04.org.ipxe:pct1"],
-                "iqn.2026-11.lab.zboot:pct2": []}
+    expected = {
+        "eui.0002C9030007733E": ["eui.0002C903004E12CD", "eui.0002C9030055E715"],
+        "iqn.2026-11.lab.zboot:pct1": ["iqn.2010-04.org.ipxe:pct1"],
+        "iqn.2026-11.lab.zboot:pct2": [],
+    }
     assert parse_sessions(LIST_TARGET) == expected
     # the gist's stored copy, whitespace collapsed as it was found
     assert parse_sessions(re.sub(r"[ \t]+", " ", LIST_TARGET)) == expected
@@ -98,11 +109,13 @@ def test_exports_are_zboots_own_only_and_sessions_by_target() -> None:
     engine = ComstarEngine(RecordingRunner(samples))
     assert engine.exports() == {PCT1.target: PCT1}  # the OmniOS LU is not zboot's
     assert engine.sessions([PCT1.target, PCT2.target, "iqn.2026-11.lab.zboot:gone"]) == {
-        PCT1.target: ["iqn.2010-04.org.ipxe:pct1"]}
+        PCT1.target: ["iqn.2010-04.org.ipxe:pct1"]
+    }
     assert engine.sessions([]) == {}
 
 
 # --- names and values obey the documented rules ------------------------------------
+
 
 @pytest.mark.parametrize("host", ["pct1", "a", "host-with-a-long-name-0123456789" * 3])
 def test_generated_names_follow_the_rules(host: str) -> None:
@@ -124,6 +137,7 @@ def test_device_paths_convert_both_ways() -> None:
 
 
 # --- a small COMSTAR for the commands ----------------------------------------------
+
 
 @dataclass
 class Comstar:
@@ -148,11 +162,14 @@ class Comstar:
                 f"LU Name: {g}\n    {'Alias':<18}: {p['alias']}\n"
                 f"    {'View Entry Count':<18}: {len(self.views.get(g, []))}\n"
                 f"    {'Data File':<18}: {p['file']}\n    {'Serial Num':<18}: {p['serial']}\n"
-                for g, p in self.lus.items())
+                for g, p in self.lus.items()
+            )
         if sub in ("list-hg", "list-tg"):
             groups, head = (self.hgs, "Host") if sub == "list-hg" else (self.tgs, "Target")
-            return "".join(f"{head} Group: {n}\n" + "".join(f"\tMember: {m}\n" for m in ms)
-                           for n, ms in groups.items())
+            return "".join(
+                f"{head} Group: {n}\n" + "".join(f"\tMember: {m}\n" for m in ms)
+                for n, ms in groups.items()
+            )
         return "".join(f"{t:<61}online   0\n" for t in self.targets)  # itadm list-target
 
     def __call__(self, argv: tuple[str, ...], _: bytes | None) -> Result:
@@ -163,8 +180,11 @@ class Comstar:
             return ok(argv, self.listing(sub))
         if tool == "stmfadm" and sub == "create-lu":
             props = dict(a.split("=", 1) for a in args[1:-1:2])
-            self.lus[props["guid"]] = {"alias": props["alias"], "file": args[-1],
-                                       "serial": props["serial"]}
+            self.lus[props["guid"]] = {
+                "alias": props["alias"],
+                "file": args[-1],
+                "serial": props["serial"],
+            }
             return ok(argv, f"Logical unit created: {props['guid']}\n")
         if sub in ("create-hg", "create-tg"):
             (self.hgs if sub == "create-hg" else self.tgs)[args[0]] = []
@@ -187,8 +207,11 @@ class Comstar:
                 return Result(argv, 1, b"", b"stmfadm: group is in use by existing view entry\n")
             (self.hgs if sub == "delete-hg" else self.tgs).pop(args[0])
         elif sub == "create-target":
-            self.targets[args[1]] = {"state": "online", "auth": args[3],
-                                     "secret": self.secret(args)}
+            self.targets[args[1]] = {
+                "state": "online",
+                "auth": args[3],
+                "secret": self.secret(args),
+            }
         elif sub == "delete-target":
             self.targets.pop(args[-1])
         elif sub == "list-initiator":
@@ -200,8 +223,9 @@ class Comstar:
         return ok(argv)
 
     def empty(self) -> bool:
-        return not (self.lus or self.views or self.hgs or self.tgs or self.targets
-                    or self.initiators)
+        return not (
+            self.lus or self.views or self.hgs or self.tgs or self.targets or self.initiators
+        )
 
 
 def comstar() -> tuple[Comstar, RecordingRunner]:
@@ -222,8 +246,19 @@ def test_create_sends_the_documented_sequence_in_order() -> None:
     waits = [c for c in runner.commands if c[0] == "sh"]
     assert [c[-2:] for c in waits] == [(rdsk, "60")]  # the zvol's device node first
     assert changes(runner) == [
-        ("stmfadm", "create-lu", "-p", "blk=512", "-p", f"serial={disk_serial('pct1')}",
-         "-p", f"guid={guid}", "-p", "alias=zboot-pct1", rdsk),
+        (
+            "stmfadm",
+            "create-lu",
+            "-p",
+            "blk=512",
+            "-p",
+            f"serial={disk_serial('pct1')}",
+            "-p",
+            f"guid={guid}",
+            "-p",
+            "alias=zboot-pct1",
+            rdsk,
+        ),
         ("stmfadm", "create-hg", "zboot-pct1"),
         ("stmfadm", "add-hg-member", "-g", "zboot-pct1", PCT1.initiator),
         ("itadm", "create-target", "-n", PCT1.target, "-a", "none"),
@@ -231,7 +266,8 @@ def test_create_sends_the_documented_sequence_in_order() -> None:
         ("stmfadm", "offline-target", PCT1.target),
         ("stmfadm", "add-tg-member", "-g", "zboot-pct1", PCT1.target),
         ("stmfadm", "online-target", PCT1.target),
-        ("stmfadm", "add-view", "-h", "zboot-pct1", "-t", "zboot-pct1", "-n", "0", guid)]
+        ("stmfadm", "add-view", "-h", "zboot-pct1", "-t", "zboot-pct1", "-n", "0", guid),
+    ]
     assert state.targets[PCT1.target]["state"] == "online"
     assert state.views[guid] == [("zboot-pct1", "zboot-pct1", "0")]
     assert ComstarEngine(runner).exports() == {PCT1.target: PCT1}  # reads back equal
@@ -239,8 +275,7 @@ def test_create_sends_the_documented_sequence_in_order() -> None:
 
 def test_delete_removes_every_object_created() -> None:
     state, runner = comstar()
-    mutual = replace(PCT2, chap=Chap("iqn.2010-04.org.ipxe:pct2", "A" * 16, PCT2.target,
-                                     "B" * 16))
+    mutual = replace(PCT2, chap=Chap("iqn.2010-04.org.ipxe:pct2", "A" * 16, PCT2.target, "B" * 16))
     ComstarEngine(runner).apply(create=[PCT1, mutual])
     assert len(state.lus) == 2 and state.initiators
     runner.commands.clear()
@@ -253,7 +288,8 @@ def test_delete_removes_every_object_created() -> None:
         ("stmfadm", "delete-lu", guid),
         ("stmfadm", "delete-hg", "zboot-pct1"),
         ("stmfadm", "delete-tg", "zboot-pct1"),
-        ("itadm", "delete-initiator", PCT1.initiator)]  # "not found" is fine
+        ("itadm", "delete-initiator", PCT1.initiator),
+    ]  # "not found" is fine
 
 
 def test_recreate_clears_the_old_objects_first() -> None:
@@ -263,7 +299,8 @@ def test_recreate_clears_the_old_objects_first() -> None:
     ComstarEngine(runner).apply(create=[PCT1])
     sent = changes(runner)
     assert sent.index(("stmfadm", "delete-lu", lu_guid("pct1"))) < [c[1] for c in sent].index(
-        "create-lu")
+        "create-lu"
+    )
     assert list(state.lus) == [lu_guid("pct1")] and list(state.hgs) == ["zboot-pct1"]
 
 
@@ -285,18 +322,36 @@ def test_chap_secrets_go_through_root_only_files_never_argv() -> None:
     ComstarEngine(runner).apply(create=[replace(PCT1, chap=chap)])
     assert seen == {"create-initiator": b"s3cretS3cret", "create-target": b"m0tualM0tual"}
     assert runner.files == {}  # removed afterwards
-    assert not any(s in arg for c in runner.commands for arg in c
-                   for s in ("s3cretS3cret", "m0tualM0tual"))
+    assert not any(
+        s in arg for c in runner.commands for arg in c for s in ("s3cretS3cret", "m0tualM0tual")
+    )
     assert state.initiators[PCT1.initiator] == {"user": chap.user, "secret": chap.secret}
     target = state.targets[PCT1.target]
     assert (target["auth"], target["secret"]) == ("chap", "m0tualM0tual")
-    assert ("itadm", "create-target", "-n", PCT1.target, "-a", "chap", "-u", PCT1.target,
-            "-S", "/var/run/zboot-pct1.mutual") in runner.commands
+    assert (
+        "itadm",
+        "create-target",
+        "-n",
+        PCT1.target,
+        "-a",
+        "chap",
+        "-u",
+        PCT1.target,
+        "-S",
+        "/var/run/zboot-pct1.mutual",
+    ) in runner.commands
 
 
-@pytest.mark.parametrize("chap", [Chap("u", "s" * 11), Chap("u", "s" * 256),
-                                  Chap("u", "twelve-chars\n"), Chap("u", "x" * 12, "t", "x" * 12),
-                                  Chap("u", "x" * 12, "t", None)])
+@pytest.mark.parametrize(
+    "chap",
+    [
+        Chap("u", "s" * 11),
+        Chap("u", "s" * 256),
+        Chap("u", "twelve-chars\n"),
+        Chap("u", "x" * 12, "t", "x" * 12),
+        Chap("u", "x" * 12, "t", None),
+    ],
+)
 def test_chap_itadm_would_refuse_is_refused_before_any_command(chap: Chap) -> None:
     state, runner = comstar()
     with pytest.raises(InvalidInput):
@@ -356,4 +411,3 @@ def test_an_export_missing_its_view_is_not_reported() -> None:
         return ok(argv, text) if argv[1] == "list-lu" else samples(argv, data)
 
     assert ComstarEngine(RecordingRunner(respond)).exports() == {}
-

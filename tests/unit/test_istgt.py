@@ -37,12 +37,21 @@ ADMIN = """[Global]
   Mapping PortalGroup3 InitiatorGroup5
   LUN0 Storage /dev/sdb Auto
 """
-PLAIN = Export("pc1", "iqn.2026-11.lab.zboot:pc1", "/dev/zvol/tank/zboot/hosts/pc1",
-               "iqn.2010-04.org.ipxe:pc1")
-MUTUAL = Export("pc2", "iqn.2026-11.lab.zboot:pc2", "/dev/zvol/tank/zboot/hosts/pc2",
-                "iqn.2010-04.org.ipxe:pc2",
-                Chap("iqn.2010-04.org.ipxe:pc2", "Secret0123456789",
-                     "iqn.2026-11.lab.zboot:pc2", "Mutual0123456789"))
+PLAIN = Export(
+    "pc1", "iqn.2026-11.lab.zboot:pc1", "/dev/zvol/tank/zboot/hosts/pc1", "iqn.2010-04.org.ipxe:pc1"
+)
+MUTUAL = Export(
+    "pc2",
+    "iqn.2026-11.lab.zboot:pc2",
+    "/dev/zvol/tank/zboot/hosts/pc2",
+    "iqn.2010-04.org.ipxe:pc2",
+    Chap(
+        "iqn.2010-04.org.ipxe:pc2",
+        "Secret0123456789",
+        "iqn.2026-11.lab.zboot:pc2",
+        "Mutual0123456789",
+    ),
+)
 
 
 class Istgt(RecordingRunner):
@@ -57,8 +66,11 @@ class Istgt(RecordingRunner):
     def respond(self, argv: tuple[str, ...], _: bytes | None) -> Result:
         if argv == RESTART:
             conf = self.files["/etc/istgt/istgt.conf"].decode()
-            self.serving = ([s.get("TargetName")[0] for s in parse_sections(conf)
-                             if s.kind == "LogicalUnit"] if self.comes_back else [])
+            self.serving = (
+                [s.get("TargetName")[0] for s in parse_sections(conf) if s.kind == "LogicalUnit"]
+                if self.comes_back
+                else []
+            )
         if argv[-1] == "list":
             return Result(argv, 0, "\n".join([*self.serving, "DONE LIST command"]).encode(), b"")
         return Result(argv, 0, b"", b"")
@@ -67,15 +79,26 @@ class Istgt(RecordingRunner):
 def test_debian_example_config_parses() -> None:
     sections = parse_sections((SAMPLES / "istgt_example.conf").read_text())
     assert [(s.kind, s.tag) for s in sections] == [
-        ("Global", None), ("UnitControl", None), ("PortalGroup", 1), ("InitiatorGroup", 1),
-        ("LogicalUnit", 1)]
+        ("Global", None),
+        ("UnitControl", None),
+        ("PortalGroup", 1),
+        ("InitiatorGroup", 1),
+        ("LogicalUnit", 1),
+    ]
     unit = sections[-1]
     assert unit.get("TargetAlias") == ["Data Disk1"]  # quoted values keep their spaces
     assert unit.get("Mapping") == ["PortalGroup1", "InitiatorGroup1"]
     assert unit.get("LUN0") == ["Storage", "/tank/iscsi/istgt-disk1", "10GB"]
     [auth] = parse_sections((SAMPLES / "istgt_auth_example.conf").read_text())
-    assert auth.items[1] == ("Auth", ["iqn.1991-05.com.microsoft:saturn", "1234567890abcdef",
-                                      "iqn.2007-09.jp.ne.peach:disk1", "mutualtestxx"])
+    assert auth.items[1] == (
+        "Auth",
+        [
+            "iqn.1991-05.com.microsoft:saturn",
+            "1234567890abcdef",
+            "iqn.2007-09.jp.ne.peach:disk1",
+            "mutualtestxx",
+        ],
+    )
 
 
 def test_the_block_reads_back_as_the_exports_it_was_written_from() -> None:
@@ -86,8 +109,12 @@ def test_the_block_reads_back_as_the_exports_it_was_written_from() -> None:
     assert "Mapping PortalGroup3 InitiatorGroup8" in conf and "AuthMethod CHAP Mutual" in conf
     assert "Secret0123456789" not in conf  # secrets only in the AuthFile
     # istgt's serial field holds 16 characters
-    serials = [v[2] for s in parse_sections(conf) for k, v in s.items
-               if k == "LUN0" and v[:2] == ["Option", "Serial"]]
+    serials = [
+        v[2]
+        for s in parse_sections(conf)
+        for k, v in s.items
+        if k == "LUN0" and v[:2] == ["Option", "Serial"]
+    ]
     assert [len(s) for s in serials] == [16, 16] and serials[0] != serials[1]
 
 

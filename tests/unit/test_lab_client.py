@@ -47,8 +47,9 @@ def test_failed_program_is_booted_without_counter(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("status", [0, 1, None])
 def test_no_program_means_not_booted(tmp_path: Path, status: int | None) -> None:
-    result = interpret("52:54:00:00:00:01", "bios", status, status is None,
-                       write(tmp_path, WRAPPED), 3.0)
+    result = interpret(
+        "52:54:00:00:00:01", "bios", status, status is None, write(tmp_path, WRAPPED), 3.0
+    )
     assert not result.booted and result.counter is None
     assert result.ipxe_errors == [
         "http://10.0.2.2:40080/52-54-00-00-00-09.ipxe... No such file or directory "
@@ -60,8 +61,10 @@ def test_macs_are_normalised() -> None:
     assert normalise_mac("52-54-00-AB-cd-01") == "52:54:00:ab:cd:01"
 
 
-@pytest.mark.parametrize("bad", ["", "52:54:00:ab:cd", "52:54:00:ab:cd:zz", "01:00:5e:00:00:01",
-                                 "52:54:00:ab:cd:01; reboot"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "52:54:00:ab:cd", "52:54:00:ab:cd:zz", "01:00:5e:00:00:01", "52:54:00:ab:cd:01; reboot"],
+)
 def test_bad_macs_are_refused(bad: str) -> None:
     with pytest.raises(LabError):
         normalise_mac(bad)

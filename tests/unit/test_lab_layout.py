@@ -17,14 +17,19 @@ LAYOUT = Layout(state=Path("/var/lib/zboot-lab-test"), port_base=41000)
 def test_config_points_zboot_at_the_lab_over_ssh() -> None:
     config = tomllib.loads(config_text(LAYOUT))
     assert config["server"] == {
-        "host": "127.0.0.1", "port": 41022, "user": "root",
+        "host": "127.0.0.1",
+        "port": 41022,
+        "user": "root",
         "key": "/var/lib/zboot-lab-test/keys/id_ed25519",
         "known_hosts": "/var/lib/zboot-lab-test/keys/known_hosts",
     }
     assert config["zfs"] == {"pool": "tank", "root": "tank/zboot"}
-    assert config["target"] == {"engine": "lio", "portal": "10.0.2.2:44260",
-                                "iqn_base": "iqn.2026-11.lab.zboot",
-                                "secrets_dir": "/srv/zboot-secrets"}
+    assert config["target"] == {
+        "engine": "lio",
+        "portal": "10.0.2.2:44260",
+        "iqn_base": "iqn.2026-11.lab.zboot",
+        "secrets_dir": "/srv/zboot-secrets",
+    }
     assert config["boot"] == {"dir": "/srv/zboot/boot", "url": "http://10.0.2.2:41080/"}
 
 

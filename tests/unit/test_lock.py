@@ -17,10 +17,17 @@ from zboot.remote.base import Held, RecordingRunner, Result
 from zboot.remote.local import LocalRunner
 
 
-def take(tmp_path: Path, wait: float, said: list[str] | None = None,
-         command: str = "clone") -> Held:
-    return lock.acquire(LocalRunner(), command, wait, "this server",
-                        (said if said is not None else []).append, str(tmp_path))
+def take(
+    tmp_path: Path, wait: float, said: list[str] | None = None, command: str = "clone"
+) -> Held:
+    return lock.acquire(
+        LocalRunner(),
+        command,
+        wait,
+        "this server",
+        (said if said is not None else []).append,
+        str(tmp_path),
+    )
 
 
 def test_a_second_zboot_waits_says_for_whom_and_gives_up_with_exit_4(tmp_path: Path) -> None:
@@ -47,11 +54,17 @@ def test_the_waiting_zboot_goes_on_when_the_first_lets_go(tmp_path: Path) -> Non
 
 def test_a_killed_zboot_leaves_no_lock_behind(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from zboot.remote import lock; "
-         "from zboot.remote.local import LocalRunner; "
-         f"lock.acquire(LocalRunner(), 'clone', 5, 'x', print, {str(tmp_path)!r}); "
-         "print('held', flush=True); time.sleep(600)"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from zboot.remote import lock; "
+            "from zboot.remote.local import LocalRunner; "
+            f"lock.acquire(LocalRunner(), 'clone', 5, 'x', print, {str(tmp_path)!r}); "
+            "print('held', flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
     holder.kill()
     holder.wait()
@@ -61,6 +74,7 @@ def test_a_killed_zboot_leaves_no_lock_behind(tmp_path: Path) -> None:
 def test_the_lock_is_taken_at_the_first_command_and_released_on_close() -> None:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
         return Result(argv, 0, f"{lock.LOCKED}\n".encode() if argv[0] == "sh" else b"", b"")
+
     inner = RecordingRunner(respond)
     locked = lock.LockedRunner(inner, lambda r: lock.acquire(r, "destroy", 5, "x", print))
     assert inner.commands == []  # nothing yet: bad input found now reaches no server
@@ -76,5 +90,7 @@ def test_a_server_without_flock_or_lockf_gets_a_warning_not_a_refusal() -> None:
     said: list[str] = []
     held = lock.acquire(runner, "clone", 5, "oi-storage", said.append)
     held.release()
-    assert said == ["zboot: warning: oi-storage has neither flock(1) nor lockf(1); going on "
-                    "without the lock (do not run two zboots against it at once)"]
+    assert said == [
+        "zboot: warning: oi-storage has neither flock(1) nor lockf(1); going on "
+        "without the lock (do not run two zboots against it at once)"
+    ]

@@ -27,12 +27,12 @@ def world(listed: str = LIST, got: str = GET, written: int = 4096) -> RecordingR
         if argv[:2] == ("zfs", "get"):
             return Result(argv, 0, got.encode(), b"")
         if argv[:2] == ("zfs", "program"):  # destroy_many: every dataset goes
-            return Result(argv, 0, json.dumps({"return": dict.fromkeys(argv[5:], 0)}).encode(),
-                          b"")
+            return Result(argv, 0, json.dumps({"return": dict.fromkeys(argv[5:], 0)}).encode(), b"")
         if argv[:2] == ("zfs", "list"):  # exists(name)
             known = {line.split("\t")[0] for line in LIST.splitlines()}
             return Result(argv, 0 if argv[-1] in known else 1, b"", b"")
         return Result(argv, 0, b"", b"")
+
     return RecordingRunner(respond)
 
 
@@ -46,7 +46,9 @@ def test_clone_records_the_host_in_user_properties() -> None:
     assert record["origin"] == "tank/zboot/images/golden@v1"
     [clone] = changes(runner)
     assert clone[:2] == ("zfs", "clone") and clone[-2:] == (
-        "tank/zboot/images/golden@v1", "tank/zboot/hosts/pc02")
+        "tank/zboot/images/golden@v1",
+        "tank/zboot/hosts/pc02",
+    )
     assert "org.zboot:mac=52:54:00:aa:00:02" in clone
     assert "org.zboot:initiator=iqn.2010-04.org.ipxe:pc02" in clone
 
@@ -77,8 +79,12 @@ def test_rollback_archives_the_current_disk_instead_of_destroying_it() -> None:
     runner = world()
     result = hosts.rollback_host(ZfsCli(runner), CONFIG, "pc01", None)
     done = changes(runner)
-    assert [c[:2] for c in done] == [("zfs", "set"), ("zfs", "rename"), ("zfs", "clone"),
-                                     ("zfs", "set")]
+    assert [c[:2] for c in done] == [
+        ("zfs", "set"),
+        ("zfs", "rename"),
+        ("zfs", "clone"),
+        ("zfs", "set"),
+    ]
     # the plan goes onto the disk first, so a cut-short rollback can be finished
     assert "org.zboot:state=rolling-back" in done[0]
     assert f"org.zboot:rollback-archive={result['archive']}" in done[0]
@@ -102,10 +108,12 @@ def test_rollback_archives_the_current_disk_instead_of_destroying_it() -> None:
 ARCHIVED = "tank/zboot/archive/pc01-20261121-101010"
 CUT_SHORT_LIST = LIST.replace("tank/zboot/hosts/pc01\t", f"{ARCHIVED}\t")
 CUT_SHORT_GET = GET.replace("tank/zboot/hosts/pc01\t", f"{ARCHIVED}\t").replace(
-    "org.zboot:state\tready", "org.zboot:state\trolling-back") + (
+    "org.zboot:state\tready", "org.zboot:state\trolling-back"
+) + (
     f"{ARCHIVED}\torg.zboot:host\tpc01\n"
     f"{ARCHIVED}\torg.zboot:rollback-to\ttank/zboot/images/golden@v1\n"
-    f"{ARCHIVED}\torg.zboot:rollback-archive\t{ARCHIVED}\n")
+    f"{ARCHIVED}\torg.zboot:rollback-archive\t{ARCHIVED}\n"
+)
 
 
 def test_a_rollback_cut_short_is_finished_by_the_next_one() -> None:
@@ -118,8 +126,7 @@ def test_a_rollback_cut_short_is_finished_by_the_next_one() -> None:
     assert done[0][-2:] == ("tank/zboot/images/golden@v1", "tank/zboot/hosts/pc01")
     assert "org.zboot:mac=52:54:00:aa:00:01" in done[0]
     assert "org.zboot:kind=archive" in done[1] and done[1][-1] == ARCHIVED
-    assert result == {"host": "pc01", "source": "tank/zboot/images/golden@v1",
-                      "archive": ARCHIVED}
+    assert result == {"host": "pc01", "source": "tank/zboot/images/golden@v1", "archive": ARCHIVED}
 
 
 def test_rollback_with_discard_destroys_only_the_archive() -> None:
@@ -144,9 +151,11 @@ def test_next_version_number() -> None:
     assert changes(runner)[-1][-1] == "tank/zboot/images/golden@v2"
 
 
-HALF_GET = GET.replace("tank/zboot/images/golden\torg.zboot:created",
-                       "tank/zboot/images/golden\torg.zboot:state\timporting\n"
-                       "tank/zboot/images/golden\torg.zboot:created")
+HALF_GET = GET.replace(
+    "tank/zboot/images/golden\torg.zboot:created",
+    "tank/zboot/images/golden\torg.zboot:state\timporting\n"
+    "tank/zboot/images/golden\torg.zboot:created",
+)
 
 
 def test_a_half_import_cannot_be_snapshotted() -> None:
@@ -160,8 +169,9 @@ def test_importing_again_replaces_a_half_import(tmp_path: Path) -> None:
     source = tmp_path / "disk.raw"
     source.write_bytes(b"\1" * 4096 + bytes(1024 * 1024 - 4096))
     runner = world(LIST, HALF_GET)
-    result = importer.import_image(runner, ZfsCli(runner), CONFIG, "golden", str(source),
-                                   "raw", None)
+    result = importer.import_image(
+        runner, ZfsCli(runner), CONFIG, "golden", str(source), "raw", None
+    )
     done = [c for c in changes(runner) if c[0] == "zfs"]
     assert done[0] == ("zfs", "destroy", "-r", "tank/zboot/images/golden")
     assert done[1][:2] == ("zfs", "create") and "org.zboot:state=importing" in done[1]
@@ -174,8 +184,7 @@ def test_a_finished_image_is_never_replaced_by_an_import(tmp_path: Path) -> None
     source.write_bytes(bytes(4096))
     runner = world()
     with pytest.raises(Conflict, match="exists already"):
-        importer.import_image(runner, ZfsCli(runner), CONFIG, "golden", str(source), "raw",
-                              None)
+        importer.import_image(runner, ZfsCli(runner), CONFIG, "golden", str(source), "raw", None)
     assert changes(runner) == []
 
 
@@ -187,16 +196,19 @@ def test_destroy_retries_a_zvol_the_engine_just_released(monkeypatch: pytest.Mon
             busy[0] -= 1
             return Result(argv, 1, b"", b"cannot destroy 'tank/zboot/hosts/pc01': dataset is busy")
         return Result(argv, 0, b"", b"")
+
     monkeypatch.setattr("zboot.ops.hosts.time.sleep", lambda _: None)
     runner = RecordingRunner(respond)
     assert hosts.destroy_in_order(ZfsCli(runner), ["tank/zboot/hosts/pc01"]) == [
-        "tank/zboot/hosts/pc01"]
+        "tank/zboot/hosts/pc01"
+    ]
     assert len(runner.commands) == 3
 
 
 def test_a_zvol_that_stays_busy_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
         return Result(argv, 1, b"", b"cannot destroy 'x': dataset is busy")
+
     monkeypatch.setattr("zboot.ops.hosts.time.sleep", lambda _: None)
     with pytest.raises(Conflict, match="busy"):
         hosts.destroy_in_order(ZfsCli(RecordingRunner(respond)), ["x"], busy_retries=3)

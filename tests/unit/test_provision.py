@@ -34,8 +34,9 @@ class Engine:
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
         return {}
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-              persist: bool = True) -> None:
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
         hosts = [e.host for e in create]
         self.calls.append(hosts)
         if self.refuse & set(hosts):
@@ -48,25 +49,34 @@ def specs(n: int) -> list[HostSpec]:
 
 def test_csv_and_toml_hosts_files(tmp_path: Path) -> None:
     csv = tmp_path / "hosts.csv"
-    csv.write_text("host,mac,initiator,chap\npc10,52:54:00:bb:00:10,,mutual\n"
-                   "pc11, 52-54-00-bb-00-11 ,iqn.1991-05.com.microsoft:pc11,\n")
+    csv.write_text(
+        "host,mac,initiator,chap\npc10,52:54:00:bb:00:10,,mutual\n"
+        "pc11, 52-54-00-bb-00-11 ,iqn.1991-05.com.microsoft:pc11,\n"
+    )
     toml = tmp_path / "hosts.toml"
-    toml.write_text('[[host]]\nhost = "pc10"\nmac = "52:54:00:bb:00:10"\nchap = "mutual"\n'
-                    '[[host]]\nhost = "pc11"\nmac = "52-54-00-bb-00-11"\n'
-                    'initiator = "iqn.1991-05.com.microsoft:pc11"\n')
-    expected = [HostSpec("pc10", "52:54:00:bb:00:10", None, "mutual"),
-                HostSpec("pc11", "52-54-00-bb-00-11", "iqn.1991-05.com.microsoft:pc11", "")]
+    toml.write_text(
+        '[[host]]\nhost = "pc10"\nmac = "52:54:00:bb:00:10"\nchap = "mutual"\n'
+        '[[host]]\nhost = "pc11"\nmac = "52-54-00-bb-00-11"\n'
+        'initiator = "iqn.1991-05.com.microsoft:pc11"\n'
+    )
+    expected = [
+        HostSpec("pc10", "52:54:00:bb:00:10", None, "mutual"),
+        HostSpec("pc11", "52-54-00-bb-00-11", "iqn.1991-05.com.microsoft:pc11", ""),
+    ]
     assert read_hosts(csv) == expected
     assert read_hosts(toml) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "pc10,52:54:00:bb:00:10\n",  # no header line
-    "host,mac,colour\npc10,52:54:00:bb:00:10,red\n",  # unknown column
-    "host,mac\npc10,\n",  # no MAC
-    "host,mac,chap\npc10,52:54:00:bb:00:10,yes\n",  # chap kind
-    "host,mac\n",  # nobody
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pc10,52:54:00:bb:00:10\n",  # no header line
+        "host,mac,colour\npc10,52:54:00:bb:00:10,red\n",  # unknown column
+        "host,mac\npc10,\n",  # no MAC
+        "host,mac,chap\npc10,52:54:00:bb:00:10,yes\n",  # chap kind
+        "host,mac\n",  # nobody
+    ],
+)
 def test_a_malformed_hosts_file_is_refused_whole(tmp_path: Path, text: str) -> None:
     path = tmp_path / "hosts.csv"
     path.write_text(text)
@@ -76,8 +86,9 @@ def test_a_malformed_hosts_file_is_refused_whole(tmp_path: Path, text: str) -> N
 
 def test_a_batch_is_one_engine_call() -> None:
     runner, engine = world(), Engine()
-    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
-                        specs(20))
+    results = provision(
+        ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden", specs(20)
+    )
     assert [r.error for r in results] == [None] * 20
     assert engine.calls == [[f"pc{i:02}" for i in range(10, 30)]]
     done = changes(runner)
@@ -90,11 +101,14 @@ def test_a_batch_is_one_engine_call() -> None:
 
 def test_one_bad_host_fails_alone() -> None:
     runner, engine = world(), Engine()
-    batch = [*specs(2), HostSpec("pc;x", "52:54:00:bb:00:99"),
-             HostSpec("pc01", "52:54:00:bb:00:98"),  # exists already
-             HostSpec("pc12", "52:54:00:bb:00:97"), HostSpec("pc10", "52:54:00:bb:00:96")]
-    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
-                        batch)
+    batch = [
+        *specs(2),
+        HostSpec("pc;x", "52:54:00:bb:00:99"),
+        HostSpec("pc01", "52:54:00:bb:00:98"),  # exists already
+        HostSpec("pc12", "52:54:00:bb:00:97"),
+        HostSpec("pc10", "52:54:00:bb:00:96"),
+    ]
+    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden", batch)
     kinds = [type(r.error).__name__ if r.error else "ok" for r in results]
     assert kinds == ["ok", "ok", "InvalidInput", "Conflict", "ok", "Conflict"]
     assert engine.calls == [["pc10", "pc11", "pc12"]]
@@ -102,8 +116,7 @@ def test_one_bad_host_fails_alone() -> None:
 
 def test_a_host_the_engine_refuses_is_undone_and_the_others_exported() -> None:
     runner, engine = world(), Engine(refuse=["pc11"])
-    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
-                        specs(3))
+    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden", specs(3))
     assert [r.host for r in results if r.error] == ["pc11"]
     assert isinstance(results[1].error, ServerError) and results[1].record is None
     assert engine.calls == [["pc10", "pc11", "pc12"], ["pc10"], ["pc11"], ["pc12"]]
@@ -113,8 +126,14 @@ def test_a_host_the_engine_refuses_is_undone_and_the_others_exported() -> None:
 
 def test_a_batch_of_bad_names_never_reads_the_server() -> None:
     runner, engine = world(), Engine()
-    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
-                        [HostSpec("a b", "52:54:00:bb:00:01"), HostSpec("pc1", "nope")])
+    results = provision(
+        ZfsCli(runner),
+        CONFIG_WITH_IQN,
+        runner,
+        lambda: engine,
+        "golden",
+        [HostSpec("a b", "52:54:00:bb:00:01"), HostSpec("pc1", "nope")],
+    )
     assert all(isinstance(r.error, InvalidInput) for r in results)
     assert runner.commands == [] and engine.calls == []
 
@@ -122,15 +141,15 @@ def test_a_batch_of_bad_names_never_reads_the_server() -> None:
 def test_a_host_listed_twice_fails_the_second_time() -> None:
     runner, engine = world(), Engine()
     twice = [HostSpec("pc10", "52:54:00:bb:00:10"), HostSpec("PC10", "52:54:00:bb:00:11")]
-    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
-                        twice)
+    results = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden", twice)
     assert results[0].error is None and isinstance(results[1].error, Conflict)
 
 
 def test_each_host_gets_its_ipxe_script_named_by_mac() -> None:
     runner, engine = world(), Engine()
-    config = type(CONFIG)(iqn_base="iqn.2026-11.lab.zboot", portal="10.0.2.2:43260",
-                          boot_dir="/srv/boot")
+    config = type(CONFIG)(
+        iqn_base="iqn.2026-11.lab.zboot", portal="10.0.2.2:43260", boot_dir="/srv/boot"
+    )
     [one] = provision(ZfsCli(runner), config, runner, lambda: engine, "golden", specs(1))
     assert one.boot_file == "/srv/boot/52-54-00-bb-00-0a.ipxe"
     script = runner.files[one.boot_file].decode()
@@ -141,8 +160,7 @@ def test_each_host_gets_its_ipxe_script_named_by_mac() -> None:
 
 def test_without_a_portal_no_script_is_written() -> None:
     runner, engine = world(), Engine()
-    [one] = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden",
-                      specs(1))
+    [one] = provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, lambda: engine, "golden", specs(1))
     assert one.error is None and one.boot_file is None and runner.files == {}
 
 
@@ -151,6 +169,7 @@ def test_an_engine_that_cannot_be_made_leaves_no_clone() -> None:
 
     def broken() -> Engine:
         raise InvalidInput("target engine 'scst' is not supported")
+
     with pytest.raises(InvalidInput):
         provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, broken, "golden", specs(1))
     assert [c[:2] for c in changes(runner)] == [("zfs", "clone"), ("zfs", "program")]

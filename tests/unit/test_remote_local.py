@@ -21,9 +21,24 @@ from zboot.remote.base import (
 )
 
 HOSTILE = [
-    "$(echo hacked)", "`echo hacked`", "a; echo hacked", "two words", "'single'",
-    '"double"', "new\nline", "*", "~", "$HOME", "-n", "", "back\\slash", "tab\there",
-    "&& rm -rf /", "| cat", "> /tmp/x", "ünïcødé",
+    "$(echo hacked)",
+    "`echo hacked`",
+    "a; echo hacked",
+    "two words",
+    "'single'",
+    '"double"',
+    "new\nline",
+    "*",
+    "~",
+    "$HOME",
+    "-n",
+    "",
+    "back\\slash",
+    "tab\there",
+    "&& rm -rf /",
+    "| cat",
+    "> /tmp/x",
+    "ünïcødé",
 ]
 
 
@@ -50,8 +65,7 @@ def test_non_zero_exit_raises_command_failed_with_stderr() -> None:
 
 def test_check_false_returns_the_result() -> None:
     result = LocalRunner().run(["sh", "-c", "echo out; echo err >&2; exit 4"], check=False)
-    assert result == Result(("sh", "-c", "echo out; echo err >&2; exit 4"), 4, b"out\n",
-                            b"err\n")
+    assert result == Result(("sh", "-c", "echo out; echo err >&2; exit 4"), 4, b"out\n", b"err\n")
 
 
 def test_missing_program_is_exit_127() -> None:
@@ -61,8 +75,9 @@ def test_missing_program_is_exit_127() -> None:
 
 def test_input_goes_to_stdin_and_large_output_does_not_deadlock() -> None:
     data = os.urandom(3 << 20)
-    result = LocalRunner().run(["sh", "-c", "cat; cat >&2 < /dev/null; head -c 4194304 "
-                                "/dev/zero >&2"], input=data)
+    result = LocalRunner().run(
+        ["sh", "-c", "cat; cat >&2 < /dev/null; head -c 4194304 /dev/zero >&2"], input=data
+    )
     assert result.stdout == data and len(result.stderr) == 4 << 20
 
 
@@ -77,8 +92,9 @@ def test_timeout_kills_the_command_and_raises_server_error() -> None:
 def test_stream_copies_source_and_reports_progress() -> None:
     data = os.urandom(2_500_000)
     seen: list[int] = []
-    result = LocalRunner().stream(["sha256sum"], io.BytesIO(data), chunk=1 << 20,
-                                  on_progress=seen.append, timeout=30)
+    result = LocalRunner().stream(
+        ["sha256sum"], io.BytesIO(data), chunk=1 << 20, on_progress=seen.append, timeout=30
+    )
     assert result.text.split()[0] == hashlib.sha256(data).hexdigest()
     assert seen == [1 << 20, 2 << 20, 2_500_000]
 

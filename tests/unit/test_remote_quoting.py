@@ -10,10 +10,38 @@ import pytest
 from zboot.remote.ssh import command_line
 
 HOSTILE = [
-    "$(echo hacked)", "`echo hacked`", "a; echo hacked", "two  words", "'single'",
-    '"double"', "it's", "new\nline", "*", "?", "[a-z]", "~", "~root", "$HOME", "${HOME}",
-    "-n", "--", "", " ", "back\\slash", "tab\there", "&& echo hacked", "| cat", "> /tmp/x",
-    "#comment", "!bang", "{a,b}", "ünïcødé", "%s\\0", "\\'", "''", "'\"'\"'",
+    "$(echo hacked)",
+    "`echo hacked`",
+    "a; echo hacked",
+    "two  words",
+    "'single'",
+    '"double"',
+    "it's",
+    "new\nline",
+    "*",
+    "?",
+    "[a-z]",
+    "~",
+    "~root",
+    "$HOME",
+    "${HOME}",
+    "-n",
+    "--",
+    "",
+    " ",
+    "back\\slash",
+    "tab\there",
+    "&& echo hacked",
+    "| cat",
+    "> /tmp/x",
+    "#comment",
+    "!bang",
+    "{a,b}",
+    "ünïcødé",
+    "%s\\0",
+    "\\'",
+    "''",
+    "'\"'\"'",
 ]
 
 
@@ -41,5 +69,5 @@ def test_sudo_prefix_is_outside_the_quoted_arguments() -> None:
 def test_sudo_line_round_trips_when_sudo_is_replaced() -> None:
     # sudo is stubbed by a shell function that drops `-n` and runs the rest.
     line = command_line(["printf", "%s\\0", *HOSTILE], sudo=True)
-    stubbed = "sudo() { shift; \"$@\"; }; " + line
+    stubbed = 'sudo() { shift; "$@"; }; ' + line
     assert shell_roundtrip(stubbed) == HOSTILE

@@ -62,8 +62,11 @@ def test_nothing_to_apply_runs_nothing() -> None:
 
 
 def test_dry_run_reads_sessions_but_plans_changes() -> None:
-    inner = RecordingRunner(lambda argv, _: Result(argv, 0, json.dumps(
-        {EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}).encode(), b""))
+    inner = RecordingRunner(
+        lambda argv, _: Result(
+            argv, 0, json.dumps({EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}).encode(), b""
+        )
+    )
     dry = DryRunRunner(inner)
     engine = LioEngine(dry)
     assert engine.sessions([EXPORT.target]) == {EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}
@@ -73,15 +76,21 @@ def test_dry_run_reads_sessions_but_plans_changes() -> None:
 
 
 def test_an_agent_failure_is_a_server_error_with_its_last_line() -> None:
-    runner = RecordingRunner(lambda argv, _: Result(
-        argv, 1, b"", b"Traceback...\nRTSLibError: Could not open /dev/zvol/x\n"))
+    runner = RecordingRunner(
+        lambda argv, _: Result(
+            argv, 1, b"", b"Traceback...\nRTSLibError: Could not open /dev/zvol/x\n"
+        )
+    )
     with pytest.raises(ServerError, match="Could not open"):
         LioEngine(runner).apply(create=[EXPORT])
 
 
 def test_a_logged_in_host_is_refused_by_name() -> None:
-    runner = RecordingRunner(lambda argv, _: Result(argv, 0, json.dumps(
-        {EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}).encode(), b""))
+    runner = RecordingRunner(
+        lambda argv, _: Result(
+            argv, 0, json.dumps({EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}).encode(), b""
+        )
+    )
     with pytest.raises(Conflict, match=re.escape("iqn.2010-04.org.ipxe:pc01 is logged in")):
         refuse_if_in_use(LioEngine(runner), EXPORT, force=False)
     refuse_if_in_use(LioEngine(runner), EXPORT, force=True)
@@ -89,8 +98,14 @@ def test_a_logged_in_host_is_refused_by_name() -> None:
 
 def test_exports_then_their_sessions_is_one_rtslib_process() -> None:
     """doctor reads exports and sessions; the observe answer carries both."""
-    seen = {EXPORT.target: {"host": "pc01", "target": EXPORT.target, "device": EXPORT.device,
-                            "initiator": EXPORT.initiator}}
+    seen = {
+        EXPORT.target: {
+            "host": "pc01",
+            "target": EXPORT.target,
+            "device": EXPORT.device,
+            "initiator": EXPORT.initiator,
+        }
+    }
     answer = {"exports": seen, "sessions": {EXPORT.target: [EXPORT.initiator]}}
     runner = RecordingRunner(lambda argv, _: Result(argv, 0, json.dumps(answer).encode(), b""))
     engine = LioEngine(runner)
@@ -110,7 +125,8 @@ def test_the_agent_needs_only_the_standard_library_and_rtslib() -> None:
 
 def test_ipxe_root_path() -> None:
     assert root_path("10.0.2.2:43260", 0, EXPORT.target) == (
-        "iscsi:10.0.2.2::43260:0:iqn.2026-11.org.example.zboot:pc01")
+        "iscsi:10.0.2.2::43260:0:iqn.2026-11.org.example.zboot:pc01"
+    )
     assert root_path("10.0.2.2:3261", 1, "iqn.x:y") == "iscsi:10.0.2.2::3261:1:iqn.x:y"
 
 
@@ -120,20 +136,29 @@ class RecordingEngine(NoEngine):
     def __init__(self) -> None:
         self.created: list[str] = []
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-              persist: bool = True) -> None:
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
         self.created += [e.target for e in create]
 
 
-@pytest.mark.parametrize(("tools", "rtslib", "engine"), [
-    ("targetcli\ntgtadm\n", True, "lio"), ("tgtadm\nistgtcontrol\n", False, "tgt"),
-    ("istgtcontrol\n", False, "istgt"), ("ctladm\n", False, "ctld"),
-    ("itadm\n", False, "comstar"), ("", False, "none")])
+@pytest.mark.parametrize(
+    ("tools", "rtslib", "engine"),
+    [
+        ("targetcli\ntgtadm\n", True, "lio"),
+        ("tgtadm\nistgtcontrol\n", False, "tgt"),
+        ("istgtcontrol\n", False, "istgt"),
+        ("ctladm\n", False, "ctld"),
+        ("itadm\n", False, "comstar"),
+        ("", False, "none"),
+    ],
+)
 def test_auto_picks_the_engine_the_server_has(tools: str, rtslib: bool, engine: str) -> None:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
         if argv[0] == "sh":
             return Result(argv, 0, tools.encode(), b"")
         return Result(argv, 0 if rtslib else 1, b"", b"")  # rtslib import, istgt conf
+
     assert make_engine("auto", RecordingRunner(respond)).name == engine
 
 

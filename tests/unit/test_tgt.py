@@ -31,9 +31,13 @@ SHOW = (Path(__file__).parent / "samples" / "tgtadm_show_target.txt").read_text(
 SHOW_WITH_ACCOUNTS = SHOW.replace(
     "    Account information:\n",
     "    Account information:\n        iqn.2010-04.org.ipxe:pct1\n"
-    "        iqn.2026-11.lab.zboot:pct1 (outgoing)\n", 1)
-ACCOUNTS = ("Account list:\n    iqn.2026-11.lab.zboot:pct1\n    iqn.2010-04.org.ipxe:pct1\n"
-            "    someone-else\n")
+    "        iqn.2026-11.lab.zboot:pct1 (outgoing)\n",
+    1,
+)
+ACCOUNTS = (
+    "Account list:\n    iqn.2026-11.lab.zboot:pct1\n    iqn.2010-04.org.ipxe:pct1\n"
+    "    someone-else\n"
+)
 CONFIG = Config(iqn_base="iqn.2026-11.lab.zboot")
 PCT1 = host_export(CONFIG, "pct1", "iqn.2010-04.org.ipxe:pct1")
 
@@ -44,6 +48,7 @@ def server(targets: str = SHOW, accounts: str = "") -> RecordingRunner:
             shown = accounts if "account" in argv else targets
             return Result(argv, 0, shown.encode(), b"")
         return Result(argv, 0, b"", b"")
+
     return RecordingRunner(respond)
 
 
@@ -60,7 +65,8 @@ def test_exports_and_sessions_come_from_show() -> None:
     engine = TgtEngine(server())
     assert engine.exports() == {PCT1.target: PCT1}  # the LUN-less target is not zboot's
     assert engine.sessions([PCT1.target, "iqn.2026-11.lab.zboot:other"]) == {
-        PCT1.target: ["iqn.2010-04.org.ipxe:pct1"]}
+        PCT1.target: ["iqn.2010-04.org.ipxe:pct1"]
+    }
 
 
 def test_create_uses_lun_1_a_free_tid_and_binds_by_name_only() -> None:
@@ -68,8 +74,19 @@ def test_create_uses_lun_1_a_free_tid_and_binds_by_name_only() -> None:
     pc2 = host_export(CONFIG, "pct2", "iqn.2010-04.org.ipxe:pct2")
     TgtEngine(runner).apply(create=[pc2])
     tgtadm = [c for c in runner.commands if c[0] == "tgtadm" and "show" not in c]
-    assert tgtadm[0] == ("tgtadm", "--lld", "iscsi", "--op", "new", "--mode", "target",
-                         "--tid", "1", "-T", pc2.target)  # 7 and 8 are taken
+    assert tgtadm[0] == (
+        "tgtadm",
+        "--lld",
+        "iscsi",
+        "--op",
+        "new",
+        "--mode",
+        "target",
+        "--tid",
+        "1",
+        "-T",
+        pc2.target,
+    )  # 7 and 8 are taken
     assert tgtadm[1][-4:] == ("--lun", "1", "-b", pc2.device)
     assert tgtadm[2][-1] == f"scsi_sn={disk_serial('pct2')}"
     assert tgtadm[3][-2:] == ("-Q", pc2.initiator)
@@ -82,9 +99,9 @@ def test_delete_removes_the_target_and_its_conf_file() -> None:
     runner = server()
     TgtEngine(runner).apply(delete=[PCT1.target])
     assert [c for c in runner.commands if "show" not in c] == [
-        ("tgtadm", "--lld", "iscsi", "--op", "delete", "--mode", "target", "--tid", "7",
-         "--force"),
-        ("rm", "-f", "/etc/tgt/conf.d/zboot-pct1.conf")]
+        ("tgtadm", "--lld", "iscsi", "--op", "delete", "--mode", "target", "--tid", "7", "--force"),
+        ("rm", "-f", "/etc/tgt/conf.d/zboot-pct1.conf"),
+    ]
 
 
 def test_conf_file_admits_the_initiator_by_name_alone() -> None:
@@ -111,11 +128,19 @@ def test_chap_accounts_come_from_one_agent_before_the_initiator_is_let_in() -> N
     assert runner.commands[at] == (SERVER_PYTHON, "-c", bootstrap("tgt"))
     assert one.chap and two.chap and two.chap.mutual_user and two.chap.mutual_secret
     # tids: 7 and 8 are taken, and PCT1 (tid 7) is replaced, so 1, 2, 3 are handed out
-    assert agent_request(runner.inputs[at], AGENT) == {"socket": "/var/run/tgtd/socket.0", "add": [
-        {"tid": 1, "user": one.chap.user, "secret": one.chap.secret, "outgoing": False},
-        {"tid": 3, "user": two.chap.user, "secret": two.chap.secret, "outgoing": False},
-        {"tid": 3, "user": two.chap.mutual_user, "secret": two.chap.mutual_secret,
-         "outgoing": True}]}
+    assert agent_request(runner.inputs[at], AGENT) == {
+        "socket": "/var/run/tgtd/socket.0",
+        "add": [
+            {"tid": 1, "user": one.chap.user, "secret": one.chap.secret, "outgoing": False},
+            {"tid": 3, "user": two.chap.user, "secret": two.chap.secret, "outgoing": False},
+            {
+                "tid": 3,
+                "user": two.chap.mutual_user,
+                "secret": two.chap.mutual_secret,
+                "outgoing": True,
+            },
+        ],
+    }
 
 
 def test_no_secret_is_ever_in_argv() -> None:
@@ -124,8 +149,7 @@ def test_no_secret_is_ever_in_argv() -> None:
     engine = TgtEngine(runner)
     engine.apply(create=exports)
     engine.apply(delete=[e.target for e in exports])
-    secrets = [s for e in exports if e.chap
-               for s in (e.chap.secret, e.chap.mutual_secret) if s]
+    secrets = [s for e in exports if e.chap for s in (e.chap.secret, e.chap.mutual_secret) if s]
     assert len(secrets) == 3
     assert not [c for c in runner.commands for s in secrets if any(s in arg for arg in c)]
     assert all(s.encode() in b"".join(i or b"" for i in runner.inputs) for s in secrets)
@@ -147,7 +171,8 @@ def test_the_conf_file_carries_the_users_for_chap_exports_only() -> None:
     assert "outgoinguser" not in conf_text(one)
     assert conf_text(two).endswith(
         f"    incominguser {two.chap.user} {two.chap.secret}\n"
-        f"    outgoinguser {two.chap.mutual_user} {two.chap.mutual_secret}\n</target>\n")
+        f"    outgoinguser {two.chap.mutual_user} {two.chap.mutual_secret}\n</target>\n"
+    )
     assert "user" not in conf_text(PCT1)
     for e in (one, two, PCT1):
         assert runner.files[conf_path(e.host)] == conf_text(e).encode()
@@ -158,8 +183,11 @@ def test_account_lists_are_parsed() -> None:
     [first, _] = parse_show(SHOW_WITH_ACCOUNTS)
     assert first.accounts == ["iqn.2010-04.org.ipxe:pct1", "iqn.2026-11.lab.zboot:pct1"]
     assert first.acl == ["iqn.2010-04.org.ipxe:pct1"]
-    assert parse_accounts(ACCOUNTS) == ["iqn.2026-11.lab.zboot:pct1",
-                                        "iqn.2010-04.org.ipxe:pct1", "someone-else"]
+    assert parse_accounts(ACCOUNTS) == [
+        "iqn.2026-11.lab.zboot:pct1",
+        "iqn.2010-04.org.ipxe:pct1",
+        "someone-else",
+    ]
     assert parse_accounts("") == []
 
 
@@ -170,27 +198,31 @@ def test_delete_removes_the_host_accounts_and_no_others() -> None:
         (*TGTADM, "--op", "delete", "--mode", "target", "--tid", "7", "--force"),
         ("rm", "-f", "/etc/tgt/conf.d/zboot-pct1.conf"),
         (*TGTADM, "--op", "delete", "--mode", "account", "--user", "iqn.2010-04.org.ipxe:pct1"),
-        (*TGTADM, "--op", "delete", "--mode", "account", "--user",
-         "iqn.2026-11.lab.zboot:pct1")]
+        (*TGTADM, "--op", "delete", "--mode", "account", "--user", "iqn.2026-11.lab.zboot:pct1"),
+    ]
 
 
 def test_an_account_another_target_uses_is_kept() -> None:
     shared = SHOW_WITH_ACCOUNTS.replace(
         "    Account information:\n    ACL information:\n",
-        "    Account information:\n        iqn.2010-04.org.ipxe:pct1\n    ACL information:\n")
+        "    Account information:\n        iqn.2010-04.org.ipxe:pct1\n    ACL information:\n",
+    )
     runner = server(shared, ACCOUNTS)
     TgtEngine(runner).apply(delete=[PCT1.target])
     assert [c[-1] for c in runner.commands if "account" in c and "delete" in c] == [
-        "iqn.2026-11.lab.zboot:pct1"]
+        "iqn.2026-11.lab.zboot:pct1"
+    ]
 
 
 def test_a_control_port_goes_to_tgtadm_and_the_agent() -> None:
     runner = server()
     TgtEngine(runner, control_port=7, conf_dir="/tmp/conf").apply(
-        create=[with_chap("pct3", mutual=False)])
+        create=[with_chap("pct3", mutual=False)]
+    )
     assert all(c[:3] == ("tgtadm", "-C", "7") for c in runner.commands if c[0] == "tgtadm")
-    [stdin] = [i for c, i in zip(runner.commands, runner.inputs, strict=True)
-               if c[0] == SERVER_PYTHON]
+    [stdin] = [
+        i for c, i in zip(runner.commands, runner.inputs, strict=True) if c[0] == SERVER_PYTHON
+    ]
     assert agent_request(stdin, AGENT)["socket"] == "/var/run/tgtd/socket.7"
     assert set(runner.files) == {"/tmp/conf/zboot-pct3.conf"}
 
@@ -198,9 +230,14 @@ def test_a_control_port_goes_to_tgtadm_and_the_agent() -> None:
 def test_an_agent_failure_is_a_server_error() -> None:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
         if argv[0] == SERVER_PYTHON:
-            return Result(argv, 1, b"", b"tgt: creating account iqn.x: the account "
-                                        b"already exists (tgtadm error 14)\n")
+            return Result(
+                argv,
+                1,
+                b"",
+                b"tgt: creating account iqn.x: the account already exists (tgtadm error 14)\n",
+            )
         return Result(argv, 0, SHOW.encode() if "show" in argv else b"", b"")
+
     with pytest.raises(ServerError, match=r"creating account iqn\.x"):
         TgtEngine(RecordingRunner(respond)).apply(create=[with_chap("pct3", mutual=False)])
 

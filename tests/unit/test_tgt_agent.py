@@ -38,8 +38,9 @@ from zboot.targets.tgt_agent import (
 )
 
 SAMPLES = Path(__file__).parent / "samples" / "tgtadm_account_requests.txt"
-little_endian = pytest.mark.skipif(sys.byteorder != "little",
-                                   reason="the samples are from an amd64 server")
+little_endian = pytest.mark.skipif(
+    sys.byteorder != "little", reason="the samples are from an amd64 server"
+)
 
 
 def captured() -> dict[str, bytes]:
@@ -58,11 +59,18 @@ def u32(n: int) -> bytes:
 def header(mode: int, op: int, length: int, tid: int, ac_dir: int) -> bytes:
     """struct tgtadm_req written out field by field (little-endian), as a
     check on the agent's struct format."""
-    return (u32(mode) + u32(op) + b"iscsi".ljust(64, b"\0") + u32(length) + u32(tid)
-            + bytes(8)  # sid
-            + b"\xff" * 8  # lun: UINT64_MAX, tgtadm's "none"
-            + bytes(12)  # cid, host_no, device_type (TYPE_DISK = 0)
-            + u32(ac_dir) + bytes(8))  # pack, force
+    return (
+        u32(mode)
+        + u32(op)
+        + b"iscsi".ljust(64, b"\0")
+        + u32(length)
+        + u32(tid)
+        + bytes(8)  # sid
+        + b"\xff" * 8  # lun: UINT64_MAX, tgtadm's "none"
+        + bytes(12)  # cid, host_no, device_type (TYPE_DISK = 0)
+        + u32(ac_dir)
+        + bytes(8)
+    )  # pack, force
 
 
 def test_the_request_header_is_120_bytes() -> None:
@@ -74,8 +82,12 @@ def test_new_account_is_what_tgtadm_sends() -> None:
     params = b"user=iqn.2010-04.org.ipxe:pct1,password=Sample0Secret123\0"
     packed = pack_request(OP_NEW, new_params("iqn.2010-04.org.ipxe:pct1", "Sample0Secret123"))
     assert packed == header(7, 0, 120 + len(params), -1, 0) + params
-    assert packed == captured()["--mode account --op new --user iqn.2010-04.org.ipxe:pct1 "
-                                "--password Sample0Secret123"]
+    assert (
+        packed
+        == captured()[
+            "--mode account --op new --user iqn.2010-04.org.ipxe:pct1 --password Sample0Secret123"
+        ]
+    )
 
 
 @little_endian
@@ -83,13 +95,15 @@ def test_bind_incoming_and_outgoing_are_what_tgtadm_sends() -> None:
     samples = captured()
     incoming = pack_request(OP_BIND, "user=iqn.2010-04.org.ipxe:pct1", tid=7)
     assert incoming == header(7, 3, 120 + 31, 7, 0) + b"user=iqn.2010-04.org.ipxe:pct1\0"
-    assert incoming == samples["--mode account --op bind --tid 7 "
-                               "--user iqn.2010-04.org.ipxe:pct1"]
-    outgoing = pack_request(OP_BIND, "user=iqn.2026-11.lab.zboot:pct1", tid=7,
-                            ac_dir=ACCOUNT_TYPE_OUTGOING)
+    assert incoming == samples["--mode account --op bind --tid 7 --user iqn.2010-04.org.ipxe:pct1"]
+    outgoing = pack_request(
+        OP_BIND, "user=iqn.2026-11.lab.zboot:pct1", tid=7, ac_dir=ACCOUNT_TYPE_OUTGOING
+    )
     assert outgoing[:120] == header(7, 3, 120 + 32, 7, 1)
-    assert outgoing == samples["--mode account --op bind --tid 7 "
-                               "--user iqn.2026-11.lab.zboot:pct1 --outgoing"]
+    assert (
+        outgoing
+        == samples["--mode account --op bind --tid 7 --user iqn.2026-11.lab.zboot:pct1 --outgoing"]
+    )
 
 
 @little_endian
@@ -106,6 +120,7 @@ def test_names_tgtd_would_misread_are_refused(user: str) -> None:
 
 
 # --- against a fake tgtd ------------------------------------------------------
+
 
 class FakeTgtd:
     """Answers each connection with the next status from `answers` (0 when
@@ -156,7 +171,8 @@ def test_an_account_is_made_afresh_then_bound(tgtd: FakeTgtd) -> None:
     assert [(op, tid, ac_dir, body) for _mode, op, tid, ac_dir, body in tgtd.requests] == [
         (OP_DELETE, -1, 0, b"user=iqn.x:i\0"),
         (OP_NEW, -1, 0, b"user=iqn.x:i,password=Secret0123456789\0"),
-        (OP_BIND, 4, 0, b"user=iqn.x:i\0")]
+        (OP_BIND, 4, 0, b"user=iqn.x:i\0"),
+    ]
     assert {mode for mode, *_ in tgtd.requests} == {7}
 
 
@@ -164,14 +180,21 @@ def test_a_failure_names_the_operation_and_not_the_secret(tgtd: FakeTgtd) -> Non
     tgtd.answers[:] = [0, 0, 18]  # bind: the target already has an outgoing account
     with pytest.raises(TgtError) as failure:
         add_account(tgtd.path, 4, "iqn.x:t", "Secret0123456789", outgoing=True)
-    assert str(failure.value) == ("binding account iqn.x:t to target 4 (outgoing): the target "
-                                  "already has an outgoing account (tgtadm error 18)")
+    assert str(failure.value) == (
+        "binding account iqn.x:t to target 4 (outgoing): the target "
+        "already has an outgoing account (tgtadm error 18)"
+    )
 
 
 def test_main_deletes_and_adds(tgtd: FakeTgtd) -> None:
     tgtd.answers[:] = [15, 0]  # "gone" is missing, "old" is deleted
-    answer = main({"socket": tgtd.path, "delete": ["gone", "old"],
-                   "add": [{"tid": 1, "user": "u", "secret": "s", "outgoing": False}]})
+    answer = main(
+        {
+            "socket": tgtd.path,
+            "delete": ["gone", "old"],
+            "add": [{"tid": 1, "user": "u", "secret": "s", "outgoing": False}],
+        }
+    )
     assert answer == {"added": ["u"], "deleted": ["old"]}
     assert len(tgtd.requests) == 5
 
@@ -179,19 +202,24 @@ def test_main_deletes_and_adds(tgtd: FakeTgtd) -> None:
 def test_shipped_on_stdin_it_runs_and_fails_without_the_secret(tgtd: FakeTgtd) -> None:
     """The agent as the engine ships it: the bootstrap in argv, source and
     request on stdin, through this machine's python3."""
-    request = {"socket": tgtd.path, "add": [
-        {"tid": 2, "user": "iqn.x:i", "secret": "Secret0123456789", "outgoing": False}]}
+    request = {
+        "socket": tgtd.path,
+        "add": [{"tid": 2, "user": "iqn.x:i", "secret": "Secret0123456789", "outgoing": False}],
+    }
     argv = [sys.executable, "-c", agent.bootstrap("tgt")]
-    done = subprocess.run(argv, input=agent.payload(AGENT, request), capture_output=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        argv, input=agent.payload(AGENT, request), capture_output=True, timeout=60, check=True
+    )
     assert json.loads(done.stdout) == {"added": ["iqn.x:i"], "deleted": []}
     assert len(tgtd.requests) == 3
     tgtd.answers[:] = [0, 14]  # a concurrent create: "this account already exists"
-    failed = subprocess.run(argv, input=agent.payload(AGENT, request), capture_output=True,
-                            timeout=60)
+    failed = subprocess.run(
+        argv, input=agent.payload(AGENT, request), capture_output=True, timeout=60
+    )
     assert failed.returncode == 1
     assert failed.stderr.decode().strip() == (
-        "tgt: creating account iqn.x:i: the account already exists (tgtadm error 14)")
+        "tgt: creating account iqn.x:i: the account already exists (tgtadm error 14)"
+    )
     assert "Secret0123456789" not in " ".join(argv)
 
 

@@ -68,8 +68,12 @@ def isc(site: Site, hosts: list[DhcpHost]) -> str:
         "}",
     ]
     for h in hosts:
-        lines += [f"host zboot-{h.name} {{", f"    hardware ethernet {h.mac};",
-                  f"    option iscsi-initiator-iqn {_quoted(h.initiator)};", "}"]
+        lines += [
+            f"host zboot-{h.name} {{",
+            f"    hardware ethernet {h.mac};",
+            f"    option iscsi-initiator-iqn {_quoted(h.initiator)};",
+            "}",
+        ]
     return "\n".join(line for line in lines if line) + "\n"
 
 
@@ -87,39 +91,58 @@ def dnsmasq(site: Site, hosts: list[DhcpHost]) -> str:
     if site.router:
         lines.append(f"dhcp-option=tag:!ipxe,option:router,{site.router}")
     for h in hosts:
-        lines += [f"dhcp-host={h.mac},set:zboot-{h.name}",
-                  f"dhcp-option=tag:zboot-{h.name},203,{_quoted(h.initiator)}"]
+        lines += [
+            f"dhcp-host={h.mac},set:zboot-{h.name}",
+            f"dhcp-option=tag:zboot-{h.name},203,{_quoted(h.initiator)}",
+        ]
     return "\n".join(lines) + "\n"
 
 
 def kea(site: Site, hosts: list[DhcpHost]) -> str:
     """A Dhcp4 fragment: option 203's definition, the client classes and one
     global reservation per host; merge it into kea-dhcp4.conf."""
-    pxe_options = ([{"name": "routers", "data": site.router}] if site.router else [])
+    pxe_options = [{"name": "routers", "data": site.router}] if site.router else []
     classes: list[dict[str, Any]] = [
-        {"name": "ipxe", "test": "substring(option[77].hex,0,4) == 'iPXE'",
-         "boot-file-name": site.script_url},
-        {"name": "pxe-efi64", "test": "not member('ipxe') and "
-         "(option[93].hex == 0x0007 or option[93].hex == 0x0009)",
-         "next-server": site.tftp_server, "boot-file-name": UEFI_LOADER,
-         "option-data": pxe_options},
-        {"name": "pxe-bios", "test": "not member('ipxe') and not member('pxe-efi64') "
-         "and option[93].hex == 0x0000",
-         "next-server": site.tftp_server, "boot-file-name": BIOS_LOADER,
-         "option-data": pxe_options},
+        {
+            "name": "ipxe",
+            "test": "substring(option[77].hex,0,4) == 'iPXE'",
+            "boot-file-name": site.script_url,
+        },
+        {
+            "name": "pxe-efi64",
+            "test": "not member('ipxe') and (option[93].hex == 0x0007 or option[93].hex == 0x0009)",
+            "next-server": site.tftp_server,
+            "boot-file-name": UEFI_LOADER,
+            "option-data": pxe_options,
+        },
+        {
+            "name": "pxe-bios",
+            "test": "not member('ipxe') and not member('pxe-efi64') and option[93].hex == 0x0000",
+            "next-server": site.tftp_server,
+            "boot-file-name": BIOS_LOADER,
+            "option-data": pxe_options,
+        },
     ]
     for c in classes:
         if not c.get("option-data"):
             c.pop("option-data", None)
-    config = {"Dhcp4": {
-        "option-def": [{"name": "iscsi-initiator-iqn", "code": 203, "type": "string",
-                        "space": "dhcp4"}],
-        "client-classes": classes,
-        "reservations-global": True,
-        "reservations": [{"hw-address": h.mac, "hostname": h.name,
-                          "option-data": [{"name": "iscsi-initiator-iqn",
-                                           "data": h.initiator}]} for h in hosts],
-    }}
+    config = {
+        "Dhcp4": {
+            "option-def": [
+                {"name": "iscsi-initiator-iqn", "code": 203, "type": "string", "space": "dhcp4"}
+            ],
+            "client-classes": classes,
+            "reservations-global": True,
+            "reservations": [
+                {
+                    "hw-address": h.mac,
+                    "hostname": h.name,
+                    "option-data": [{"name": "iscsi-initiator-iqn", "data": h.initiator}],
+                }
+                for h in hosts
+            ],
+        }
+    }
     return json.dumps(config, indent=2) + "\n"
 
 
@@ -136,8 +159,7 @@ def ms_dhcp(site: Site, hosts: list[DhcpHost]) -> str:
         "# zboot: chainload iPXE, then each host's own script (run in an elevated",
         "# PowerShell on the DHCP server; needs the DhcpServer module).",
         "$ErrorActionPreference = 'Stop'",
-        "Add-DhcpServerv4Class -Name 'iPXE' -Type User -Data 'iPXE' -ErrorAction "
-        "SilentlyContinue",
+        "Add-DhcpServerv4Class -Name 'iPXE' -Type User -Data 'iPXE' -ErrorAction SilentlyContinue",
         "Add-DhcpServerv4OptionDefinition -Name 'iSCSI initiator IQN' -OptionId 203 "
         "-Type String -ErrorAction SilentlyContinue",
         "Add-DhcpServerv4Policy -Name 'zboot-pxe-bios' -Condition And "

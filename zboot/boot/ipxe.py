@@ -58,11 +58,15 @@ def _setting(value: str) -> str:
 def _identity(t: BootTarget) -> list[str]:
     lines = [f"set initiator-iqn {_setting(t.initiator)}"]
     if t.chap is not None:
-        lines += [f"set username {_setting(t.chap.user)}",
-                  f"set password {_setting(t.chap.secret)}"]
+        lines += [
+            f"set username {_setting(t.chap.user)}",
+            f"set password {_setting(t.chap.secret)}",
+        ]
         if t.chap.mutual_user and t.chap.mutual_secret:
-            lines += [f"set reverse-username {_setting(t.chap.mutual_user)}",
-                      f"set reverse-password {_setting(t.chap.mutual_secret)}"]
+            lines += [
+                f"set reverse-username {_setting(t.chap.mutual_user)}",
+                f"set reverse-password {_setting(t.chap.mutual_secret)}",
+            ]
     return lines
 
 
@@ -95,8 +99,11 @@ def render(mode: str, t: BootTarget, winpe: str | None = None) -> str:
     if mode == "normal":
         body = _identity(t) + _sanboot(t, t.host)
     elif mode == "maintenance":
-        body = [*_identity(t), f"echo zboot: {t.host} boots the golden image {t.target}",
-                *_sanboot(t, f"{t.host} (maintenance)")]
+        body = [
+            *_identity(t),
+            f"echo zboot: {t.host} boots the golden image {t.target}",
+            *_sanboot(t, f"{t.host} (maintenance)"),
+        ]
     elif mode == "install":
         body = [
             *_identity(t),
@@ -106,16 +113,21 @@ def render(mode: str, t: BootTarget, winpe: str | None = None) -> str:
         ]
         if winpe:
             base = url(winpe, "the WinPE URL").rstrip("/")
-            body += [f"kernel {base}/wimboot", f"initrd {base}/BCD BCD",
-                     f"initrd {base}/boot.sdi boot.sdi", f"initrd {base}/boot.wim boot.wim",
-                     "boot || goto failed"]
+            body += [
+                f"kernel {base}/wimboot",
+                f"initrd {base}/BCD BCD",
+                f"initrd {base}/boot.sdi boot.sdi",
+                f"initrd {base}/boot.wim boot.wim",
+                "boot || goto failed",
+            ]
         else:
             body += ["echo zboot: falling through to the next boot device", "exit 0"]
-        body += [":failed", f"echo zboot: {t.host}: install boot failed",
-                 "sleep 30", "reboot"]
+        body += [":failed", f"echo zboot: {t.host}: install boot failed", "sleep 30", "reboot"]
     elif mode == "local":
-        body = [f"echo zboot: {t.host} boots its local disk",
-                "sanboot --no-describe --drive 0x80 || exit 0"]
+        body = [
+            f"echo zboot: {t.host} boots its local disk",
+            "sanboot --no-describe --drive 0x80 || exit 0",
+        ]
     else:
         raise InvalidInput(f"unknown mode {mode!r}", hint=f"one of {', '.join(MODES)}")
     return "\n".join(head + body) + "\n"
@@ -127,18 +139,22 @@ CHAIN_SCRIPT = "zboot-chain.ipxe"  # next to pxelinux.cfg/, for every host
 def chain_script(boot_url: str) -> str:
     """The one iPXE script PXELINUX hands over (as the initrd of ipxe.lkrn):
     get an address, then the host's own script by MAC."""
-    return ("#!ipxe\n# zboot: PXELINUX -> iPXE -> the host's own script\n"
-            "dhcp || goto failed\n"
-            f"chain {boot_url.rstrip('/')}/${{mac:hexhyp}}.ipxe || goto failed\n"
-            ":failed\necho zboot: no script for ${mac:hexhyp}\nsleep 10\nreboot\n")
+    return (
+        "#!ipxe\n# zboot: PXELINUX -> iPXE -> the host's own script\n"
+        "dhcp || goto failed\n"
+        f"chain {boot_url.rstrip('/')}/${{mac:hexhyp}}.ipxe || goto failed\n"
+        ":failed\necho zboot: no script for ${mac:hexhyp}\nsleep 10\nreboot\n"
+    )
 
 
 def pxelinux_config(host: str) -> str:
     """pxelinux.cfg/01-<mac>: chain into iPXE (ipxe.lkrn from Debian's ipxe
     package) with the chain script."""
-    return (f"# zboot: host {host} boots through iPXE into its own disk\n"
-            "DEFAULT zboot\nPROMPT 0\nLABEL zboot\n"
-            f"  KERNEL ipxe.lkrn\n  INITRD {CHAIN_SCRIPT}\n")
+    return (
+        f"# zboot: host {host} boots through iPXE into its own disk\n"
+        "DEFAULT zboot\nPROMPT 0\nLABEL zboot\n"
+        f"  KERNEL ipxe.lkrn\n  INITRD {CHAIN_SCRIPT}\n"
+    )
 
 
 def pxelinux_name(mac: str) -> str:

@@ -21,7 +21,9 @@ from .session import ENGINE_TOOLS, Outcome, Session, run, tools_on_server
 
 app = typer.Typer(
     help="Diskless machines from ZFS clones: golden images, per-host clones, rollback.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
 app.add_typer(images.app, name="image")
 app.add_typer(exports.app, name="export")
@@ -37,38 +39,60 @@ SERVER_TOOLS = (*ENGINE_TOOLS, "qemu-img")
 @app.callback()
 def main_options(
     ctx: typer.Context,
-    server: Annotated[str | None, typer.Option(
-        help="USER@HOST:PORT of the storage server (user and port optional), or 'local'")
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="USER@HOST:PORT of the storage server (user and port optional), or 'local'"
+        ),
     ] = None,
-    config: Annotated[Path | None, typer.Option(
-        envvar="ZBOOT_CONFIG", help="config file (default ~/.config/zboot/config.toml)")
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="ZBOOT_CONFIG", help="config file (default ~/.config/zboot/config.toml)"
+        ),
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="print a versioned JSON envelope")] = False,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="read for real, print the planned commands, change nothing")
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="read for real, print the planned commands, change nothing"),
     ] = False,
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True,
-                                         help="list the commands run on the server")] = 0,
-    accept_new_host_key: Annotated[bool, typer.Option(
-        "--accept-new-host-key",
-        help="trust an SSH host key seen for the first time and record it (a changed key "
-             "is always refused)")] = False,
+    verbose: Annotated[
+        int, typer.Option("-v", "--verbose", count=True, help="list the commands run on the server")
+    ] = 0,
+    accept_new_host_key: Annotated[
+        bool,
+        typer.Option(
+            "--accept-new-host-key",
+            help="trust an SSH host key seen for the first time and record it (a changed key "
+            "is always refused)",
+        ),
+    ] = False,
 ) -> None:
-    ctx.obj = Session(config_file=config, server=server, json=json, dry_run=dry_run,
-                      verbose=verbose, accept_new_host_key=accept_new_host_key)
+    ctx.obj = Session(
+        config_file=config,
+        server=server,
+        json=json,
+        dry_run=dry_run,
+        verbose=verbose,
+        accept_new_host_key=accept_new_host_key,
+    )
 
 
 @app.command("init")
 def init(ctx: typer.Context) -> None:
     """Check the server (ZFS, pool, target tools) and create the root datasets."""
+
     def action(s: Session) -> Outcome:
         cfg = s.config
         version = s.zfs.version()
-        pool = s.runner.run(["zpool", "list", "-H", "-o", "name,size,free,health", cfg.pool],
-                            check=False)
+        pool = s.runner.run(
+            ["zpool", "list", "-H", "-o", "name,size,free,health", cfg.pool], check=False
+        )
         if pool.returncode != 0:
-            raise NotFound(f"pool {cfg.pool!r} does not exist on the server",
-                           hint="set [zfs] pool in the config file")
+            raise NotFound(
+                f"pool {cfg.pool!r} does not exist on the server",
+                hint="set [zfs] pool in the config file",
+            )
         tools = tools_on_server(s.runner, SERVER_TOOLS)
         rtslib = has_rtslib(s.runner)
         created = ensure_layout(s.zfs, cfg)
@@ -76,22 +100,36 @@ def init(ctx: typer.Context) -> None:
         iqn_base = cfg.iqn_base or default_iqn_base(s)
         path, added = write_config(s, replace(cfg, engine=engine, iqn_base=iqn_base))
         name, size, free, health = pool.text.split()
-        data = {"zfs": version, "pool": {"name": name, "size": int(size) if size.isdigit()
-                                         else size, "free": free, "health": health},
-                "tools": tools, "rtslib": rtslib, "root": cfg.root, "created": created,
-                "backend": s.zfs.backend, "engine": engine, "iqn_base": iqn_base,
-                "config": {"path": path, "added": added}}
-        lines = [f"ZFS {version.get('userland')} (kernel module {version.get('kmod', '?')}); "
-                 f"zboot changes it through {s.zfs.backend}",
-                 f"pool {name}: {health}, {free} free of {size}",
-                 f"target tools: {', '.join(tools) or 'none found'}; rtslib: "
-                 f"{'yes' if rtslib else 'no'}",
-                 f"target engine: {engine}; target names {iqn_base}:<host>",
-                 f"root dataset {cfg.root}: " + (f"created {', '.join(created)}"
-                                                 if created else "ready"),
-                 f"config file {path}: " + (f"added {', '.join(added)}" if added
-                                            else "unchanged")]
+        data = {
+            "zfs": version,
+            "pool": {
+                "name": name,
+                "size": int(size) if size.isdigit() else size,
+                "free": free,
+                "health": health,
+            },
+            "tools": tools,
+            "rtslib": rtslib,
+            "root": cfg.root,
+            "created": created,
+            "backend": s.zfs.backend,
+            "engine": engine,
+            "iqn_base": iqn_base,
+            "config": {"path": path, "added": added},
+        }
+        lines = [
+            f"ZFS {version.get('userland')} (kernel module {version.get('kmod', '?')}); "
+            f"zboot changes it through {s.zfs.backend}",
+            f"pool {name}: {health}, {free} free of {size}",
+            f"target tools: {', '.join(tools) or 'none found'}; rtslib: "
+            f"{'yes' if rtslib else 'no'}",
+            f"target engine: {engine}; target names {iqn_base}:<host>",
+            f"root dataset {cfg.root}: "
+            + (f"created {', '.join(created)}" if created else "ready"),
+            f"config file {path}: " + (f"added {', '.join(added)}" if added else "unchanged"),
+        ]
         return Outcome(data, "\n".join(lines))
+
     run(ctx, "init", action)
 
 
@@ -119,8 +157,10 @@ def write_config(s: Session, cfg: Config) -> tuple[str, list[str]]:
             tmp.write_text(text)
             tmp.replace(path)
         except OSError as err:
-            raise InvalidInput(f"cannot write config file {str(path)!r}: {err}",
-                               hint="give --config FILE for a file you can write") from err
+            raise InvalidInput(
+                f"cannot write config file {str(path)!r}: {err}",
+                hint="give --config FILE for a file you can write",
+            ) from err
     return str(path), added
 
 

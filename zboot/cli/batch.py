@@ -34,13 +34,25 @@ def batch_outcome(results: list[HostResult], done: str, data: Mapping[str, Any])
     """data plus `hosts` (host, ok, the host's fields, error); the text is a
     table with result `done` or `failed` for each host and the counts."""
     columns = list(dict.fromkeys(c for r in results for c in r.cells))
-    rows = [{"host": r.host, "ok": r.error is None} | r.data
-            | {"error": r.error.to_json() if r.error else None} for r in results]
-    lines = [{"host": r.host, "result": "failed" if r.error else done}
-             | {c: "" if r.error else r.cells.get(c, "") for c in columns}
-             | {"detail": r.error.message if r.error else r.detail} for r in results]
+    rows = [
+        {"host": r.host, "ok": r.error is None}
+        | r.data
+        | {"error": r.error.to_json() if r.error else None}
+        for r in results
+    ]
+    lines = [
+        {"host": r.host, "result": "failed" if r.error else done}
+        | {c: "" if r.error else r.cells.get(c, "") for c in columns}
+        | {"detail": r.error.message if r.error else r.detail}
+        for r in results
+    ]
     failed = [r for r in results if r.error is not None]
-    text = (table(lines, ["host", "result", *columns, "detail"])
-            + f"\n{len(results) - len(failed)} {done}, {len(failed)} failed")
-    return Outcome(dict(data) | {"hosts": rows}, text,
-                   [about_host(r.host, e) for r in failed if (e := r.error) is not None])
+    text = (
+        table(lines, ["host", "result", *columns, "detail"])
+        + f"\n{len(results) - len(failed)} {done}, {len(failed)} failed"
+    )
+    return Outcome(
+        dict(data) | {"hosts": rows},
+        text,
+        [about_host(r.host, e) for r in failed if (e := r.error) is not None],
+    )

@@ -32,20 +32,29 @@ def doctor(ctx: typer.Context) -> None:
     a disk, disks without a target, boot files for unknown MACs or the wrong
     target, hosts stuck mid-operation, stale sessions, lost secrets, a pool
     nearly full. Changes nothing; exit 1 when anything is found."""
+
     def action(s: Session) -> Outcome:
         found = survey(s.zfs, s.config, s.runner, s.engine)
         rows = [f.to_json() for f in found.findings]
-        data = {"engine": found.engine, "hosts": len(found.state.hosts),
-                "pool": {"name": found.pool, "capacity": found.capacity}, "findings": rows}
-        text = (f"{len(found.state.hosts)} hosts, engine {found.engine}, pool {found.pool} "
-                f"{found.capacity}% full: ")
+        data = {
+            "engine": found.engine,
+            "hosts": len(found.state.hosts),
+            "pool": {"name": found.pool, "capacity": found.capacity},
+            "findings": rows,
+        }
+        text = (
+            f"{len(found.state.hosts)} hosts, engine {found.engine}, pool {found.pool} "
+            f"{found.capacity}% full: "
+        )
         if not rows:
             return Outcome(data, text + "nothing has drifted")
         shown = [r | {"repair": r["repair"] or "(by hand)"} for r in rows]
         problems = f"{len(rows)} problem{'' if len(rows) == 1 else 's'}"
         text += f"{problems}\n" + table(shown, ["kind", "subject", "detail", "repair"])
-        return Outcome(data, text, [Drift(f"{problems} found",
-                                          hint="zboot sync repairs those with a repair")])
+        return Outcome(
+            data, text, [Drift(f"{problems} found", hint="zboot sync repairs those with a repair")]
+        )
+
     run(ctx, "doctor", action, changes=False)
 
 
@@ -108,8 +117,11 @@ class Secrets:
             return None
         if h.name in self.found.secret_hosts:
             return chap_store.load(self.s.runner, self.s.config, h.name)
-        chap = chap_store.new_chap(h.get("initiator"), h.get("target") or host_export(
-            self.s.config, h.name, "").target, h.get("chap") == "mutual")
+        chap = chap_store.new_chap(
+            h.get("initiator"),
+            h.get("target") or host_export(self.s.config, h.name, "").target,
+            h.get("chap") == "mutual",
+        )
         chap_store.store(self.s.runner, self.s.config, {h.name: chap})
         self.synced.rekeyed.append(h.name)
         return chap
@@ -122,8 +134,11 @@ def repair(s: Session) -> Synced:
         found = survey(s.zfs, s.config, s.runner, s.engine)
     state = found.state
     # hosts whose last steps (export, script, "ready") are missing
-    to_ready = {h.name: h for h in state.hosts.values()
-                if h.get("state") in ("provisioning", "rolling-back")}
+    to_ready = {
+        h.name: h
+        for h in state.hosts.values()
+        if h.get("state") in ("provisioning", "rolling-back")
+    }
     serve = {h.name: h for h in state.hosts.values() if h.get("state") == READY} | to_ready
     secrets = Secrets(s, found, synced)
     for h in serve.values():  # lost secret files: new secrets, so export and script anew
@@ -177,11 +192,18 @@ def _owner(state: State, export: Export) -> str:
     return export.host
 
 
-def _scripts(s: Session, found: Survey, serve: dict[str, Host], redo: set[str],
-             secrets: Secrets, synced: Synced) -> None:
+def _scripts(
+    s: Session,
+    found: Survey,
+    serve: dict[str, Host],
+    redo: set[str],
+    secrets: Secrets,
+    synced: Synced,
+) -> None:
     """Every missing or stale script written again; orphans removed."""
-    stale = {f.subject for f in found.findings
-             if f.kind in ("missing-boot-file", "stale-boot-file")}
+    stale = {
+        f.subject for f in found.findings if f.kind in ("missing-boot-file", "stale-boot-file")
+    }
     names = sorted(name for name in stale | redo if name in serve)
     if names and s.config.portal:
         ensure_boot_dir(s.runner, s.config)
@@ -193,12 +215,20 @@ def _scripts(s: Session, found: Survey, serve: dict[str, Host], redo: set[str],
             continue
         mode = record.get("mode") or "normal"
         if mode == "maintenance" and record.get("image") in found.state.images:
-            gold = image_export(s.config, found.state.images[record["image"]],
-                                record["initiator"], None)
+            gold = image_export(
+                s.config, found.state.images[record["image"]], record["initiator"], None
+            )
             target = replace(target, target=gold.target)
-        synced.boot_files.append(write_script(
-            s.runner, s.config, record["mac"], mode, target,
-            s.config.winpe if mode == "install" else None))
+        synced.boot_files.append(
+            write_script(
+                s.runner,
+                s.config,
+                record["mac"],
+                mode,
+                target,
+                s.config.winpe if mode == "install" else None,
+            )
+        )
     for f in found.findings:
         if f.kind == "orphan-boot-file":
             remove_script(s.runner, s.config, f.subject.removesuffix(".ipxe"))
@@ -211,22 +241,31 @@ def sync(ctx: typer.Context) -> None:
     secret files of hosts that are gone, write missing or stale scripts,
     give a host whose secret file is lost new secrets. Never cuts off a
     logged-in machine."""
+
     def action(s: Session) -> Outcome:
         synced = repair(s)
-        data = {"engine": synced.engine, "created": synced.created,
-                "deleted": synced.deleted, "skipped_in_use": sorted(synced.skipped_in_use),
-                "checked": synced.checked, "finished": sorted(set(synced.finished)),
-                "boot_files": synced.boot_files, "removed": synced.removed,
-                "rekeyed": synced.rekeyed}
-        text = (f"{synced.checked} exports checked ({synced.engine}): "
-                f"{len(synced.created)} re-created, {len(synced.deleted)} removed"
-                + "".join(f"\n  re-created {t}" for t in synced.created)
-                + "".join(f"\n  removed {t}" for t in synced.deleted)
-                + "".join(f"\n  left alone (in use) {t}" for t in sorted(synced.skipped_in_use))
-                + "".join(f"\n  finished {h}" for h in sorted(set(synced.finished)))
-                + "".join(f"\n  wrote {f}" for f in synced.boot_files)
-                + "".join(f"\n  removed {f}" for f in synced.removed)
-                + "".join(f"\n  new CHAP secrets for {h}" for h in synced.rekeyed))
+        data = {
+            "engine": synced.engine,
+            "created": synced.created,
+            "deleted": synced.deleted,
+            "skipped_in_use": sorted(synced.skipped_in_use),
+            "checked": synced.checked,
+            "finished": sorted(set(synced.finished)),
+            "boot_files": synced.boot_files,
+            "removed": synced.removed,
+            "rekeyed": synced.rekeyed,
+        }
+        text = (
+            f"{synced.checked} exports checked ({synced.engine}): "
+            f"{len(synced.created)} re-created, {len(synced.deleted)} removed"
+            + "".join(f"\n  re-created {t}" for t in synced.created)
+            + "".join(f"\n  removed {t}" for t in synced.deleted)
+            + "".join(f"\n  left alone (in use) {t}" for t in sorted(synced.skipped_in_use))
+            + "".join(f"\n  finished {h}" for h in sorted(set(synced.finished)))
+            + "".join(f"\n  wrote {f}" for f in synced.boot_files)
+            + "".join(f"\n  removed {f}" for f in synced.removed)
+            + "".join(f"\n  new CHAP secrets for {h}" for h in synced.rekeyed)
+        )
         return Outcome(data, text, synced.errors)
-    run(ctx, "sync", action)
 
+    run(ctx, "sync", action)

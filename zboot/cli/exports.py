@@ -17,10 +17,15 @@ app = typer.Typer(help="The iSCSI export of each host's disk.", no_args_is_help=
 
 
 @app.command("show")
-def show(ctx: typer.Context, host: str,
-         show_secrets: Annotated[bool, typer.Option(
-             "--show-secrets", help="print the CHAP secrets too")] = False) -> None:
+def show(
+    ctx: typer.Context,
+    host: str,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="print the CHAP secrets too")
+    ] = False,
+) -> None:
     """Everything needed to attach the host's disk by hand."""
+
     def action(s: Session) -> Outcome:
         valid = host_name(host)  # before read_state: bad input never reaches the server
         h = read_state(s.zfs, s.config).host(valid)
@@ -31,17 +36,36 @@ def show(ctx: typer.Context, host: str,
         present = export.target in engine.exports()
         in_use = engine.sessions([export.target]).get(export.target, [])
         portal = s.config.portal or "<server>:3260"
-        data = {"host": h.name, "engine": engine.name, "portal": portal,
-                "target": export.target, "lun": engine.lun, "initiator": export.initiator,
-                "chap_user": chap["user"] if chap else None, "chap_credentials": chap,
-                "exported": present, "in_use": in_use,
-                "root_path": root_path(portal, engine.lun, export.target)}
-        chap_lines = [(f"chap {k.replace('_', ' ')}", v) for k, v in (chap or {}).items()
-                      if v is not None] or [("chap", "(none)")]
-        text = "\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in (
-            ("engine", engine.name), ("portal", portal), ("target", export.target),
-            ("lun", engine.lun), ("initiator", export.initiator), *chap_lines,
-            ("exported", "yes" if present else "NO (zboot sync puts it back)"),
-            ("in use by", ", ".join(in_use) or "nobody"), ("ipxe root-path", data["root_path"])))
+        data = {
+            "host": h.name,
+            "engine": engine.name,
+            "portal": portal,
+            "target": export.target,
+            "lun": engine.lun,
+            "initiator": export.initiator,
+            "chap_user": chap["user"] if chap else None,
+            "chap_credentials": chap,
+            "exported": present,
+            "in_use": in_use,
+            "root_path": root_path(portal, engine.lun, export.target),
+        }
+        chap_lines = [
+            (f"chap {k.replace('_', ' ')}", v) for k, v in (chap or {}).items() if v is not None
+        ] or [("chap", "(none)")]
+        text = "\n".join(
+            f"{k.replace('_', ' ')}: {v}"
+            for k, v in (
+                ("engine", engine.name),
+                ("portal", portal),
+                ("target", export.target),
+                ("lun", engine.lun),
+                ("initiator", export.initiator),
+                *chap_lines,
+                ("exported", "yes" if present else "NO (zboot sync puts it back)"),
+                ("in use by", ", ".join(in_use) or "nobody"),
+                ("ipxe root-path", data["root_path"]),
+            )
+        )
         return Outcome(data, text)
+
     run(ctx, "export show", action, changes=False)

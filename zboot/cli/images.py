@@ -17,8 +17,9 @@ from ..ops.state import read_state
 from .output import human_size, progress_bar, table
 from .session import Outcome, Session, confirm, run
 
-app = typer.Typer(help="Golden images: create, import, snapshot, list, show, destroy.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Golden images: create, import, snapshot, list, show, destroy.", no_args_is_help=True
+)
 
 
 def stamp(epoch: int) -> str:
@@ -26,50 +27,71 @@ def stamp(epoch: int) -> str:
 
 
 @app.command("create")
-def create(ctx: typer.Context, name: str,
-           size: Annotated[str, typer.Option("--size", help="e.g. 64G (binary units)")],
-           thick: Annotated[bool, typer.Option(help="reserve all space now")] = False,
-           volblocksize: Annotated[str | None, typer.Option(help="e.g. 16K")] = None,
-           compression: Annotated[str | None, typer.Option(help="e.g. lz4, zstd")] = None,
-           ) -> None:
+def create(
+    ctx: typer.Context,
+    name: str,
+    size: Annotated[str, typer.Option("--size", help="e.g. 64G (binary units)")],
+    thick: Annotated[bool, typer.Option(help="reserve all space now")] = False,
+    volblocksize: Annotated[str | None, typer.Option(help="e.g. 16K")] = None,
+    compression: Annotated[str | None, typer.Option(help="e.g. lz4, zstd")] = None,
+) -> None:
     """An empty disk for a fresh install. Example: zboot image create win11 --size 64G"""
+
     def action(s: Session) -> Outcome:
         nbytes = size_bytes(size)
         block = size_bytes(volblocksize) if volblocksize is not None else None
         if compression is not None:
             compression_name(compression)
-        dataset = ops.create_image(s.zfs, s.config, name, nbytes, thick=thick,
-                                   volblocksize=block, compression=compression)
-        return Outcome({"image": name, "dataset": dataset, "size": nbytes},
-                       f"created image {name} ({human_size(nbytes)}, {dataset})")
+        dataset = ops.create_image(
+            s.zfs, s.config, name, nbytes, thick=thick, volblocksize=block, compression=compression
+        )
+        return Outcome(
+            {"image": name, "dataset": dataset, "size": nbytes},
+            f"created image {name} ({human_size(nbytes)}, {dataset})",
+        )
+
     run(ctx, "image create", action)
 
 
 @app.command("import")
-def import_(ctx: typer.Context, name: str,
-            source: Annotated[str, typer.Argument(help="file, block device, or - for stdin")],
-            format: Annotated[str, typer.Option(
-                "--format", help="raw, qcow2, vmdk, vhdx, vdi (default: detect)")] = "",
-            size: Annotated[str | None, typer.Option(help="needed when reading stdin")] = None,
-            ) -> None:
+def import_(
+    ctx: typer.Context,
+    name: str,
+    source: Annotated[str, typer.Argument(help="file, block device, or - for stdin")],
+    format: Annotated[
+        str, typer.Option("--format", help="raw, qcow2, vmdk, vhdx, vdi (default: detect)")
+    ] = "",
+    size: Annotated[str | None, typer.Option(help="needed when reading stdin")] = None,
+) -> None:
     """Stream a disk image into a new image zvol. Example: zboot image import win11 disk.qcow2"""
+
     def action(s: Session) -> Outcome:
         valid = image_name(name)  # bad input stops here, before the server
         if format and format not in FORMATS:
             raise InvalidInput(f"unknown format {format!r}", hint=f"one of {', '.join(FORMATS)}")
         nbytes = size_bytes(size) if size is not None else None
         with progress_bar("importing", enabled=not s.json) as on_progress:
-            result = import_image(s.runner, s.zfs, s.config, valid, source,
-                                  format or None, nbytes, on_progress)
-        return Outcome(result, f"imported {source} as image {name}: "
-                               f"{human_size(result['size'])}, {result['written']} bytes sent")
+            result = import_image(
+                s.runner, s.zfs, s.config, valid, source, format or None, nbytes, on_progress
+            )
+        return Outcome(
+            result,
+            f"imported {source} as image {name}: "
+            f"{human_size(result['size'])}, {result['written']} bytes sent",
+        )
+
     run(ctx, "image import", action)
 
 
 @app.command("snapshot")
-def snapshot(ctx: typer.Context, name: str, version: Annotated[str | None, typer.Argument()] = None,
-             message: Annotated[str | None, typer.Option("-m", "--message")] = None) -> None:
+def snapshot(
+    ctx: typer.Context,
+    name: str,
+    version: Annotated[str | None, typer.Argument()] = None,
+    message: Annotated[str | None, typer.Option("-m", "--message")] = None,
+) -> None:
     """Freeze the image as a new version. Example: zboot image snapshot win11 -m 'updates'"""
+
     def action(s: Session) -> Outcome:
         image_name(name)  # bad input stops here, before the server
         if version is not None:
@@ -78,52 +100,90 @@ def snapshot(ctx: typer.Context, name: str, version: Annotated[str | None, typer
             message_text(message)
         v = ops.snapshot_image(s.zfs, s.config, name, version, message)
         return Outcome({"image": name, "version": v}, f"image {name} version {v}")
+
     run(ctx, "image snapshot", action)
 
 
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
     """Every image with its latest version and the hosts using it."""
+
     def action(s: Session) -> Outcome:
         state = read_state(s.zfs, s.config)
         images = sorted(state.images.values(), key=lambda i: i.name)
-        rows = [{"name": i.name, "state": i.dataset.prop("state") or "ready",
-                 "size": i.dataset.volsize, "used": i.dataset.used,
-                 "versions": len(i.versions),
-                 "latest": i.versions[-1].name if i.versions else None,
-                 "hosts": sum(len(v.dependents) for v in i.versions)} for i in images]
-        shown = [r | {"size": human_size(i.dataset.volsize), "used": human_size(i.dataset.used),
-                      "latest": r["latest"] or "-"} for r, i in zip(rows, images, strict=True)]
-        return Outcome(rows, table(shown, ["name", "state", "size", "used", "versions",
-                                           "latest", "hosts"]))
+        rows = [
+            {
+                "name": i.name,
+                "state": i.dataset.prop("state") or "ready",
+                "size": i.dataset.volsize,
+                "used": i.dataset.used,
+                "versions": len(i.versions),
+                "latest": i.versions[-1].name if i.versions else None,
+                "hosts": sum(len(v.dependents) for v in i.versions),
+            }
+            for i in images
+        ]
+        shown = [
+            r
+            | {
+                "size": human_size(i.dataset.volsize),
+                "used": human_size(i.dataset.used),
+                "latest": r["latest"] or "-",
+            }
+            for r, i in zip(rows, images, strict=True)
+        ]
+        return Outcome(
+            rows, table(shown, ["name", "state", "size", "used", "versions", "latest", "hosts"])
+        )
+
     run(ctx, "image list", action, changes=False)
 
 
 @app.command("show")
 def show(ctx: typer.Context, name: str) -> None:
     """Versions with messages and dates, the hosts on each, space used."""
+
     def action(s: Session) -> Outcome:
         valid = image_name(name)
         image = read_state(s.zfs, s.config).image(valid)
         ds = image.dataset
-        versions = [{"version": v.name, "created": stamp(v.dataset.creation),
-                     "message": v.dataset.prop("message") or "",
-                     "hosts": ", ".join(v.dependents)} for v in image.versions]
-        data = {"name": image.name, "dataset": ds.name, "size": ds.volsize, "used": ds.used,
-                "referenced": ds.referenced, "compressratio": ds.compressratio,
-                "versions": versions}
-        text = (f"image {image.name} ({ds.name})\n"
-                f"size {human_size(ds.volsize)}, used {human_size(ds.used)}, referenced "
-                f"{human_size(ds.referenced)}, compressratio {ds.compressratio}\n\n"
-                + table(versions, ["version", "created", "message", "hosts"]))
+        versions = [
+            {
+                "version": v.name,
+                "created": stamp(v.dataset.creation),
+                "message": v.dataset.prop("message") or "",
+                "hosts": ", ".join(v.dependents),
+            }
+            for v in image.versions
+        ]
+        data = {
+            "name": image.name,
+            "dataset": ds.name,
+            "size": ds.volsize,
+            "used": ds.used,
+            "referenced": ds.referenced,
+            "compressratio": ds.compressratio,
+            "versions": versions,
+        }
+        text = (
+            f"image {image.name} ({ds.name})\n"
+            f"size {human_size(ds.volsize)}, used {human_size(ds.used)}, referenced "
+            f"{human_size(ds.referenced)}, compressratio {ds.compressratio}\n\n"
+            + table(versions, ["version", "created", "message", "hosts"])
+        )
         return Outcome(data, text)
+
     run(ctx, "image show", action, changes=False)
 
 
 @app.command("destroy")
-def destroy(ctx: typer.Context, spec: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
-            yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False) -> None:
+def destroy(
+    ctx: typer.Context,
+    spec: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+) -> None:
     """Destroy an image or one version; refused while hosts depend on it."""
+
     def action(s: Session) -> Outcome:
         image, at, version = spec.partition("@")
         image_name(image)  # bad input stops here, before the server
@@ -133,4 +193,5 @@ def destroy(ctx: typer.Context, spec: Annotated[str, typer.Argument(metavar="NAM
             return Outcome({"destroyed": []}, "nothing destroyed")
         gone = ops.destroy_image(s.zfs, s.config, spec)
         return Outcome({"destroyed": gone}, f"destroyed {', '.join(gone)}")
+
     run(ctx, "image destroy", action)

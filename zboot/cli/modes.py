@@ -39,8 +39,9 @@ class Switch:
     entering: tuple[Host, Image, dict[str, str], Chap | None] | None = None
 
 
-def switch(s: Session, names: list[str], new_mode: str, winpe: str | None,
-           message: str | None, force: bool) -> list[Switch]:
+def switch(
+    s: Session, names: list[str], new_mode: str, winpe: str | None, message: str | None, force: bool
+) -> list[Switch]:
     """Check every host (nothing changes yet); mark them "switching" (one zfs
     command); leave or enter maintenance; rewrite each script (one file write
     each); record the new mode and "ready" (one zfs command). A host that
@@ -52,14 +53,18 @@ def switch(s: Session, names: list[str], new_mode: str, winpe: str | None,
         try:
             h = state.host(sw.host)
             if h.unfinished and h.get("state") != "switching":
-                raise Conflict(f"host {sw.host!r} is {h.get('state')} (step {h.get('step')})",
-                               hint="zboot sync finishes it")
+                raise Conflict(
+                    f"host {sw.host!r} is {h.get('state')} (step {h.get('step')})",
+                    hint="zboot sync finishes it",
+                )
             record = h.dataset.record()
             export = record_export(s.runner, s.config, sw.host, record)
             sw.target = boot_target(s.config, s.engine.lun, sw.host, record, export.chap)
             if sw.target is None:
-                raise InvalidInput("the config names no portal for clients ([target] portal)",
-                                   hint="e.g. portal = \"10.0.0.1:3260\"")
+                raise InvalidInput(
+                    "the config names no portal for clients ([target] portal)",
+                    hint='e.g. portal = "10.0.0.1:3260"',
+                )
             sw.mac = record["mac"]
             image = state.image(record["image"])
             sw.image = image.name
@@ -74,8 +79,9 @@ def switch(s: Session, names: list[str], new_mode: str, winpe: str | None,
     todo = [sw for sw in switches if sw.error is None and sw.target is not None]
     if not todo:
         return switches
-    s.zfs.mark([f"{s.config.hosts}/{sw.host}" for sw in todo],
-               reached("mode", new_mode, "switching"))
+    s.zfs.mark(
+        [f"{s.config.hosts}/{sw.host}" for sw in todo], reached("mode", new_mode, "switching")
+    )
     faults.point("mode.marked", engine=True)
     for sw in todo:
         try:
@@ -88,14 +94,21 @@ def switch(s: Session, names: list[str], new_mode: str, winpe: str | None,
         if sw.target is None:
             continue
         try:
-            sw.boot_file = write_script(s.runner, s.config, sw.mac, new_mode, sw.target,
-                                        (winpe or s.config.winpe) if new_mode == "install"
-                                        else None)
+            sw.boot_file = write_script(
+                s.runner,
+                s.config,
+                sw.mac,
+                new_mode,
+                sw.target,
+                (winpe or s.config.winpe) if new_mode == "install" else None,
+            )
         except ZbootError as err:
             sw.error = err
     faults.point("mode.scripts")
-    s.zfs.mark([f"{s.config.hosts}/{sw.host}" for sw in todo if sw.error is None],
-               {"mode": new_mode} | done("mode"))
+    s.zfs.mark(
+        [f"{s.config.hosts}/{sw.host}" for sw in todo if sw.error is None],
+        {"mode": new_mode} | done("mode"),
+    )
     return switches
 
 
@@ -109,33 +122,52 @@ def _maintenance(s: Session, sw: Switch, message: str | None) -> None:
     if sw.entering is not None and sw.target is not None:
         host, image, record, chap = sw.entering
         gold = maintenance.enter(s.zfs, s.config, s.engine, host, image, record, chap)
-        sw.target = BootTarget(sw.host, sw.target.portal, sw.target.lun, gold.target,
-                               sw.target.initiator, sw.target.chap, sw.target.root)
+        sw.target = BootTarget(
+            sw.host,
+            sw.target.portal,
+            sw.target.lun,
+            gold.target,
+            sw.target.initiator,
+            sw.target.chap,
+            sw.target.root,
+        )
         faults.point("mode.entered")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("mode")
-    def mode(ctx: typer.Context,
-             hosts: Annotated[list[str], typer.Argument(metavar="HOST...")],
-             new_mode: Annotated[str, typer.Argument(
-                 metavar="MODE", help="normal, install, local or maintenance")],
-             winpe: Annotated[str | None, typer.Option(
-                 help="install mode: URL of a directory with wimboot, BCD, boot.sdi, "
-                      "boot.wim (default: [boot] winpe; without one the machine falls "
-                      "through to its next boot device)")
-             ] = None,
-             message: Annotated[str | None, typer.Option(
-                 "--message", "-m", help="leaving maintenance: the new image version's note")
-             ] = None,
-             force: Annotated[bool, typer.Option(
-                 help="leaving maintenance even while the machine is logged in to the image")
-             ] = False,
-             ) -> None:
+    def mode(
+        ctx: typer.Context,
+        hosts: Annotated[list[str], typer.Argument(metavar="HOST...")],
+        new_mode: Annotated[
+            str, typer.Argument(metavar="MODE", help="normal, install, local or maintenance")
+        ],
+        winpe: Annotated[
+            str | None,
+            typer.Option(
+                help="install mode: URL of a directory with wimboot, BCD, boot.sdi, "
+                "boot.wim (default: [boot] winpe; without one the machine falls "
+                "through to its next boot device)"
+            ),
+        ] = None,
+        message: Annotated[
+            str | None,
+            typer.Option(
+                "--message", "-m", help="leaving maintenance: the new image version's note"
+            ),
+        ] = None,
+        force: Annotated[
+            bool,
+            typer.Option(
+                help="leaving maintenance even while the machine is logged in to the image"
+            ),
+        ] = False,
+    ) -> None:
         """Set what machines boot next: their disks (normal), their disks attached
         for installing Windows (install), their local disks (local), or the golden
         image itself (maintenance, one host at a time; leaving it makes a new image
         version). Example: zboot mode pc01 pc02 install"""
+
         def action(s: Session) -> Outcome:
             names = list(dict.fromkeys(host_name(h) for h in hosts))
             if new_mode not in MODES:
@@ -147,8 +179,10 @@ def register(app: typer.Typer) -> None:
             if message is not None:
                 names_mod.message(message)
             if new_mode == "maintenance" and len(names) > 1:
-                raise InvalidInput("one host at a time boots an image in maintenance",
-                                   hint=f"zboot mode {names[0]} maintenance")
+                raise InvalidInput(
+                    "one host at a time boots an image in maintenance",
+                    hint=f"zboot mode {names[0]} maintenance",
+                )
             switches = switch(s, names, new_mode, winpe, message, force)
             if len(switches) == 1:
                 [one] = switches
@@ -156,14 +190,24 @@ def register(app: typer.Typer) -> None:
                     raise one.error
                 return Outcome(view(one, new_mode), describe(one, new_mode))
             return batch_outcome(
-                [HostResult(sw.host, view(sw, new_mode), sw.boot_file, sw.error)
-                 for sw in switches], f"now {new_mode}", {"mode": new_mode})
+                [
+                    HostResult(sw.host, view(sw, new_mode), sw.boot_file, sw.error)
+                    for sw in switches
+                ],
+                f"now {new_mode}",
+                {"mode": new_mode},
+            )
+
         run(ctx, "mode", action)
 
 
 def view(sw: Switch, new_mode: str) -> dict[str, Any]:
-    return {"host": sw.host, "mode": new_mode, "boot_file": sw.boot_file or None,
-            "image_version": sw.version}
+    return {
+        "host": sw.host,
+        "mode": new_mode,
+        "boot_file": sw.boot_file or None,
+        "image_version": sw.version,
+    }
 
 
 def describe(sw: Switch, new_mode: str) -> str:

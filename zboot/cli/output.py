@@ -16,23 +16,33 @@ from ..errors import ExitCode, ZbootError
 ENVELOPE_VERSION = 1
 
 
-def envelope(command: str, data: Any, errors: Sequence[dict[str, Any]] = (),
-             exit_code: int = 0) -> dict[str, Any]:
-    return {"version": ENVELOPE_VERSION, "command": command,
-            "status": "ok" if exit_code == 0 else "error", "exit_code": exit_code,
-            "data": data, "errors": list(errors)}
+def envelope(
+    command: str, data: Any, errors: Sequence[dict[str, Any]] = (), exit_code: int = 0
+) -> dict[str, Any]:
+    return {
+        "version": ENVELOPE_VERSION,
+        "command": command,
+        "status": "ok" if exit_code == 0 else "error",
+        "exit_code": exit_code,
+        "data": data,
+        "errors": list(errors),
+    }
 
 
-def emit_json(command: str, data: Any, errors: Sequence[dict[str, Any]] = (),
-              exit_code: int = 0) -> None:
+def emit_json(
+    command: str, data: Any, errors: Sequence[dict[str, Any]] = (), exit_code: int = 0
+) -> None:
     print(json.dumps(envelope(command, data, errors, exit_code), indent=2, default=str))
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     if not rows:
         return "(none)"
-    return tabulate([[row.get(c, "") for c in columns] for row in rows],
-                    headers=[c.upper() for c in columns], tablefmt="simple")
+    return tabulate(
+        [[row.get(c, "") for c in columns] for row in rows],
+        headers=[c.upper() for c in columns],
+        tablefmt="simple",
+    )
 
 
 def human_size(value: int | None) -> str:
@@ -58,8 +68,12 @@ def report_error(command: str, err: ZbootError, as_json: bool) -> int:
 
 def report_interrupt(command: str, as_json: bool) -> int:
     if as_json:
-        emit_json(command, None, [{"kind": "interrupted", "code": 130,
-                                   "message": "interrupted", "hint": None}], 130)
+        emit_json(
+            command,
+            None,
+            [{"kind": "interrupted", "code": 130, "message": "interrupted", "hint": None}],
+            130,
+        )
     else:
         print("zboot: interrupted", file=sys.stderr)
     return int(ExitCode.INTERRUPTED)
@@ -80,9 +94,16 @@ def progress_bar(title: str, enabled: bool = True) -> Iterator[Callable[[int, in
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), transient=True,
-                  console=Console(stderr=True)) as bar:
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        console=Console(stderr=True),
+    ) as bar:
         task = bar.add_task(title, total=None)
 
         def update(sent: int, total: int) -> None:

@@ -72,18 +72,28 @@ class Session:
                 real = LocalRunner(sudo=server.sudo)
             else:
                 from ..remote.ssh import SshRunner
-                real = SshRunner(server.host, port=server.port, user=server.user,
-                                 key_file=server.key, known_hosts=server.known_hosts,
-                                 sudo=server.sudo,
-                                 trust_unknown_host=self.accept_new_host_key)
+
+                real = SshRunner(
+                    server.host,
+                    port=server.port,
+                    user=server.user,
+                    key_file=server.key,
+                    known_hosts=server.known_hosts,
+                    sudo=server.sudo,
+                    trust_unknown_host=self.accept_new_host_key,
+                )
                 faults.on_drop(real.cut)
             if self.dry_run:
                 self._dry = DryRunRunner(real)
                 self._runner = self._dry
             elif self.changes:
                 where = "this server" if server.is_local else server.host
-                self._runner = lock.LockedRunner(real, lambda inner: lock.acquire(
-                    inner, self.command, server.lock_timeout, where, say))
+                self._runner = lock.LockedRunner(
+                    real,
+                    lambda inner: lock.acquire(
+                        inner, self.command, server.lock_timeout, where, say
+                    ),
+                )
             else:
                 self._runner = real
         return self._runner
@@ -134,16 +144,19 @@ def make_engine(name: str, runner: Runner) -> TargetEngine:
         return ComstarEngine(runner)
     if name == "none":
         return NoEngine()
-    raise InvalidInput(f"target engine {name!r} is not supported",
-                       hint=f"set [target] engine to one of: {', '.join(BUILT_ENGINES)}")
+    raise InvalidInput(
+        f"target engine {name!r} is not supported",
+        hint=f"set [target] engine to one of: {', '.join(BUILT_ENGINES)}",
+    )
 
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(ctx: typer.Context, command: str, action: Callable[[Session], Outcome],
-        changes: bool = True) -> None:
+def run(
+    ctx: typer.Context, command: str, action: Callable[[Session], Outcome], changes: bool = True
+) -> None:
     """Run action; print its outcome (or the dry-run plan); exit with its code.
     A command that changes the server holds the server's lock while it runs."""
     session: Session = ctx.obj
@@ -165,8 +178,11 @@ def run(ctx: typer.Context, command: str, action: Callable[[Session], Outcome],
     planned = session._dry.planned if session._dry is not None else []
     code = int(outcome.errors[0].exit_code) if outcome.errors else 0
     if session.json:
-        data = {"dry_run": True, "planned": planned, "result": outcome.data} \
-            if session.dry_run else outcome.data
+        data = (
+            {"dry_run": True, "planned": planned, "result": outcome.data}
+            if session.dry_run
+            else outcome.data
+        )
         emit_json(command, data, [e.to_json() for e in outcome.errors], code)
         raise typer.Exit(code)
     if session.dry_run:

@@ -18,15 +18,22 @@ def script_path(config: Config, mac: str) -> str:
     return f"{config.boot_dir.rstrip('/')}/{script_name(mac)}"
 
 
-def boot_target(config: Config, lun: int, host: str, record: Mapping[str, str],
-                chap: Chap | None) -> BootTarget | None:
+def boot_target(
+    config: Config, lun: int, host: str, record: Mapping[str, str], chap: Chap | None
+) -> BootTarget | None:
     """What the host's script attaches; None when the config names no portal
     (clients would not know where to log in)."""
     if not config.portal:
         return None
-    return BootTarget(host=host, portal=config.portal, lun=lun,
-                      target=record.get("target") or target_iqn(config, host),
-                      initiator=record["initiator"], chap=chap, root=config.root)
+    return BootTarget(
+        host=host,
+        portal=config.portal,
+        lun=lun,
+        target=record.get("target") or target_iqn(config, host),
+        initiator=record["initiator"],
+        chap=chap,
+        root=config.root,
+    )
 
 
 def ensure_boot_dir(runner: Runner, config: Config) -> None:
@@ -34,8 +41,14 @@ def ensure_boot_dir(runner: Runner, config: Config) -> None:
     runner.run(["mkdir", "-p", config.boot_dir])
 
 
-def write_script(runner: Runner, config: Config, mac: str, mode: str, target: BootTarget,
-                 winpe: str | None = None) -> str:
+def write_script(
+    runner: Runner,
+    config: Config,
+    mac: str,
+    mode: str,
+    target: BootTarget,
+    winpe: str | None = None,
+) -> str:
     """(Re)write the host's script for mode (into the directory ensure_boot_dir
     made); returns its path on the server."""
     path = script_path(config, mac)

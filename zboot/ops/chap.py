@@ -28,8 +28,12 @@ def new_chap(initiator: str, target: str, mutual: bool) -> Chap:
     """The initiator's name as its CHAP user (the Microsoft initiator's default),
     the target's name as the target's."""
     secret = new_secret()
-    return Chap(user=initiator, secret=secret, mutual_user=target if mutual else None,
-                mutual_secret=new_secret(other_than=secret) if mutual else None)
+    return Chap(
+        user=initiator,
+        secret=secret,
+        mutual_user=target if mutual else None,
+        mutual_secret=new_secret(other_than=secret) if mutual else None,
+    )
 
 
 def secrets_dir(config: Config) -> str:
@@ -46,8 +50,12 @@ def store(runner: Runner, config: Config, chaps: Mapping[str, Chap]) -> None:
         return
     runner.run(["install", "-d", "-m", "0700", config.secrets_dir, secrets_dir(config)])
     for host, chap in chaps.items():
-        data = {"user": chap.user, "secret": chap.secret, "mutual_user": chap.mutual_user,
-                "mutual_secret": chap.mutual_secret}
+        data = {
+            "user": chap.user,
+            "secret": chap.secret,
+            "mutual_user": chap.mutual_user,
+            "mutual_secret": chap.mutual_secret,
+        }
         runner.write_file(secret_path(config, host), json.dumps(data).encode(), mode=0o600)
 
 
@@ -56,12 +64,18 @@ def load(runner: Runner, config: Config, host: str) -> Chap:
     try:
         data = json.loads(runner.read_file(path))
     except NotFound:
-        raise NotFound(f"host {host!r} uses CHAP but its secret file {path} is missing",
-                       hint="re-provision the host, or restore the file from a backup") from None
+        raise NotFound(
+            f"host {host!r} uses CHAP but its secret file {path} is missing",
+            hint="re-provision the host, or restore the file from a backup",
+        ) from None
     except ValueError as err:
         raise ServerError(f"{path} is not a zboot secret file: {err}") from err
-    return Chap(user=data["user"], secret=data["secret"], mutual_user=data.get("mutual_user"),
-                mutual_secret=data.get("mutual_secret"))
+    return Chap(
+        user=data["user"],
+        secret=data["secret"],
+        mutual_user=data.get("mutual_user"),
+        mutual_secret=data.get("mutual_secret"),
+    )
 
 
 def remove(runner: Runner, config: Config, hosts: Iterable[str]) -> None:

@@ -22,8 +22,11 @@ from .state import READY, Host, State, read_state
 POOL_FULL_PERCENT = 90  # of the space new data may use
 
 # The second line of every script zboot writes names its host, mode and root.
-HEADER = re.compile(r"^# zboot: host (?P<host>[a-z0-9-]+), mode (?P<mode>[a-z]+)"
-                    r"(?:, root (?P<root>\S+?))?;", re.MULTILINE)
+HEADER = re.compile(
+    r"^# zboot: host (?P<host>[a-z0-9-]+), mode (?P<mode>[a-z]+)"
+    r"(?:, root (?P<root>\S+?))?;",
+    re.MULTILINE,
+)
 INITIATOR_LINE = re.compile(r"^set initiator-iqn (\S+)$", re.MULTILINE)
 
 
@@ -37,8 +40,12 @@ class Finding:
     repair: str  # what `zboot sync` does about it; "" when only a person can
 
     def to_json(self) -> dict[str, str | None]:
-        return {"kind": self.kind, "subject": self.subject, "detail": self.detail,
-                "repair": self.repair or None}
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "detail": self.detail,
+            "repair": self.repair or None,
+        }
 
 
 @dataclass
@@ -58,9 +65,17 @@ class Survey:
 
 def read_scripts(runner: Runner, config: Config) -> dict[str, str]:
     """The boot directory's scripts that this root wrote, in one command."""
-    listing = runner.run(["sh", "-c", 'cd "$1" 2>/dev/null || exit 0; for f in *.ipxe; do '
-                          '[ -f "$f" ] && printf "\\036%s\\n" "$f" && head -c 65536 "$f"; '
-                          'done; true', "sh", config.boot_dir]).text
+    listing = runner.run(
+        [
+            "sh",
+            "-c",
+            'cd "$1" 2>/dev/null || exit 0; for f in *.ipxe; do '
+            '[ -f "$f" ] && printf "\\036%s\\n" "$f" && head -c 65536 "$f"; '
+            "done; true",
+            "sh",
+            config.boot_dir,
+        ]
+    ).text
     scripts = {}
     for chunk in listing.split("\x1e")[1:]:
         name, _, text = chunk.partition("\n")
@@ -71,8 +86,9 @@ def read_scripts(runner: Runner, config: Config) -> dict[str, str]:
 
 
 def read_secret_hosts(runner: Runner, config: Config) -> set[str]:
-    listed = runner.run(["sh", "-c", 'cd "$1" 2>/dev/null && ls; true', "sh",
-                         chap_store.secrets_dir(config)]).text.split()
+    listed = runner.run(
+        ["sh", "-c", 'cd "$1" 2>/dev/null && ls; true', "sh", chap_store.secrets_dir(config)]
+    ).text.split()
     return {name.removesuffix(".chap") for name in listed if name.endswith(".chap")}
 
 
@@ -80,8 +96,12 @@ def pool_capacity(runner: Runner, pool: str) -> int:
     """How full the pool is for new data, in percent: used against used plus
     available (ZFS keeps some space back, so `zpool list` reads lower when
     clones already fail for want of space)."""
-    used, available = (int(v) for v in runner.run(
-        ["zfs", "get", "-Hp", "-o", "value", "used,available", pool]).text.split())
+    used, available = (
+        int(v)
+        for v in runner.run(
+            ["zfs", "get", "-Hp", "-o", "value", "used,available", pool]
+        ).text.split()
+    )
     return used * 100 // max(used + available, 1)
 
 
@@ -90,10 +110,16 @@ def survey(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine) ->
     ours = f"/dev/zvol/{config.root}/"
     exports = {iqn: e for iqn, e in engine.exports().items() if e.device.startswith(ours)}
     pool = config.root.split("/")[0]
-    found = Survey(state, engine.name, exports,
-                   engine.sessions(list(exports)) if exports else {},
-                   read_scripts(runner, config), read_secret_hosts(runner, config), pool,
-                   pool_capacity(runner, pool))
+    found = Survey(
+        state,
+        engine.name,
+        exports,
+        engine.sessions(list(exports)) if exports else {},
+        read_scripts(runner, config),
+        read_secret_hosts(runner, config),
+        pool,
+        pool_capacity(runner, pool),
+    )
     found.findings = check(config, engine.lun, found)
     return found
 
@@ -128,56 +154,85 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
     hosts = s.state.hosts
     for h in sorted(hosts.values(), key=lambda h: h.name):
         if h.unfinished:
-            out.append(Finding("unfinished", h.name, f"state {h.get('state')}, step "
-                               f"{h.get('step') or '?'}", "finish it"))
+            out.append(
+                Finding(
+                    "unfinished",
+                    h.name,
+                    f"state {h.get('state')}, step {h.get('step') or '?'}",
+                    "finish it",
+                )
+            )
     for host in sorted(s.state.unfinished_rollbacks):
         if host not in hosts:
-            out.append(Finding("unfinished", host, "a rollback stopped after the old disk "
-                               "moved to the archive; the host has no disk",
-                               "finish the rollback"))
+            out.append(
+                Finding(
+                    "unfinished",
+                    host,
+                    "a rollback stopped after the old disk "
+                    "moved to the archive; the host has no disk",
+                    "finish the rollback",
+                )
+            )
     wanted = wanted_exports(config, s.state)
     for target, export in sorted(wanted.items()):
         present = s.exports.get(target)
         if present is None:
-            out.append(Finding("missing-export", export.host, f"{target} is not exported",
-                               "export it"))
+            out.append(
+                Finding("missing-export", export.host, f"{target} is not exported", "export it")
+            )
         elif present != export:
-            out.append(Finding("wrong-export", export.host, f"{target} exports "
-                               f"{present.device} to {present.initiator or 'nobody'}",
-                               "export it again"))
+            out.append(
+                Finding(
+                    "wrong-export",
+                    export.host,
+                    f"{target} exports {present.device} to {present.initiator or 'nobody'}",
+                    "export it again",
+                )
+            )
     for target, export in sorted(s.exports.items()):
         if target not in wanted and not mid_operation(s.state, export):
-            out.append(Finding("orphan-target", target, f"exports {export.device}, which no "
-                               "ready host or image in maintenance asks for",
-                               "" if s.sessions.get(target) else "remove it"))
+            out.append(
+                Finding(
+                    "orphan-target",
+                    target,
+                    f"exports {export.device}, which no "
+                    "ready host or image in maintenance asks for",
+                    "" if s.sessions.get(target) else "remove it",
+                )
+            )
     for target, initiators in sorted(s.sessions.items()):
         allowed = wanted.get(target)
         for initiator in initiators:
             if allowed is None or initiator != allowed.initiator:
-                out.append(Finding("stale-session", target, f"{initiator} is logged in",
-                                   ""))
+                out.append(Finding("stale-session", target, f"{initiator} is logged in", ""))
     macs = {script_name(h.get("mac")): h for h in hosts.values() if h.get("mac")}
-    halfway = {script_name(r["mac"]) for r in s.state.unfinished_rollbacks.values()
-               if r.get("mac")}  # the rollback's re-run keeps their scripts
+    halfway = {
+        script_name(r["mac"]) for r in s.state.unfinished_rollbacks.values() if r.get("mac")
+    }  # the rollback's re-run keeps their scripts
     for name in sorted(s.scripts):
         if name not in macs and name not in halfway:
-            out.append(Finding("orphan-boot-file", name, "no host has this MAC",
-                               "remove it"))
+            out.append(Finding("orphan-boot-file", name, "no host has this MAC", "remove it"))
     if config.portal:
         for name, h in sorted(macs.items()):
             if h.get("state") != READY:
                 continue
             text = s.scripts.get(name)
             if text is None:
-                out.append(Finding("missing-boot-file", h.name, f"{name} is missing",
-                                   "write it"))
+                out.append(Finding("missing-boot-file", h.name, f"{name} is missing", "write it"))
             elif problem := _script_problem(config, lun, h, text):
-                out.append(Finding("stale-boot-file", h.name, f"{name}: {problem}",
-                                   "write it again"))
+                out.append(
+                    Finding("stale-boot-file", h.name, f"{name}: {problem}", "write it again")
+                )
     for h in sorted(hosts.values(), key=lambda h: h.name):
         if h.get("chap") and h.name not in s.secret_hosts and not h.unfinished:
-            out.append(Finding("missing-secret", h.name, "the host uses CHAP and its secret "
-                               "file is missing", "new secrets, export and script"))
+            out.append(
+                Finding(
+                    "missing-secret",
+                    h.name,
+                    "the host uses CHAP and its secret file is missing",
+                    "new secrets, export and script",
+                )
+            )
     for host in sorted(s.secret_hosts - set(hosts) - set(s.state.unfinished_rollbacks)):
         out.append(Finding("orphan-secret", host, "a secret file for no host", "remove it"))
     for image in sorted(s.state.images.values(), key=lambda i: i.name):
@@ -185,13 +240,26 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
         if not holder:
             continue
         maintainer = hosts.get(holder)
-        if maintainer is None or (maintainer.get("mode") != "maintenance"
-                                  and maintainer.get("state") != "switching"):
-            out.append(Finding("stale-maintenance", image.name, f"marked as in maintenance "
-                               f"by {holder}, which is not in maintenance", "clear the mark"))
+        if maintainer is None or (
+            maintainer.get("mode") != "maintenance" and maintainer.get("state") != "switching"
+        ):
+            out.append(
+                Finding(
+                    "stale-maintenance",
+                    image.name,
+                    f"marked as in maintenance by {holder}, which is not in maintenance",
+                    "clear the mark",
+                )
+            )
     if s.capacity >= POOL_FULL_PERCENT:
-        out.append(Finding("pool-full", s.pool, f"{s.capacity}% full (doctor warns from "
-                           f"{POOL_FULL_PERCENT}%)", ""))
+        out.append(
+            Finding(
+                "pool-full",
+                s.pool,
+                f"{s.capacity}% full (doctor warns from {POOL_FULL_PERCENT}%)",
+                "",
+            )
+        )
     return out
 
 

@@ -33,25 +33,33 @@ class HostSpec:
 def spec(row: dict[str, object], where: str) -> HostSpec:
     unknown = set(row) - set(COLUMNS)
     if unknown:
-        raise InvalidInput(f"{where}: unknown column(s) {', '.join(sorted(unknown))}",
-                           hint=f"columns: {', '.join(COLUMNS)}")
+        raise InvalidInput(
+            f"{where}: unknown column(s) {', '.join(sorted(unknown))}",
+            hint=f"columns: {', '.join(COLUMNS)}",
+        )
     values = {k: "" if v is None else str(v).strip() for k, v in row.items()}
     if not values.get("host") or not values.get("mac"):
         raise InvalidInput(f"{where}: every host needs a host name and a mac")
     if values.get("chap", "") not in CHAP_KINDS:
-        raise InvalidInput(f"{where}: chap must be empty, one-way or mutual, "
-                           f"not {values['chap']!r}")
-    return HostSpec(values["host"], values["mac"], values.get("initiator") or None,
-                    values.get("chap", ""))
+        raise InvalidInput(
+            f"{where}: chap must be empty, one-way or mutual, not {values['chap']!r}"
+        )
+    return HostSpec(
+        values["host"], values["mac"], values.get("initiator") or None, values.get("chap", "")
+    )
 
 
 def parse_csv(text: str, name: str) -> list[HostSpec]:
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or not {"host", "mac"} <= {f.strip() for f in reader.fieldnames}:
-        raise InvalidInput(f"{name}: the first line must name the columns, "
-                           "at least host and mac", hint="e.g. host,mac,initiator,chap")
-    return [spec({k.strip(): v for k, v in row.items() if k is not None}, f"{name} line {n}")
-            for n, row in enumerate(reader, start=2)]
+        raise InvalidInput(
+            f"{name}: the first line must name the columns, at least host and mac",
+            hint="e.g. host,mac,initiator,chap",
+        )
+    return [
+        spec({k.strip(): v for k, v in row.items() if k is not None}, f"{name} line {n}")
+        for n, row in enumerate(reader, start=2)
+    ]
 
 
 def parse_toml(text: str, name: str) -> list[HostSpec]:

@@ -31,9 +31,16 @@ class PlannedClone:
     record: dict[str, str]
 
 
-def plan_clone(config: Config, state: State, image_spec: str, host: str, mac_address: str,
-               initiator: str | None = None, target: str | None = None,
-               extra: dict[str, str] | None = None) -> PlannedClone:
+def plan_clone(
+    config: Config,
+    state: State,
+    image_spec: str,
+    host: str,
+    mac_address: str,
+    initiator: str | None = None,
+    target: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> PlannedClone:
     """Check a new host against the state (read once for a batch; hosts made
     since are not in it, so a batch checks its own duplicates)."""
     host = host_name(host)
@@ -49,18 +56,34 @@ def plan_clone(config: Config, state: State, image_spec: str, host: str, mac_add
     for other in state.hosts.values():
         if other.get("mac") == mac_address:
             raise Conflict(f"MAC {mac_address} belongs to host {other.name!r} already")
-    record = {
-        KIND: "host", "mac": mac_address, "image": image.name, "version": chosen.name,
-        "origin": chosen.dataset.name, "created": now(), "mode": "normal",
-        "initiator": initiator,
-    } | reached("clone", "cloned", "provisioning") | ({"target": target} if target else {}) \
+    record = (
+        {
+            KIND: "host",
+            "mac": mac_address,
+            "image": image.name,
+            "version": chosen.name,
+            "origin": chosen.dataset.name,
+            "created": now(),
+            "mode": "normal",
+            "initiator": initiator,
+        }
+        | reached("clone", "cloned", "provisioning")
+        | ({"target": target} if target else {})
         | (extra or {})
+    )
     return PlannedClone(host, chosen.dataset.name, dataset, record)
 
 
-def clone_host(zfs: ZfsCli, config: Config, image_spec: str, host: str, mac_address: str,
-               initiator: str | None = None, target: str | None = None,
-               extra: dict[str, str] | None = None) -> dict[str, str]:
+def clone_host(
+    zfs: ZfsCli,
+    config: Config,
+    image_spec: str,
+    host: str,
+    mac_address: str,
+    initiator: str | None = None,
+    target: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     """Provision host from image[@version] (latest version when omitted)."""
     host_name(host), mac(mac_address)  # bad input stops here, before the server
     state = read_state(zfs, config)
@@ -70,8 +93,9 @@ def clone_host(zfs: ZfsCli, config: Config, image_spec: str, host: str, mac_addr
     return plan.record
 
 
-def snapshot_hosts(zfs: ZfsCli, config: Config, hosts: list[str],
-                   name: str | None) -> tuple[str, dict[str, ZbootError]]:
+def snapshot_hosts(
+    zfs: ZfsCli, config: Config, hosts: list[str], name: str | None
+) -> tuple[str, dict[str, ZbootError]]:
     """One restore point of several hosts' disks, in one atomic `zfs snapshot`.
     A host that is unknown or has the point already fails alone. Returns the
     point's name and the hosts that failed."""
@@ -127,12 +151,16 @@ class Rollback:
         return clone_at is None or self.failed_step > clone_at
 
     def result(self) -> dict[str, str]:
-        return {"host": self.host, "source": self.source,
-                "archive": "" if self.discard else self.archive}
+        return {
+            "host": self.host,
+            "source": self.source,
+            "archive": "" if self.discard else self.archive,
+        }
 
 
-def plan_rollback(config: Config, state: State, host: str, point: str | None,
-                  discard: bool) -> Rollback:
+def plan_rollback(
+    config: Config, state: State, host: str, point: str | None, discard: bool
+) -> Rollback:
     """Give the host the disk it was provisioned with, or one of its restore points.
 
     ZFS cannot roll back past newer snapshots without destroying them, so the
@@ -152,13 +180,20 @@ def plan_rollback(config: Config, state: State, host: str, point: str | None,
         # cut short after the new disk was made: its export is missing, and
         # perhaps the old disk's mark as an archive
         archive = h.get("rollback-archive")
-        return Rollback(host, h.get("rollback-to"), archive, discard,
-                        [archive_mark(archive)] if archive in state.names else [], renamed_at=0)
+        return Rollback(
+            host,
+            h.get("rollback-to"),
+            archive,
+            discard,
+            [archive_mark(archive)] if archive in state.names else [],
+            renamed_at=0,
+        )
     if point is not None:
         source = next((s.name for s in h.restore_points if s.name.endswith("@" + point)), None)
         if source is None:
-            raise NotFound(f"host {h.name!r} has no restore point {point!r}",
-                           hint=f"zboot show {h.name}")
+            raise NotFound(
+                f"host {h.name!r} has no restore point {point!r}", hint=f"zboot show {h.name}"
+            )
     else:
         source = h.get("origin")
         if not source:
@@ -167,8 +202,9 @@ def plan_rollback(config: Config, state: State, host: str, point: str | None,
     archive = archive_name(config, h.name)
     if point is not None:
         source = source.replace(current + "@", archive + "@")
-    plan = {"host": h.name, "rollback-to": source, "rollback-archive": archive} | \
-        reached("rollback", "planned", "rolling-back")
+    plan = {"host": h.name, "rollback-to": source, "rollback-archive": archive} | reached(
+        "rollback", "planned", "rolling-back"
+    )
     finish = finish_plan(config, h.name, h.dataset.record() | plan, discard, renamed_at=2)
     finish.changes[:0] = [Change.set(current, plan), Change.rename(current, archive)]
     return finish
@@ -178,8 +214,9 @@ def archive_mark(archive: str) -> Change:
     return Change.set(archive, {KIND: "archive", "state": "archived", "archived": now()})
 
 
-def finish_plan(config: Config, host: str, archived: dict[str, str], discard: bool,
-                renamed_at: int) -> Rollback:
+def finish_plan(
+    config: Config, host: str, archived: dict[str, str], discard: bool, renamed_at: int
+) -> Rollback:
     """The steps after the rename: mark the archive, clone the chosen state as
     the host's new disk, and promote it when it came from a restore point."""
     archive, source = archived["rollback-archive"], archived["rollback-to"]
@@ -188,9 +225,14 @@ def finish_plan(config: Config, host: str, archived: dict[str, str], discard: bo
     # The new disk first (not "ready" until its export is back: the caller
     # marks it), then the old one marked as an archive: stopped in between,
     # the host still has a disk, and the next rollback marks the archive.
-    changes = [Change.clone(source, current, record | {"rolled-back": now()}
-                            | reached("rollback", "cloned", "rolling-back")),
-               archive_mark(archive)]
+    changes = [
+        Change.clone(
+            source,
+            current,
+            record | {"rolled-back": now()} | reached("rollback", "cloned", "rolling-back"),
+        ),
+        archive_mark(archive),
+    ]
     if source.startswith(archive + "@"):
         # The restore points up to the chosen one move back to the host; the
         # archive keeps only what came after.
@@ -200,8 +242,14 @@ def finish_plan(config: Config, host: str, archived: dict[str, str], discard: bo
     return Rollback(host, source, archive, discard, changes, renamed_at)
 
 
-def rollback_hosts(zfs: ZfsCli, config: Config, hosts: list[str], point: str | None,
-                   discard: bool = False, state: State | None = None) -> list[Rollback]:
+def rollback_hosts(
+    zfs: ZfsCli,
+    config: Config,
+    hosts: list[str],
+    point: str | None,
+    discard: bool = False,
+    state: State | None = None,
+) -> list[Rollback]:
     """Roll several hosts back, their zfs changes as one chain each (one remote
     shell for the batch). A host fails alone; one cut short after its rename
     is finished by the next rollback of it."""
@@ -214,23 +262,26 @@ def rollback_hosts(zfs: ZfsCli, config: Config, hosts: list[str], point: str | N
             plans.append(Rollback(host, error=err))
     # in two batches: up to the renames, then the rest (a step for the faults
     # tests to stop at, with every old disk in the archive and no new one yet)
-    todo = [p for p in plans if p.error is None and p.changes[:p.renamed_at]]
-    for plan, failed in zip(todo, zfs.run_changes([p.changes[:p.renamed_at] for p in todo]),
-                            strict=True):
+    todo = [p for p in plans if p.error is None and p.changes[: p.renamed_at]]
+    for plan, failed in zip(
+        todo, zfs.run_changes([p.changes[: p.renamed_at] for p in todo]), strict=True
+    ):
         if failed is not None:
             plan.error, plan.failed_step = failed.error, failed.step
     faults.point("rollback.renamed")
-    todo = [p for p in plans if p.error is None and p.changes[p.renamed_at:]]
-    for plan, failed in zip(todo, zfs.run_changes([p.changes[p.renamed_at:] for p in todo]),
-                            strict=True):
+    todo = [p for p in plans if p.error is None and p.changes[p.renamed_at :]]
+    for plan, failed in zip(
+        todo, zfs.run_changes([p.changes[p.renamed_at :] for p in todo]), strict=True
+    ):
         if failed is not None:
             plan.error, plan.failed_step = failed.error, plan.renamed_at + failed.step
             plan.error.hint = f"zboot rollback {plan.host} finishes it"
     return plans
 
 
-def rollback_host(zfs: ZfsCli, config: Config, host: str, point: str | None,
-                  discard: bool = False) -> dict[str, str]:
+def rollback_host(
+    zfs: ZfsCli, config: Config, host: str, point: str | None, discard: bool = False
+) -> dict[str, str]:
     [one] = rollback_hosts(zfs, config, [host], point, discard)
     if one.error is not None:
         raise one.error
@@ -275,4 +326,3 @@ def host_datasets(state: State, host: str) -> list[str]:
     disk's snapshots); destroy_in_order sorts out the rest."""
     h: Host = state.host(host_name(host))
     return [a.name for a in h.archives] + [h.dataset.name]
-

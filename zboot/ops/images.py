@@ -23,16 +23,30 @@ def ensure_layout(zfs: ZfsCli, config: Config, known: Collection[str] = ()) -> l
     return made
 
 
-def create_image(zfs: ZfsCli, config: Config, name: str, size: int, *, thick: bool = False,
-                 volblocksize: int | None = None, compression: str | None = None) -> str:
+def create_image(
+    zfs: ZfsCli,
+    config: Config,
+    name: str,
+    size: int,
+    *,
+    thick: bool = False,
+    volblocksize: int | None = None,
+    compression: str | None = None,
+) -> str:
     name = image_name(name)
     state = read_state(zfs, config)
     dataset = f"{config.images}/{name}"
     if name in state.images or zfs.exists(dataset):
         raise Conflict(f"image {name!r} exists already", hint=f"zboot image show {name}")
     ensure_layout(zfs, config)
-    zfs.create_volume(dataset, size, sparse=not thick, volblocksize=volblocksize,
-                      compression=compression, props={KIND: "image", "created": now()})
+    zfs.create_volume(
+        dataset,
+        size,
+        sparse=not thick,
+        volblocksize=volblocksize,
+        compression=compression,
+        props={KIND: "image", "created": now()},
+    )
     return dataset
 
 
@@ -44,15 +58,17 @@ def next_version(image: Image) -> str:
     return f"v{n}"
 
 
-def snapshot_image(zfs: ZfsCli, config: Config, name: str, version: str | None,
-                   message: str | None) -> str:
+def snapshot_image(
+    zfs: ZfsCli, config: Config, name: str, version: str | None, message: str | None
+) -> str:
     name = image_name(name)
     version = snapshot_name(version) if version else None
     image = read_state(zfs, config).image(name)
     if image.dataset.prop("state") == "importing":
-        raise Conflict(f"image {name!r} is an import that did not finish",
-                       hint=f"import it again (the half image is replaced) or "
-                            f"zboot image destroy {name}")
+        raise Conflict(
+            f"image {name!r} is an import that did not finish",
+            hint=f"import it again (the half image is replaced) or zboot image destroy {name}",
+        )
     version = version or next_version(image)
     if any(v.name == version for v in image.versions):
         raise Conflict(f"image {name!r} already has a version {version!r}")
@@ -71,8 +87,10 @@ def destroy_image(zfs: ZfsCli, config: Config, spec: str) -> list[str]:
     versions = [image.version(version)] if version else image.versions
     dependents = sorted({h for v in versions for h in v.dependents})
     if dependents:
-        raise Conflict(f"image {spec!r} has hosts that depend on it: {', '.join(dependents)}",
-                       hint="destroy or re-provision those hosts first")
+        raise Conflict(
+            f"image {spec!r} has hosts that depend on it: {', '.join(dependents)}",
+            hint="destroy or re-provision those hosts first",
+        )
     if version:
         zfs.destroy(versions[0].dataset.name)
         return [versions[0].dataset.name]

@@ -72,8 +72,11 @@ def raw_source(source: str, fmt: str | None, size: int | None) -> Iterator[tuple
     # Without libnbd's nbdcopy: convert into a sparse file first.
     with tempfile.TemporaryDirectory(prefix="zboot-import-") as tmp:
         converted = Path(tmp) / "disk.raw"
-        result = subprocess.run(["qemu-img", "convert", "-f", detected, "-O", "raw",
-                                 str(path), str(converted)], capture_output=True, text=True)
+        result = subprocess.run(
+            ["qemu-img", "convert", "-f", detected, "-O", "raw", str(path), str(converted)],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise InvalidInput(f"qemu-img could not convert {source!r}: {result.stderr.strip()}")
         with converted.open("rb") as raw:
@@ -84,8 +87,18 @@ def raw_source(source: str, fmt: str | None, size: int | None) -> Iterator[tuple
 def converted_stream(path: Path, fmt: str) -> Iterator[BinaryIO]:
     """The image's raw bytes, converted on the fly: qemu-nbd reads the format and
     nbdcopy writes the disk in order to a pipe, so no raw copy lands on disk."""
-    argv = ["nbdcopy", "--", "[", "qemu-nbd", "--read-only", "--format", fmt,
-            str(path.resolve()), "]", "-"]
+    argv = [
+        "nbdcopy",
+        "--",
+        "[",
+        "qemu-nbd",
+        "--read-only",
+        "--format",
+        fmt,
+        str(path.resolve()),
+        "]",
+        "-",
+    ]
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors)
         stdout = cast(BinaryIO, proc.stdout)  # a pipe: stdout=PIPE
@@ -93,8 +106,10 @@ def converted_stream(path: Path, fmt: str) -> Iterator[BinaryIO]:
         def failure() -> InvalidInput:
             errors.seek(0)
             message = errors.read().decode(errors="replace").strip()
-            return InvalidInput(f"nbdcopy could not convert {str(path)!r}: {message}",
-                                hint="check that qemu-nbd can read the image")
+            return InvalidInput(
+                f"nbdcopy could not convert {str(path)!r}: {message}",
+                hint="check that qemu-nbd can read the image",
+            )
 
         try:
             yield stdout
@@ -114,9 +129,16 @@ def converted_stream(path: Path, fmt: str) -> Iterator[BinaryIO]:
             raise failure()
 
 
-def import_image(runner: Runner, zfs: ZfsCli, config: Config, name: str, source: str,
-                 fmt: str | None, size: int | None,
-                 on_progress: Progress | None = None) -> dict[str, Any]:
+def import_image(
+    runner: Runner,
+    zfs: ZfsCli,
+    config: Config,
+    name: str,
+    source: str,
+    fmt: str | None,
+    size: int | None,
+    on_progress: Progress | None = None,
+) -> dict[str, Any]:
     dataset = f"{config.images}/{name}"
     if (found := zfs.datasets(dataset).get(dataset)) is not None:
         if found.prop("state") != "importing":
@@ -129,8 +151,9 @@ def import_image(runner: Runner, zfs: ZfsCli, config: Config, name: str, source:
         ensure_layout(zfs, config)
         # Marked incomplete until every byte arrived: a crash leaves a
         # recognisable half image, never one that looks whole.
-        zfs.create_volume(dataset, volsize, props={KIND: "image", "created": now(),
-                                                   "state": "importing"})
+        zfs.create_volume(
+            dataset, volsize, props={KIND: "image", "created": now(), "state": "importing"}
+        )
         try:
             device = f"/dev/zvol/{dataset}"
             wait_for_path(runner, device, seconds=30)
@@ -159,14 +182,17 @@ def remove_half_image(runner: Runner, zfs: ZfsCli, dataset: str, attempts: int =
             return  # gone already, or the server is unreachable: the state says "importing"
 
 
-def stream_into(runner: Runner, stream: BinaryIO, device: str, nbytes: int,
-                on_progress: Progress | None) -> int:
+def stream_into(
+    runner: Runner, stream: BinaryIO, device: str, nbytes: int, on_progress: Progress | None
+) -> int:
     """Send nbytes of stream to dd on the server; dd skips zero blocks."""
     counted = CountingReader(stream, nbytes)
-    argv = ["dd", f"of={device}", "bs=1M", "iflag=fullblock", "conv=sparse,fsync",
-            "status=none"]
-    runner.stream(argv, cast(BinaryIO, counted),
-                  on_progress=(lambda sent: on_progress(sent, nbytes)) if on_progress else None)
+    argv = ["dd", f"of={device}", "bs=1M", "iflag=fullblock", "conv=sparse,fsync", "status=none"]
+    runner.stream(
+        argv,
+        cast(BinaryIO, counted),
+        on_progress=(lambda sent: on_progress(sent, nbytes)) if on_progress else None,
+    )
     return counted.count
 
 

@@ -24,19 +24,33 @@ HOLDER = "maintenance"  # the image's property naming the host in maintenance
 
 
 def image_export(config: Config, image: Image, initiator: str, chap: Chap | None) -> Export:
-    return Export(host=f"image_{image.name}", target=target_iqn(config, f"image.{image.name}"),
-                  device=f"/dev/zvol/{image.dataset.name}", initiator=initiator, chap=chap)
+    return Export(
+        host=f"image_{image.name}",
+        target=target_iqn(config, f"image.{image.name}"),
+        device=f"/dev/zvol/{image.dataset.name}",
+        initiator=initiator,
+        chap=chap,
+    )
 
 
 def check_enter(image: Image, host: Host) -> None:
     holder = image.dataset.prop(HOLDER)
     if holder and holder != host.name:
-        raise Conflict(f"image {image.name!r} is in maintenance by host {holder!r}",
-                       hint=f"zboot mode {holder} normal ends it")
+        raise Conflict(
+            f"image {image.name!r} is in maintenance by host {holder!r}",
+            hint=f"zboot mode {holder} normal ends it",
+        )
 
 
-def enter(zfs: ZfsCli, config: Config, engine: TargetEngine, host: Host, image: Image,
-          record: Mapping[str, str], chap: Chap | None) -> Export:
+def enter(
+    zfs: ZfsCli,
+    config: Config,
+    engine: TargetEngine,
+    host: Host,
+    image: Image,
+    record: Mapping[str, str],
+    chap: Chap | None,
+) -> Export:
     """Export the image to the host alone and mark both; returns the export."""
     check_enter(image, host)
     export = image_export(config, image, record["initiator"], chap)
@@ -45,19 +59,34 @@ def enter(zfs: ZfsCli, config: Config, engine: TargetEngine, host: Host, image: 
     return export
 
 
-def check_leave(config: Config, engine: TargetEngine, host: Host, image: Image,
-                record: Mapping[str, str], force: bool) -> None:
+def check_leave(
+    config: Config,
+    engine: TargetEngine,
+    host: Host,
+    image: Image,
+    record: Mapping[str, str],
+    force: bool,
+) -> None:
     """Exit 4 while a machine is logged in to the image, unless force."""
     export = image_export(config, image, record["initiator"], None)
     logged_in = engine.sessions([export.target]).get(export.target)
     if logged_in and not force:
-        raise Conflict(f"image {image.name!r} is in use: {', '.join(logged_in)} is logged in "
-                       f"to {export.target}",
-                       hint=f"shut {host.name} down first, or give --force to cut it off")
+        raise Conflict(
+            f"image {image.name!r} is in use: {', '.join(logged_in)} is logged in "
+            f"to {export.target}",
+            hint=f"shut {host.name} down first, or give --force to cut it off",
+        )
 
 
-def leave(zfs: ZfsCli, config: Config, engine: TargetEngine, host: Host, image: Image,
-          record: Mapping[str, str], message: str | None) -> str:
+def leave(
+    zfs: ZfsCli,
+    config: Config,
+    engine: TargetEngine,
+    host: Host,
+    image: Image,
+    record: Mapping[str, str],
+    message: str | None,
+) -> str:
     """Take the image's export down and snapshot the image as its next
     version; returns that version. A re-run after a leave cut short makes no
     second version: with nothing written since the last one, that one is it."""
@@ -66,7 +95,8 @@ def leave(zfs: ZfsCli, config: Config, engine: TargetEngine, host: Host, image: 
     if image.versions and zfs.written(image.dataset.name) == 0:
         version = image.versions[-1].name
     else:
-        version = snapshot_image(zfs, config, image.name, None,
-                                 message or f"maintenance by {host.name}")
+        version = snapshot_image(
+            zfs, config, image.name, None, message or f"maintenance by {host.name}"
+        )
     zfs.set_props(image.dataset.name, {HOLDER: ""})
     return version

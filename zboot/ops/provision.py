@@ -48,8 +48,16 @@ def _plan(config: Config, image: str, spec: HostSpec, state: State) -> PlannedCl
     wants_chap = bool(spec.chap)
     # CHAP needs a target name: without a base, target_iqn says to run init
     target = target_iqn(config, name) if config.iqn_base or wants_chap else None
-    return ops.plan_clone(config, state, image, name, spec.mac, spec.initiator, target,
-                          extra={"chap": spec.chap} if wants_chap else None)
+    return ops.plan_clone(
+        config,
+        state,
+        image,
+        name,
+        spec.mac,
+        spec.initiator,
+        target,
+        extra={"chap": spec.chap} if wants_chap else None,
+    )
 
 
 def undo(zfs: ZfsCli, config: Config, runner: Runner, made: list[Provisioned]) -> None:
@@ -87,8 +95,14 @@ def checked(specs: list[HostSpec]) -> list[tuple[HostSpec, Provisioned]]:
     return out
 
 
-def provision(zfs: ZfsCli, config: Config, runner: Runner, engine: Callable[[], TargetEngine],
-              image: str, specs: list[HostSpec]) -> list[Provisioned]:
+def provision(
+    zfs: ZfsCli,
+    config: Config,
+    runner: Runner,
+    engine: Callable[[], TargetEngine],
+    image: str,
+    specs: list[HostSpec],
+) -> list[Provisioned]:
     """Clone and export every host of specs; one result per spec, in order."""
     name, at, version = image.partition("@")
     image_name(name)  # a bad image name fails the batch before anything runs
@@ -132,8 +146,9 @@ def provision(zfs: ZfsCli, config: Config, runner: Runner, engine: Callable[[], 
         undo(zfs, config, runner, [r for r in pending + resumed if r.record is not None])
         raise
     if target_engine.name != "none":
-        _write_boot_files(zfs, config, runner, target_engine,
-                          [r for r in results if r.record is not None])
+        _write_boot_files(
+            zfs, config, runner, target_engine, [r for r in results if r.record is not None]
+        )
         faults.point("clone.boot-files")
     _mark(zfs, config, results, done_mark("clone"))
     return results
@@ -147,17 +162,20 @@ def resumable(state: State, image: str, spec: HostSpec) -> bool:
     if host is None or host.get("state") != "provisioning":
         return False
     name, _, version = image.partition("@")
-    if host.get("mac") != spec.mac or host.get("image") != name or \
-            (version and host.get("version") != version):
-        raise Conflict(f"host {spec.host!r} is half-made from {host.get('image')}@"
-                       f"{host.get('version')} with MAC {host.get('mac')}",
-                       hint=f"the same clone command finishes it; zboot destroy {spec.host} "
-                            "undoes it")
+    if (
+        host.get("mac") != spec.mac
+        or host.get("image") != name
+        or (version and host.get("version") != version)
+    ):
+        raise Conflict(
+            f"host {spec.host!r} is half-made from {host.get('image')}@"
+            f"{host.get('version')} with MAC {host.get('mac')}",
+            hint=f"the same clone command finishes it; zboot destroy {spec.host} undoes it",
+        )
     return True
 
 
-def _load_secrets(zfs: ZfsCli, config: Config, runner: Runner,
-                  resumed: list[Provisioned]) -> None:
+def _load_secrets(zfs: ZfsCli, config: Config, runner: Runner, resumed: list[Provisioned]) -> None:
     """The CHAP secrets of resumed hosts: kept if the cut-short run stored
     them, else new ones."""
     wanted: dict[str, Chap] = {}
@@ -168,13 +186,14 @@ def _load_secrets(zfs: ZfsCli, config: Config, runner: Runner,
             r.chap = chap_store.load(runner, config, r.host)
         except NotFound:
             r.chap = wanted[r.host] = chap_store.new_chap(
-                r.record["initiator"], r.record.get("target") or target_iqn(config, r.host),
-                r.record["chap"] == "mutual")
+                r.record["initiator"],
+                r.record.get("target") or target_iqn(config, r.host),
+                r.record["chap"] == "mutual",
+            )
     chap_store.store(runner, config, wanted)
 
 
-def _mark(zfs: ZfsCli, config: Config, results: list[Provisioned],
-          props: dict[str, str]) -> None:
+def _mark(zfs: ZfsCli, config: Config, results: list[Provisioned], props: dict[str, str]) -> None:
     """Record a step on every disk still in the batch (one zfs command)."""
     zfs.mark([f"{config.hosts}/{r.host}" for r in results if r.record is not None], props)
     for r in results:
@@ -182,20 +201,33 @@ def _mark(zfs: ZfsCli, config: Config, results: list[Provisioned],
             r.record |= props
 
 
-def _clone_all(zfs: ZfsCli, config: Config, runner: Runner, pending: list[Provisioned],
-               plans: dict[str, tuple[HostSpec, PlannedClone]]) -> None:
+def _clone_all(
+    zfs: ZfsCli,
+    config: Config,
+    runner: Runner,
+    pending: list[Provisioned],
+    plans: dict[str, tuple[HostSpec, PlannedClone]],
+) -> None:
     """Every clone in one chain batch, then the CHAP secrets of those made.
     Records are set first, so an interruption undoes whatever was made."""
     for r in pending:
         r.record = plans[r.host][1].record
-    outcomes = zfs.run_changes([[Change.clone(p.snapshot, p.dataset, p.record)]
-                                for _, p in (plans[r.host] for r in pending)])
+    outcomes = zfs.run_changes(
+        [
+            [Change.clone(p.snapshot, p.dataset, p.record)]
+            for _, p in (plans[r.host] for r in pending)
+        ]
+    )
     for r, failed in zip(pending, outcomes, strict=True):
         if failed is not None:
             r.record, r.error = None, failed.error
-    wanted = {r.host: chap_store.new_chap(r.record["initiator"], r.record["target"],
-                                          plans[r.host][0].chap == "mutual")
-              for r in pending if r.record is not None and plans[r.host][0].chap}
+    wanted = {
+        r.host: chap_store.new_chap(
+            r.record["initiator"], r.record["target"], plans[r.host][0].chap == "mutual"
+        )
+        for r in pending
+        if r.record is not None and plans[r.host][0].chap
+    }
     try:
         chap_store.store(runner, config, wanted)
     except ZbootError as err:
@@ -208,12 +240,16 @@ def _clone_all(zfs: ZfsCli, config: Config, runner: Runner, pending: list[Provis
         r.chap = wanted.get(r.host)
 
 
-def _export(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine,
-            made: list[Provisioned]) -> None:
+def _export(
+    zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine, made: list[Provisioned]
+) -> None:
     """Every export in one engine call; if the engine refuses the batch, each
     host alone, so the one it refuses fails alone (its clone is undone)."""
-    exports = {r.host: replace(host_export(config, r.host, r.record["initiator"]),
-                               chap=r.chap) for r in made if r.record is not None}
+    exports = {
+        r.host: replace(host_export(config, r.host, r.record["initiator"]), chap=r.chap)
+        for r in made
+        if r.record is not None
+    }
     try:
         engine.apply(create=list(exports.values()))
     except ZbootError:
@@ -225,12 +261,16 @@ def _export(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine,
                 r.error = err
 
 
-def _write_boot_files(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine,
-                      made: list[Provisioned]) -> None:
+def _write_boot_files(
+    zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine, made: list[Provisioned]
+) -> None:
     """Each host's iPXE script in normal mode; a host whose script cannot be
     written is not left exported and provisioned without one."""
-    targets = {r.host: boot_target(config, engine.lun, r.host, r.record, r.chap)
-               for r in made if r.record is not None}
+    targets = {
+        r.host: boot_target(config, engine.lun, r.host, r.record, r.chap)
+        for r in made
+        if r.record is not None
+    }
     if not any(targets.values()):
         return
     try:
@@ -249,8 +289,14 @@ def _write_boot_files(zfs: ZfsCli, config: Config, runner: Runner, engine: Targe
             _drop(zfs, config, runner, engine, r, err)
 
 
-def _drop(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine, r: Provisioned,
-          err: ZbootError) -> None:
+def _drop(
+    zfs: ZfsCli,
+    config: Config,
+    runner: Runner,
+    engine: TargetEngine,
+    r: Provisioned,
+    err: ZbootError,
+) -> None:
     """Take a made host back: its export, clone and secret; record why."""
     if r.record is not None:
         with suppress(ZbootError):

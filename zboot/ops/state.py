@@ -51,15 +51,18 @@ class Image:
 
     def version(self, name: str | None) -> Version:
         if not self.versions:
-            raise NotFound(f"image {self.name!r} has no versions",
-                           hint=f"zboot image snapshot {self.name}")
+            raise NotFound(
+                f"image {self.name!r} has no versions", hint=f"zboot image snapshot {self.name}"
+            )
         if name is None:
             return self.versions[-1]
         for v in self.versions:
             if v.name == name:
                 return v
-        raise NotFound(f"image {self.name!r} has no version {name!r}",
-                       hint=f"versions: {', '.join(v.name for v in self.versions)}")
+        raise NotFound(
+            f"image {self.name!r} has no version {name!r}",
+            hint=f"versions: {', '.join(v.name for v in self.versions)}",
+        )
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,10 @@ class State:
 
     def host(self, name: str) -> Host:
         if name in self.unfinished_rollbacks and name not in self.hosts:
-            raise NotFound(f"host {name!r} has no disk: a rollback of it was cut short",
-                           hint=f"zboot rollback {name} finishes it")
+            raise NotFound(
+                f"host {name!r} has no disk: a rollback of it was cut short",
+                hint=f"zboot rollback {name} finishes it",
+            )
         if name not in self.hosts:
             raise NotFound(f"no host named {name!r}", hint="zboot list")
         return self.hosts[name]
@@ -134,11 +139,17 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
     images = {}
     for ds in all_sets.values():
         if ds.prop(KIND) == "image" and ds.name.startswith(config.images + "/"):
-            versions = [Version(s.name.split("@")[1], s, sorted(hosts_by_origin.get(s.name, [])))
-                        for s in snaps.get(ds.name, [])]
+            versions = [
+                Version(s.name.split("@")[1], s, sorted(hosts_by_origin.get(s.name, [])))
+                for s in snaps.get(ds.name, [])
+            ]
             images[leaf(ds.name)] = Image(leaf(ds.name), ds, versions)
-    hosts = {leaf(ds.name): Host(leaf(ds.name), ds, snaps.get(ds.name, []),
-                                 archives.get(leaf(ds.name), []))
-             for ds in host_sets}
-    return State(images=images, hosts=hosts, unfinished_rollbacks=unfinished,
-                 names=frozenset(all_sets))
+    hosts = {
+        leaf(ds.name): Host(
+            leaf(ds.name), ds, snaps.get(ds.name, []), archives.get(leaf(ds.name), [])
+        )
+        for ds in host_sets
+    }
+    return State(
+        images=images, hosts=hosts, unfinished_rollbacks=unfinished, names=frozenset(all_sets)
+    )

@@ -56,8 +56,9 @@ class Held(Protocol):
 LineFn = Callable[[str], None]
 
 
-def pump(source: BinaryIO, write: Callable[[bytes], object], chunk: int,
-         on_progress: ProgressFn | None) -> int:
+def pump(
+    source: BinaryIO, write: Callable[[bytes], object], chunk: int, on_progress: ProgressFn | None
+) -> int:
     """Copy source to write() chunk by chunk, reporting the bytes sent so far."""
     sent = 0
     while block := source.read(chunk):
@@ -71,8 +72,9 @@ def pump(source: BinaryIO, write: Callable[[bytes], object], chunk: int,
 def check_result(result: Result, check: bool) -> Result:
     """Raise CommandFailed for a non-zero exit when check is set, else return result."""
     if check and result.returncode != 0:
-        raise CommandFailed(result.argv, result.returncode,
-                            result.stderr.decode("utf-8", errors="replace"))
+        raise CommandFailed(
+            result.argv, result.returncode, result.stderr.decode("utf-8", errors="replace")
+        )
     return result
 
 
@@ -81,27 +83,41 @@ class Runner(Protocol):
 
     commands: list[tuple[str, ...]]
 
-    def run(self, argv: Sequence[str], *, input: bytes | None = None,
-            timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
+    ) -> Result:
         """Run argv (no shell), feeding input on stdin; CommandFailed on non-zero exit
         when check is set, ServerError on timeout or a broken connection."""
         ...
 
-    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
-               on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
+    def stream(
+        self,
+        argv: Sequence[str],
+        source: BinaryIO,
+        chunk: int = 1 << 20,
+        on_progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         """Run argv with source copied to its stdin chunk by chunk (e.g. an image
         import); on_progress gets the bytes sent so far. Raises like run(check=True)."""
         ...
 
-    def run_chains(self, chains: Sequence[Chain],
-                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+    def run_chains(
+        self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[ChainFailure | None]:
         """Run each chain's steps in order up to its first failure, every chain
         whatever the others did; None for a chain that went through. Over SSH,
         many chains share one remote shell (see remote.chains)."""
         ...
 
-    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
-             timeout: float = DEFAULT_TIMEOUT) -> Held:
+    def hold(
+        self, argv: Sequence[str], until: str, on_line: LineFn, timeout: float = DEFAULT_TIMEOUT
+    ) -> Held:
         """Start argv and read its output lines, each to on_line, until one is
         `until`; then leave it running (its stdin open) until release().
         CommandFailed if it exits before, ServerError after timeout seconds."""
@@ -178,8 +194,10 @@ def remove_file_by_command(runner: Runner, path: str) -> None:
 Responder = Callable[[tuple[str, ...], bytes | None], Result]
 
 
-WAIT_SCRIPT = ('for _ in $(seq "$2"); do [ -e "$1" ] && exit 0; sleep 0.1; done; '
-               'echo "$1 did not appear" >&2; exit 1')
+WAIT_SCRIPT = (
+    'for _ in $(seq "$2"); do [ -e "$1" ] && exit 0; sleep 0.1; done; '
+    'echo "$1 did not appear" >&2; exit 1'
+)
 
 
 def wait_for_path(runner: Runner, path: str, seconds: int) -> None:
@@ -194,8 +212,11 @@ class RecordingRunner:
     argv succeeds with no output) or a callable (argv, input) -> Result. Files live in
     `files` (with their modes in `modes`)."""
 
-    def __init__(self, responses: Mapping[tuple[str, ...], Result] | Responder | None = None,
-                 files: Mapping[str, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        responses: Mapping[tuple[str, ...], Result] | Responder | None = None,
+        files: Mapping[str, bytes] | None = None,
+    ) -> None:
         self.responses = responses if responses is not None else {}
         self.commands: list[tuple[str, ...]] = []
         self.inputs: list[bytes | None] = []
@@ -211,32 +232,47 @@ class RecordingRunner:
             return Result(argv, 0, b"", b"")
         return dataclasses.replace(found, argv=argv)
 
-    def run(self, argv: Sequence[str], *, input: bytes | None = None,
-            timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
+    ) -> Result:
         args = tuple(argv)
         self.commands.append(args)
         self.inputs.append(input)
         return check_result(self._respond(args, input), check)
 
-    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
-               on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
+    def stream(
+        self,
+        argv: Sequence[str],
+        source: BinaryIO,
+        chunk: int = 1 << 20,
+        on_progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         sent = bytearray()
         pump(source, sent.extend, chunk, on_progress)
         return self.run(argv, input=bytes(sent))
 
-    def run_chains(self, chains: Sequence[Chain],
-                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+    def run_chains(
+        self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[ChainFailure | None]:
         return run_one_by_one(self, chains)
 
-    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
-             timeout: float = DEFAULT_TIMEOUT) -> Held:
+    def hold(
+        self, argv: Sequence[str], until: str, on_line: LineFn, timeout: float = DEFAULT_TIMEOUT
+    ) -> Held:
         result = self.run(argv, check=False)
         for line in result.text.splitlines():
             if line == until:
                 return RecordedHold(self, tuple(argv))
             on_line(line)
-        raise CommandFailed(result.argv, result.returncode or 1,
-                            result.stderr.decode("utf-8", errors="replace"))
+        raise CommandFailed(
+            result.argv, result.returncode or 1, result.stderr.decode("utf-8", errors="replace")
+        )
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         self.files[path] = bytes(data)

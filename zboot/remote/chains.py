@@ -27,8 +27,9 @@ def script(chains: Sequence[Chain], mark: str) -> str:
         lines.append("s=0 c=0")
         for number, argv in enumerate(chain, start=1):
             line = " ".join(shlex.quote(arg) for arg in argv)
-            lines.append(f'if [ "$s" = 0 ]; then {line} </dev/null 2>&1 || '
-                         f"{{ c=$?; s={number}; }}; fi")
+            lines.append(
+                f'if [ "$s" = 0 ]; then {line} </dev/null 2>&1 || {{ c=$?; s={number}; }}; fi'
+            )
         lines.append(f'printf "\\n%s %s %s\\n" {mark} "$s" "$c"')
     return "\n".join(lines) + "\n"
 
@@ -42,7 +43,7 @@ def parse(chains: Sequence[Chain], output: str, mark: str) -> list[ChainFailure 
     start = 0
     for chain, match in zip(chains, found, strict=True):
         step, code = int(match[1]), int(match[2])
-        printed = output[start:match.start()].strip("\n")
+        printed = output[start : match.start()].strip("\n")
         start = match.end()
         if step == 0:
             outcomes.append(None)
@@ -52,16 +53,18 @@ def parse(chains: Sequence[Chain], output: str, mark: str) -> list[ChainFailure 
     return outcomes
 
 
-def run_in_shells(runner: Runner, chains: Sequence[Chain],
-                  timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+def run_in_shells(
+    runner: Runner, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
+) -> list[ChainFailure | None]:
     """Run chains, CHUNK to a shell; the runner's record lists each step run."""
     outcomes: list[ChainFailure | None] = []
     for first in range(0, len(chains), CHUNK):
-        part = chains[first:first + CHUNK]
+        part = chains[first : first + CHUNK]
         mark = f"zboot-chain-{secrets.token_hex(8)}"
         steps = sum(len(c) for c in part)
-        result = runner.run(["sh", "-c", script(part, mark)], check=False,
-                            timeout=timeout + 10 * steps)
+        result = runner.run(
+            ["sh", "-c", script(part, mark)], check=False, timeout=timeout + 10 * steps
+        )
         runner.commands[-1:] = [tuple(argv) for chain in part for argv in chain]
         try:
             outcomes += parse(part, result.stdout.decode("utf-8", errors="replace"), mark)
@@ -72,5 +75,6 @@ def run_in_shells(runner: Runner, chains: Sequence[Chain],
 
 def raise_failed(result: Result, why: str) -> None:
     detail = result.stderr.decode("utf-8", errors="replace").strip()
-    raise ServerError(f"a batch of commands broke off on the server ({why})"
-                      + (f": {detail}" if detail else ""))
+    raise ServerError(
+        f"a batch of commands broke off on the server ({why})" + (f": {detail}" if detail else "")
+    )

@@ -17,8 +17,14 @@ from .base import (
     run_one_by_one,
 )
 
-READ_ONLY = {("zfs", "list"), ("zfs", "get"), ("zfs", "version"), ("zpool", "list"),
-             ("zpool", "get"), ("zpool", "status")}
+READ_ONLY = {
+    ("zfs", "list"),
+    ("zfs", "get"),
+    ("zfs", "version"),
+    ("zpool", "list"),
+    ("zpool", "get"),
+    ("zpool", "status"),
+}
 
 
 # A command whose last argument is this only reads (zboot's own agents honour it).
@@ -44,8 +50,14 @@ class DryRunRunner:
         self.commands: list[tuple[str, ...]] = []
         self.planned: list[str] = []
 
-    def run(self, argv: Sequence[str], *, input: bytes | None = None,
-            timeout: float = 300.0, check: bool = True) -> Result:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float = 300.0,
+        check: bool = True,
+    ) -> Result:
         if is_read_only(argv):
             result = self.inner.run(argv, input=input, timeout=timeout, check=check)
             self.commands.append(tuple(argv))
@@ -53,22 +65,29 @@ class DryRunRunner:
         self.planned.append(describe(argv))
         return Result(tuple(argv), 0, b"", b"")
 
-    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
-               on_progress: Callable[[int], None] | None = None,
-               timeout: float | None = None) -> Result:
+    def stream(
+        self,
+        argv: Sequence[str],
+        source: BinaryIO,
+        chunk: int = 1 << 20,
+        on_progress: Callable[[int], None] | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         # Reading the local source changes nothing; it lets the caller check
         # its size and show progress as in a real run.
         sent = pump(source, lambda _: None, chunk, on_progress)
         self.planned.append(" ".join(argv) + f" < ({sent} bytes)")
         return Result(tuple(argv), 0, b"", b"")
 
-    def run_chains(self, chains: Sequence[Chain],
-                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+    def run_chains(
+        self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[ChainFailure | None]:
         """Each step planned (or, if it only reads, run) like run()."""
         return run_one_by_one(self, chains)
 
-    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
-             timeout: float = DEFAULT_TIMEOUT) -> Held:
+    def hold(
+        self, argv: Sequence[str], until: str, on_line: LineFn, timeout: float = DEFAULT_TIMEOUT
+    ) -> Held:
         """A dry run changes nothing, so it holds nothing (zboot takes no lock)."""
         return NothingHeld()
 

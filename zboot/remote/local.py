@@ -58,23 +58,28 @@ class LocalRunner:
         self.sudo = sudo
         self.commands: list[tuple[str, ...]] = []
 
-    def _execute(self, argv: Sequence[str], feed: Feeder | None,
-                 timeout: float | None) -> Result:
+    def _execute(self, argv: Sequence[str], feed: Feeder | None, timeout: float | None) -> Result:
         args = tuple(argv)
         self.commands.append(args)
         full = ["sudo", "-n", *args] if self.sudo else list(args)
         try:
-            proc = subprocess.Popen(full, stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                full,
+                stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
         except FileNotFoundError:
             return Result(args, 127, b"", f"{full[0]}: command not found\n".encode())
         except PermissionError as exc:
             return Result(args, 126, b"", f"{full[0]}: {exc.strerror}\n".encode())
         out: list[bytes] = []
         err: list[bytes] = []
-        readers = [threading.Thread(target=_drain, args=(pipe, into), daemon=True)
-                   for pipe, into in ((proc.stdout, out), (proc.stderr, err))]
+        readers = [
+            threading.Thread(target=_drain, args=(pipe, into), daemon=True)
+            for pipe, into in ((proc.stdout, out), (proc.stderr, err))
+        ]
         expired = threading.Event()
 
         def on_deadline() -> None:
@@ -107,12 +112,20 @@ class LocalRunner:
                 if pipe is not None:
                     pipe.close()
         if expired.is_set():
-            raise ServerError(f"{shlex.join(args)} timed out after {timeout:g} s (killed)",
-                              hint="raise the timeout if the command is just slow")
+            raise ServerError(
+                f"{shlex.join(args)} timed out after {timeout:g} s (killed)",
+                hint="raise the timeout if the command is just slow",
+            )
         return Result(args, proc.returncode, b"".join(out), b"".join(err))
 
-    def run(self, argv: Sequence[str], *, input: bytes | None = None,
-            timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
+    ) -> Result:
         """Run argv without a shell; see Runner.run."""
         feed: Feeder | None = None
         if input is not None:
@@ -123,8 +136,14 @@ class LocalRunner:
 
         return check_result(self._execute(argv, feed, timeout), check)
 
-    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
-               on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
+    def stream(
+        self,
+        argv: Sequence[str],
+        source: BinaryIO,
+        chunk: int = 1 << 20,
+        on_progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         """Copy source to argv's stdin chunk by chunk; see Runner.stream."""
 
         def feed(pipe: IO[bytes]) -> None:
@@ -132,14 +151,20 @@ class LocalRunner:
 
         return check_result(self._execute(argv, feed, timeout), True)
 
-    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
-             timeout: float = DEFAULT_TIMEOUT) -> Held:
+    def hold(
+        self, argv: Sequence[str], until: str, on_line: LineFn, timeout: float = DEFAULT_TIMEOUT
+    ) -> Held:
         """See Runner.hold: a child process, its stdin a pipe kept open."""
         args = tuple(argv)
         self.commands.append(args)
         full = ["sudo", "-n", *args] if self.sudo else list(args)
-        proc = subprocess.Popen(full, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+        proc = subprocess.Popen(
+            full,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         timer = threading.Timer(timeout, _kill, args=(proc,))
         timer.start()
         try:
@@ -156,8 +181,9 @@ class LocalRunner:
             raise ServerError(f"{shlex.join(args)} did not answer in {timeout:g} s (killed)")
         raise CommandFailed(args, proc.returncode, error.decode("utf-8", errors="replace"))
 
-    def run_chains(self, chains: Sequence[Chain],
-                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+    def run_chains(
+        self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[ChainFailure | None]:
         """Each step exec'd on its own: locally a process costs little."""
         return run_one_by_one(self, chains)
 

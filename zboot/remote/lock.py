@@ -59,12 +59,20 @@ fi
 
 def owner(command: str) -> str:
     """Who holds the lock, as a waiting zboot shows it."""
-    return (f"zboot {command} by {getpass.getuser()}@{socket.gethostname()} "
-            f"(pid {os.getpid()}) since {time.strftime('%H:%M:%S')}")
+    return (
+        f"zboot {command} by {getpass.getuser()}@{socket.gethostname()} "
+        f"(pid {os.getpid()}) since {time.strftime('%H:%M:%S')}"
+    )
 
 
-def acquire(runner: Runner, command: str, wait: float, where: str,
-            say: Callable[[str], None], directory: str = "") -> Held:
+def acquire(
+    runner: Runner,
+    command: str,
+    wait: float,
+    where: str,
+    say: Callable[[str], None],
+    directory: str = "",
+) -> Held:
     """Take the server's lock; say() once if another zboot has it; Conflict
     (exit 4) when it is still taken after `wait` seconds. directory: where
     the lock file lives (tests; default /run/lock, else /var/run)."""
@@ -73,22 +81,28 @@ def acquire(runner: Runner, command: str, wait: float, where: str,
     def on_line(line: str) -> None:
         if line.startswith(BUSY):
             holder.append(line.removeprefix(BUSY).strip() or "another zboot")
-            say(f"zboot: waiting up to {wait:g} s for the lock on {where}, "
-                f"held by {holder[-1]}")
+            say(f"zboot: waiting up to {wait:g} s for the lock on {where}, held by {holder[-1]}")
 
     try:
-        return runner.hold(["sh", "-c", SCRIPT, "sh", owner(command), str(int(wait)), directory],
-                           LOCKED, on_line, timeout=wait + 60)
+        return runner.hold(
+            ["sh", "-c", SCRIPT, "sh", owner(command), str(int(wait)), directory],
+            LOCKED,
+            on_line,
+            timeout=wait + 60,
+        )
     except CommandFailed as err:
         if err.returncode == NO_TOOL:
-            say(f"zboot: warning: {where} has neither flock(1) nor lockf(1); going on "
-                "without the lock (do not run two zboots against it at once)")
+            say(
+                f"zboot: warning: {where} has neither flock(1) nor lockf(1); going on "
+                "without the lock (do not run two zboots against it at once)"
+            )
             return Unlocked()
         if err.returncode == TIMED_OUT:
-            raise Conflict(f"{where} is locked by {holder[-1] if holder else 'another zboot'}; "
-                           f"gave up after {wait:g} s",
-                           hint="wait for it to finish, or raise [server] lock_timeout") \
-                from None
+            raise Conflict(
+                f"{where} is locked by {holder[-1] if holder else 'another zboot'}; "
+                f"gave up after {wait:g} s",
+                hint="wait for it to finish, or raise [server] lock_timeout",
+            ) from None
         raise ServerError(f"cannot take the lock on {where}: {err.message}") from None
 
 
@@ -114,20 +128,34 @@ class LockedRunner:
             self.held = self.take(self.inner)
         return self.inner
 
-    def run(self, argv: Sequence[str], *, input: bytes | None = None,
-            timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
+    ) -> Result:
         return self._locked().run(argv, input=input, timeout=timeout, check=check)
 
-    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
-               on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
+    def stream(
+        self,
+        argv: Sequence[str],
+        source: BinaryIO,
+        chunk: int = 1 << 20,
+        on_progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         return self._locked().stream(argv, source, chunk, on_progress, timeout)
 
-    def run_chains(self, chains: Sequence[Chain],
-                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+    def run_chains(
+        self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[ChainFailure | None]:
         return self._locked().run_chains(chains, timeout)
 
-    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
-             timeout: float = DEFAULT_TIMEOUT) -> Held:
+    def hold(
+        self, argv: Sequence[str], until: str, on_line: LineFn, timeout: float = DEFAULT_TIMEOUT
+    ) -> Held:
         return self._locked().hold(argv, until, on_line, timeout)
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:

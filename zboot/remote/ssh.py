@@ -63,13 +63,22 @@ class Target:
     system_known_hosts: tuple[str, ...]
 
 
-def resolve_target(host: str, port: int | None, user: str | None, key_file: str | None,
-                   known_hosts: str | None, config: paramiko.SSHConfig | None) -> Target:
+def resolve_target(
+    host: str,
+    port: int | None,
+    user: str | None,
+    key_file: str | None,
+    known_hosts: str | None,
+    config: paramiko.SSHConfig | None,
+) -> Target:
     """Explicit values win; ~/.ssh/config (HostName, Port, User, IdentityFile,
     UserKnownHostsFile) fills the rest; then OpenSSH's defaults."""
     found = config.lookup(host) if config is not None else {}
-    keys = [key_file] if key_file else [p for p in found.get("identityfile", [])
-                                         if os.path.exists(os.path.expanduser(p))]
+    keys = (
+        [key_file]
+        if key_file
+        else [p for p in found.get("identityfile", []) if os.path.exists(os.path.expanduser(p))]
+    )
     if known_hosts:
         user_files, system_files = [known_hosts], []
     else:
@@ -93,14 +102,16 @@ class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         self.record_in = record_in
         self.keyscan = f"ssh-keyscan -p {target.port} {target.hostname} >> {record_in}"
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
-                         key: paramiko.PKey) -> None:
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
         if not self.trust:
             raise HostKeyError(
                 f"unknown SSH host key for {hostname}: {key.get_name()} {fingerprint(key)}",
                 hint=f"compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` "
-                     f"run on the server; if it matches, record the key ({self.keyscan}) "
-                     f"or run zboot once with --accept-new-host-key")
+                f"run on the server; if it matches, record the key ({self.keyscan}) "
+                f"or run zboot once with --accept-new-host-key",
+            )
         directory = os.path.dirname(self.record_in)
         if directory:
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -121,10 +132,17 @@ class SshRunner:
     """A Runner on a server reached over SSH. See the module docstring; `connects`
     counts the connections made (one, unless close() was called in between)."""
 
-    def __init__(self, host: str, port: int | None = None, user: str | None = None,
-                 key_file: str | None = None, known_hosts: str | None = None,
-                 sudo: bool = False, trust_unknown_host: bool = False,
-                 connect_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        user: str | None = None,
+        key_file: str | None = None,
+        known_hosts: str | None = None,
+        sudo: bool = False,
+        trust_unknown_host: bool = False,
+        connect_timeout: float = 60.0,
+    ) -> None:
         path = os.path.expanduser(SSH_CONFIG)
         config = paramiko.SSHConfig.from_path(path) if os.path.exists(path) else None
         self.host = host
@@ -151,7 +169,8 @@ class SshRunner:
             if os.path.exists(path):
                 client.load_system_host_keys(path)  # never rewritten wholesale
         client.set_missing_host_key_policy(
-            _HostKeyPolicy(self.trust_unknown_host, self.target.known_hosts[0], self.target))
+            _HostKeyPolicy(self.trust_unknown_host, self.target.known_hosts[0], self.target)
+        )
         return client
 
     def transport(self) -> paramiko.Transport:
@@ -166,19 +185,26 @@ class SshRunner:
                 # Never a second connection behind the first one's back: the
                 # server's lock went with the first.
                 self._drop()
-                self._lost = ServerError(f"the SSH connection to {self.where} was lost",
-                                         hint="run the same command again: it finishes "
-                                              "what this run started")
+                self._lost = ServerError(
+                    f"the SSH connection to {self.where} was lost",
+                    hint="run the same command again: it finishes what this run started",
+                )
                 raise self._lost
             client = self._new_client()
             self.connects += 1
             key_files: Any = list(self.target.key_files) or None  # paramiko takes a list
             try:
                 client.connect(
-                    self.target.hostname, port=self.target.port, username=self.target.user,
-                    key_filename=key_files, look_for_keys=not key_files, allow_agent=True,
-                    timeout=self.connect_timeout, banner_timeout=self.connect_timeout,
-                    auth_timeout=self.connect_timeout)
+                    self.target.hostname,
+                    port=self.target.port,
+                    username=self.target.user,
+                    key_filename=key_files,
+                    look_for_keys=not key_files,
+                    allow_agent=True,
+                    timeout=self.connect_timeout,
+                    banner_timeout=self.connect_timeout,
+                    auth_timeout=self.connect_timeout,
+                )
             except (HostKeyError, paramiko.SSHException, OSError, EOFError) as exc:
                 client.close()
                 raise self._connect_error(exc) from None
@@ -194,10 +220,13 @@ class SshRunner:
                 f"{fingerprint(exc.expected_key)}, the server offers "
                 f"{exc.key.get_name()} {fingerprint(exc.key)}",
                 hint="this may be an attack; if the server was reinstalled, check the new "
-                     "fingerprint, then remove the old entry with ssh-keygen -R")
+                "fingerprint, then remove the old entry with ssh-keygen -R",
+            )
         if isinstance(exc, paramiko.AuthenticationException):
-            return ServerError(f"SSH authentication to {self.where} failed: {exc}",
-                               hint="check the user, the key file and the SSH agent")
+            return ServerError(
+                f"SSH authentication to {self.where} failed: {exc}",
+                hint="check the user, the key file and the SSH agent",
+            )
         return ServerError(f"cannot connect to {self.where} over SSH: {exc}")
 
     def _drop(self) -> None:
@@ -219,8 +248,12 @@ class SshRunner:
             live.close()
 
     # --- commands --------------------------------------------------------------
-    def _execute(self, argv: Sequence[str], feed: Callable[[paramiko.Channel], None] | None,
-                 timeout: float | None) -> Result:
+    def _execute(
+        self,
+        argv: Sequence[str],
+        feed: Callable[[paramiko.Channel], None] | None,
+        timeout: float | None,
+    ) -> Result:
         args = tuple(argv)
         self.commands.append(args)
         line = command_line(args, self.sudo)
@@ -236,8 +269,10 @@ class SshRunner:
             raise ServerError(f"{self.where}: cannot start {line}: {exc}") from None
         out: list[bytes] = []
         err: list[bytes] = []
-        readers = [threading.Thread(target=_copy_out, args=pair, daemon=True)
-                   for pair in ((channel.recv, out), (channel.recv_stderr, err))]
+        readers = [
+            threading.Thread(target=_copy_out, args=pair, daemon=True)
+            for pair in ((channel.recv, out), (channel.recv_stderr, err))
+        ]
         expired = threading.Event()
 
         def on_deadline() -> None:
@@ -264,20 +299,34 @@ class SshRunner:
                 timer.cancel()
             channel.close()
         if expired.is_set():
-            raise ServerError(f"{self.where}: {line} timed out after {timeout:g} s",
-                              hint="raise the timeout if the command is just slow")
+            raise ServerError(
+                f"{self.where}: {line} timed out after {timeout:g} s",
+                hint="raise the timeout if the command is just slow",
+            )
         if status == -1 and not transport.is_active():
             raise ServerError(f"{self.where}: connection lost while running {line}")
         return Result(args, status, b"".join(out), b"".join(err))
 
-    def run(self, argv: Sequence[str], *, input: bytes | None = None,
-            timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
+    ) -> Result:
         """Run argv in the remote shell as command_line(argv); see Runner.run."""
         feed = None if input is None else (lambda channel: channel.sendall(input))
         return check_result(self._execute(argv, feed, timeout), check)
 
-    def stream(self, argv: Sequence[str], source: BinaryIO, chunk: int = 1 << 20,
-               on_progress: ProgressFn | None = None, timeout: float | None = None) -> Result:
+    def stream(
+        self,
+        argv: Sequence[str],
+        source: BinaryIO,
+        chunk: int = 1 << 20,
+        on_progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> Result:
         """Copy source to argv's stdin chunk by chunk; see Runner.stream."""
 
         def feed(channel: paramiko.Channel) -> None:
@@ -285,8 +334,9 @@ class SshRunner:
 
         return check_result(self._execute(argv, feed, timeout), True)
 
-    def hold(self, argv: Sequence[str], until: str, on_line: LineFn,
-             timeout: float = DEFAULT_TIMEOUT) -> Held:
+    def hold(
+        self, argv: Sequence[str], until: str, on_line: LineFn, timeout: float = DEFAULT_TIMEOUT
+    ) -> Held:
         """See Runner.hold: a channel of its own, left open until release()
         (or until the connection closes, which ends the command too)."""
         args = tuple(argv)
@@ -313,8 +363,9 @@ class SshRunner:
         channel.close()
         raise CommandFailed(args, status, error.decode("utf-8", errors="replace"))
 
-    def run_chains(self, chains: Sequence[Chain],
-                   timeout: float = DEFAULT_TIMEOUT) -> list[ChainFailure | None]:
+    def run_chains(
+        self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[ChainFailure | None]:
         """Many chains to one remote shell: see remote.chains."""
         return run_in_shells(self, chains, timeout)
 

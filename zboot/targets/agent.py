@@ -29,17 +29,27 @@ def module_name(name: str) -> str:
 def bootstrap(name: str) -> str:
     """The `-c` program: split stdin into the agent's source and its request,
     then run the source with REQUEST set."""
-    return ("import sys; src, _, req = sys.stdin.buffer.read().partition(b'\\0'); "
-            f"exec(compile(src, 'zboot-{name}-agent', 'exec'), "
-            f"{{'__name__': '{module_name(name)}', 'REQUEST': req}})")
+    return (
+        "import sys; src, _, req = sys.stdin.buffer.read().partition(b'\\0'); "
+        f"exec(compile(src, 'zboot-{name}-agent', 'exec'), "
+        f"{{'__name__': '{module_name(name)}', 'REQUEST': req}})"
+    )
 
 
 def payload(source: str, request: dict[str, Any]) -> bytes:
     return source.encode() + b"\0" + json.dumps(request).encode()
 
 
-def run_agent(runner: Runner, name: str, source: str, request: dict[str, Any], *,
-              read_only: bool, what: str, hint: str) -> Any:
+def run_agent(
+    runner: Runner,
+    name: str,
+    source: str,
+    request: dict[str, Any],
+    *,
+    read_only: bool,
+    what: str,
+    hint: str,
+) -> Any:
     """Run the agent once with request and return its JSON answer (None when it
     prints nothing). A failure is a ServerError with the agent's last stderr
     line, which agents keep free of secrets."""
@@ -47,6 +57,7 @@ def run_agent(runner: Runner, name: str, source: str, request: dict[str, Any], *
     result = runner.run(argv, input=payload(source, request), timeout=300, check=False)
     if result.returncode != 0:
         lines = result.stderr.decode(errors="replace").strip().splitlines()
-        raise ServerError(f"{what} failed on the server: "
-                          f"{lines[-1] if lines else 'no message'}", hint=hint)
+        raise ServerError(
+            f"{what} failed on the server: {lines[-1] if lines else 'no message'}", hint=hint
+        )
     return json.loads(result.stdout or b"null")

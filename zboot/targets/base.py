@@ -61,8 +61,9 @@ class TargetEngine(Protocol):
         """The exports zboot made that the engine has now, by target IQN."""
         ...
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-              persist: bool = True) -> None:
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
         """Create and delete exports (targets by IQN) in one batch, and persist.
         persist=False: the change need not outlive a restart, because the
         next apply undoes it and saves (a rollback takes exports down, then
@@ -84,8 +85,9 @@ class NoEngine:
     def exports(self) -> dict[str, Export]:
         return {}
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-              persist: bool = True) -> None:
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
         return None
 
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:

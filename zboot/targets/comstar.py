@@ -49,11 +49,15 @@ GUID_RE = re.compile(r"^[0-9A-F]{32}$")
 MAX_GROUP_NAME = 255  # stmfadm(8) create-hg / create-tg
 SECRET_MIN, SECRET_MAX = 12, 255  # itadm(8) -s; itadm.c itadm_get_password
 RUN_DIR = "/var/run"  # tmpfs on illumos, writable by root only
-WAIT_SCRIPT = ('i=0; while [ ! -e "$1" ]; do i=$((i+1)); '
-               'if [ "$i" -gt "$2" ]; then echo "$1 did not appear" >&2; exit 1; fi; '
-               'sleep 1; done')
-SERVICE_HINT = ("are stmf and the iSCSI target service online "
-                "(svcadm enable -r svc:/network/iscsi/target:default)?")
+WAIT_SCRIPT = (
+    'i=0; while [ ! -e "$1" ]; do i=$((i+1)); '
+    'if [ "$i" -gt "$2" ]; then echo "$1 did not appear" >&2; exit 1; fi; '
+    "sleep 1; done"
+)
+SERVICE_HINT = (
+    "are stmf and the iSCSI target service online "
+    "(svcadm enable -r svc:/network/iscsi/target:default)?"
+)
 
 
 def group_name(host: str) -> str:
@@ -64,7 +68,7 @@ def group_name(host: str) -> str:
 def lu_guid(host: str) -> str:
     """The host's deterministic LU GUID: 32 upper-case hex digits, NAA 6."""
     digest = hashlib.sha256(disk_serial(host).encode()).hexdigest().upper()
-    return GUID_PREFIX + digest[:32 - len(GUID_PREFIX)]
+    return GUID_PREFIX + digest[: 32 - len(GUID_PREFIX)]
 
 
 def rdsk_path(device: str) -> str:
@@ -80,6 +84,7 @@ def zvol_path(data_file: str) -> str:
 
 
 # --- parsers ------------------------------------------------------------------
+
 
 def _field(line: str) -> tuple[str, str] | None:
     key, sep, value = line.partition(":")
@@ -146,8 +151,7 @@ def parse_sessions(text: str) -> dict[str, list[str]]:
 
 def parse_itadm_targets(text: str) -> list[str]:
     """`itadm list-target`: the configured target names (first column)."""
-    return [line.split()[0] for line in text.splitlines()
-            if line.startswith(("iqn.", "eui."))]
+    return [line.split()[0] for line in text.splitlines() if line.startswith(("iqn.", "eui."))]
 
 
 def parse_created_guid(text: str) -> str | None:
@@ -156,6 +160,7 @@ def parse_created_guid(text: str) -> str | None:
 
 
 # --- the engine ----------------------------------------------------------------
+
 
 @dataclass
 class Snapshot:
@@ -178,9 +183,11 @@ def check_chap(chap: Chap) -> None:
     secrets = [chap.secret] + ([chap.mutual_secret] if chap.mutual_secret else [])
     for secret in secrets:
         if not SECRET_MIN <= len(secret) <= SECRET_MAX or "\n" in secret or "\0" in secret:
-            raise InvalidInput(f"COMSTAR takes CHAP secrets of {SECRET_MIN} to {SECRET_MAX} "
-                               "characters on one line",
-                               hint="re-provision the host to get a new secret")
+            raise InvalidInput(
+                f"COMSTAR takes CHAP secrets of {SECRET_MIN} to {SECRET_MAX} "
+                "characters on one line",
+                hint="re-provision the host to get a new secret",
+            )
     if (chap.mutual_user is None) != (chap.mutual_secret is None):
         raise InvalidInput("mutual CHAP needs both a user and a secret")
     if chap.mutual_secret is not None and chap.mutual_secret == chap.secret:
@@ -198,19 +205,23 @@ class ComstarEngine:
         result = self.runner.run(argv, check=False)
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).decode(errors="replace").strip()
-            raise ServerError(f"COMSTAR: {step} failed ({argv[0]} {argv[1]} exited "
-                              f"{result.returncode}): "
-                              f"{lines.splitlines()[-1] if lines else 'no message'}",
-                              hint=hint or SERVICE_HINT)
+            raise ServerError(
+                f"COMSTAR: {step} failed ({argv[0]} {argv[1]} exited "
+                f"{result.returncode}): "
+                f"{lines.splitlines()[-1] if lines else 'no message'}",
+                hint=hint or SERVICE_HINT,
+            )
         return result
 
     def _list(self, tool: str, *args: str) -> str:
         return self._run(f"{tool} {args[0]}", [tool, *args]).text
 
     def _snapshot(self, with_targets: bool) -> Snapshot:
-        snap = Snapshot(parse_list_lu(self._list(STMFADM, "list-lu", "-v")),
-                        parse_groups(self._list(STMFADM, "list-hg", "-v"), "Host Group"),
-                        parse_groups(self._list(STMFADM, "list-tg", "-v"), "Target Group"))
+        snap = Snapshot(
+            parse_list_lu(self._list(STMFADM, "list-lu", "-v")),
+            parse_groups(self._list(STMFADM, "list-hg", "-v"), "Host Group"),
+            parse_groups(self._list(STMFADM, "list-tg", "-v"), "Target Group"),
+        )
         if with_targets:
             snap.targets = parse_itadm_targets(self._list(ITADM, "list-target"))
         return snap
@@ -225,9 +236,12 @@ class ComstarEngine:
             initiators = snap.host_groups.get(lu.alias, [])
             targets = snap.target_groups.get(lu.alias, [])
             if len(initiators) == 1 and len(targets) == 1:
-                found[targets[0]] = Export(host=m["host"], target=targets[0],
-                                           device=zvol_path(lu.data_file),
-                                           initiator=initiators[0])
+                found[targets[0]] = Export(
+                    host=m["host"],
+                    target=targets[0],
+                    device=zvol_path(lu.data_file),
+                    initiator=initiators[0],
+                )
         return found
 
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
@@ -237,8 +251,9 @@ class ComstarEngine:
         listed = parse_sessions(self._list(STMFADM, "list-target", "-v"))
         return {t: inis for t, inis in listed.items() if t in wanted and inis}
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-              persist: bool = True) -> None:
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
         create, delete = list(create), list(delete)
         if not create and not delete:
             return
@@ -246,8 +261,12 @@ class ComstarEngine:
             check_export(export)
         snap = self._snapshot(with_targets=True)
         prefix = storage_name("")
-        owner = {t: name.removeprefix(prefix) for name, members in snap.target_groups.items()
-                 if name.startswith(prefix) for t in members}
+        owner = {
+            t: name.removeprefix(prefix)
+            for name, members in snap.target_groups.items()
+            if name.startswith(prefix)
+            for t in members
+        }
         # Deleted targets, then whatever is left of the hosts about to be re-created.
         for iqn in delete:
             self._delete(snap, owner.get(iqn), iqn)
@@ -262,8 +281,11 @@ class ComstarEngine:
         view names them), then the initiator's CHAP context. What is removed
         leaves snap, so a second call for the same host does nothing."""
         name = group_name(host) if host is not None else ""
-        lus = [lu for lu in snap.lus
-               if host is not None and (lu.alias == name or lu.guid == lu_guid(host))]
+        lus = [
+            lu
+            for lu in snap.lus
+            if host is not None and (lu.alias == name or lu.guid == lu_guid(host))
+        ]
         for lu in lus:
             if lu.views:
                 self._run("remove the views", [STMFADM, "remove-view", "-a", "-l", lu.guid])
@@ -282,9 +304,11 @@ class ComstarEngine:
         for initiator in initiators or []:
             gone = self.runner.run([ITADM, "delete-initiator", initiator], check=False)
             if gone.returncode != 0 and b"not found" not in gone.stderr + gone.stdout:
-                raise ServerError(f"COMSTAR: delete initiator {initiator} failed: "
-                                  + gone.stderr.decode(errors="replace").strip(),
-                                  hint=SERVICE_HINT)
+                raise ServerError(
+                    f"COMSTAR: delete initiator {initiator} failed: "
+                    + gone.stderr.decode(errors="replace").strip(),
+                    hint=SERVICE_HINT,
+                )
 
     @contextmanager
     def _secret_file(self, host: str, kind: str, secret: str) -> Iterator[str]:
@@ -296,41 +320,69 @@ class ComstarEngine:
             self.runner.remove_file(path)
 
     def _create(self, export: Export) -> None:
-        name, guid, data_file = group_name(export.host), lu_guid(export.host), rdsk_path(
-            export.device)
+        name, guid, data_file = (
+            group_name(export.host),
+            lu_guid(export.host),
+            rdsk_path(export.device),
+        )
         t, chap = export.target, export.chap
-        again = (f"run zboot sync again: it removes what is left of {name} first; "
-                 f"stmfadm/itadm on the server say more")
-        self._run(f"wait for {data_file}",
-                  ["sh", "-c", WAIT_SCRIPT, "sh", data_file, "60"], hint=again)
-        made = self._run(f"create the LU on {data_file}",
-                         [STMFADM, "create-lu", "-p", "blk=512", "-p", f"serial={export.serial}",
-                          "-p", f"guid={guid}", "-p", f"alias={name}", data_file], hint=again)
+        again = (
+            f"run zboot sync again: it removes what is left of {name} first; "
+            f"stmfadm/itadm on the server say more"
+        )
+        self._run(
+            f"wait for {data_file}", ["sh", "-c", WAIT_SCRIPT, "sh", data_file, "60"], hint=again
+        )
+        made = self._run(
+            f"create the LU on {data_file}",
+            [
+                STMFADM,
+                "create-lu",
+                "-p",
+                "blk=512",
+                "-p",
+                f"serial={export.serial}",
+                "-p",
+                f"guid={guid}",
+                "-p",
+                f"alias={name}",
+                data_file,
+            ],
+            hint=again,
+        )
         if parse_created_guid(made.text) != guid:
-            raise ServerError(f"COMSTAR: stmfadm create-lu made {made.text.strip()!r}, "
-                              f"not LU {guid}", hint=again)
+            raise ServerError(
+                f"COMSTAR: stmfadm create-lu made {made.text.strip()!r}, not LU {guid}", hint=again
+            )
         self._run(f"create host group {name}", [STMFADM, "create-hg", name], hint=again)
-        self._run(f"add {export.initiator} to {name}",
-                  [STMFADM, "add-hg-member", "-g", name, export.initiator],
-                  hint=f"an initiator can be in one host group only; {again}")
+        self._run(
+            f"add {export.initiator} to {name}",
+            [STMFADM, "add-hg-member", "-g", name, export.initiator],
+            hint=f"an initiator can be in one host group only; {again}",
+        )
         if chap is not None:
             known = self.runner.run([ITADM, "list-initiator", export.initiator], check=False)
             verb = "modify-initiator" if known.returncode == 0 else "create-initiator"
             with self._secret_file(export.host, "chap", chap.secret) as path:
-                self._run(f"set CHAP for {export.initiator}",
-                          [ITADM, verb, "-u", chap.user, "-S", path, export.initiator],
-                          hint=again)
+                self._run(
+                    f"set CHAP for {export.initiator}",
+                    [ITADM, verb, "-u", chap.user, "-S", path, export.initiator],
+                    hint=again,
+                )
         argv = [ITADM, "create-target", "-n", t, "-a", "chap" if chap else "none"]
         if chap is not None and chap.mutual_user and chap.mutual_secret:
             with self._secret_file(export.host, "mutual", chap.mutual_secret) as path:
-                self._run(f"create target {t}", [*argv, "-u", chap.mutual_user, "-S", path],
-                          hint=again)
+                self._run(
+                    f"create target {t}", [*argv, "-u", chap.mutual_user, "-S", path], hint=again
+                )
         else:
             self._run(f"create target {t}", argv, hint=again)
         self._run(f"create target group {name}", [STMFADM, "create-tg", name], hint=again)
         self._run(f"offline target {t}", [STMFADM, "offline-target", t], hint=again)
         self._run(f"add {t} to {name}", [STMFADM, "add-tg-member", "-g", name, t], hint=again)
         self._run(f"online target {t}", [STMFADM, "online-target", t], hint=again)
-        self._run(f"add the view of {guid}",
-                  [STMFADM, "add-view", "-h", name, "-t", name, "-n", str(self.lun), guid],
-                  hint=again)
+        self._run(
+            f"add the view of {guid}",
+            [STMFADM, "add-view", "-h", name, "-t", name, "-n", str(self.lun), guid],
+            hint=again,
+        )

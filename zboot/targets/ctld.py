@@ -86,22 +86,26 @@ def _xml(text: str, what: str) -> ET.Element:
 
 
 def parse_devlist(text: str) -> list[CtlLun]:
-    return [CtlLun(int(lun.get("id", "-1")), lun.findtext("file", ""),
-                   lun.findtext("ctld_name", ""))
-            for lun in _xml(text, "ctladm devlist -x").iter("lun")]
+    return [
+        CtlLun(int(lun.get("id", "-1")), lun.findtext("file", ""), lun.findtext("ctld_name", ""))
+        for lun in _xml(text, "ctladm devlist -x").iter("lun")
+    ]
 
 
 def parse_islist(text: str) -> list[Connection]:
-    return [Connection(int(c.get("id", "-1")), c.findtext("initiator", ""),
-                       c.findtext("target", ""))
-            for c in _xml(text, "ctladm islist -x").iter("connection")]
+    return [
+        Connection(int(c.get("id", "-1")), c.findtext("initiator", ""), c.findtext("target", ""))
+        for c in _xml(text, "ctladm islist -x").iter("connection")
+    ]
 
 
 def _q(value: str, what: str) -> str:
     """value as a ctl.conf quoted string (token.l: `"[^"]+"`, no escapes)."""
     if not value or UNSAFE.search(value):
-        raise InvalidInput(f"{what} {value!r} cannot be written to ctl.conf",
-                           hint="use plain printable characters without quotes")
+        raise InvalidInput(
+            f"{what} {value!r} cannot be written to ctl.conf",
+            hint="use plain printable characters without quotes",
+        )
     return f'"{value}"'
 
 
@@ -113,18 +117,24 @@ def _auth_lines(export: Export) -> list[str]:
         return ['auth-type "none"']
     for secret in (chap.secret, chap.mutual_secret):
         if secret is not None and not SECRET.fullmatch(secret):
-            raise InvalidInput(f"the CHAP secret for {export.host!r} must be 12 to 16 letters "
-                               "and digits", hint="let zboot make the secrets (--chap)")
+            raise InvalidInput(
+                f"the CHAP secret for {export.host!r} must be 12 to 16 letters and digits",
+                hint="let zboot make the secrets (--chap)",
+            )
     if (chap.mutual_user is None) != (chap.mutual_secret is None):
         raise InvalidInput(f"mutual CHAP for {export.host!r} needs both a user and a secret")
     if chap.mutual_user is None or chap.mutual_secret is None:
-        return ['auth-type "chap"',
-                f"chap {_q(chap.user, 'CHAP user')} {_q(chap.secret, 'secret')}"]
+        return [
+            'auth-type "chap"',
+            f"chap {_q(chap.user, 'CHAP user')} {_q(chap.secret, 'secret')}",
+        ]
     if chap.mutual_secret == chap.secret:
         raise InvalidInput(f"the two mutual CHAP secrets for {export.host!r} must differ")
-    return ['auth-type "chap-mutual"',
-            f"chap-mutual {_q(chap.user, 'CHAP user')} {_q(chap.secret, 'secret')} "
-            f"{_q(chap.mutual_user, 'CHAP user')} {_q(chap.mutual_secret, 'secret')}"]
+    return [
+        'auth-type "chap-mutual"',
+        f"chap-mutual {_q(chap.user, 'CHAP user')} {_q(chap.secret, 'secret')} "
+        f"{_q(chap.mutual_user, 'CHAP user')} {_q(chap.mutual_secret, 'secret')}",
+    ]
 
 
 def auth_group_name(target: str) -> str:
@@ -135,25 +145,29 @@ def stanza(export: Export, portal_group: str = "default", lun: int = 0) -> str:
     """The host's part of zboot's block: a marker line, its auth-group, its target."""
     for name, what in ((export.target, "target name"), (export.initiator, "initiator name")):
         if name != name.lower():
-            raise InvalidInput(f"{what} {name!r} must be lowercase (ctld compares "
-                               "initiator names as given and lowercases targets)")
+            raise InvalidInput(
+                f"{what} {name!r} must be lowercase (ctld compares "
+                "initiator names as given and lowercases targets)"
+            )
     group = _q(auth_group_name(export.target), "auth-group name")
     auth = "".join(f"\t{line}\n" for line in _auth_lines(export))
-    return (f"{EXPORT_MARK}{export.target}\n"
-            f"auth-group {group} {{\n"
-            f"\tinitiator-name {_q(export.initiator, 'initiator name')}\n"
-            f"{auth}"
-            f"}}\n"
-            f"target {_q(export.target, 'target name')} {{\n"
-            f"\tauth-group {group}\n"
-            f"\tportal-group {_q(portal_group, 'portal-group')}\n"
-            f"\tlun {lun} {{\n"
-            f"\t\tpath {_q(export.device, 'device')}\n"
-            f"\t\tserial {_q(export.serial, 'serial')}\n"
-            f"\t\tdevice-id {_q(export.serial, 'device id')}\n"
-            f"\t\tblocksize 512\n"
-            f"\t}}\n"
-            f"}}\n")
+    return (
+        f"{EXPORT_MARK}{export.target}\n"
+        f"auth-group {group} {{\n"
+        f"\tinitiator-name {_q(export.initiator, 'initiator name')}\n"
+        f"{auth}"
+        f"}}\n"
+        f"target {_q(export.target, 'target name')} {{\n"
+        f"\tauth-group {group}\n"
+        f"\tportal-group {_q(portal_group, 'portal-group')}\n"
+        f"\tlun {lun} {{\n"
+        f"\t\tpath {_q(export.device, 'device')}\n"
+        f"\t\tserial {_q(export.serial, 'serial')}\n"
+        f"\t\tdevice-id {_q(export.serial, 'device id')}\n"
+        f"\t\tblocksize 512\n"
+        f"\t}}\n"
+        f"}}\n"
+    )
 
 
 def split_conf(text: str) -> tuple[str, dict[str, str], str]:
@@ -165,20 +179,21 @@ def split_conf(text: str) -> tuple[str, dict[str, str], str]:
     if not begins and not ends:
         return text, {}, ""
     if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
-        raise ServerError(f"{CONF} has a damaged zboot block ({len(begins)} BEGIN and "
-                          f"{len(ends)} END lines)",
-                          hint=f"repair {CONF} by hand: one '# BEGIN zboot' line, then "
-                               f"'{END}', around zboot's part")
+        raise ServerError(
+            f"{CONF} has a damaged zboot block ({len(begins)} BEGIN and {len(ends)} END lines)",
+            hint=f"repair {CONF} by hand: one '# BEGIN zboot' line, then "
+            f"'{END}', around zboot's part",
+        )
     stanzas: dict[str, str] = {}
     current = None
-    for line in lines[begins[0] + 1:ends[0]]:
+    for line in lines[begins[0] + 1 : ends[0]]:
         if line.startswith(EXPORT_MARK):
             current = line.removeprefix(EXPORT_MARK).strip()
             stanzas[current] = ""
         if current is not None:
             stanzas[current] += line
     stanzas = {name: text.rstrip() + "\n" for name, text in stanzas.items()}
-    return "".join(lines[:begins[0]]), stanzas, "".join(lines[ends[0] + 1:])
+    return "".join(lines[: begins[0]]), stanzas, "".join(lines[ends[0] + 1 :])
 
 
 def join_conf(before: str, stanzas: dict[str, str], after: str) -> str:
@@ -192,8 +207,12 @@ def join_conf(before: str, stanzas: dict[str, str], after: str) -> str:
 
 def stanza_export(text: str) -> Export | None:
     """The export a stanza of zboot's block describes (without its secrets)."""
-    tokens = [t.strip('"') for line in text.splitlines() if not line.lstrip().startswith("#")
-              for t in TOKEN.findall(line)]
+    tokens = [
+        t.strip('"')
+        for line in text.splitlines()
+        if not line.lstrip().startswith("#")
+        for t in TOKEN.findall(line)
+    ]
     found: dict[str, str] = {}
     for keyword, value in pairwise(tokens):
         if keyword in ("target", "initiator-name", "path"):
@@ -201,16 +220,21 @@ def stanza_export(text: str) -> Export | None:
     m = HOST_DEVICE.match(found.get("path", ""))
     if m is None or "target" not in found:
         return None
-    return Export(host=m["host"], target=found["target"], device=found["path"],
-                  initiator=found.get("initiator-name", ""))
+    return Export(
+        host=m["host"],
+        target=found["target"],
+        device=found["path"],
+        initiator=found.get("initiator-name", ""),
+    )
 
 
 class CtldEngine:
     name = "ctld"
     lun = 0
 
-    def __init__(self, runner: Runner, portal_group: str = "default",
-                 polls: int = 60, interval: float = 0.5) -> None:
+    def __init__(
+        self, runner: Runner, portal_group: str = "default", polls: int = 60, interval: float = 0.5
+    ) -> None:
         self.runner = runner
         self.portal_group = portal_group
         self.polls = polls  # `ctladm devlist -x` this many times, interval seconds apart
@@ -225,10 +249,11 @@ class CtldEngine:
     def _ctladm(self, *args: str) -> str:
         result = self.runner.run([CTLADM, *args], check=False)
         if result.returncode != 0 or not result.stdout.strip():
-            raise ServerError(f"ctladm {' '.join(args)} failed: "
-                              + (result.stderr.decode(errors="replace").strip() or "no output"),
-                              hint="is the ctl module loaded and ctld running "
-                                   "(service ctld status)?")
+            raise ServerError(
+                f"ctladm {' '.join(args)} failed: "
+                + (result.stderr.decode(errors="replace").strip() or "no output"),
+                hint="is the ctl module loaded and ctld running (service ctld status)?",
+            )
         return result.text
 
     def exports(self) -> dict[str, Export]:
@@ -249,15 +274,15 @@ class CtldEngine:
                 found.setdefault(conn.target, []).append(conn.initiator)
         return found
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-              persist: bool = True) -> None:
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
         create, delete = list(create), list(delete)
         if not create and not delete:
             return
         new = {e.target: stanza(e, self.portal_group, self.lun) for e in create}
         before, stanzas, after = split_conf(self._conf())
-        gone = [stanza_export(stanzas.pop(name)) for name in [*delete, *new]
-                if name in stanzas]
+        gone = [stanza_export(stanzas.pop(name)) for name in [*delete, *new] if name in stanzas]
         if not new and not gone:
             return  # none of the targets to delete is zboot's
         stanzas.update(new)
@@ -268,12 +293,16 @@ class CtldEngine:
         self.runner.write_file(CONF, text.encode(), mode=0o600)
         reload = self.runner.run([SERVICE, "ctld", "reload"], check=False)
         if reload.returncode != 0:
-            raise ServerError(f"{CONF} is updated but ctld did not reload: "
-                              + reload.stderr.decode(errors="replace").strip(),
-                              hint="sysrc ctld_enable=YES && service ctld start")
+            raise ServerError(
+                f"{CONF} is updated but ctld did not reload: "
+                + reload.stderr.decode(errors="replace").strip(),
+                hint="sysrc ctld_enable=YES && service ctld start",
+            )
         kept = {e.device for e in create}
-        self._wait(wanted={f"{e.target},lun,{self.lun}": e.device for e in create},
-                   released={e.device for e in gone if e is not None} - kept)
+        self._wait(
+            wanted={f"{e.target},lun,{self.lun}": e.device for e in create},
+            released={e.device for e in gone if e is not None} - kept,
+        )
 
     def _validate(self, text: str) -> None:
         self.runner.write_file(CANDIDATE, text.encode(), mode=0o600)
@@ -283,10 +312,12 @@ class CtldEngine:
             self.runner.remove_file(CANDIDATE)
         if checked.returncode != 0:
             lines = checked.stderr.decode(errors="replace").strip().splitlines()
-            raise ServerError("ctld refused the new ctl.conf, nothing was changed: "
-                              + ("; ".join(lines[-3:]) or f"exit {checked.returncode}"),
-                              hint=f"if zboot's part looks right, the rest of {CONF} may "
-                                   "not pass: `ctld -t` says why")
+            raise ServerError(
+                "ctld refused the new ctl.conf, nothing was changed: "
+                + ("; ".join(lines[-3:]) or f"exit {checked.returncode}"),
+                hint=f"if zboot's part looks right, the rest of {CONF} may "
+                "not pass: `ctld -t` says why",
+            )
 
     def _wait(self, wanted: dict[str, str], released: set[str]) -> None:
         """Until each wanted LUN (ctld name -> device) is there and no released
@@ -302,9 +333,11 @@ class CtldEngine:
             held = sorted(released & backing)
             if not missing and not held:
                 return
-        problems = ([f"no LUN {name}" for name in missing]
-                    + [f"{dev} still backs a LUN" for dev in held])
-        raise ServerError(f"ctld did not apply {CONF} within "
-                          f"{self.polls * self.interval:g} s: {'; '.join(problems)}",
-                          hint="ctld logs why to syslog (/var/log/messages); "
-                               f"{CONF} itself is already updated")
+        problems = [f"no LUN {name}" for name in missing] + [
+            f"{dev} still backs a LUN" for dev in held
+        ]
+        raise ServerError(
+            f"ctld did not apply {CONF} within "
+            f"{self.polls * self.interval:g} s: {'; '.join(problems)}",
+            hint=f"ctld logs why to syslog (/var/log/messages); {CONF} itself is already updated",
+        )

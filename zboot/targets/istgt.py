@@ -86,23 +86,26 @@ def istgt_serial(export: Export) -> str:
 def render_block(exports: Sequence[Export], first_tag: int, portal_group: int) -> str:
     lines = [BEGIN]
     for tag, e in enumerate(exports, start=first_tag):
-        auth = ("None" if e.chap is None
-                else "CHAP Mutual" if e.chap.mutual_user else "CHAP")
-        lines += [f"[InitiatorGroup{tag}]",
-                  f"  Comment {quoted('zboot host ' + e.host)}",
-                  f"  InitiatorName {quoted(e.initiator)}",
-                  "  Netmask ALL",
-                  f"[LogicalUnit{tag}]",
-                  f"  Comment {quoted('zboot host ' + e.host)}",
-                  f"  TargetName {e.target}",
-                  f"  Mapping PortalGroup{portal_group} InitiatorGroup{tag}",
-                  f"  AuthMethod {auth}"]
+        auth = "None" if e.chap is None else "CHAP Mutual" if e.chap.mutual_user else "CHAP"
+        lines += [
+            f"[InitiatorGroup{tag}]",
+            f"  Comment {quoted('zboot host ' + e.host)}",
+            f"  InitiatorName {quoted(e.initiator)}",
+            "  Netmask ALL",
+            f"[LogicalUnit{tag}]",
+            f"  Comment {quoted('zboot host ' + e.host)}",
+            f"  TargetName {e.target}",
+            f"  Mapping PortalGroup{portal_group} InitiatorGroup{tag}",
+            f"  AuthMethod {auth}",
+        ]
         if e.chap is not None:
             lines.append(f"  AuthGroup AuthGroup{tag}")
-        lines += ["  UseDigest Auto",
-                  "  UnitType Disk",
-                  f"  LUN0 Storage {quoted(e.device)} Auto",
-                  f"  LUN0 Option Serial {quoted(istgt_serial(e))}"]
+        lines += [
+            "  UseDigest Auto",
+            "  UnitType Disk",
+            f"  LUN0 Storage {quoted(e.device)} Auto",
+            f"  LUN0 Option Serial {quoted(istgt_serial(e))}",
+        ]
     return "\n".join([*lines, END]) + "\n"
 
 
@@ -114,9 +117,11 @@ def render_auth_block(exports: Sequence[Export], first_tag: int) -> str:
         secrets = [e.chap.user, e.chap.secret]
         if e.chap.mutual_user and e.chap.mutual_secret:
             secrets += [e.chap.mutual_user, e.chap.mutual_secret]
-        lines += [f"[AuthGroup{tag}]",
-                  f"  Comment {quoted('zboot host ' + e.host)}",
-                  "  Auth " + " ".join(quoted(s) for s in secrets)]
+        lines += [
+            f"[AuthGroup{tag}]",
+            f"  Comment {quoted('zboot host ' + e.host)}",
+            "  Auth " + " ".join(quoted(s) for s in secrets),
+        ]
     return "\n".join([*lines, END]) + "\n"
 
 
@@ -136,8 +141,15 @@ def parse_block(conf_block: str, auth_block: str) -> list[Export]:
         chap = None
         if len(secrets) >= 2:
             chap = Chap(secrets[0], secrets[1], *(secrets[2:4] if len(secrets) >= 4 else ()))
-        found.append(Export(host=comment["host"], target=s.get("TargetName")[0],
-                            device=s.get("LUN0")[1], initiator=initiator[0], chap=chap))
+        found.append(
+            Export(
+                host=comment["host"],
+                target=s.get("TargetName")[0],
+                device=s.get("LUN0")[1],
+                initiator=initiator[0],
+                chap=chap,
+            )
+        )
     return found
 
 
@@ -155,8 +167,13 @@ class IstgtEngine:
     name = "istgt"
     lun = 0
 
-    def __init__(self, runner: Runner, conf: str = DEFAULT_CONF,
-                 restart: Sequence[str] = RESTART, wait_seconds: float = 60) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        conf: str = DEFAULT_CONF,
+        restart: Sequence[str] = RESTART,
+        wait_seconds: float = 60,
+    ) -> None:
         self.runner = runner
         self.conf = conf
         self.restart = list(restart)
@@ -174,9 +191,11 @@ class IstgtEngine:
         """The config text, the AuthFile's path and its text."""
         conf = self._read(self.conf)
         if not conf:
-            raise ServerError(f"{self.conf} is missing on the server",
-                              hint="install istgt and give it a [Global], [UnitControl] "
-                                   "and [PortalGroup1] section")
+            raise ServerError(
+                f"{self.conf} is missing on the server",
+                hint="install istgt and give it a [Global], [UnitControl] "
+                "and [PortalGroup1] section",
+            )
         global_ = next((s for s in parse_sections(conf) if s.kind == "Global"), Section("", 0))
         auth_path = (global_.get("AuthFile") or [DEFAULT_AUTH])[0]
         return conf, auth_path, self._read(auth_path)
@@ -190,32 +209,42 @@ class IstgtEngine:
         control = next((s for s in parse_sections(conf) if s.kind == "UnitControl"), None)
         portal = control.get("Portal") if control else []
         if len(portal) < 2:
-            raise ServerError(f"{self.conf} has no [UnitControl] Portal; zboot needs it to "
-                              "ask istgt what it serves")
+            raise ServerError(
+                f"{self.conf} has no [UnitControl] Portal; zboot needs it to "
+                "ask istgt what it serves"
+            )
         host, _, port = portal[1].rpartition(":")
         settings = f"[Global]\n  Host {host.strip('[]')}\n  Port {port}\n  AuthMethod None\n"
-        result = self.runner.run(["istgtcontrol", "-q", "-c", "/dev/stdin", command],
-                                 input=settings.encode(), check=False)
+        result = self.runner.run(
+            ["istgtcontrol", "-q", "-c", "/dev/stdin", command],
+            input=settings.encode(),
+            check=False,
+        )
         if result.returncode != 0:
-            raise ServerError(f"istgtcontrol {command} failed: istgt is not answering on "
-                              f"{portal[1]}", hint="is istgt running (service istgt status)?")
+            raise ServerError(
+                f"istgtcontrol {command} failed: istgt is not answering on {portal[1]}",
+                hint="is istgt running (service istgt status)?",
+            )
         return result.text
 
     def exports(self) -> dict[str, Export]:
-        return {e.target: Export(e.host, e.target, e.device, e.initiator)
-                for e in self._current()}
+        return {e.target: Export(e.host, e.target, e.device, e.initiator) for e in self._current()}
 
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
         wanted = set(targets)
         if not wanted:
             return {}
-        return {t: names for t, names in parse_info(self._control("info", self._files()[0])).items()
-                if t in wanted}
+        return {
+            t: names
+            for t, names in parse_info(self._control("info", self._files()[0])).items()
+            if t in wanted
+        }
 
     # --- changing ------------------------------------------------------------
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-              persist: bool = True) -> None:
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
         create, delete = list(create), list(delete)
         if not create and not delete:
             return
@@ -224,13 +253,16 @@ class IstgtEngine:
         admin_auth, _ = split_block(auth)
         current = parse_block(split_block(conf)[1], split_block(auth)[1])
         replaced = {e.target for e in create} | set(delete)
-        wanted = sorted([e for e in current if e.target not in replaced] + create,
-                        key=lambda e: e.host)
+        wanted = sorted(
+            [e for e in current if e.target not in replaced] + create, key=lambda e: e.host
+        )
         admin = parse_sections(admin_conf)
         groups = [s.tag for s in admin if s.kind == "PortalGroup" and s.tag is not None]
         if not groups:
-            raise ServerError(f"{self.conf} has no [PortalGroupN] section",
-                              hint="define the portal clients use, e.g. [PortalGroup1]")
+            raise ServerError(
+                f"{self.conf} has no [PortalGroupN] section",
+                hint="define the portal clients use, e.g. [PortalGroup1]",
+            )
         taken = [s.tag or 0 for s in [*admin, *parse_sections(admin_auth)]]
         first = max(taken, default=0) + 1
         for e in create:
@@ -238,8 +270,9 @@ class IstgtEngine:
         new_conf = admin_conf + render_block(wanted, first, groups[0])
         self._install(new_conf, auth_path, admin_auth + render_auth_block(wanted, first))
         try:
-            self._restart_and_wait(new_conf, {e.target for e in wanted},
-                                   {e.target for e in current})
+            self._restart_and_wait(
+                new_conf, {e.target for e in wanted}, {e.target for e in current}
+            )
         except ServerError:
             self._install(conf, auth_path, auth)  # put the working files back
             self.runner.run(self.restart, check=False)
@@ -263,7 +296,9 @@ class IstgtEngine:
             except ServerError:
                 pass
             if time.monotonic() > deadline:
-                raise ServerError(f"istgt did not come back serving zboot's targets after "
-                                  f"`{' '.join(self.restart)}` (exit {result.returncode})",
-                                  hint="see istgt's messages in the server's syslog")
+                raise ServerError(
+                    f"istgt did not come back serving zboot's targets after "
+                    f"`{' '.join(self.restart)}` (exit {result.returncode})",
+                    hint="see istgt's messages in the server's syslog",
+                )
             time.sleep(0.5)

@@ -29,18 +29,22 @@ class LioEngine:
 
     # Targets listen on every address of the server, as iSCSI targets do; the
     # ACL, not the address, decides who gets in.
-    def __init__(self, runner: Runner,
-                 listen: tuple[str, int] = ("0.0.0.0", 3260)) -> None:  # noqa: S104
+    def __init__(self, runner: Runner, listen: tuple[str, int] = ("0.0.0.0", 3260)) -> None:  # noqa: S104
         self.runner = runner
         self.listen = listen
         # what the last exports() saw: its targets and their sessions
         self._observed: tuple[set[str], dict[str, list[str]]] | None = None
 
     def _call(self, request: dict[str, Any], read_only: bool) -> Any:
-        return run_agent(self.runner, "lio", AGENT, request | {"prefix": PREFIX},
-                         read_only=read_only, what=f"LIO ({request['op']})",
-                         hint="is rtslib-fb installed (python3-rtslib-fb) and "
-                              "target_core_mod loaded?")
+        return run_agent(
+            self.runner,
+            "lio",
+            AGENT,
+            request | {"prefix": PREFIX},
+            read_only=read_only,
+            what=f"LIO ({request['op']})",
+            hint="is rtslib-fb installed (python3-rtslib-fb) and target_core_mod loaded?",
+        )
 
     def exports(self) -> dict[str, Export]:
         found = self._call({"op": "observe"}, read_only=True) or {}
@@ -48,24 +52,50 @@ class LioEngine:
         # the same rtslib process read who is logged in to them: a sessions()
         # call for those targets right after needs no second process
         self._observed = (set(owned), found.get("sessions", {}))
-        return {iqn: Export(host=e["host"], target=e["target"], device=e["device"],
-                            initiator=e["initiator"]) for iqn, e in owned.items()}
+        return {
+            iqn: Export(
+                host=e["host"], target=e["target"], device=e["device"], initiator=e["initiator"]
+            )
+            for iqn, e in owned.items()
+        }
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-              persist: bool = True) -> None:
-        wanted = [{"host": e.host, "target": e.target, "device": e.device,
-                   "initiator": e.initiator, "serial": e.serial, "storage": e.storage,
-                   "chap": None if e.chap is None else {
-                       "user": e.chap.user, "secret": e.chap.secret,
-                       "mutual_user": e.chap.mutual_user,
-                       "mutual_secret": e.chap.mutual_secret}}
-                  for e in create]
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
+        wanted = [
+            {
+                "host": e.host,
+                "target": e.target,
+                "device": e.device,
+                "initiator": e.initiator,
+                "serial": e.serial,
+                "storage": e.storage,
+                "chap": None
+                if e.chap is None
+                else {
+                    "user": e.chap.user,
+                    "secret": e.chap.secret,
+                    "mutual_user": e.chap.mutual_user,
+                    "mutual_secret": e.chap.mutual_secret,
+                },
+            }
+            for e in create
+        ]
         gone = list(delete)
         if not wanted and not gone:
             return
         self._observed = None
-        self._call({"op": "apply", "create": wanted, "delete": gone, "lun": self.lun,
-                    "portal": list(self.listen), "save": persist}, read_only=False)
+        self._call(
+            {
+                "op": "apply",
+                "create": wanted,
+                "delete": gone,
+                "lun": self.lun,
+                "portal": list(self.listen),
+                "save": persist,
+            },
+            read_only=False,
+        )
 
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
         wanted = list(targets)
@@ -74,6 +104,7 @@ class LioEngine:
         if self._observed is not None and set(wanted) <= self._observed[0]:
             seen = self._observed[1]
             return {t: seen[t] for t in wanted if t in seen}
-        found: dict[str, list[str]] = self._call({"op": "sessions", "targets": wanted},
-                                                 read_only=True) or {}
+        found: dict[str, list[str]] = (
+            self._call({"op": "sessions", "targets": wanted}, read_only=True) or {}
+        )
         return found

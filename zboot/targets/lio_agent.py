@@ -35,9 +35,12 @@ def owned(root: Any, prefix: str) -> dict[str, Any]:
         for lun in so.attached_luns:
             target = lun.parent_tpg.parent_target
             initiators = [acl.node_wwn for acl in lun.parent_tpg.node_acls]
-            found[target.wwn] = {"host": so.name[len(prefix):], "target": target.wwn,
-                                 "device": so.udev_path, "initiator": initiators[0]
-                                 if initiators else ""}
+            found[target.wwn] = {
+                "host": so.name[len(prefix) :],
+                "target": target.wwn,
+                "device": so.udev_path,
+                "initiator": initiators[0] if initiators else "",
+            }
     return found
 
 
@@ -61,8 +64,9 @@ def wait_for(device: str, seconds: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def create(root: Any, export: dict[str, Any], lun_number: int, portal: list[Any],
-           prefix: str) -> None:
+def create(
+    root: Any, export: dict[str, Any], lun_number: int, portal: list[Any], prefix: str
+) -> None:
     delete(root, export["target"], prefix)  # idempotent: make it afresh
     for so in list(root.storage_objects):
         if so.name == export["storage"]:
@@ -118,8 +122,7 @@ def main() -> None:
             create(root, export, request["lun"], request["portal"], prefix)
         if request.get("save", True):
             root.save_to_file()
-        answer = {"created": [e["target"] for e in request["create"]],
-                  "deleted": request["delete"]}
+        answer = {"created": [e["target"] for e in request["create"]], "deleted": request["delete"]}
     else:
         raise SystemExit(f"unknown request {request['op']!r}")
     json.dump(answer, sys.stdout)

@@ -41,6 +41,8 @@ def export_name(device: str) -> str | None:
     if m := IMAGE_DEVICE.match(device):
         return f"image_{m['image']}"
     return None
+
+
 AGENT = agent_source("tgt_agent.py")
 # Names and secrets go into the conf file as `incominguser U P`: tgt-admin
 # splits them at spaces, cuts at `#` and tgtd ends a name at a comma.
@@ -77,8 +79,7 @@ def parse_show(text: str) -> list[TgtTarget]:
         t, stripped = targets[-1], line.strip()
         if line.startswith("    ") and not line.startswith("     ") and stripped.endswith(":"):
             section = stripped[:-1]
-        elif section == "I_T nexus information" and (
-                m := re.match(r"^Initiator: (\S+)", stripped)):
+        elif section == "I_T nexus information" and (m := re.match(r"^Initiator: (\S+)", stripped)):
             t.sessions.append(m[1])
         elif section == "LUN information" and (m := re.match(r"^LUN: (\d+)$", stripped)):
             lun = int(m[1])
@@ -93,16 +94,16 @@ def parse_show(text: str) -> list[TgtTarget]:
 
 def parse_accounts(text: str) -> list[str]:
     """The account names `tgtadm --op show --mode account` lists (no secrets)."""
-    return [line.strip() for line in text.splitlines()
-            if line.startswith(" ") and line.strip()]
+    return [line.strip() for line in text.splitlines() if line.startswith(" ") and line.strip()]
 
 
 def check_chap(chap: Chap) -> None:
     for value in (chap.user, chap.secret, chap.mutual_user, chap.mutual_secret):
         if value is not None and not CONF_SAFE.match(value):
-            raise InvalidInput("a CHAP name or secret for tgt has a space or one of "
-                               "# , \\ \" ' < >",
-                               hint="zboot's own secrets are letters and digits")
+            raise InvalidInput(
+                "a CHAP name or secret for tgt has a space or one of # , \\ \" ' < >",
+                hint="zboot's own secrets are letters and digits",
+            )
 
 
 def chap_accounts(tid: int, export: Export) -> list[dict[str, Any]]:
@@ -111,10 +112,12 @@ def chap_accounts(tid: int, export: Export) -> list[dict[str, Any]]:
     if chap is None:
         return []
     found: list[dict[str, Any]] = [
-        {"tid": tid, "user": chap.user, "secret": chap.secret, "outgoing": False}]
+        {"tid": tid, "user": chap.user, "secret": chap.secret, "outgoing": False}
+    ]
     if chap.mutual_user and chap.mutual_secret:
-        found.append({"tid": tid, "user": chap.mutual_user, "secret": chap.mutual_secret,
-                      "outgoing": True})
+        found.append(
+            {"tid": tid, "user": chap.mutual_user, "secret": chap.mutual_secret, "outgoing": True}
+        )
     return found
 
 
@@ -127,16 +130,18 @@ def conf_text(export: Export) -> str:
     users = "" if chap is None else f"    incominguser {chap.user} {chap.secret}\n"
     if chap is not None and chap.mutual_user and chap.mutual_secret:
         users += f"    outgoinguser {chap.mutual_user} {chap.mutual_secret}\n"
-    return (f"# Written by zboot for host {export.host}; `zboot sync` re-creates it.\n"
-            f"<target {export.target}>\n"
-            f"    <backing-store {export.device}>\n"
-            f"        lun 1\n"
-            f"        scsi_sn {export.serial}\n"
-            f"    </backing-store>\n"
-            f"    initiator-name {export.initiator}\n"
-            f"    initiator-address 0.0.0.0\n"
-            f"{users}"
-            f"</target>\n")
+    return (
+        f"# Written by zboot for host {export.host}; `zboot sync` re-creates it.\n"
+        f"<target {export.target}>\n"
+        f"    <backing-store {export.device}>\n"
+        f"        lun 1\n"
+        f"        scsi_sn {export.serial}\n"
+        f"    </backing-store>\n"
+        f"    initiator-name {export.initiator}\n"
+        f"    initiator-address 0.0.0.0\n"
+        f"{users}"
+        f"</target>\n"
+    )
 
 
 def conf_path(host: str, conf_dir: str = CONF_DIR) -> str:
@@ -147,14 +152,14 @@ class TgtEngine:
     name = "tgt"
     lun = 1  # LUN 0 is tgt's own controller
 
-    def __init__(self, runner: Runner, control_port: int = 0,
-                 conf_dir: str = CONF_DIR) -> None:
+    def __init__(self, runner: Runner, control_port: int = 0, conf_dir: str = CONF_DIR) -> None:
         self.runner = runner
         self.control_port = control_port
         self.conf_dir = conf_dir
         # tgtd's management channel: port 0 is the default one (`tgtadm -C N`).
-        self.tgtadm = TGTADM if control_port == 0 else [
-            TGTADM[0], "-C", str(control_port), *TGTADM[1:]]
+        self.tgtadm = (
+            TGTADM if control_port == 0 else [TGTADM[0], "-C", str(control_port), *TGTADM[1:]]
+        )
 
     def _tgtadm(self, *args: str) -> None:
         self.runner.run([*self.tgtadm, *args])
@@ -162,9 +167,11 @@ class TgtEngine:
     def _show(self, mode: str) -> str:
         shown = self.runner.run([*self.tgtadm, "--op", "show", "--mode", mode], check=False)
         if shown.returncode != 0:
-            raise ServerError("tgtadm cannot reach tgtd on the server: "
-                              + shown.stderr.decode(errors="replace").strip(),
-                              hint="is tgtd running (systemctl status tgt)?")
+            raise ServerError(
+                "tgtadm cannot reach tgtd on the server: "
+                + shown.stderr.decode(errors="replace").strip(),
+                hint="is tgtd running (systemctl status tgt)?",
+            )
         return shown.text
 
     def _targets(self) -> list[TgtTarget]:
@@ -175,16 +182,18 @@ class TgtEngine:
         for t in self._targets():
             device = t.luns.get(self.lun, "")
             if host := export_name(device):
-                found[t.name] = Export(host=host, target=t.name, device=device,
-                                       initiator=t.acl[0] if t.acl else "")
+                found[t.name] = Export(
+                    host=host, target=t.name, device=device, initiator=t.acl[0] if t.acl else ""
+                )
         return found
 
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
         wanted = set(targets)
         return {t.name: t.sessions for t in self._targets() if t.name in wanted and t.sessions}
 
-    def apply(self, create: Iterable[Export] = (), delete: Iterable[str] = (),
-              persist: bool = True) -> None:
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
         create, delete = list(create), list(delete)
         if not create and not delete:
             return
@@ -232,26 +241,51 @@ class TgtEngine:
 
     def _add_accounts(self, accounts: list[dict[str, Any]]) -> None:
         """All the batch's accounts in one agent process: made afresh, bound."""
-        run_agent(self.runner, "tgt", AGENT,
-                  {"socket": socket_path(self.control_port), "add": accounts},
-                  read_only=False, what="tgt (CHAP accounts)",
-                  hint="is tgtd running, and are the commands run as root on the server?")
+        run_agent(
+            self.runner,
+            "tgt",
+            AGENT,
+            {"socket": socket_path(self.control_port), "add": accounts},
+            read_only=False,
+            what="tgt (CHAP accounts)",
+            hint="is tgtd running, and are the commands run as root on the server?",
+        )
 
     def _create(self, tid: int, export: Export) -> None:
         """The target and its LUN, nobody admitted yet."""
         t = str(tid)
         wait_for_path(self.runner, export.device, seconds=60)
         self._tgtadm("--op", "new", "--mode", "target", "--tid", t, "-T", export.target)
-        self._tgtadm("--op", "new", "--mode", "logicalunit", "--tid", t, "--lun",
-                     str(self.lun), "-b", export.device)
-        self._tgtadm("--op", "update", "--mode", "logicalunit", "--tid", t, "--lun",
-                     str(self.lun), "--params", f"scsi_sn={export.serial}")
+        self._tgtadm(
+            "--op",
+            "new",
+            "--mode",
+            "logicalunit",
+            "--tid",
+            t,
+            "--lun",
+            str(self.lun),
+            "-b",
+            export.device,
+        )
+        self._tgtadm(
+            "--op",
+            "update",
+            "--mode",
+            "logicalunit",
+            "--tid",
+            t,
+            "--lun",
+            str(self.lun),
+            "--params",
+            f"scsi_sn={export.serial}",
+        )
 
     def _admit(self, tid: int, export: Export) -> None:
         """Let the host's initiator in, and persist the export."""
         # By name only: never also "-I ALL", which would admit everyone.
-        self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(tid),
-                     "-Q", export.initiator)
+        self._tgtadm("--op", "bind", "--mode", "target", "--tid", str(tid), "-Q", export.initiator)
         self.runner.run(["mkdir", "-p", self.conf_dir])
-        self.runner.write_file(conf_path(export.host, self.conf_dir),
-                               conf_text(export).encode(), mode=0o600)
+        self.runner.write_file(
+            conf_path(export.host, self.conf_dir), conf_text(export).encode(), mode=0o600
+        )

@@ -38,11 +38,18 @@ NO_LUN = (1 << 64) - 1  # tgtadm's "no --lun given" (UINT64_MAX)
 MAX_PARAMS = 8 * 1024  # MAX_MGT_BUFSIZE in usr/mgmt.c: tgtd drops longer requests
 
 # enum tgtadm_errno (usr/tgtadm_error.h), the ones worth a name
-ERRORS = {1: "unknown error", 2: "out of memory", 3: "no such driver",
-          4: "no such target", 14: "the account already exists",
-          15: "no such account", 16: "too many accounts", 17: "invalid request",
-          18: "the target already has an outgoing account",
-          22: "unsupported operation"}
+ERRORS = {
+    1: "unknown error",
+    2: "out of memory",
+    3: "no such driver",
+    4: "no such target",
+    14: "the account already exists",
+    15: "no such account",
+    16: "too many accounts",
+    17: "invalid request",
+    18: "the target already has an outgoing account",
+    22: "unsupported operation",
+}
 TGTADM_USER_EXIST, TGTADM_NO_USER = 14, 15
 
 
@@ -52,16 +59,18 @@ class TgtError(Exception):
         self.err = err
 
 
-def pack_request(op: int, params: str, tid: int = NO_TID,
-                 ac_dir: int = ACCOUNT_TYPE_INCOMING) -> bytes:
+def pack_request(
+    op: int, params: str, tid: int = NO_TID, ac_dir: int = ACCOUNT_TYPE_INCOMING
+) -> bytes:
     """One account request, header and parameters, as tgtadm would send it
     for `--lld iscsi --mode account` (the fields tgtadm leaves at their
     defaults are sent the same way)."""
     body = params.encode() + b"\0" if params else b""
     if len(body) > MAX_PARAMS:
         raise ValueError("account request too long for tgtd")
-    header = REQ.pack(MODE_ACCOUNT, op, b"iscsi", REQ.size + len(body), tid,
-                      0, NO_LUN, 0, 0, 0, ac_dir, 0, 0)
+    header = REQ.pack(
+        MODE_ACCOUNT, op, b"iscsi", REQ.size + len(body), tid, 0, NO_LUN, 0, 0, 0, ac_dir, 0, 0
+    )
     return header + body
 
 
@@ -86,8 +95,7 @@ def call(path: str, request: bytes, what: str) -> bytes:
         try:
             sock.connect(path)
         except OSError as failure:
-            raise RuntimeError(f"{what}: cannot reach tgtd at {path}: "
-                               f"{failure.strerror}") from None
+            raise RuntimeError(f"{what}: cannot reach tgtd at {path}: {failure.strerror}") from None
         sock.sendall(request)
         status, length = RSP.unpack(recv_exactly(sock, RSP.size, what))
         if status != 0:
@@ -121,18 +129,22 @@ def add_account(path: str, tid: int, user: str, secret: str, outgoing: bool) -> 
     delete_account(path, user, missing_ok=True)
     call(path, pack_request(OP_NEW, new_params(user, secret)), f"creating account {user}")
     direction = ACCOUNT_TYPE_OUTGOING if outgoing else ACCOUNT_TYPE_INCOMING
-    call(path, pack_request(OP_BIND, f"user={user}", tid=tid, ac_dir=direction),
-         f"binding account {user} to target {tid}"
-         + (" (outgoing)" if outgoing else ""))
+    call(
+        path,
+        pack_request(OP_BIND, f"user={user}", tid=tid, ac_dir=direction),
+        f"binding account {user} to target {tid}" + (" (outgoing)" if outgoing else ""),
+    )
 
 
 def main(request: dict[str, Any]) -> dict[str, Any]:
     path = request["socket"]
-    deleted = [user for user in request.get("delete", [])
-               if delete_account(path, user, missing_ok=True)]
+    deleted = [
+        user for user in request.get("delete", []) if delete_account(path, user, missing_ok=True)
+    ]
     for account in request.get("add", []):
-        add_account(path, int(account["tid"]), account["user"], account["secret"],
-                    bool(account["outgoing"]))
+        add_account(
+            path, int(account["tid"]), account["user"], account["secret"], bool(account["outgoing"])
+        )
     return {"added": [a["user"] for a in request.get("add", [])], "deleted": deleted}
 
 

@@ -13,16 +13,29 @@ from ..remote.chains import CHUNK
 from . import program
 
 PREFIX = "org.zboot:"
-LIST_FIELDS = ("name", "type", "used", "referenced", "volsize", "origin", "creation",
-               "compressratio")
+LIST_FIELDS = (
+    "name",
+    "type",
+    "used",
+    "referenced",
+    "volsize",
+    "origin",
+    "creation",
+    "compressratio",
+)
 
 # stderr of zfs(8) -> the error the user should see; patterns checked against
 # real OpenZFS 2.3 output in the lab tests.
 ERRORS: list[tuple[re.Pattern[str], type[Exception]]] = [
     (re.compile(r"dataset does not exist|could not find any snapshots|no such pool"), NotFound),
     (re.compile(r"dataset already exists|snapshot already exists"), Conflict),
-    (re.compile(r"has dependent clones|filesystem has children|dataset is busy|"
-                r"more recent snapshots or bookmarks exist|pool or dataset is busy"), Conflict),
+    (
+        re.compile(
+            r"has dependent clones|filesystem has children|dataset is busy|"
+            r"more recent snapshots or bookmarks exist|pool or dataset is busy"
+        ),
+        Conflict,
+    ),
 ]
 
 
@@ -64,9 +77,16 @@ def parse_datasets(list_text: str, props_text: str) -> dict[str, Dataset]:
     for row in parse_list(list_text):
         name, kind, used, referenced, volsize, origin, creation, ratio = row
         result[name] = Dataset(
-            name=name, type=kind, used=_int(used) or 0, referenced=_int(referenced) or 0,
-            volsize=_int(volsize), origin=None if origin == "-" else origin,
-            creation=_int(creation) or 0, compressratio=ratio, props=props.get(name, {}))
+            name=name,
+            type=kind,
+            used=_int(used) or 0,
+            referenced=_int(referenced) or 0,
+            volsize=_int(volsize),
+            origin=None if origin == "-" else origin,
+            creation=_int(creation) or 0,
+            compressratio=ratio,
+            props=props.get(name, {}),
+        )
     return result
 
 
@@ -150,8 +170,9 @@ class ZfsCli:
         # told (chains done, chains in all) as a batch of changes goes on
         self.on_progress: Callable[[int, int], None] | None = None
 
-    def _run(self, argv: Sequence[str], timeout: float = 300.0,
-             input: bytes | None = None) -> Result:
+    def _run(
+        self, argv: Sequence[str], timeout: float = 300.0, input: bytes | None = None
+    ) -> Result:
         try:
             return self.runner.run(argv, timeout=timeout, input=input)
         except CommandFailed as err:
@@ -171,15 +192,46 @@ class ZfsCli:
 
     def datasets(self, root: str) -> dict[str, Dataset]:
         """Every dataset and snapshot under root, with zboot's local properties."""
-        listed = self.runner.run(["zfs", "list", "-Hp", "-r", "-t", "all", "-s", "createtxg",
-                                  "-o", ",".join(LIST_FIELDS), root], check=False)
+        listed = self.runner.run(
+            [
+                "zfs",
+                "list",
+                "-Hp",
+                "-r",
+                "-t",
+                "all",
+                "-s",
+                "createtxg",
+                "-o",
+                ",".join(LIST_FIELDS),
+                root,
+            ],
+            check=False,
+        )
         if listed.returncode != 0:
             if "does not exist" in listed.stderr.decode(errors="replace"):
                 return {}
-            raise translate(CommandFailed(listed.argv, listed.returncode,
-                                          listed.stderr.decode(errors="replace")))
-        got = self._run(["zfs", "get", "-Hp", "-r", "-s", "local", "-t", "all",
-                         "-o", "name,property,value", "all", root])
+            raise translate(
+                CommandFailed(
+                    listed.argv, listed.returncode, listed.stderr.decode(errors="replace")
+                )
+            )
+        got = self._run(
+            [
+                "zfs",
+                "get",
+                "-Hp",
+                "-r",
+                "-s",
+                "local",
+                "-t",
+                "all",
+                "-o",
+                "name,property,value",
+                "all",
+                root,
+            ]
+        )
         return parse_datasets(listed.text, got.text)
 
     def exists(self, name: str) -> bool:
@@ -189,9 +241,16 @@ class ZfsCli:
     def create_filesystem(self, name: str) -> None:
         self._run(["zfs", "create", "-p", "-o", "mountpoint=none", name])
 
-    def create_volume(self, name: str, size: int, *, sparse: bool = True,
-                      volblocksize: int | None = None, compression: str | None = None,
-                      props: Mapping[str, str] | None = None) -> None:
+    def create_volume(
+        self,
+        name: str,
+        size: int,
+        *,
+        sparse: bool = True,
+        volblocksize: int | None = None,
+        compression: str | None = None,
+        props: Mapping[str, str] | None = None,
+    ) -> None:
         argv = ["zfs", "create"] + (["-s"] if sparse else []) + ["-V", str(size)]
         if volblocksize:
             argv += ["-o", f"volblocksize={volblocksize}"]
@@ -244,7 +303,7 @@ class ZfsCli:
         argvs = [[change_argv(c) for c in chain] for chain in chains]
         failures: list[ChainFailure | None] = []
         for first in range(0, len(argvs), CHUNK):
-            failures += self.runner.run_chains(argvs[first:first + CHUNK])
+            failures += self.runner.run_chains(argvs[first : first + CHUNK])
             if self.on_progress is not None:
                 self.on_progress(len(failures), len(argvs))
         outcomes: list[StepFailed | None] = []
@@ -253,10 +312,14 @@ class ZfsCli:
                 outcomes.append(None)
                 continue
             r = failure.result
-            err = translate(CommandFailed(r.argv, r.returncode,
-                                          r.stderr.decode("utf-8", errors="replace")))
-            outcomes.append(StepFailed(failure.step, err if isinstance(err, ZbootError)
-                                       else ServerError(str(err))))
+            err = translate(
+                CommandFailed(r.argv, r.returncode, r.stderr.decode("utf-8", errors="replace"))
+            )
+            outcomes.append(
+                StepFailed(
+                    failure.step, err if isinstance(err, ZbootError) else ServerError(str(err))
+                )
+            )
         return outcomes
 
 
@@ -266,6 +329,7 @@ class PlannedZfs(ZfsCli):
 
     def destroy_many(self, names: Sequence[str]) -> dict[str, ZbootError | None]:
         if names:
-            self._run(program.destroy_argv(names[0].split("/")[0], names),
-                      input=program.DESTROY.encode())
+            self._run(
+                program.destroy_argv(names[0].split("/")[0], names), input=program.DESTROY.encode()
+            )
         return dict.fromkeys(names)

@@ -24,8 +24,7 @@ def lzc_available() -> bool:
 
 
 def _props(props: Mapping[str, str] | None) -> dict[bytes, bytes]:
-    return {(k if ":" in k else PREFIX + k).encode(): v.encode()
-            for k, v in (props or {}).items()}
+    return {(k if ":" in k else PREFIX + k).encode(): v.encode() for k, v in (props or {}).items()}
 
 
 def _translate(err: Exception, what: str) -> Exception:
@@ -38,7 +37,8 @@ def _translate(err: Exception, what: str) -> Exception:
     if code == errno.ENOENT or "NotFound" in name:
         return NotFound(detail)
     if code in (errno.EEXIST, errno.EBUSY) or any(
-            word in name for word in ("Exists", "Busy", "Cloned", "Dependent", "NotLatest")):
+        word in name for word in ("Exists", "Busy", "Cloned", "Dependent", "NotLatest")
+    ):
         return Conflict(detail)
     return ServerError(detail)
 
@@ -65,12 +65,21 @@ class LzcZfs(ZfsCli):
             raise _translate(err, what) from err
 
     def snapshot(self, names: Sequence[str], props: Mapping[str, str] | None = None) -> None:
-        self._call(f"snapshot {' '.join(names)}", self.lzc.lzc_snapshot,
-                   [n.encode() for n in names], _props(props))
+        self._call(
+            f"snapshot {' '.join(names)}",
+            self.lzc.lzc_snapshot,
+            [n.encode() for n in names],
+            _props(props),
+        )
 
     def clone(self, snapshot: str, target: str, props: Mapping[str, str] | None = None) -> None:
-        self._call(f"clone {snapshot} {target}", self.lzc.lzc_clone,
-                   target.encode(), snapshot.encode(), _props(props))
+        self._call(
+            f"clone {snapshot} {target}",
+            self.lzc.lzc_clone,
+            target.encode(),
+            snapshot.encode(),
+            _props(props),
+        )
 
     def promote(self, name: str) -> None:
         self._call(f"promote {name}", self.lzc.lzc_promote, name.encode())
@@ -86,14 +95,20 @@ class LzcZfs(ZfsCli):
             below = self.datasets(name)
             snaps = [n for n, d in below.items() if d.type == "snapshot"]
             if snaps:
-                self._call(f"destroy snapshots of {name}", self.lzc.lzc_destroy_snaps,
-                           [s.encode() for s in snaps], False)
-            children = sorted((n for n, d in below.items() if d.type != "snapshot" and n != name),
-                              key=lambda n: n.count("/"), reverse=True)
+                self._call(
+                    f"destroy snapshots of {name}",
+                    self.lzc.lzc_destroy_snaps,
+                    [s.encode() for s in snaps],
+                    False,
+                )
+            children = sorted(
+                (n for n, d in below.items() if d.type != "snapshot" and n != name),
+                key=lambda n: n.count("/"),
+                reverse=True,
+            )
             for child in children:
                 self._call(f"destroy {child}", self.lzc.lzc_destroy, child.encode())
         self._call(f"destroy {name}", self.lzc.lzc_destroy, name.encode())
-
 
     def destroy_many(self, names: Sequence[str]) -> dict[str, ZbootError | None]:
         """In-process already: one libzfs_core destroy after another."""

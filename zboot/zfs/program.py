@@ -49,8 +49,10 @@ def error_for(name: str, code: int) -> ZbootError | None:
     if code == errno.ENOENT:
         return NotFound(f"cannot destroy '{name}': dataset does not exist")
     if code in (errno.EBUSY, errno.EEXIST):
-        return Conflict(f"cannot destroy '{name}': dataset is busy or has dependent clones "
-                        f"({errno.errorcode.get(code, code)})")
+        return Conflict(
+            f"cannot destroy '{name}': dataset is busy or has dependent clones "
+            f"({errno.errorcode.get(code, code)})"
+        )
     return ServerError(f"cannot destroy '{name}': {errno.errorcode.get(code, code)}")
 
 
@@ -60,5 +62,6 @@ def parse_destroyed(output: str, names: Sequence[str]) -> dict[str, ZbootError |
         codes = json.loads(output)["return"]
         return {name: error_for(name, int(codes[name])) for name in names}
     except (ValueError, KeyError, TypeError) as err:
-        raise ServerError(f"zfs program printed something unexpected ({err}): "
-                          f"{output.strip()[:300]}") from err
+        raise ServerError(
+            f"zfs program printed something unexpected ({err}): {output.strip()[:300]}"
+        ) from err

@@ -64,8 +64,10 @@ class Timing:
 def hosts(prefix: str, n: int) -> list[tuple[str, str]]:
     """n (host, MAC) pairs; the prefix keeps runs of different sizes apart."""
     tag = zlib.crc32(prefix.encode()) % 256
-    return [(f"{prefix}{i:03}", f"52:54:00:{tag:02x}:{i // 256:02x}:{i % 256:02x}")
-            for i in range(1, n + 1)]
+    return [
+        (f"{prefix}{i:03}", f"52:54:00:{tag:02x}:{i // 256:02x}:{i % 256:02x}")
+        for i in range(1, n + 1)
+    ]
 
 
 class Bench:
@@ -74,9 +76,13 @@ class Bench:
 
     # --- zboot, as a user runs it ---------------------------------------------
     def zboot(self, *args: str) -> dict[str, object]:
-        result = subprocess.run([str(self.python), "-m", "zboot", "--json", *args],
-                                capture_output=True, text=True, timeout=3600,
-                                env=dict(os.environ, ZBOOT_CONFIG=str(self.config)))
+        result = subprocess.run(
+            [str(self.python), "-m", "zboot", "--json", *args],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            env=dict(os.environ, ZBOOT_CONFIG=str(self.config)),
+        )
         envelope = json.loads(result.stdout or "{}")
         if result.returncode != 0:
             raise LabError(f"zboot {shlex.join(args)} failed: {result.stdout}{result.stderr}")
@@ -95,32 +101,38 @@ class Bench:
         names = [h for h, _ in pairs]
         out = []
         with step(f"zboot: {n} host(s)"):
-            out.append(Timing("zboot", "provision", n,
-                              self.timed("clone", IMAGE, "--hosts", str(listing))))
+            out.append(
+                Timing("zboot", "provision", n, self.timed("clone", IMAGE, "--hosts", str(listing)))
+            )
             out.append(Timing("zboot", "rollback", n, self.timed("rollback", *names)))
             out.append(Timing("zboot", "destroy", n, self.timed("destroy", *names, "--yes")))
         return out
 
     # --- the baseline: a fresh ssh per step ----------------------------------
     def fresh_ssh(self, command: str, stdin: bytes = b"") -> None:
-        result = subprocess.run([*ssh_argv(self.layout), command], input=stdin,
-                                capture_output=True, timeout=600)
+        result = subprocess.run(
+            [*ssh_argv(self.layout), command], input=stdin, capture_output=True, timeout=600
+        )
         if result.returncode != 0:
-            raise LabError(f"baseline step {command!r} failed: "
-                           + (result.stdout + result.stderr).decode(errors="replace").strip())
+            raise LabError(
+                f"baseline step {command!r} failed: "
+                + (result.stdout + result.stderr).decode(errors="replace").strip()
+            )
 
     def clone(self, origin: str, host: str) -> None:
         """zfs clone, and wait in the same ssh for udev's /dev/zvol link."""
-        self.fresh_ssh(shlex.join(["zfs", "clone", origin, f"{BASE}/{host}"])
-                       + " && udevadm settle")
+        self.fresh_ssh(
+            shlex.join(["zfs", "clone", origin, f"{BASE}/{host}"]) + " && udevadm settle"
+        )
 
     def targetcli(self, *args: str) -> None:
         self.fresh_ssh(shlex.join(["targetcli", *args]))
 
     def export_steps(self, host: str) -> None:
         iqn = f"{IQN_BASE}:{host}"
-        self.targetcli("/backstores/block", "create", f"name={host}",
-                       f"dev=/dev/zvol/{BASE}/{host}")
+        self.targetcli(
+            "/backstores/block", "create", f"name={host}", f"dev=/dev/zvol/{BASE}/{host}"
+        )
         self.targetcli("/iscsi", "create", iqn)
         self.targetcli(f"/iscsi/{iqn}/tpg1/luns", "create", f"/backstores/block/{host}")
         self.targetcli(f"/iscsi/{iqn}/tpg1/acls", "create", f"iqn.2010-04.org.ipxe:{host}")
@@ -141,14 +153,14 @@ class Bench:
                 self.export_steps(host)
                 self.targetcli("saveconfig")
                 script = f"#!ipxe\nsanboot iscsi:10.0.2.2::::{IQN_BASE}:{host}\n"
-                self.fresh_ssh(f"cat > {boot}/bench-{mac.replace(':', '-')}.ipxe",
-                               script.encode())
+                self.fresh_ssh(f"cat > {boot}/bench-{mac.replace(':', '-')}.ipxe", script.encode())
             out.append(Timing("baseline", "provision", n, time.monotonic() - start))
             start = time.monotonic()
             for host, _ in pairs:
                 self.unexport_steps(host)
-                self.fresh_ssh(shlex.join(["zfs", "rename", f"{BASE}/{host}",
-                                           f"{BASE}/{host}-old"]))
+                self.fresh_ssh(
+                    shlex.join(["zfs", "rename", f"{BASE}/{host}", f"{BASE}/{host}-old"])
+                )
                 self.clone(origin, host)
                 self.export_steps(host)
                 self.targetcli("saveconfig")
@@ -159,8 +171,9 @@ class Bench:
                 self.targetcli("saveconfig")
                 self.fresh_ssh(shlex.join(["zfs", "destroy", "-r", f"{BASE}/{host}-old"]))
                 self.fresh_ssh(shlex.join(["zfs", "destroy", "-r", f"{BASE}/{host}"]))
-                self.fresh_ssh(shlex.join(["rm", "-f",
-                                           f"{boot}/bench-{mac.replace(':', '-')}.ipxe"]))
+                self.fresh_ssh(
+                    shlex.join(["rm", "-f", f"{boot}/bench-{mac.replace(':', '-')}.ipxe"])
+                )
             out.append(Timing("baseline", "destroy", n, time.monotonic() - start))
         return out
 
@@ -172,9 +185,23 @@ class Bench:
         self.zboot("clone", IMAGE, host, "--mac", mac)
         try:
             url = f"iscsi://127.0.0.1:{self.layout.lio_port}/{IQN_BASE}:{host}/0"
-            perf = subprocess.run(["iscsi-perf", "-i", f"iqn.2010-04.org.ipxe:{host}",
-                                   "-b", "256", "-m", "8", "-t", str(PERF_SECONDS), url],
-                                  capture_output=True, text=True, timeout=PERF_SECONDS + 120)
+            perf = subprocess.run(
+                [
+                    "iscsi-perf",
+                    "-i",
+                    f"iqn.2010-04.org.ipxe:{host}",
+                    "-b",
+                    "256",
+                    "-m",
+                    "8",
+                    "-t",
+                    str(PERF_SECONDS),
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=PERF_SECONDS + 120,
+            )
             found = re.findall(r"iops average \d+ \((\d+) MB/s\)", perf.stdout)
             if not found:
                 raise LabError(f"iscsi-perf printed no average: {perf.stdout}{perf.stderr}")
@@ -191,8 +218,11 @@ class Bench:
     # --- set-up --------------------------------------------------------------
     def prepare(self, workdir: Path) -> None:
         with step("cleaning up after an earlier benchmark"):
-            old = [str(h["name"]) for h in self.zboot_list()
-                   if str(h["name"]).startswith(("bz", "bperf"))]
+            old = [
+                str(h["name"])
+                for h in self.zboot_list()
+                if str(h["name"]).startswith(("bz", "bperf"))
+            ]
             if old:
                 self.zboot("destroy", *old, "--yes", "--force")
             ssh(self.layout, ["sh", "-c", SYSTEM_BUS])
@@ -208,22 +238,30 @@ class Bench:
             ssh(self.layout, ["zfs", "create", "-p", BASE])
 
     def zboot_list(self) -> list[dict[str, object]]:
-        result = subprocess.run([str(self.python), "-m", "zboot", "--json", "list"],
-                                capture_output=True, text=True, timeout=600,
-                                env=dict(os.environ, ZBOOT_CONFIG=str(self.config)))
+        result = subprocess.run(
+            [str(self.python), "-m", "zboot", "--json", "list"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=dict(os.environ, ZBOOT_CONFIG=str(self.config)),
+        )
         data = json.loads(result.stdout or "{}").get("data")
         return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
 
     def images(self) -> list[str]:
-        text = ssh_text(self.layout, ["sh", "-c", f"zfs list -H -o name -r "
-                                      f"{ZBOOT_ROOT}/images 2>/dev/null; true"])
+        text = ssh_text(
+            self.layout,
+            ["sh", "-c", f"zfs list -H -o name -r {ZBOOT_ROOT}/images 2>/dev/null; true"],
+        )
         return [line.rsplit("/", 1)[-1] for line in text.split()]
 
 
 # targetcli asks D-Bus for tcmu-runner's backstores and fails without a
 # system bus; the lab's VM runs none, so the baseline starts one.
-SYSTEM_BUS = ("test -S /run/dbus/system_bus_socket || "
-              "{ mkdir -p /run/dbus && dbus-uuidgen --ensure && dbus-daemon --system --fork; }")
+SYSTEM_BUS = (
+    "test -S /run/dbus/system_bus_socket || "
+    "{ mkdir -p /run/dbus && dbus-uuidgen --ensure && dbus-daemon --system --fork; }"
+)
 
 # Every baseline target (named after BASE's hosts) and disk, from any earlier run.
 CLEAN_BASELINE = f"""
@@ -245,17 +283,24 @@ def ratio_lines(timings: Sequence[Timing]) -> list[str]:
     by = {(t.tool, t.op, t.n): t for t in timings}
     lines = []
     for op in OPS:
-        z10, z100, b10 = (by.get(("zboot", op, 10)), by.get(("zboot", op, 100)),
-                          by.get(("baseline", op, 10)))
+        z10, z100, b10 = (
+            by.get(("zboot", op, 10)),
+            by.get(("zboot", op, 100)),
+            by.get(("baseline", op, 10)),
+        )
         parts = [f"**{op}**:"]
         if z10 and b10:
             speedup = b10.per_host / z10.per_host
-            parts.append(f"baseline/zboot per host at N=10 = {speedup:.1f} "
-                         f"(want >= 10: {'met' if speedup >= 10 else 'MISSED'})")
+            parts.append(
+                f"baseline/zboot per host at N=10 = {speedup:.1f} "
+                f"(want >= 10: {'met' if speedup >= 10 else 'MISSED'})"
+            )
         if z10 and z100:
             growth = z100.per_host / z10.per_host
-            parts.append(f"zboot per host N=100 / N=10 = {growth:.2f} "
-                         f"(want <= 1.5: {'met' if growth <= 1.5 else 'MISSED'})")
+            parts.append(
+                f"zboot per host N=100 / N=10 = {growth:.2f} "
+                f"(want <= 1.5: {'met' if growth <= 1.5 else 'MISSED'})"
+            )
         lines.append("- " + parts[0] + " " + "; ".join(parts[1:]))
     return lines
 
@@ -277,60 +322,75 @@ def table(timings: Sequence[Timing]) -> str:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
-    mem = next((int(line.split()[1]) // 1024 for line in
-                Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), 0)
-    return (f"host: {os.cpu_count()} x {cpu}, {mem} MiB, Linux {platform.release()}; "
-            f"storage VM: QEMU TCG (no KVM), {vm.VM_CPUS} vCPUs, {vm.VM_MEMORY}, "
-            f"OpenZFS and LIO (rtslib-fb) in Debian 12; zboot over SSH (paramiko)")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    mem = next(
+        (
+            int(line.split()[1]) // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    return (
+        f"host: {os.cpu_count()} x {cpu}, {mem} MiB, Linux {platform.release()}; "
+        f"storage VM: QEMU TCG (no KVM), {vm.VM_CPUS} vCPUs, {vm.VM_MEMORY}, "
+        f"OpenZFS and LIO (rtslib-fb) in Debian 12; zboot over SSH (paramiko)"
+    )
 
 
 def report(timings: Sequence[Timing], perf: tuple[float, float], seconds: float) -> str:
     iscsi, local = perf
-    return "\n".join([
-        "# Benchmarks",
-        "",
-        "Written by `contrib/bench/fleet` (one run, one command); do not edit by hand.",
-        "",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"- machine: {machine()}",
-        f"- golden image: {IMAGE_MIB} MiB of random data; the benchmark took "
-        f"{seconds / 60:.0f} min",
-        "",
-        "The storage VM is emulated, so every process it starts is slow: compare "
-        "ratios, not absolute times.",
-        "",
-        "## Provision, rollback, destroy",
-        "",
-        "zboot: one command per operation for all N hosts (`clone IMAGE --hosts FILE`, "
-        "`rollback HOST...`, `destroy HOST...`). Baseline: per host a fresh `ssh` for "
-        "every `zfs` command and every `targetcli` step, then `targetcli saveconfig`, "
-        "and a fresh `ssh` for the boot file.",
-        "",
-        table(timings),
-        "",
-        *ratio_lines(timings),
-        "",
-        "## iSCSI read throughput",
-        "",
-        "| path | MB/s |",
-        "|---|---|",
-        f"| iSCSI from the host (iscsi-perf, 128 KiB reads, 8 in flight, "
-        f"{PERF_SECONDS} s) | {iscsi:.0f} |",
-        f"| the same zvol read inside the VM (dd, 128 KiB) | {local:.0f} |",
-        "",
-        "Both read blocks ZFS holds in memory (the clone shares them with the image), "
-        "so this compares the iSCSI path with the local read, not disks. The iSCSI "
-        "path crosses QEMU's user-mode network into an emulated VM.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            "Written by `contrib/bench/fleet` (one run, one command); do not edit by hand.",
+            "",
+            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            f"- machine: {machine()}",
+            f"- golden image: {IMAGE_MIB} MiB of random data; the benchmark took "
+            f"{seconds / 60:.0f} min",
+            "",
+            "The storage VM is emulated, so every process it starts is slow: compare "
+            "ratios, not absolute times.",
+            "",
+            "## Provision, rollback, destroy",
+            "",
+            "zboot: one command per operation for all N hosts (`clone IMAGE --hosts FILE`, "
+            "`rollback HOST...`, `destroy HOST...`). Baseline: per host a fresh `ssh` for "
+            "every `zfs` command and every `targetcli` step, then `targetcli saveconfig`, "
+            "and a fresh `ssh` for the boot file.",
+            "",
+            table(timings),
+            "",
+            *ratio_lines(timings),
+            "",
+            "## iSCSI read throughput",
+            "",
+            "| path | MB/s |",
+            "|---|---|",
+            f"| iSCSI from the host (iscsi-perf, 128 KiB reads, 8 in flight, "
+            f"{PERF_SECONDS} s) | {iscsi:.0f} |",
+            f"| the same zvol read inside the VM (dd, 128 KiB) | {local:.0f} |",
+            "",
+            "Both read blocks ZFS holds in memory (the clone shares them with the image), "
+            "so this compares the iSCSI path with the local read, not disks. The iSCSI "
+            "path crosses QEMU's user-mode network into an emulated VM.",
+            "",
+        ]
+    )
 
 
-def run_bench(layout: Layout, sizes: Sequence[int] = SIZES,
-              baseline_sizes: Sequence[int] = BASELINE_SIZES) -> int:
+def run_bench(
+    layout: Layout, sizes: Sequence[int] = SIZES, baseline_sizes: Sequence[int] = BASELINE_SIZES
+) -> int:
     install_all(layout)
     python = ensure_venv()
     vm.start(layout)

@@ -26,7 +26,7 @@ def cmd_up(layout: Layout, args: argparse.Namespace) -> int:
     install_all(layout)
     vm.start(layout)
     write_config(layout)
-    print(f"lab: up; `eval \"$({sys.argv[0]} env)\"` points zboot at it", file=sys.stderr)
+    print(f'lab: up; `eval "$({sys.argv[0]} env)"` points zboot at it', file=sys.stderr)
     return 0
 
 
@@ -127,8 +127,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 HANDLERS = {
-    "up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "env": cmd_env,
-    "client": cmd_client, "golden": cmd_golden, "install": cmd_install, "test": cmd_test,
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "ssh": cmd_ssh,
+    "env": cmd_env,
+    "client": cmd_client,
+    "golden": cmd_golden,
+    "install": cmd_install,
+    "test": cmd_test,
     "demo": cmd_demo,
 }
 

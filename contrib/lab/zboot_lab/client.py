@@ -93,19 +93,34 @@ def qemu_argv(layout: Layout, mac: str, firmware: str, log: Path, pidfile: Path)
     # iPXE expands ${mac:hexhyp} in the DHCP filename itself.
     bootfile = f"{layout.boot_url()}${{mac:hexhyp}}.ipxe"
     argv = [
-        "qemu-system-x86_64", "-accel", "tcg",
-        "-m", "512" if firmware == "uefi" else "256",
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg",
+        "-m",
+        "512" if firmware == "uefi" else "256",
         # graphics=off makes SeaBIOS mirror the text console (iPXE) to serial
-        "-machine", "graphics=off",
-        "-display", "none", "-vga", "none", "-monitor", "none",
-        "-serial", f"file:{log}",
+        "-machine",
+        "graphics=off",
+        "-display",
+        "none",
+        "-vga",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        f"file:{log}",
         "-no-reboot",  # a client that gives up and reboots ends the run
         # network only; when it fails, reboot (and so exit) at once
-        "-boot", "order=n,strict=on,reboot-timeout=0",
-        "-netdev", f"user,id=net0,bootfile={bootfile}",
-        "-device", f"virtio-net-pci,netdev=net0,mac={mac}",
-        "-device", f"isa-debug-exit,iobase={EXIT_PORT},iosize=0x04",
-        "-pidfile", str(pidfile),
+        "-boot",
+        "order=n,strict=on,reboot-timeout=0",
+        "-netdev",
+        f"user,id=net0,bootfile={bootfile}",
+        "-device",
+        f"virtio-net-pci,netdev=net0,mac={mac}",
+        "-device",
+        f"isa-debug-exit,iobase={EXIT_PORT},iosize=0x04",
+        "-pidfile",
+        str(pidfile),
     ]
     if firmware == "uefi":
         argv += ["-bios", str(OVMF)]
@@ -128,9 +143,13 @@ def _boot(layout: Layout, mac: str, firmware: str, timeout: float) -> BootResult
     log = layout.clients / f"{mac.replace(':', '-')}-{firmware}-{unique}.log"
     pidfile = log.with_suffix(".pid")
     start = time.monotonic()
-    proc = subprocess.Popen(qemu_argv(layout, mac, firmware, log, pidfile),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        qemu_argv(layout, mac, firmware, log, pidfile),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     timed_out = False
     try:
         _, err = proc.communicate(timeout=timeout)
@@ -148,8 +167,9 @@ def _boot(layout: Layout, mac: str, firmware: str, timeout: float) -> BootResult
     return interpret(mac, firmware, status, timed_out, log, seconds)
 
 
-def interpret(mac: str, firmware: str, status: int | None, timed_out: bool,
-              log: Path, seconds: float) -> BootResult:
+def interpret(
+    mac: str, firmware: str, status: int | None, timed_out: bool, log: Path, seconds: float
+) -> BootResult:
     text = console_text(log.read_text(errors="replace")) if log.exists() else ""
     # isa-debug-exit makes QEMU exit with (value << 1) | 1; the programs never
     # report 0, so 1 is QEMU's own error status.

@@ -38,6 +38,5 @@ def report(total: float) -> list[str]:
     for kind, cost in sorted(SPENT.items(), key=lambda item: -item[1].seconds):
         each = cost.seconds / cost.count if cost.count else 0.0
         share = 100 * cost.seconds / total if total else 0.0
-        lines.append(f"{kind:<36} {cost.count:>6} {cost.seconds:>9.1f} {each:>7.2f} "
-                     f"{share:>5.0f}%")
+        lines.append(f"{kind:<36} {cost.count:>6} {cost.seconds:>9.1f} {each:>7.2f} {share:>5.0f}%")
     return lines

@@ -35,8 +35,12 @@ IQN = f"{IQN_BASE}:{HOST}"  # what zboot names the host's target
 def zboot(python: Path, config: Path, *args: str, check: bool = True) -> str:
     """Run the real zboot CLI as a user would, printing the command and its output."""
     say("$ zboot " + shlex.join(args))
-    result = subprocess.run([str(python), "-m", "zboot", *args], capture_output=True,
-                            text=True, env=dict(os.environ, ZBOOT_CONFIG=str(config)))
+    result = subprocess.run(
+        [str(python), "-m", "zboot", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, ZBOOT_CONFIG=str(config)),
+    )
     for line in (result.stdout + result.stderr).splitlines():
         say("  " + line)
     if check and result.returncode != 0:
@@ -46,8 +50,12 @@ def zboot(python: Path, config: Path, *args: str, check: bool = True) -> str:
 
 def zboot_data(python: Path, config: Path, *args: str) -> dict[str, object]:
     """A read-only zboot query's JSON data, for the demo's own checks."""
-    result = subprocess.run([str(python), "-m", "zboot", "--json", *args], capture_output=True,
-                            text=True, env=dict(os.environ, ZBOOT_CONFIG=str(config)))
+    result = subprocess.run(
+        [str(python), "-m", "zboot", "--json", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, ZBOOT_CONFIG=str(config)),
+    )
     data = json.loads(result.stdout or "{}").get("data")
     return data if isinstance(data, dict) else {}
 
@@ -55,8 +63,10 @@ def zboot_data(python: Path, config: Path, *args: str) -> dict[str, object]:
 def boot(layout: Layout, attempt: str) -> int | None:
     with step(f"powering on the diskless client {MAC} ({attempt})"):
         result = client.boot(layout, MAC, "bios", timeout=180)
-    say(f"client: booted={result.booted} counter={result.counter} "
-        f"SAN={','.join(result.san_devices) or '-'} ({result.seconds}s; log {result.log})")
+    say(
+        f"client: booted={result.booted} counter={result.counter} "
+        f"SAN={','.join(result.san_devices) or '-'} ({result.seconds}s; log {result.log})"
+    )
     if not result.booted:
         raise LabError(f"the client did not boot its disk: {result.ipxe_errors}")
     return result.counter
@@ -87,6 +97,8 @@ def run_demo(layout: Layout) -> int:
         zboot(python, config, "rollback", HOST)
     counters.append(boot(layout, "after rollback"))
     zboot(python, config, "show", HOST)
-    say(f"boot counters: {counters} (want [1, 2, 1]). "
-        "The lab is still up: `contrib/lab/lab down` stops it.")
+    say(
+        f"boot counters: {counters} (want [1, 2, 1]). "
+        "The lab is still up: `contrib/lab/lab down` stops it."
+    )
     return 0 if counters == [1, 2, 1] else 1

@@ -92,16 +92,20 @@ def run_tests(layout: Layout, pytest_args: list[str], started: float) -> int:
     python = str(ensure_venv())
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     if pytest_args:
-        return subprocess.call([python, "-m", "pytest", "--durations=12", *pytest_args],
-                               cwd=REPO_ROOT, env=env)
+        return subprocess.call(
+            [python, "-m", "pytest", "--durations=12", *pytest_args], cwd=REPO_ROOT, env=env
+        )
 
     timings = Timings()
     timings.add("set-up (packages, ZFS module, venvs)", time.monotonic() - started, "ok")
     # Every phase runs even after one failed: one CI log shows all that is wrong.
-    codes = [_timed(timings, name, argv, env) for name, argv in (
-        ("lint: ruff", [python, "-m", "ruff", "check", *LINTED]),
-        ("lint: mypy --strict", [python, "-m", "mypy", *TYPED]),
-    )]
+    codes = [
+        _timed(timings, name, argv, env)
+        for name, argv in (
+            ("lint: ruff", [python, "-m", "ruff", "check", *LINTED]),
+            ("lint: mypy --strict", [python, "-m", "mypy", *TYPED]),
+        )
+    ]
 
     # Each phase's per-test times, for a closer look than --durations gives.
     reports = layout.state / "reports"
@@ -110,20 +114,50 @@ def run_tests(layout: Layout, pytest_args: list[str], started: float) -> int:
     boot = BackgroundBoot(layout)
     boot.start()
     try:
-        codes.append(_timed(timings, "unit (VM boots beside it)",
-                            [python, "-m", "pytest", "-n", UNIT_WORKERS, "--durations=12",
-                             f"--junitxml={reports / 'unit.xml'}",
-                             "-m", "not lab and not e2e"], env))
+        codes.append(
+            _timed(
+                timings,
+                "unit (VM boots beside it)",
+                [
+                    python,
+                    "-m",
+                    "pytest",
+                    "-n",
+                    UNIT_WORKERS,
+                    "--durations=12",
+                    f"--junitxml={reports / 'unit.xml'}",
+                    "-m",
+                    "not lab and not e2e",
+                ],
+                env,
+            )
+        )
         with step("waiting for the storage VM"):
             boot.join()
-        timings.add("storage VM boot (beside unit)", boot.seconds,
-                    "reused" if was_running else ("ok" if boot.error is None else "FAILED"))
+        timings.add(
+            "storage VM boot (beside unit)",
+            boot.seconds,
+            "reused" if was_running else ("ok" if boot.error is None else "FAILED"),
+        )
         if boot.error is not None:
             raise LabError(f"the storage VM did not come up: {boot.error}")
         for name, marker in (("lab", "lab"), ("e2e", "e2e")):
-            codes.append(_timed(timings, name, [python, "-m", "pytest", "--durations=12",
-                                                f"--junitxml={reports / (name + '.xml')}",
-                                                "-m", marker], env))
+            codes.append(
+                _timed(
+                    timings,
+                    name,
+                    [
+                        python,
+                        "-m",
+                        "pytest",
+                        "--durations=12",
+                        f"--junitxml={reports / (name + '.xml')}",
+                        "-m",
+                        marker,
+                    ],
+                    env,
+                )
+            )
     finally:
         if not was_running and not os.environ.get("ZBOOT_LAB_KEEP"):
             boot.join()  # after Ctrl-C too: a VM half-booted is stopped, not left behind

@@ -44,8 +44,11 @@ root.save_to_file()
 def lio_export(layout: Layout, zvol: str, iqn: str, initiator: str) -> None:
     """Export /dev/zvol/<zvol> as LUN 0 of target iqn, for initiator only."""
     name = zvol.replace("/", "-")
-    ssh(layout, [SERVER_PYTHON, "-", name, f"/dev/zvol/{zvol}", iqn, initiator],
-        stdin=LIO_EXPORT.encode())
+    ssh(
+        layout,
+        [SERVER_PYTHON, "-", name, f"/dev/zvol/{zvol}", iqn, initiator],
+        stdin=LIO_EXPORT.encode(),
+    )
 
 
 def lio_unexport(layout: Layout, zvol: str, iqn: str) -> None:
@@ -56,22 +59,52 @@ def tgt_export(layout: Layout, tid: int, zvol: str, iqn: str, initiator: str) ->
     """Export /dev/zvol/<zvol> as LUN 1 (LUN 0 is tgt's controller) of target tid."""
     base = ["tgtadm", "--lld", "iscsi"]
     ssh(layout, [*base, "--op", "new", "--mode", "target", "--tid", str(tid), "-T", iqn])
-    ssh(layout, [*base, "--op", "new", "--mode", "logicalunit", "--tid", str(tid),
-                 "--lun", "1", "-b", f"/dev/zvol/{zvol}"])
+    ssh(
+        layout,
+        [
+            *base,
+            "--op",
+            "new",
+            "--mode",
+            "logicalunit",
+            "--tid",
+            str(tid),
+            "--lun",
+            "1",
+            "-b",
+            f"/dev/zvol/{zvol}",
+        ],
+    )
     # Bind by initiator name only: never also "-I ALL", which admits everyone.
     ssh(layout, [*base, "--op", "bind", "--mode", "target", "--tid", str(tid), "-Q", initiator])
 
 
 def tgt_unexport(layout: Layout, tid: int) -> None:
-    ssh(layout, ["tgtadm", "--lld", "iscsi", "--op", "delete", "--mode", "target",
-                 "--tid", str(tid), "--force"])
+    ssh(
+        layout,
+        [
+            "tgtadm",
+            "--lld",
+            "iscsi",
+            "--op",
+            "delete",
+            "--mode",
+            "target",
+            "--tid",
+            str(tid),
+            "--force",
+        ],
+    )
 
 
 def write_boot_script(layout: Layout, mac: str, script: str) -> None:
     """Atomically publish the per-MAC iPXE script in the server's boot directory."""
     name = mac.lower().replace(":", "-") + ".ipxe"
-    ssh(layout, ["sh", "-c", 'cat > "$1.tmp" && mv "$1.tmp" "$1"', "sh", f"{BOOT_DIR}/{name}"],
-        stdin=script.encode())
+    ssh(
+        layout,
+        ["sh", "-c", 'cat > "$1.tmp" && mv "$1.tmp" "$1"', "sh", f"{BOOT_DIR}/{name}"],
+        stdin=script.encode(),
+    )
 
 
 def sanboot_script(initiator: str, portal: str, lun: int, iqn: str) -> str:

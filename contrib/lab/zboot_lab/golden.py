@@ -49,8 +49,10 @@ def build_digest(firmware: str) -> str:
 
 def build(firmware: str, out: Path) -> None:
     """Build the image in a scratch directory beside out, then move it in place."""
-    with timed("golden image build"), \
-            tempfile.TemporaryDirectory(prefix=".zboot-golden-", dir=out.parent) as tmp:
+    with (
+        timed("golden image build"),
+        tempfile.TemporaryDirectory(prefix=".zboot-golden-", dir=out.parent) as tmp,
+    ):
         image = Path(tmp) / "disk.img"
         if firmware == "bios":
             bios_image(Path(tmp), image)
@@ -89,9 +91,20 @@ def uefi_image(work: Path, image: Path) -> None:
     cfg.write_text(template.replace("@INCREMENT@", increment_chain()))
     efi = work / "BOOTX64.EFI"
     modules = "normal part_gpt fat search search_fs_file loadenv iorw echo sleep halt test"
-    run(["grub-mkstandalone", "-O", "x86_64-efi", "-o", str(efi),
-         f"--install-modules={modules}", "--locales=", "--fonts=", "--themes=",
-         f"boot/grub/grub.cfg={cfg}"])
+    run(
+        [
+            "grub-mkstandalone",
+            "-O",
+            "x86_64-efi",
+            "-o",
+            str(efi),
+            f"--install-modules={modules}",
+            "--locales=",
+            "--fonts=",
+            "--themes=",
+            f"boot/grub/grub.cfg={cfg}",
+        ]
+    )
     env = work / "counter.env"
     run(["grub-editenv", str(env), "create"])
     run(["grub-editenv", str(env), "set", "count=0"])
@@ -102,8 +115,19 @@ def uefi_image(work: Path, image: Path) -> None:
     run(["mcopy", "-i", str(esp), str(env), "::/zboot/counter.env"])
     with image.open("wb") as disk:
         disk.truncate(UEFI_IMAGE_SIZE)
-    run(["sgdisk", "-o", "-n", f"1:{ESP_FIRST_SECTOR}:+{ESP_SIZE_MIB}M", "-t", "1:ef00",
-         "-c", "1:ZBOOT-ESP", str(image)])
+    run(
+        [
+            "sgdisk",
+            "-o",
+            "-n",
+            f"1:{ESP_FIRST_SECTOR}:+{ESP_SIZE_MIB}M",
+            "-t",
+            "1:ef00",
+            "-c",
+            "1:ZBOOT-ESP",
+            str(image),
+        ]
+    )
     with image.open("r+b") as disk:
         disk.seek(ESP_FIRST_SECTOR * SECTOR)
         disk.write(esp.read_bytes())

@@ -34,15 +34,34 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 # zfs.ko for every kernel whose headers are installed.
 KERNEL_PACKAGES = ["linux-image-amd64", "linux-headers-amd64", "dkms"]
 MAIN_PACKAGES = [
-    "qemu-system-x86", "qemu-utils", "libnbd-bin", "ipxe-qemu", "ovmf",  # VMs, iPXE, UEFI
-    "qemu-block-extra",                                      # qemu-img over libiscsi
-    "targetcli-fb", "python3-rtslib-fb", "tgt", "istgt",    # iSCSI targets
-    "libiscsi-bin",                                          # iSCSI test client
-    "inotify-tools",                                         # tests count config saves
-    "isc-dhcp-server", "dnsmasq-base", "kea-dhcp4-server",   # check generated DHCP configs
-    "openssh-server", "openssh-client", "udev", "kmod", "iproute2", "busybox-static",
+    "qemu-system-x86",
+    "qemu-utils",
+    "libnbd-bin",
+    "ipxe-qemu",
+    "ovmf",  # VMs, iPXE, UEFI
+    "qemu-block-extra",  # qemu-img over libiscsi
+    "targetcli-fb",
+    "python3-rtslib-fb",
+    "tgt",
+    "istgt",  # iSCSI targets
+    "libiscsi-bin",  # iSCSI test client
+    "inotify-tools",  # tests count config saves
+    "isc-dhcp-server",
+    "dnsmasq-base",
+    "kea-dhcp4-server",  # check generated DHCP configs
+    "openssh-server",
+    "openssh-client",
+    "udev",
+    "kmod",
+    "iproute2",
+    "busybox-static",
     "python3-venv",
-    "nasm", "gdisk", "dosfstools", "mtools", "grub-efi-amd64-bin", "grub-common",
+    "nasm",
+    "gdisk",
+    "dosfstools",
+    "mtools",
+    "grub-efi-amd64-bin",
+    "grub-common",
 ]
 BACKPORTS_PACKAGES = ["zfs-dkms", "zfsutils-linux", "python3-pyzfs"]
 ALL_PACKAGES = KERNEL_PACKAGES + MAIN_PACKAGES + BACKPORTS_PACKAGES
@@ -54,11 +73,11 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 def missing_packages(names: list[str]) -> list[str]:
     result = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n", *names],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     installed = {
-        line.split()[0] for line in result.stdout.splitlines()
-        if line.endswith(" installed")
+        line.split()[0] for line in result.stdout.splitlines() if line.endswith(" installed")
     }
     return [n for n in names if n not in installed]
 

@@ -21,17 +21,27 @@ def wrong(secret: str) -> str:
 def inquiry(portal: str, iqn: str, lun: int, initiator: str) -> subprocess.CompletedProcess[str]:
     """Log in as initiator and send INQUIRY; the caller reads returncode and output."""
     with timed("iSCSI login from the host"):
-        return subprocess.run(["iscsi-inq", "-i", initiator, f"iscsi://{portal}/{iqn}/{lun}"],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            ["iscsi-inq", "-i", initiator, f"iscsi://{portal}/{iqn}/{lun}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 def read_lun(portal: str, iqn: str, lun: int, initiator: str, out: Path) -> None:
     """Copy the whole LUN to out, logged in as initiator."""
     host, port = portal.rsplit(":", 1)
-    opts = (f"driver=iscsi,transport=tcp,portal={host}:{port},target={iqn},lun={lun},"
-            f"initiator-name={initiator}")
+    opts = (
+        f"driver=iscsi,transport=tcp,portal={host}:{port},target={iqn},lun={lun},"
+        f"initiator-name={initiator}"
+    )
     with timed("iSCSI login from the host"):
-        result = subprocess.run(["qemu-img", "convert", "-O", "raw", "--image-opts", opts,
-                                 str(out)], capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            ["qemu-img", "convert", "-O", "raw", "--image-opts", opts, str(out)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     if result.returncode != 0:
         raise LabError(f"reading {iqn} LUN {lun} as {initiator} failed: {result.stderr.strip()}")

@@ -12,8 +12,10 @@ from .procs import run
 def ensure_keys(layout: Layout) -> None:
     layout.keys.mkdir(parents=True, exist_ok=True)
     layout.keys.chmod(0o700)
-    for key, comment in ((layout.client_key, "zboot-lab-client"),
-                         (layout.host_key, "zboot-lab-host")):
+    for key, comment in (
+        (layout.client_key, "zboot-lab-client"),
+        (layout.host_key, "zboot-lab-host"),
+    ):
         if not key.exists():
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(key)])
     host_pub = layout.host_key.with_suffix(".pub").read_text().split()
@@ -39,14 +41,32 @@ def ssh_argv(layout: Layout, *, shared: bool = True) -> list[str]:
     it costs a fraction of a new login under emulation; with none, ssh logs in
     on its own). Tests that count logins or hold a connection open on purpose
     pass shared=False."""
-    return _argv(layout, ["-o", f"ControlPath={control_path(layout) if shared else 'none'}",
-                          "-o", "ControlMaster=no"])
+    return _argv(
+        layout,
+        [
+            "-o",
+            f"ControlPath={control_path(layout) if shared else 'none'}",
+            "-o",
+            "ControlMaster=no",
+        ],
+    )
 
 
 def master_argv(layout: Layout) -> list[str]:
     """Opens the shared connection and stays in the background until told to exit."""
-    return _argv(layout, ["-o", f"ControlPath={control_path(layout)}", "-o", "ControlMaster=yes",
-                          "-o", "ControlPersist=yes", "-N", "-f"])
+    return _argv(
+        layout,
+        [
+            "-o",
+            f"ControlPath={control_path(layout)}",
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            "ControlPersist=yes",
+            "-N",
+            "-f",
+        ],
+    )
 
 
 def control_argv(layout: Layout, command: str) -> list[str]:
@@ -56,14 +76,25 @@ def control_argv(layout: Layout, command: str) -> list[str]:
 
 def _argv(layout: Layout, extra: list[str]) -> list[str]:
     return [
-        "ssh", "-F", "none", *extra,
-        "-i", str(layout.client_key),
-        "-p", str(layout.ssh_port),
-        "-o", "IdentitiesOnly=yes",
-        "-o", "BatchMode=yes",
-        "-o", f"UserKnownHostsFile={layout.known_hosts}",
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", "ConnectTimeout=60",
-        "-o", "LogLevel=ERROR",
+        "ssh",
+        "-F",
+        "none",
+        *extra,
+        "-i",
+        str(layout.client_key),
+        "-p",
+        str(layout.ssh_port),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"UserKnownHostsFile={layout.known_hosts}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "ConnectTimeout=60",
+        "-o",
+        "LogLevel=ERROR",
         "root@127.0.0.1",
     ]

@@ -15,16 +15,16 @@ class LabError(RuntimeError):
     """A lab step failed; the message says what and why."""
 
 
-def run(argv: Sequence[str], *, env: dict[str, str] | None = None,
-        log: Path | None = None) -> None:
+def run(argv: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None) -> None:
     """Run a command to completion; on failure raise with the tail of its output."""
     if log is None:
         result = subprocess.run(list(argv), env=env, capture_output=True, text=True)
         output = result.stdout + result.stderr
     else:
         with log.open("a") as out:
-            result = subprocess.run(list(argv), env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, text=True)
+            result = subprocess.run(
+                list(argv), env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+            )
         output = log.read_text(errors="replace")
     if result.returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-20:])

@@ -12,19 +12,30 @@ from .layout import Layout
 from .procs import LabError
 
 
-def ssh(layout: Layout, argv: Sequence[str], *, stdin: bytes | None = None,
-        check: bool = True, timeout: float = 600,
-        kind: str = "ssh command (tests, shared connection)") -> subprocess.CompletedProcess[bytes]:
+def ssh(
+    layout: Layout,
+    argv: Sequence[str],
+    *,
+    stdin: bytes | None = None,
+    check: bool = True,
+    timeout: float = 600,
+    kind: str = "ssh command (tests, shared connection)",
+) -> subprocess.CompletedProcess[bytes]:
     """Run argv on the storage VM (quoted for its shell); raise if it fails and check is set.
     kind: what its time counts as in the run's "where the time went"."""
     command = shlex.join(argv)
     with timed(kind):
-        result = subprocess.run([*ssh_argv(layout), command],
-                                input=stdin if stdin is not None else b"",
-                                capture_output=True, timeout=timeout)
+        result = subprocess.run(
+            [*ssh_argv(layout), command],
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            timeout=timeout,
+        )
     if check and result.returncode != 0:
-        raise LabError(f"on the storage VM: {command} exited {result.returncode}: "
-                       + result.stderr.decode(errors="replace").strip())
+        raise LabError(
+            f"on the storage VM: {command} exited {result.returncode}: "
+            + result.stderr.decode(errors="replace").strip()
+        )
     return result
 
 

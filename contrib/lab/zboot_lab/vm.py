@@ -81,35 +81,51 @@ def vm_argv(layout: Layout, kernel: str) -> list[str]:
     )
     return [
         str(layout.venv / "bin" / "virtme-run"),
-        "--kimg", f"/boot/vmlinuz-{kernel}",
-        "--mods", "auto",  # the kernel's modules (and zfs.ko) from the shared root
+        "--kimg",
+        f"/boot/vmlinuz-{kernel}",
+        "--mods",
+        "auto",  # the kernel's modules (and zfs.ko) from the shared root
         "--force-9p",
         "--disable-kvm",  # Debian's kernel hangs under KVM here; TCG works
-        "--memory", VM_MEMORY,
-        "--cpus", VM_CPUS,
-        "--disk", f"{L.DISK_NAME}={layout.pool_disk}",
-        "--overlay-rwdir", "/etc",
-        "--overlay-rwdir", "/var",
+        "--memory",
+        VM_MEMORY,
+        "--cpus",
+        VM_CPUS,
+        "--disk",
+        f"{L.DISK_NAME}={layout.pool_disk}",
+        "--overlay-rwdir",
+        "/etc",
+        "--overlay-rwdir",
+        "/var",
         # Writable, as on any server (libnbd makes its sockets under /tmp), and
         # still showing the host's /tmp, where a checkout may live.
-        "--overlay-rwdir", "/tmp",  # noqa: S108 (the guest's /tmp, not a temp file)
-        "--script-sh", f"bash {layout.run / 'storage-init.sh'}",
+        "--overlay-rwdir",
+        "/tmp",  # noqa: S108 (the guest's /tmp, not a temp file)
+        "--script-sh",
+        f"bash {layout.run / 'storage-init.sh'}",
         "--qemu-opts",
-        "-pidfile", str(layout.run / "qemu.pid"),
-        "-netdev", f"user,id=lab0,{forwards}",
-        "-device", "virtio-net-pci,netdev=lab0",
+        "-pidfile",
+        str(layout.run / "qemu.pid"),
+        "-netdev",
+        f"user,id=lab0,{forwards}",
+        "-device",
+        "virtio-net-pci,netdev=lab0",
         # The host's /usr once more, for storage-init.sh to mount with the
         # guest's page cache on (the root's 9p mount has none): every program
         # and library the guest runs comes from /usr, read again over 9p at
         # each start otherwise.
-        "-fsdev", f"local,id={USR_TAG},path=/usr,security_model=none,readonly=on",
-        "-device", f"virtio-9p-pci,fsdev={USR_TAG},mount_tag={USR_TAG}",
+        "-fsdev",
+        f"local,id={USR_TAG},path=/usr,security_model=none,readonly=on",
+        "-device",
+        f"virtio-9p-pci,fsdev={USR_TAG},mount_tag={USR_TAG}",
         # The checkout (with its .venv) the same way: tests run zboot and the
         # contract suite inside the guest, and Python looks up hundreds of
         # files per start. `lab up` drops the guest's caches when it reuses a
         # running VM, so each test session sees the checkout as it is.
-        "-fsdev", f"local,id={REPO_TAG},path={L.REPO_ROOT},security_model=none,readonly=on",
-        "-device", f"virtio-9p-pci,fsdev={REPO_TAG},mount_tag={REPO_TAG}",
+        "-fsdev",
+        f"local,id={REPO_TAG},path={L.REPO_ROOT},security_model=none,readonly=on",
+        "-device",
+        f"virtio-9p-pci,fsdev={REPO_TAG},mount_tag={REPO_TAG}",
     ]
 
 
@@ -125,20 +141,27 @@ def wait_for_qemu(layout: Layout, launcher: subprocess.Popen[bytes]) -> int:
         if launcher.poll() is not None and launcher.returncode != 0:
             break
         time.sleep(0.2)
-    raise LabError("QEMU did not start; see " + str(layout.console_log) + ":\n"
-                   + tail(layout.console_log))
+    raise LabError(
+        "QEMU did not start; see " + str(layout.console_log) + ":\n" + tail(layout.console_log)
+    )
 
 
 def ssh_ok(layout: Layout) -> bool:
-    result = subprocess.run([*ssh_argv(layout), "true"], capture_output=True,
-                            stdin=subprocess.DEVNULL, timeout=120)
+    result = subprocess.run(
+        [*ssh_argv(layout), "true"], capture_output=True, stdin=subprocess.DEVNULL, timeout=120
+    )
     return result.returncode == 0
 
 
 def master_pid(layout: Layout) -> int | None:
     """The PID of the lab's shared SSH connection, if it runs."""
-    check = subprocess.run(control_argv(layout, "check"), capture_output=True, text=True,
-                           stdin=subprocess.DEVNULL, timeout=30)
+    check = subprocess.run(
+        control_argv(layout, "check"),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+    )
     found = re.search(r"pid=(\d+)", check.stderr)
     return int(found.group(1)) if check.returncode == 0 and found else None
 
@@ -150,8 +173,14 @@ def ensure_master(layout: Layout) -> None:
     pid = master_pid(layout)
     if pid is None:
         stop_master(layout)  # a socket left by a master that died with an old VM
-        subprocess.run(master_argv(layout), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=120, check=False)
+        subprocess.run(
+            master_argv(layout),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+            check=False,
+        )
         pid = master_pid(layout)
     if pid is None:
         say("no shared SSH connection to the storage VM; every command logs in on its own")
@@ -165,8 +194,13 @@ def stop_master(layout: Layout) -> None:
     pidfile = master_pidfile(layout)
     pid = read_pid(pidfile)
     if pid is not None and alive(pid) and pid in processes_mentioning(str(control_path(layout))):
-        subprocess.run(control_argv(layout, "exit"), capture_output=True,
-                       stdin=subprocess.DEVNULL, timeout=30, check=False)
+        subprocess.run(
+            control_argv(layout, "exit"),
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=30,
+            check=False,
+        )
         stop(pid)
     pidfile.unlink(missing_ok=True)
     control_path(layout).unlink(missing_ok=True)
@@ -175,8 +209,12 @@ def stop_master(layout: Layout) -> None:
 def forget_cached_files(layout: Layout) -> None:
     """The guest caches the checkout and /usr it reads over 9p without asking
     the host again: drop those caches, so files changed since are seen."""
-    subprocess.run([*ssh_argv(layout), "sync; echo 3 > /proc/sys/vm/drop_caches"],
-                   capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+    subprocess.run(
+        [*ssh_argv(layout), "sync; echo 3 > /proc/sys/vm/drop_caches"],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
 
 
 def wait_for_ssh(layout: Layout, timeout: float = 180.0) -> bool:
@@ -198,8 +236,10 @@ def wait_ready(layout: Layout, pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive(pid):
-            raise LabError(f"the storage VM exited during start-up; see {layout.console_log}:\n"
-                           + tail(layout.console_log))
+            raise LabError(
+                f"the storage VM exited during start-up; see {layout.console_log}:\n"
+                + tail(layout.console_log)
+            )
         text = layout.console_log.read_text(errors="replace")
         if "zboot-lab: ERROR" in text:
             stop(pid)
@@ -240,9 +280,13 @@ def _boot(layout: Layout, timeout: float) -> None:
     prepare_files(layout)
     with step("booting the storage VM (ZFS, LIO, tgtd, sshd, HTTP)"):
         with layout.console_log.open("w") as console:
-            proc = subprocess.Popen(vm_argv(layout, guest_kernel()), stdin=subprocess.DEVNULL,
-                                    stdout=console, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                vm_argv(layout, guest_kernel()),
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         (layout.run / "launcher.pid").write_text(f"{proc.pid}\n")
         pid = wait_for_qemu(layout, proc)
         wait_ready(layout, pid, timeout)
@@ -257,8 +301,12 @@ def flush_disks(layout: Layout) -> None:
     holds in memory (the last few seconds of changes), so stopping the VM
     loses nothing. A VM that does not answer is stopped all the same."""
     try:
-        subprocess.run([*ssh_argv(layout), "sync; zpool sync"], capture_output=True,
-                       timeout=60, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [*ssh_argv(layout), "sync; zpool sync"],
+            capture_output=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         say("the storage VM did not flush its disks in 60 s; stopping it anyway")
 
@@ -286,6 +334,8 @@ def shutdown(layout: Layout) -> bool:
         path.unlink(missing_ok=True)
     survivors = processes_mentioning(str(layout.state))
     if survivors:
-        raise LabError(f"processes still use {layout.state}: {survivors} (not started by "
-                       "this lab run, or not stoppable); left alone")
+        raise LabError(
+            f"processes still use {layout.state}: {survivors} (not started by "
+            "this lab run, or not stoppable); left alone"
+        )
     return pid is not None

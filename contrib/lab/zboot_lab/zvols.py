@@ -19,15 +19,22 @@ WAIT_FOR_LINK = (
 def import_image(layout: Layout, image: Path, zvol: str) -> None:
     """Create a sparse zvol the size of image (rounded up to MiB) and write image into it."""
     size = -(-image.stat().st_size // MIB) * MIB
-    script = (f'zfs create -s -V {size} "$1" && {WAIT_FOR_LINK} && '
-              'gzip -dc | dd of="/dev/zvol/$1" bs=1M conv=sparse,fsync status=none')
+    script = (
+        f'zfs create -s -V {size} "$1" && {WAIT_FOR_LINK} && '
+        'gzip -dc | dd of="/dev/zvol/$1" bs=1M conv=sparse,fsync status=none'
+    )
     # Golden images are mostly zeros: compressed, they cross the emulated
     # guest's SSH in a fraction of the time; dd skips the zero blocks.
-    ssh(layout, ["sh", "-c", script, "sh", zvol],
-        stdin=gzip.compress(image.read_bytes(), compresslevel=1))
+    ssh(
+        layout,
+        ["sh", "-c", script, "sh", zvol],
+        stdin=gzip.compress(image.read_bytes(), compresslevel=1),
+    )
 
 
 def destroy(layout: Layout, zvol: str) -> None:
     """Destroy zvol and its snapshots and clones, if it exists."""
-    ssh(layout, ["sh", "-c", 'zfs list -H "$1" >/dev/null 2>&1 || exit 0; zfs destroy -r "$1"',
-                 "sh", zvol])
+    ssh(
+        layout,
+        ["sh", "-c", 'zfs list -H "$1" >/dev/null 2>&1 || exit 0; zfs destroy -r "$1"', "sh", zvol],
+    )
