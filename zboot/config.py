@@ -158,21 +158,6 @@ def load(explicit: Path | None = None, server: str | None = None) -> Config:
     )
 
 
-def default_engine(tools: list[str], rtslib: bool) -> str:
-    """The target engine a server's tools point to (LIO first, as on Linux)."""
-    if rtslib or "targetcli" in tools:
-        return "lio"
-    for tool, engine in (
-        ("tgtadm", "tgt"),
-        ("istgtcontrol", "istgt"),
-        ("ctladm", "ctld"),
-        ("itadm", "comstar"),
-    ):
-        if tool in tools:
-            return engine
-    return "none"
-
-
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

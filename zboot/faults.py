@@ -1,99 +1,50 @@
-"""Fault injection, for the tests only: named points between the steps of
-every multi-step operation. Inert unless the environment names a point.
-
-    ZBOOT_TEST_FAULT=<point>:<kind>    kind: kill | drop | engine | stall
-    ZBOOT_TEST_FAULT_TRACE=<file>      every point reached is appended to it
-    ZBOOT_TEST_FAULT_RELEASE=<file>    stall: wait until this file exists
-
-kill: SIGKILL to zboot itself (no cleanup runs); drop: the SSH connection is
-cut (the next command on the server fails, and the server's lock is freed);
-engine: from this point on, every change the target engine is asked for
-fails before it is made, as with a crashed rtslib or tgtadm (points marked
-engine=True have an engine call next in at least one way of running their
-operation); stall: wait at the point until the test lets go (it reboots the
-server meanwhile).
+"""Named points between the steps of every multi-step operation: a point's
+name is "<operation>.<step just done>", and `engine=True` says the next step
+calls the target engine. In a normal run a point does nothing: no hook is
+installed. The fault-injection tests install one (zboot.testing.faults,
+which `zboot` loads only when ZBOOT_TEST_FAULT or ZBOOT_TEST_FAULT_TRACE is
+set) to stop a run at a point and check that it can be finished.
 
 The fault-injection suite finds every point by reading the source for calls
-of `point(...)`; a point's name is "<operation>.<step just done>"."""
+of `faults.point(...)`."""
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from .errors import ServerError
-from .targets.base import Export, TargetEngine
+PointHook = Callable[[str, bool], None]
+T = TypeVar("T")
 
-FAULT_ENV = "ZBOOT_TEST_FAULT"
-TRACE_ENV = "ZBOOT_TEST_FAULT_TRACE"
-RELEASE_ENV = "ZBOOT_TEST_FAULT_RELEASE"
-KINDS = ("kill", "drop", "engine", "stall")
-
-_droppers: list[Callable[[], None]] = []
-_engine_broken = False
-
-
-def on_drop(cut: Callable[[], None]) -> None:
-    """Register how to cut this run's connection to the server."""
-    _droppers.append(cut)
+_point_hooks: list[PointHook] = []
+_engine_wrappers: list[Callable[[Any], Any]] = []
+droppers: list[Callable[[], None]] = []  # how to cut this run's connection to the server
 
 
 def point(name: str, engine: bool = False) -> None:
-    """A step of an operation is done; engine=True: the next step is a call of
-    the target engine."""
-    global _engine_broken
-    trace = os.environ.get(TRACE_ENV)
-    if trace:
-        with open(trace, "a", encoding="utf-8") as handle:
-            handle.write(name + "\n")
-    wanted = os.environ.get(FAULT_ENV)
-    if not wanted:
-        return
-    where, _, kind = wanted.rpartition(":")
-    if where != name:
-        return
-    if kind == "kill":
-        os.kill(os.getpid(), signal.SIGKILL)
-    elif kind == "drop":
-        for cut in _droppers:
-            cut()
-    elif kind == "engine":
-        _engine_broken = True
-    elif kind == "stall":
-        release = os.environ.get(RELEASE_ENV, "")
-        deadline = time.monotonic() + 900
-        while not os.path.exists(release) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    else:
-        raise ValueError(f"{FAULT_ENV}={wanted}: no fault {kind!r}")
+    """A step of an operation is done."""
+    for hook in _point_hooks:
+        hook(name, engine)
 
 
-class _Watched:
-    """A target engine whose changes fail once an engine fault is injected."""
-
-    def __init__(self, inner: TargetEngine) -> None:
-        self.inner, self.name, self.lun = inner, inner.name, inner.lun
-
-    def exports(self) -> dict[str, Export]:
-        return self.inner.exports()
-
-    def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
-        return self.inner.sessions(targets)
-
-    def apply(
-        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
-    ) -> None:
-        trace = os.environ.get(TRACE_ENV)
-        if trace:  # the suite places engine faults where an engine call follows
-            with open(trace, "a", encoding="utf-8") as handle:
-                handle.write("engine-call\n")
-        if _engine_broken:
-            raise ServerError(f"the target engine ({self.name}) failed (injected)")
-        self.inner.apply(create, delete, persist)
+def on_drop(cut: Callable[[], None]) -> None:
+    """Register how to cut this run's connection to the server (for a hook)."""
+    droppers.append(cut)
 
 
-def watch(engine: TargetEngine) -> TargetEngine:
-    """The engine itself, or, under a fault-injection test, one that can fail."""
-    return _Watched(engine) if os.environ.get(FAULT_ENV) or os.environ.get(TRACE_ENV) else engine
+def watch(engine: T) -> T:
+    """The target engine itself, or, with a hook installed, the hook's wrapper."""
+    for wrap in _engine_wrappers:
+        engine = wrap(engine)
+    return engine
+
+
+def install(point_hook: PointHook, engine_wrapper: Callable[[Any], Any] | None = None) -> None:
+    _point_hooks.append(point_hook)
+    if engine_wrapper is not None:
+        _engine_wrappers.append(engine_wrapper)
+
+
+def uninstall() -> None:
+    _point_hooks.clear()
+    _engine_wrappers.clear()

@@ -11,6 +11,7 @@ from test_ops import CONFIG, changes, world
 
 from zboot.errors import Conflict, NotFound, ServerError
 from zboot.ops import hosts
+from zboot.ops.rollback import rollback_hosts
 from zboot.remote.base import RecordingRunner, Result
 from zboot.remote.chains import parse, run_in_shells
 from zboot.remote.dryrun import DryRunRunner
@@ -102,7 +103,7 @@ def test_one_zfs_snapshot_for_every_host_and_a_bad_host_fails_alone() -> None:
 
 def test_a_batch_rollback_runs_one_chain_per_host_and_an_unknown_host_fails_alone() -> None:
     runner = world()
-    [known, unknown] = hosts.rollback_hosts(ZfsCli(runner), CONFIG, ["pc01", "pc77"], None)
+    [known, unknown] = rollback_hosts(ZfsCli(runner), CONFIG, ["pc01", "pc77"], None)
     assert known.error is None and known.disk_exists
     assert isinstance(unknown.error, NotFound) and unknown.changes == []
     assert [c[:2] for c in changes(runner)] == [
@@ -121,7 +122,7 @@ def test_a_rollback_failing_after_the_rename_says_how_to_finish_it() -> None:
 
     plain = world()
     runner = RecordingRunner(respond)
-    [one] = hosts.rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None)
+    [one] = rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None)
     assert one.error is not None and one.failed_step == 2 and not one.disk_exists
     assert one.error.hint == "zboot rollback pc01 finishes it"
 
@@ -137,7 +138,7 @@ def test_a_rollback_stopped_after_the_new_disk_leaves_the_host_a_disk() -> None:
 
     plain = world()
     runner = RecordingRunner(respond)
-    [one] = hosts.rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None)
+    [one] = rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None)
     assert one.error is not None and one.failed_step == 3 and one.disk_exists
 
 

@@ -19,8 +19,8 @@ from zboot.boot.ipxe import (
     root_path,
     script_name,
 )
+from zboot.chap import Chap
 from zboot.errors import InvalidInput
-from zboot.targets.base import Chap
 
 TARGET = BootTarget(
     "pc01", "10.0.2.2:43261", 1, "iqn.2026-11.lab.zboot:pc01", "iqn.2010-04.org.ipxe:pc01"

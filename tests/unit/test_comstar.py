@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from zboot.chap import Chap
 from zboot.config import Config
 from zboot.errors import InvalidInput, ServerError
 from zboot.names import iqn
 from zboot.ops.exports import host_export
 from zboot.remote.base import RecordingRunner, Result
-from zboot.targets.base import Chap, disk_serial
+from zboot.targets.base import disk_serial
 from zboot.targets.comstar import (
     ComstarEngine,
     group_name,

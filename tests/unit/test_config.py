@@ -11,12 +11,12 @@ from zboot.config import (
     Config,
     ServerConfig,
     add_missing,
-    default_engine,
     load,
     parse_server,
     render,
 )
 from zboot.errors import InvalidInput
+from zboot.targets.registry import pick as default_engine
 
 
 def test_server_option_forms() -> None:
@@ -75,6 +75,7 @@ def test_engine_detection_order() -> None:
     assert default_engine(["tgtadm"], rtslib=False) == "tgt"
     assert default_engine(["ctladm"], rtslib=False) == "ctld"
     assert default_engine([], rtslib=False) == "none"
+    assert default_engine([], rtslib=True) == "lio"  # rtslib-fb without targetcli
 
 
 ADMIN_FILE = """\

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from zboot.chap import Chap
 from zboot.config import Config
 from zboot.errors import InvalidInput, ServerError
 from zboot.ops.exports import host_export
 from zboot.remote.base import WAIT_SCRIPT, RecordingRunner, Result
-from zboot.targets.base import Chap, Export, disk_serial
+from zboot.targets.base import Export, disk_serial
 from zboot.targets.ctld import (
     BEGIN,
     CANDIDATE,

@@ -7,20 +7,43 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
-from zboot import faults
+from zboot import faults as points
 from zboot.errors import ServerError
 from zboot.targets.base import Export, NoEngine
+from zboot.testing import faults
 
 
-def test_without_the_variable_a_point_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(faults.FAULT_ENV, raising=False)
-    monkeypatch.delenv(faults.TRACE_ENV, raising=False)
-    faults.point("clone.cloned", engine=True)  # no error, no file
+@pytest.fixture(autouse=True)
+def no_hook_left_behind() -> Iterator[None]:
+    yield
+    points.uninstall()
+
+
+def test_without_a_hook_a_point_does_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A normal run: the environment asks for a fault, but nothing installed
+    the hook (only zboot's entry point does, when it sees the variables)."""
+    monkeypatch.setenv(faults.TRACE_ENV, str(tmp_path / "trace"))
+    monkeypatch.setenv(faults.FAULT_ENV, "clone.cloned:kill")
+    points.point("clone.cloned", engine=True)  # no kill, no file
+    assert not (tmp_path / "trace").exists()
+    engine = NoEngine()
+    assert points.watch(engine) is engine
+
+
+def test_the_hook_sees_every_point(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    trace = tmp_path / "trace"
+    monkeypatch.setenv(faults.TRACE_ENV, str(trace))
+    faults.install()
+    points.point("clone.cloned")
+    assert trace.read_text().split() == ["clone.cloned"]
+    assert points.watch(NoEngine()).__class__.__name__ == "_Watched"
 
 
 def test_the_trace_lists_every_point_reached(
@@ -58,15 +81,9 @@ def test_an_engine_fault_fails_every_change_after_the_point(
         faults.point("clone.secrets")
 
 
-def test_without_a_fault_the_engine_is_not_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(faults.FAULT_ENV, raising=False)
-    engine = NoEngine()
-    assert faults.watch(engine) is engine
-
-
 def test_a_drop_cuts_every_registered_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     cut: list[str] = []
-    monkeypatch.setattr(faults, "_droppers", [lambda: cut.append("ssh")])
+    monkeypatch.setattr(points, "droppers", [lambda: cut.append("ssh")])
     monkeypatch.setenv(faults.FAULT_ENV, "rollback.renamed:drop")
     faults.point("rollback.renamed")
     assert cut == ["ssh"]
@@ -74,7 +91,7 @@ def test_a_drop_cuts_every_registered_connection(monkeypatch: pytest.MonkeyPatch
 
 def test_a_kill_is_sigkill_with_no_clean_up() -> None:
     code = (
-        "from zboot import faults\n"
+        "from zboot.testing import faults\n"
         "try:\n    faults.point('mode.scripts')\nfinally:\n    print('cleaned up')\n"
     )
     done = subprocess.run(

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from zboot.chap import Chap
 from zboot.errors import InvalidInput, ServerError
 from zboot.remote.base import RecordingRunner, Result
-from zboot.targets.base import Chap, Export
+from zboot.targets.base import Export
 from zboot.targets.istgt import (
     BEGIN,
     RESTART,

@@ -12,7 +12,13 @@ from zfs_samples import GET, LIST
 from zboot.config import Config
 from zboot.errors import Conflict, InvalidInput, NotFound
 from zboot.ops import hosts, images, importer
+from zboot.ops.context import Context
+from zboot.ops.destroy import destroy_in_order
+from zboot.ops.hostfile import HostSpec
+from zboot.ops.provision import Provisioned, clone
+from zboot.ops.rollback import rollback_hosts
 from zboot.remote.base import RecordingRunner, Result
+from zboot.targets.base import NoEngine
 from zboot.zfs.cli import ZfsCli
 
 CONFIG = Config()
@@ -40,11 +46,26 @@ def changes(runner: RecordingRunner) -> list[tuple[str, ...]]:
     return [c for c in runner.commands if c[:2] not in (("zfs", "list"), ("zfs", "get"))]
 
 
+def clone_one(runner: RecordingRunner, image: str, host: str, mac: str) -> Provisioned:
+    [one] = clone(Context(CONFIG, runner, ZfsCli(runner), NoEngine), image, [HostSpec(host, mac)])
+    if one.error is not None:
+        raise one.error
+    return one
+
+
+def rollback_one(runner: RecordingRunner, discard: bool = False) -> dict[str, str]:
+    [one] = rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None, discard)
+    if one.error is not None:
+        raise one.error
+    return one.result()
+
+
 def test_clone_records_the_host_in_user_properties() -> None:
     runner = world()
-    record = hosts.clone_host(ZfsCli(runner), CONFIG, "golden", "PC02", "52-54-00-AA-00-02")
+    record = clone_one(runner, "golden", "PC02", "52-54-00-AA-00-02").record or {}
     assert record["origin"] == "tank/zboot/images/golden@v1"
-    [clone] = changes(runner)
+    [clone, ready] = changes(runner)
+    assert ready[:2] == ("zfs", "set") and "org.zboot:state=ready" in ready
     assert clone[:2] == ("zfs", "clone") and clone[-2:] == (
         "tank/zboot/images/golden@v1",
         "tank/zboot/hosts/pc02",
@@ -56,14 +77,14 @@ def test_clone_records_the_host_in_user_properties() -> None:
 def test_clone_refuses_a_mac_in_use_and_changes_nothing() -> None:
     runner = world()
     with pytest.raises(Conflict, match="pc01"):
-        hosts.clone_host(ZfsCli(runner), CONFIG, "golden", "pc02", "52:54:00:aa:00:01")
+        clone_one(runner, "golden", "pc02", "52:54:00:aa:00:01")
     assert changes(runner) == []
 
 
 def test_clone_of_a_missing_version_is_not_found() -> None:
     runner = world()
     with pytest.raises(NotFound, match="v9"):
-        hosts.clone_host(ZfsCli(runner), CONFIG, "golden@v9", "pc02", "52:54:00:aa:00:02")
+        clone_one(runner, "golden@v9", "pc02", "52:54:00:aa:00:02")
     assert changes(runner) == []
 
 
@@ -71,13 +92,13 @@ def test_clone_of_a_missing_version_is_not_found() -> None:
 def test_hostile_host_names_run_nothing(bad: str) -> None:
     runner = world()
     with pytest.raises(InvalidInput):
-        hosts.clone_host(ZfsCli(runner), CONFIG, "golden", bad, "52:54:00:aa:00:02")
+        clone_one(runner, "golden", bad, "52:54:00:aa:00:02")
     assert runner.commands == []
 
 
 def test_rollback_archives_the_current_disk_instead_of_destroying_it() -> None:
     runner = world()
-    result = hosts.rollback_host(ZfsCli(runner), CONFIG, "pc01", None)
+    result = rollback_one(runner)
     done = changes(runner)
     assert [c[:2] for c in done] == [
         ("zfs", "set"),
@@ -119,8 +140,8 @@ CUT_SHORT_GET = GET.replace("tank/zboot/hosts/pc01\t", f"{ARCHIVED}\t").replace(
 def test_a_rollback_cut_short_is_finished_by_the_next_one() -> None:
     runner = world(CUT_SHORT_LIST, CUT_SHORT_GET)
     with pytest.raises(NotFound, match="cut short"):
-        hosts.snapshot_host(ZfsCli(runner), CONFIG, "pc01", "x")
-    result = hosts.rollback_host(ZfsCli(runner), CONFIG, "pc01", None)
+        hosts.show_host(Context(CONFIG, runner, ZfsCli(runner), NoEngine), "pc01")
+    result = rollback_one(runner)
     done = changes(runner)
     assert [c[:2] for c in done] == [("zfs", "clone"), ("zfs", "set")]
     assert done[0][-2:] == ("tank/zboot/images/golden@v1", "tank/zboot/hosts/pc01")
@@ -131,7 +152,7 @@ def test_a_rollback_cut_short_is_finished_by_the_next_one() -> None:
 
 def test_rollback_with_discard_destroys_only_the_archive() -> None:
     runner = world()
-    result = hosts.rollback_host(ZfsCli(runner), CONFIG, "pc01", None, discard=True)
+    result = rollback_one(runner, discard=True)
     assert changes(runner)[-1][:2] == ("zfs", "destroy")
     assert result["archive"] == ""
 
@@ -199,9 +220,7 @@ def test_destroy_retries_a_zvol_the_engine_just_released(monkeypatch: pytest.Mon
 
     monkeypatch.setattr("zboot.ops.hosts.time.sleep", lambda _: None)
     runner = RecordingRunner(respond)
-    assert hosts.destroy_in_order(ZfsCli(runner), ["tank/zboot/hosts/pc01"]) == [
-        "tank/zboot/hosts/pc01"
-    ]
+    assert destroy_in_order(ZfsCli(runner), ["tank/zboot/hosts/pc01"]) == ["tank/zboot/hosts/pc01"]
     assert len(runner.commands) == 3
 
 
@@ -211,4 +230,4 @@ def test_a_zvol_that_stays_busy_is_an_error(monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr("zboot.ops.hosts.time.sleep", lambda _: None)
     with pytest.raises(Conflict, match="busy"):
-        hosts.destroy_in_order(ZfsCli(RecordingRunner(respond)), ["x"], busy_retries=3)
+        destroy_in_order(ZfsCli(RecordingRunner(respond)), ["x"], busy_retries=3)

@@ -11,7 +11,6 @@ import pytest
 from agents import agent_request, imported_modules
 
 from zboot.boot.ipxe import root_path
-from zboot.cli.session import BUILT_ENGINES, make_engine
 from zboot.config import Config
 from zboot.errors import Conflict, InvalidInput, ServerError
 from zboot.ops.exports import host_export, refuse_if_in_use, target_iqn
@@ -20,6 +19,8 @@ from zboot.remote.dryrun import DryRunRunner
 from zboot.targets import lio
 from zboot.targets.base import Export, NoEngine, disk_serial
 from zboot.targets.lio import AGENT, LioEngine
+from zboot.targets.registry import NAMES as BUILT_ENGINES
+from zboot.targets.registry import make_engine
 
 CONFIG = Config(iqn_base="iqn.2026-11.org.example.zboot")
 EXPORT = host_export(CONFIG, "pc01", "iqn.2010-04.org.ipxe:pc01")

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from agents import agent_request
 
+from zboot.chap import Chap
 from zboot.config import Config
 from zboot.errors import InvalidInput, ServerError
 from zboot.ops.chap import new_chap
 from zboot.ops.exports import host_export
 from zboot.remote.base import RecordingRunner, Result
 from zboot.targets.agent import SERVER_PYTHON, bootstrap
-from zboot.targets.base import Chap, Export, disk_serial
+from zboot.targets.base import Export, disk_serial
 from zboot.targets.tgt import (
     AGENT,
     TGTADM,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..chap import Chap
 from ..errors import InvalidInput
 from ..names import mac_hexhyp, url
-from ..targets.base import Chap
 
 MODES = ("normal", "install", "local", "maintenance")
 RETRIES = 3

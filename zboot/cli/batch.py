@@ -5,9 +5,9 @@ the exit code non-zero while the others' results still show."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from ..errors import ZbootError
 from .output import table
@@ -56,3 +56,31 @@ def batch_outcome(results: list[HostResult], done: str, data: Mapping[str, Any])
         text,
         [about_host(r.host, e) for r in failed if (e := r.error) is not None],
     )
+
+
+R = TypeVar("R", bound="PerHost")
+
+
+class PerHost(Protocol):
+    """What every workflow's per-host result has."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def error(self) -> ZbootError | None: ...
+
+
+def one_or_batch(
+    results: Sequence[R],
+    single: Callable[[R], Outcome],
+    batch: Callable[[list[R]], Outcome],
+    batched: bool,
+) -> Outcome:
+    """One host: its outcome, or its error raised (exit code and message as
+    for any failure). Several: a row each, through batch."""
+    if not batched:
+        [one] = results
+        if one.error is not None:
+            raise one.error
+        return single(one)
+    return batch(list(results))

@@ -8,8 +8,7 @@ import typer
 
 from ..boot.ipxe import root_path
 from ..names import host_name
-from ..ops.exports import record_export
-from ..ops.state import read_state
+from ..ops.exports import show_export
 from .hosts import chap_view
 from .session import Outcome, Session, run
 
@@ -27,18 +26,13 @@ def show(
     """Everything needed to attach the host's disk by hand."""
 
     def action(s: Session) -> Outcome:
-        valid = host_name(host)  # before read_state: bad input never reaches the server
-        h = read_state(s.zfs, s.config).host(valid)
-        record = h.dataset.record()
-        export = record_export(s.runner, s.config, h.name, record)
+        view = show_export(s.context, host_name(host))
+        export, engine, present, in_use = view.export, view, view.present, view.in_use
         chap = chap_view(export.chap, show_secrets)
-        engine = s.engine
-        present = export.target in engine.exports()
-        in_use = engine.sessions([export.target]).get(export.target, [])
         portal = s.config.portal or "<server>:3260"
         data = {
-            "host": h.name,
-            "engine": engine.name,
+            "host": export.host,
+            "engine": engine.engine,
             "portal": portal,
             "target": export.target,
             "lun": engine.lun,
@@ -55,7 +49,7 @@ def show(
         text = "\n".join(
             f"{k.replace('_', ' ')}: {v}"
             for k, v in (
-                ("engine", engine.name),
+                ("engine", engine.engine),
                 ("portal", portal),
                 ("target", export.target),
                 ("lun", engine.lun),

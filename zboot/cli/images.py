@@ -13,7 +13,6 @@ from ..names import image_name, size_bytes, snapshot_name
 from ..names import message as message_text
 from ..ops import images as ops
 from ..ops.importer import FORMATS, import_image
-from ..ops.state import read_state
 from .output import human_size, progress_bar, table
 from .session import Outcome, Session, confirm, run
 
@@ -43,7 +42,13 @@ def create(
         if compression is not None:
             compression_name(compression)
         dataset = ops.create_image(
-            s.zfs, s.config, name, nbytes, thick=thick, volblocksize=block, compression=compression
+            s.context.zfs,
+            s.config,
+            name,
+            nbytes,
+            thick=thick,
+            volblocksize=block,
+            compression=compression,
         )
         return Outcome(
             {"image": name, "dataset": dataset, "size": nbytes},
@@ -72,7 +77,14 @@ def import_(
         nbytes = size_bytes(size) if size is not None else None
         with progress_bar("importing", enabled=not s.json) as on_progress:
             result = import_image(
-                s.runner, s.zfs, s.config, valid, source, format or None, nbytes, on_progress
+                s.context.runner,
+                s.context.zfs,
+                s.config,
+                valid,
+                source,
+                format or None,
+                nbytes,
+                on_progress,
             )
         return Outcome(
             result,
@@ -98,7 +110,7 @@ def snapshot(
             snapshot_name(version)
         if message is not None:
             message_text(message)
-        v = ops.snapshot_image(s.zfs, s.config, name, version, message)
+        v = ops.snapshot_image(s.context.zfs, s.config, name, version, message)
         return Outcome({"image": name, "version": v}, f"image {name} version {v}")
 
     run(ctx, "image snapshot", action)
@@ -109,8 +121,7 @@ def list_(ctx: typer.Context) -> None:
     """Every image with its latest version and the hosts using it."""
 
     def action(s: Session) -> Outcome:
-        state = read_state(s.zfs, s.config)
-        images = sorted(state.images.values(), key=lambda i: i.name)
+        images = ops.list_images(s.context.zfs, s.config)
         rows = [
             {
                 "name": i.name,
@@ -144,8 +155,7 @@ def show(ctx: typer.Context, name: str) -> None:
     """Versions with messages and dates, the hosts on each, space used."""
 
     def action(s: Session) -> Outcome:
-        valid = image_name(name)
-        image = read_state(s.zfs, s.config).image(valid)
+        image = ops.show_image(s.context.zfs, s.config, image_name(name))
         ds = image.dataset
         versions = [
             {
@@ -191,7 +201,7 @@ def destroy(
             snapshot_name(version)
         if not s.dry_run and not confirm(f"destroy image {spec}?", yes, s.json):
             return Outcome({"destroyed": []}, "nothing destroyed")
-        gone = ops.destroy_image(s.zfs, s.config, spec)
+        gone = ops.destroy_image(s.context.zfs, s.config, spec)
         return Outcome({"destroyed": gone}, f"destroyed {', '.join(gone)}")
 
     run(ctx, "image destroy", action)

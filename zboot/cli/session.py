@@ -13,21 +13,12 @@ import typer
 
 from .. import config as config_mod
 from .. import faults
-from ..config import default_engine
 from ..errors import InvalidInput, ZbootError
+from ..ops.context import Context, open_context
 from ..remote import lock
 from ..remote.base import Runner
 from ..remote.dryrun import DryRunRunner
 from ..remote.local import LocalRunner
-from ..targets.base import NoEngine, TargetEngine
-from ..targets.comstar import ComstarEngine
-from ..targets.ctld import CtldEngine
-from ..targets.istgt import DEFAULT_CONF as ISTGT_CONF
-from ..targets.istgt import IstgtEngine
-from ..targets.lio import LioEngine, has_rtslib
-from ..targets.tgt import TgtEngine
-from ..zfs.cli import ZfsCli
-from ..zfs.lzc import zfs_backend
 from .output import emit_json, report_error, report_interrupt
 from .progress import HostsBar, hosts_bar
 
@@ -51,8 +42,7 @@ class Session:
     _config: config_mod.Config | None = None
     _runner: Runner | None = None
     _dry: DryRunRunner | None = None
-    _zfs: ZfsCli | None = None
-    _engine: TargetEngine | None = None
+    _context: Context | None = None
     progress: HostsBar | None = None  # a batch's bar, on a terminal
     command: str = ""
     changes: bool = False  # take the server's lock before the first command
@@ -99,55 +89,18 @@ class Session:
         return self._runner
 
     @property
-    def zfs(self) -> ZfsCli:
-        if self._zfs is None:
-            self._zfs = zfs_backend(self.runner, self.config.server.is_local, self.dry_run)
-            self._zfs.on_progress = self.progress
-        return self._zfs
-
-    @property
-    def engine(self) -> TargetEngine:
-        """The configured target engine; "auto" looks at what the server has."""
-        if self._engine is None:
-            self._engine = faults.watch(make_engine(self.config.engine, self.runner))
-        return self._engine
+    def context(self) -> Context:
+        """What the workflows in zboot.ops work with: made on first use (a
+        command that fails on its arguments never reads the config)."""
+        if self._context is None:
+            self._context = open_context(
+                self.config, self.runner, dry_run=self.dry_run, on_progress=self.progress
+            )
+        return self._context
 
     def close(self) -> None:
         if self._runner is not None:
             self._runner.close()
-
-
-BUILT_ENGINES = ("lio", "tgt", "istgt", "ctld", "comstar", "none")
-ENGINE_TOOLS = ("targetcli", "tgtadm", "istgtcontrol", "ctladm", "itadm")
-FREEBSD_ISTGT_CONF = "/usr/local/etc/istgt/istgt.conf"
-
-
-def tools_on_server(runner: Runner, names: tuple[str, ...]) -> list[str]:
-    """Which of these commands the server has on its PATH."""
-    check = 'for t; do command -v "$t" >/dev/null && echo "$t"; done; true'
-    return runner.run(["sh", "-c", check, "sh", *names]).text.split()
-
-
-def make_engine(name: str, runner: Runner) -> TargetEngine:
-    if name == "auto":
-        name = default_engine(tools_on_server(runner, ENGINE_TOOLS), has_rtslib(runner))
-    if name == "lio":
-        return LioEngine(runner)
-    if name == "tgt":
-        return TgtEngine(runner)
-    if name == "istgt":
-        on_freebsd = runner.run(["test", "-e", FREEBSD_ISTGT_CONF], check=False).ok
-        return IstgtEngine(runner, conf=FREEBSD_ISTGT_CONF if on_freebsd else ISTGT_CONF)
-    if name == "ctld":
-        return CtldEngine(runner)
-    if name == "comstar":
-        return ComstarEngine(runner)
-    if name == "none":
-        return NoEngine()
-    raise InvalidInput(
-        f"target engine {name!r} is not supported",
-        hint=f"set [target] engine to one of: {', '.join(BUILT_ENGINES)}",
-    )
 
 
 def say(message: str) -> None:

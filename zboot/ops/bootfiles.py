@@ -6,12 +6,19 @@ CHAP: restrict who may fetch the boot directory."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from ..boot import dhcp, ipxe
 from ..boot.ipxe import BootTarget, render, script_name
+from ..chap import Chap
 from ..config import Config
+from ..errors import InvalidInput
+from ..names import address, host_name
 from ..remote.base import Runner
-from ..targets.base import Chap
+from .context import Context
 from .exports import target_iqn
+from .state import read_state
 
 
 def script_path(config: Config, mac: str) -> str:
@@ -59,3 +66,56 @@ def write_script(
 
 def remove_script(runner: Runner, config: Config, mac: str) -> None:
     runner.remove_file(script_path(config, mac))
+
+
+@dataclass(frozen=True)
+class DhcpConfig:
+    hosts: list[str]
+    text: str
+
+
+def dhcp_config(
+    c: Context, wanted: list[str], fmt: str, tftp_server: str | None, router: str | None
+) -> DhcpConfig:
+    """The DHCP server's part of the boot for these hosts (every host when
+    none are named): chainload iPXE, then each host's script by MAC."""
+    if fmt not in dhcp.FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r}", hint=f"one of {', '.join(dhcp.FORMATS)}")
+    for option, value in (("--tftp-server", tftp_server), ("--router", router)):
+        if value is not None:  # they go into the DHCP server's config as they are
+            address(value, option)
+    names = [host_name(h) for h in wanted]
+    if not c.config.boot_url:
+        raise InvalidInput(
+            "the config has no boot URL ([boot] url)",
+            hint="the URL clients fetch <mac>.ipxe scripts from, e.g. http://10.0.0.1/boot",
+        )
+    site = dhcp.Site(
+        c.config.boot_url, tftp_server or urlsplit(c.config.boot_url).hostname or "", router
+    )
+    state = read_state(c.zfs, c.config)
+    chosen = (
+        [state.host(n) for n in names]
+        if names
+        else sorted(state.hosts.values(), key=lambda h: h.name)
+    )
+    entries = [dhcp.DhcpHost(h.name, h.get("mac"), h.get("initiator")) for h in chosen]
+    return DhcpConfig([e.name for e in entries], dhcp.render(fmt, site, entries))
+
+
+def write_pxelinux(c: Context, host: str, tftp_dir: str) -> list[str]:
+    """For sites that run PXELINUX: pxelinux.cfg/01-<mac> chains the host into
+    iPXE and its own script. Returns the files written (on the server)."""
+    name = host_name(host)
+    if not c.config.boot_url:
+        raise InvalidInput("the config has no boot URL ([boot] url)")
+    record = read_state(c.zfs, c.config).host(name).dataset.record()
+    root = tftp_dir.rstrip("/")
+    files = {
+        f"{root}/{ipxe.CHAIN_SCRIPT}": ipxe.chain_script(c.config.boot_url),
+        f"{root}/pxelinux.cfg/{ipxe.pxelinux_name(record['mac'])}": ipxe.pxelinux_config(name),
+    }
+    c.runner.run(["mkdir", "-p", f"{root}/pxelinux.cfg"])
+    for path, text in files.items():
+        c.runner.write_file(path, text.encode(), mode=0o644)
+    return list(files)

@@ -8,10 +8,10 @@ import secrets
 import string
 from collections.abc import Iterable, Mapping
 
+from ..chap import Chap
 from ..config import Config
 from ..errors import NotFound, ServerError
 from ..remote.base import Runner
-from ..targets.base import Chap
 
 ALPHABET = string.ascii_letters + string.digits  # safe in URLs, config files and iPXE
 SECRET_LENGTH = 16  # the Microsoft initiator takes 12 to 16

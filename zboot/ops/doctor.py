@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from ..boot.ipxe import script_name
 from ..config import Config
 from ..remote.base import Runner
-from ..targets.base import Export, TargetEngine
-from ..zfs.cli import ZfsCli
+from ..targets.base import Export
 from . import chap as chap_store
+from .context import Context
 from .exports import host_export, target_iqn
 from .maintenance import HOLDER, image_export
 from .state import READY, Host, State, read_state
@@ -105,8 +105,11 @@ def pool_capacity(runner: Runner, pool: str) -> int:
     return used * 100 // max(used + available, 1)
 
 
-def survey(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine) -> Survey:
-    state = read_state(zfs, config)
+def survey(c: Context) -> Survey:
+    """`zboot doctor`: everything zboot owns, read, and what has drifted.
+    A fixed number of commands, whatever the fleet size; changes nothing."""
+    config, engine = c.config, c.engine
+    state = read_state(c.zfs, config)
     ours = f"/dev/zvol/{config.root}/"
     exports = {iqn: e for iqn, e in engine.exports().items() if e.device.startswith(ours)}
     pool = config.root.split("/")[0]
@@ -115,10 +118,10 @@ def survey(zfs: ZfsCli, config: Config, runner: Runner, engine: TargetEngine) ->
         engine.name,
         exports,
         engine.sessions(list(exports)) if exports else {},
-        read_scripts(runner, config),
-        read_secret_hosts(runner, config),
+        read_scripts(c.runner, config),
+        read_secret_hosts(c.runner, config),
         pool,
-        pool_capacity(runner, pool),
+        pool_capacity(c.runner, pool),
     )
     found.findings = check(config, engine.lun, found)
     return found
@@ -150,6 +153,18 @@ def expected_script(config: Config, lun: int, h: Host) -> tuple[str, str | None]
 
 
 def check(config: Config, lun: int, s: Survey) -> list[Finding]:
+    """Every kind of drift, each area in turn."""
+    return [
+        *_operations(s),
+        *_exports(config, s),
+        *_scripts(config, lun, s),
+        *_secrets(s),
+        *_space_and_marks(s),
+    ]
+
+
+def _operations(s: Survey) -> list[Finding]:
+    """Hosts stuck mid-operation."""
     out: list[Finding] = []
     hosts = s.state.hosts
     for h in sorted(hosts.values(), key=lambda h: h.name):
@@ -173,6 +188,12 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
                     "finish the rollback",
                 )
             )
+    return out
+
+
+def _exports(config: Config, s: Survey) -> list[Finding]:
+    """Exports missing, wrong or of nobody; sessions nobody asks for."""
+    out: list[Finding] = []
     wanted = wanted_exports(config, s.state)
     for target, export in sorted(wanted.items()):
         present = s.exports.get(target)
@@ -205,6 +226,13 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
         for initiator in initiators:
             if allowed is None or initiator != allowed.initiator:
                 out.append(Finding("stale-session", target, f"{initiator} is logged in", ""))
+    return out
+
+
+def _scripts(config: Config, lun: int, s: Survey) -> list[Finding]:
+    """Boot scripts of nobody, missing, or not what the record asks for."""
+    out: list[Finding] = []
+    hosts = s.state.hosts
     macs = {script_name(h.get("mac")): h for h in hosts.values() if h.get("mac")}
     halfway = {
         script_name(r["mac"]) for r in s.state.unfinished_rollbacks.values() if r.get("mac")
@@ -223,6 +251,13 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
                 out.append(
                     Finding("stale-boot-file", h.name, f"{name}: {problem}", "write it again")
                 )
+    return out
+
+
+def _secrets(s: Survey) -> list[Finding]:
+    """Secret files missing or of nobody."""
+    out: list[Finding] = []
+    hosts = s.state.hosts
     for h in sorted(hosts.values(), key=lambda h: h.name):
         if h.get("chap") and h.name not in s.secret_hosts and not h.unfinished:
             out.append(
@@ -235,6 +270,13 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
             )
     for host in sorted(s.secret_hosts - set(hosts) - set(s.state.unfinished_rollbacks)):
         out.append(Finding("orphan-secret", host, "a secret file for no host", "remove it"))
+    return out
+
+
+def _space_and_marks(s: Survey) -> list[Finding]:
+    """Stale maintenance marks; a pool nearly full."""
+    out: list[Finding] = []
+    hosts = s.state.hosts
     for image in sorted(s.state.images.values(), key=lambda i: i.name):
         holder = image.dataset.prop(HOLDER)
         if not holder:

@@ -5,13 +5,16 @@ pulled from under a logged-in machine unless the admin says --force."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ..config import Config
 from ..errors import Conflict, InvalidInput
-from ..names import iqn
+from ..names import host_name, iqn
 from ..remote.base import Runner
 from ..targets.base import Export, TargetEngine
 from . import chap as chap_store
+from .context import Context
+from .state import read_state
 
 
 def target_iqn(config: Config, host: str) -> str:
@@ -63,16 +66,26 @@ def in_use(export: Export, initiators: list[str]) -> Conflict:
     )
 
 
-def plan_sync(
-    config: Config, wanted: list[Export], present: dict[str, Export]
-) -> tuple[list[Export], list[str]]:
-    """What `zboot sync` changes: the exports to (re)create, and the targets to
-    delete. Only exports of this root's hosts are touched: another root on the
-    same server keeps its own."""
-    mine = f"/dev/zvol/{config.hosts}/"
-    by_target = {e.target: e for e in wanted}
-    create = [e for e in wanted if present.get(e.target) != e]
-    delete = [
-        iqn for iqn, e in present.items() if e.device.startswith(mine) and iqn not in by_target
-    ]
-    return create, delete
+@dataclass(frozen=True)
+class ExportView:
+    """A host's export as the engine has it now: what attaching it by hand needs."""
+
+    export: Export
+    engine: str
+    lun: int
+    present: bool
+    in_use: list[str]
+
+
+def show_export(c: Context, host: str) -> ExportView:
+    name = host_name(host)  # bad input stops here, before the server
+    h = read_state(c.zfs, c.config).host(name)
+    export = record_export(c.runner, c.config, h.name, h.dataset.record())
+    engine = c.engine
+    return ExportView(
+        export,
+        engine.name,
+        engine.lun,
+        export.target in engine.exports(),
+        engine.sessions([export.target]).get(export.target, []),
+    )

@@ -96,3 +96,12 @@ def destroy_image(zfs: ZfsCli, config: Config, spec: str) -> list[str]:
         return [versions[0].dataset.name]
     zfs.destroy(image.dataset.name, recursive=True)
     return [image.dataset.name]
+
+
+def list_images(zfs: ZfsCli, config: Config) -> list[Image]:
+    return sorted(read_state(zfs, config).images.values(), key=lambda i: i.name)
+
+
+def show_image(zfs: ZfsCli, config: Config, name: str) -> Image:
+    valid = image_name(name)  # bad input stops here, before the server
+    return read_state(zfs, config).image(valid)

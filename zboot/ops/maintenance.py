@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ..chap import Chap
 from ..config import Config
 from ..errors import Conflict
-from ..targets.base import Chap, Export, TargetEngine
+from ..targets.base import Export, TargetEngine
 from ..zfs.cli import ZfsCli
 from .exports import target_iqn
 from .images import snapshot_image

@@ -15,15 +15,17 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 
 from .. import faults
+from ..chap import Chap
 from ..config import Config
 from ..errors import Conflict, NotFound, ZbootError
 from ..names import host_name, image_name, iqn, mac, snapshot_name
 from ..remote.base import Runner
-from ..targets.base import Chap, TargetEngine
+from ..targets.base import TargetEngine
 from ..zfs.cli import Change, ZfsCli
 from . import chap as chap_store
 from . import hosts as ops
 from .bootfiles import boot_target, ensure_boot_dir, write_script
+from .context import Context
 from .exports import host_export, target_iqn
 from .hostfile import HostSpec
 from .hosts import PlannedClone
@@ -303,3 +305,8 @@ def _drop(
             engine.apply(delete=[r.record.get("target") or target_iqn(config, r.host)])
         undo(zfs, config, runner, [r])
     r.error = err
+
+
+def clone(c: Context, image: str, specs: list[HostSpec]) -> list[Provisioned]:
+    """`zboot clone`: provision() with the run's context."""
+    return provision(c.zfs, c.config, c.runner, lambda: c.engine, image, specs)

@@ -49,6 +49,22 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
             proc.kill()
 
 
+def _spawn(args: tuple[str, ...], full: list[str], feeds: bool) -> subprocess.Popen[bytes] | Result:
+    """The process, or the shell's answer when it cannot start (127, 126)."""
+    try:
+        return subprocess.Popen(
+            full,
+            stdin=subprocess.PIPE if feeds else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        return Result(args, 127, b"", f"{full[0]}: command not found\n".encode())
+    except PermissionError as exc:
+        return Result(args, 126, b"", f"{full[0]}: {exc.strerror}\n".encode())
+
+
 class LocalRunner:
     """A Runner for the machine zboot runs on. With sudo=True every command is
     prefixed with `sudo -n` (never prompts), and file operations go through sudo'd
@@ -61,19 +77,9 @@ class LocalRunner:
     def _execute(self, argv: Sequence[str], feed: Feeder | None, timeout: float | None) -> Result:
         args = tuple(argv)
         self.commands.append(args)
-        full = ["sudo", "-n", *args] if self.sudo else list(args)
-        try:
-            proc = subprocess.Popen(
-                full,
-                stdin=subprocess.PIPE if feed else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        except FileNotFoundError:
-            return Result(args, 127, b"", f"{full[0]}: command not found\n".encode())
-        except PermissionError as exc:
-            return Result(args, 126, b"", f"{full[0]}: {exc.strerror}\n".encode())
+        proc = _spawn(args, ["sudo", "-n", *args] if self.sudo else list(args), feed is not None)
+        if isinstance(proc, Result):
+            return proc
         out: list[bytes] = []
         err: list[bytes] = []
         readers = [

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..chap import Chap
+
 # A fixed namespace: a host's disk serial is the same on every run and every
 # server, so a re-created clone looks like the same disk to the client.
 SERIAL_NAMESPACE = uuid.UUID("6f1c7b0e-2b61-4c8e-9a51-7a0d3c4e9b10")
@@ -20,17 +22,6 @@ def disk_serial(host: str) -> str:
 def storage_name(host: str) -> str:
     """The engine-side name of the host's backing store; the prefix marks it zboot's."""
     return f"zboot-{host}"
-
-
-@dataclass(frozen=True)
-class Chap:
-    """CHAP for one target: the initiator proves itself with user/secret; with
-    mutual CHAP the target proves itself back with mutual_user/mutual_secret."""
-
-    user: str
-    secret: str = field(repr=False)
-    mutual_user: str | None = None
-    mutual_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..chap import Chap
 from ..errors import InvalidInput, ServerError
 from ..remote.base import Result, Runner
-from .base import Chap, Export, disk_serial, storage_name
+from .base import Export, disk_serial, storage_name
 
 STMFADM = "stmfadm"
 ITADM = "itadm"

@@ -21,9 +21,10 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..chap import Chap
 from ..errors import InvalidInput, NotFound, ServerError
 from ..remote.base import Runner, wait_for_path
-from .base import Chap, Export
+from .base import Export
 
 DEFAULT_CONF = "/etc/istgt/istgt.conf"  # Debian; FreeBSD: /usr/local/etc/istgt
 DEFAULT_AUTH = "/etc/istgt/auth.conf"

@@ -23,10 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..chap import Chap
 from ..errors import InvalidInput, ServerError
 from ..remote.base import Runner, wait_for_path
 from .agent import agent_source, run_agent
-from .base import Chap, Export
+from .base import Export
 
 TGTADM = ["tgtadm", "--lld", "iscsi"]
 CONF_DIR = "/etc/tgt/conf.d"

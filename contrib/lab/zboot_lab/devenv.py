@@ -103,6 +103,7 @@ def run_tests(layout: Layout, pytest_args: list[str], started: float) -> int:
         _timed(timings, name, argv, env)
         for name, argv in (
             ("lint: ruff", [python, "-m", "ruff", "check", *LINTED]),
+            ("lint: ruff format", [python, "-m", "ruff", "format", "--check", *LINTED]),
             ("lint: mypy --strict", [python, "-m", "mypy", *TYPED]),
         )
     ]

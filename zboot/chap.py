@@ -1,0 +1,17 @@
+"""CHAP credentials: a value both the target engines and the boot scripts
+carry, so it belongs to neither."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Chap:
+    """CHAP for one target: the initiator proves itself with user/secret; with
+    mutual CHAP the target proves itself back with mutual_user/mutual_secret."""
+
+    user: str
+    secret: str = field(repr=False)
+    mutual_user: str | None = None
+    mutual_secret: str | None = field(default=None, repr=False)

@@ -1,0 +1,137 @@
+"""Commands that take a host's state away: rollback (keeping what it
+replaces unless --discard), prune (the kept states), destroy (the host).
+Each parses its arguments, makes one call into zboot.ops, and renders."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..names import host_name, snapshot_name
+from ..ops import destroy as destroy_ops
+from ..ops import rollback
+from ..ops.destroy import Retired
+from ..ops.rollback import Rollback, shown_source
+from ..ops.state import leaf
+from .batch import HostResult, batch_outcome, one_or_batch
+from .session import Outcome, Session, confirm, run
+
+
+def rolled_back(one: Rollback) -> Outcome:
+    result = one.result()
+    kept = (
+        f"; previous state kept as {leaf(result['archive'])}"
+        if result["archive"]
+        else "; previous state discarded"
+    )
+    return Outcome(result, f"host {one.host} rolled back to {one.source}{kept}")
+
+
+def rollback_batch(plans: list[Rollback]) -> Outcome:
+    return batch_outcome(
+        [
+            HostResult(
+                p.host,
+                {"source": p.source, "archive": p.result()["archive"]},
+                f"kept as {leaf(p.archive)}" if p.result()["archive"] else "discarded",
+                p.error,
+                {"to": shown_source(p)},
+            )
+            for p in plans
+        ],
+        "rolled back",
+        {},
+    )
+
+
+def destroyed_one(one: Retired) -> Outcome:
+    return Outcome({"destroyed": one.gone}, f"destroyed host {one.host}")
+
+
+def destroyed_batch(results: list[Retired]) -> Outcome:
+    return batch_outcome(
+        [
+            HostResult(r.host, {"destroyed": r.gone}, ", ".join(leaf(g) for g in r.gone), r.error)
+            for r in results
+        ],
+        "destroyed",
+        {"destroyed": [g for r in results for g in r.gone]},
+    )
+
+
+def rollback_(
+    ctx: typer.Context,
+    hosts: Annotated[list[str], typer.Argument(metavar="HOST...")],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="RESTORE-POINT",
+            help="a restore point (default: the state it was provisioned in)",
+        ),
+    ] = None,
+    discard: Annotated[
+        bool, typer.Option(help="throw the replaced state away instead of archiving it")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="even while the machine is logged in to its disk")
+    ] = False,
+) -> None:
+    """Revert hosts' disks, keeping what they replace unless --discard.
+    Several hosts: one engine call takes their exports down and one puts
+    them back; a host that fails (in use, unknown) fails alone."""
+
+    def action(s: Session) -> Outcome:
+        names = list(dict.fromkeys(host_name(h) for h in hosts))
+        if to is not None:
+            snapshot_name(to)  # bad input stops here, before the server
+        plans = rollback.rollback(s.context, names, to, discard, force)
+        return one_or_batch(plans, rolled_back, rollback_batch, batched=len(names) > 1)
+
+    run(ctx, "rollback", action)
+
+
+def prune(
+    ctx: typer.Context, host: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = False
+) -> None:
+    """Remove a host's archived states (what rollbacks kept)."""
+
+    def action(s: Session) -> Outcome:
+        if not s.dry_run and not confirm(f"remove the archived states of {host}?", yes, s.json):
+            return Outcome({"pruned": []}, "nothing removed")
+        pruned = destroy_ops.prune(s.context, host)
+        return Outcome(
+            {"pruned": pruned},
+            f"removed {len(pruned)} archived state{'' if len(pruned) == 1 else 's'}",
+        )
+
+    run(ctx, "prune", action)
+
+
+def destroy(
+    ctx: typer.Context,
+    hosts: Annotated[list[str], typer.Argument(metavar="HOST...")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+    force: Annotated[
+        bool, typer.Option(help="even while the machine is logged in to its disk")
+    ] = False,
+) -> None:
+    """Retire hosts: their exports, disks, restore points and archived states.
+    Several hosts: one engine call takes every export down; a host that
+    fails (in use, unknown) fails alone."""
+
+    def action(s: Session) -> Outcome:
+        names = list(dict.fromkeys(host_name(h) for h in hosts))
+        disks = "its disk" if len(names) == 1 else "their disks"
+        if not s.dry_run and not confirm(f"destroy {', '.join(names)} and {disks}?", yes, s.json):
+            return Outcome({"destroyed": []}, "nothing destroyed")
+        results = destroy_ops.destroy(s.context, names, force)
+        return one_or_batch(results, destroyed_one, destroyed_batch, batched=len(names) > 1)
+
+    run(ctx, "destroy", action)
+
+
+def register(app: typer.Typer) -> None:
+    for name, command in (("rollback", rollback_), ("prune", prune), ("destroy", destroy)):
+        app.command(name)(command)

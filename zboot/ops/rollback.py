@@ -1,0 +1,237 @@
+"""Rollback that keeps what it replaces: the host's disk is renamed into the
+archive (its restore points go with it) and the chosen state is cloned back
+under the host's name, so its zvol path, and so its iSCSI backstore, keeps
+its name. The exports come down first (refused while a machine is logged
+in, unless forced) and go back up once the host has a disk again."""
+
+from __future__ import annotations
+
+import time
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+from .. import faults
+from ..config import Config
+from ..errors import InvalidInput, NotFound, ZbootError
+from ..names import host_name, snapshot_name
+from ..targets.base import Export
+from ..zfs.cli import Change, ZfsCli
+from .context import Context
+from .exports import in_use, record_export
+from .state import KIND, State, done, leaf, now, reached, read_state
+
+
+def archive_name(config: Config, host: str) -> str:
+    return f"{config.archive}/{host}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+
+
+@dataclass
+class Rollback:
+    """One host's rollback: the zfs changes in order, and what came of them."""
+
+    host: str
+    source: str = ""
+    archive: str = ""
+    discard: bool = False
+    changes: list[Change] = field(default_factory=list)
+    renamed_at: int = 0  # changes from this index on happen after the old disk moved
+    error: ZbootError | None = None
+    failed_step: int = -1  # the change that failed, when one did
+
+    @property
+    def disk_exists(self) -> bool:
+        """Whether hosts/<host> is there: the rollback went through, or it
+        failed before the old disk moved (or while checking its input), or
+        after the new disk was cloned."""
+        if self.error is None or self.failed_step < self.renamed_at:
+            return True
+        clone_at = next((i for i, c in enumerate(self.changes) if c.verb == "clone"), None)
+        return clone_at is None or self.failed_step > clone_at
+
+    def result(self) -> dict[str, str]:
+        return {
+            "host": self.host,
+            "source": self.source,
+            "archive": "" if self.discard else self.archive,
+        }
+
+
+def plan_rollback(
+    config: Config, state: State, host: str, point: str | None, discard: bool
+) -> Rollback:
+    """Give the host the disk it was provisioned with, or one of its restore points.
+
+    ZFS cannot roll back past newer snapshots without destroying them, so the
+    current disk is not rolled back in place: it is renamed into the archive
+    (with all its restore points) and the host gets a fresh clone of the
+    chosen state. Nothing is lost unless `discard` is given.
+
+    The plan is written onto the disk before anything moves, so a rollback
+    cut short (after the rename, before the new clone) is finished by the
+    next `zboot rollback` of that host."""
+    host = host_name(host)
+    point = snapshot_name(point) if point is not None else None
+    if host not in state.hosts and (half := state.unfinished_rollbacks.get(host)):
+        return finish_plan(config, host, half, discard, renamed_at=0)
+    h = state.host(host)
+    if h.get("state") == "rolling-back" and h.get("step") == "rollback:cloned":
+        # cut short after the new disk was made: its export is missing, and
+        # perhaps the old disk's mark as an archive
+        archive = h.get("rollback-archive")
+        return Rollback(
+            host,
+            h.get("rollback-to"),
+            archive,
+            discard,
+            [archive_mark(archive)] if archive in state.names else [],
+            renamed_at=0,
+        )
+    if point is not None:
+        source = next((s.name for s in h.restore_points if s.name.endswith("@" + point)), None)
+        if source is None:
+            raise NotFound(
+                f"host {h.name!r} has no restore point {point!r}", hint=f"zboot show {h.name}"
+            )
+    else:
+        source = h.get("origin")
+        if not source:
+            raise InvalidInput(f"host {h.name!r} has no recorded origin to roll back to")
+    current = h.dataset.name
+    archive = archive_name(config, h.name)
+    if point is not None:
+        source = source.replace(current + "@", archive + "@")
+    plan = {"host": h.name, "rollback-to": source, "rollback-archive": archive} | reached(
+        "rollback", "planned", "rolling-back"
+    )
+    finish = finish_plan(config, h.name, h.dataset.record() | plan, discard, renamed_at=2)
+    finish.changes[:0] = [Change.set(current, plan), Change.rename(current, archive)]
+    return finish
+
+
+def archive_mark(archive: str) -> Change:
+    return Change.set(archive, {KIND: "archive", "state": "archived", "archived": now()})
+
+
+def finish_plan(
+    config: Config, host: str, archived: dict[str, str], discard: bool, renamed_at: int
+) -> Rollback:
+    """The steps after the rename: mark the archive, clone the chosen state as
+    the host's new disk, and promote it when it came from a restore point."""
+    archive, source = archived["rollback-archive"], archived["rollback-to"]
+    current = f"{config.hosts}/{host}"
+    record = {k: v for k, v in archived.items() if k not in ("host", "archived")}
+    # The new disk first (not "ready" until its export is back: the caller
+    # marks it), then the old one marked as an archive: stopped in between,
+    # the host still has a disk, and the next rollback marks the archive.
+    changes = [
+        Change.clone(
+            source,
+            current,
+            record | {"rolled-back": now()} | reached("rollback", "cloned", "rolling-back"),
+        ),
+        archive_mark(archive),
+    ]
+    if source.startswith(archive + "@"):
+        # The restore points up to the chosen one move back to the host; the
+        # archive keeps only what came after.
+        changes.append(Change.promote(current))
+    if discard:
+        changes.append(Change.destroy(archive, recursive=True))
+    return Rollback(host, source, archive, discard, changes, renamed_at)
+
+
+def rollback_hosts(
+    zfs: ZfsCli,
+    config: Config,
+    hosts: list[str],
+    point: str | None,
+    discard: bool = False,
+    state: State | None = None,
+) -> list[Rollback]:
+    """Roll several hosts back, their zfs changes as one chain each (one remote
+    shell for the batch). A host fails alone; one cut short after its rename
+    is finished by the next rollback of it."""
+    state = state or read_state(zfs, config)
+    plans = []
+    for host in hosts:
+        try:
+            plans.append(plan_rollback(config, state, host, point, discard))
+        except ZbootError as err:
+            plans.append(Rollback(host, error=err))
+    # in two batches: up to the renames, then the rest (a step for the faults
+    # tests to stop at, with every old disk in the archive and no new one yet)
+    todo = [p for p in plans if p.error is None and p.changes[: p.renamed_at]]
+    for plan, failed in zip(
+        todo, zfs.run_changes([p.changes[: p.renamed_at] for p in todo]), strict=True
+    ):
+        if failed is not None:
+            plan.error, plan.failed_step = failed.error, failed.step
+    faults.point("rollback.renamed")
+    todo = [p for p in plans if p.error is None and p.changes[p.renamed_at :]]
+    for plan, failed in zip(
+        todo, zfs.run_changes([p.changes[p.renamed_at :] for p in todo]), strict=True
+    ):
+        if failed is not None:
+            plan.error, plan.failed_step = failed.error, plan.renamed_at + failed.step
+            plan.error.hint = f"zboot rollback {plan.host} finishes it"
+    return plans
+
+
+def rollback(
+    c: Context, names: list[str], point: str | None, discard: bool, force: bool
+) -> list[Rollback]:
+    """Roll hosts back: exports looked up, refused while in use (unless
+    force) and taken down in one engine call each; the zfs changes in one
+    chain batch; the exports of the hosts that have a disk again put back in
+    one engine call."""
+    state = read_state(c.zfs, c.config)
+    exports: dict[str, Export] = {}
+    refused: dict[str, ZbootError] = {}
+    for name in names:
+        try:
+            record = state.record(name)
+            if record.get("target") and c.engine.name != "none":
+                exports[name] = record_export(c.runner, c.config, name, record)
+        except ZbootError as err:
+            refused[name] = err
+    if exports and not force:
+        live = c.engine.sessions([e.target for e in exports.values()])
+        for name, export in list(exports.items()):
+            if initiators := live.get(export.target):
+                refused[name] = in_use(exports.pop(name), initiators)
+    faults.point("rollback.checked", engine=True)
+    if exports:  # saved when they are put back
+        c.engine.apply(delete=[e.target for e in exports.values()], persist=False)
+    faults.point("rollback.unexported")
+    try:
+        plans = rollback_hosts(
+            c.zfs, c.config, [n for n in names if n not in refused], point, discard, state
+        )
+    except BaseException:
+        with suppress(ZbootError):
+            c.engine.apply(create=list(exports.values()))
+        raise
+    faults.point("rollback.cloned", engine=True)
+    if exports:  # the exports back where there is a disk again; saved either way
+        back = [exports[p.host] for p in plans if p.host in exports and p.disk_exists]
+        gone = [e.target for e in exports.values() if e not in back]
+        c.engine.apply(create=back, delete=gone)
+    faults.point("rollback.exported")
+    # ready again: the hosts rolled back, and those whose old disk never moved
+    c.zfs.mark(
+        [
+            f"{c.config.hosts}/{p.host}"
+            for p in plans
+            if p.disk_exists and (p.changes or p.error is None)
+        ],
+        done("rollback"),
+    )
+    done_plans = {p.host: p for p in plans}
+    return [done_plans.get(n) or Rollback(n, error=refused[n]) for n in names]
+
+
+def shown_source(plan: Rollback) -> str:
+    """A restore point by its name, an image version as image@version."""
+    if plan.source.startswith(plan.archive + "@"):
+        return plan.source.rsplit("@", 1)[1]
+    return leaf(plan.source)

@@ -1,0 +1,215 @@
+"""`zboot sync`: put right what `zboot doctor` finds, from the hosts' records:
+finish operations cut short (each by its own operation's code), export what
+is missing, remove exports, scripts and secret files of hosts that are gone,
+write missing or stale scripts, give a host whose secret file is lost new
+secrets. A logged-in machine is never cut off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..chap import Chap
+from ..errors import ZbootError
+from ..targets.base import Export
+from . import chap as chap_store
+from .bootfiles import boot_target, ensure_boot_dir, remove_script, write_script
+from .context import Context
+from .destroy import destroy
+from .doctor import Survey, mid_operation, survey, wanted_exports
+from .exports import host_export
+from .maintenance import HOLDER, image_export
+from .modes import finish_switch
+from .rollback import rollback_hosts
+from .state import READY, Host, State, done
+
+
+@dataclass
+class Synced:
+    engine: str = ""
+    checked: int = 0
+    created: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    skipped_in_use: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    boot_files: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # orphan scripts, secrets, marks
+    rekeyed: list[str] = field(default_factory=list)
+    errors: list[ZbootError] = field(default_factory=list)
+
+
+def _finish_operations(c: Context, found: Survey, done_so_far: Synced) -> bool:
+    """Destroys, mode switches and rollbacks cut short, each by its own
+    command's code. Whether anything ran (the state must then be read again)."""
+    state = found.state
+    destroying = sorted(h.name for h in state.hosts.values() if h.get("state") == "destroying")
+    for r in destroy(c, destroying, force=False) if destroying else []:
+        _note(done_so_far, r.host, r.error)
+    by_mode: dict[str, list[str]] = {}
+    for h in sorted(state.hosts.values(), key=lambda h: h.name):
+        if h.get("state") == "switching":
+            by_mode.setdefault(h.get("step").partition(":")[2] or "normal", []).append(h.name)
+    for mode, names in by_mode.items():
+        for sw in finish_switch(c, names, mode, None, None, force=False):
+            _note(done_so_far, sw.host, sw.error)
+    moved = sorted(h for h in state.unfinished_rollbacks if h not in state.hosts)
+    for plan in rollback_hosts(c.zfs, c.config, moved, None, False, state) if moved else []:
+        if plan.error is not None:
+            done_so_far.errors.append(plan.error)
+    return bool(destroying or by_mode or moved)
+
+
+def _note(synced: Synced, host: str, error: ZbootError | None) -> None:
+    if error is None:
+        synced.finished.append(host)
+    else:
+        synced.errors.append(error)
+
+
+class Secrets:
+    """Hosts' CHAP, each read (or, when its file is lost, made anew) once."""
+
+    def __init__(self, c: Context, found: Survey, synced: Synced) -> None:
+        self.c, self.found, self.synced = c, found, synced
+        self.known: dict[str, Chap | None] = {}
+
+    def of(self, h: Host) -> Chap | None:
+        if h.name not in self.known:
+            self.known[h.name] = self._read_or_make(h)
+        return self.known[h.name]
+
+    def _read_or_make(self, h: Host) -> Chap | None:
+        if not h.get("chap"):
+            return None
+        if h.name in self.found.secret_hosts:
+            return chap_store.load(self.c.runner, self.c.config, h.name)
+        chap = chap_store.new_chap(
+            h.get("initiator"),
+            h.get("target") or host_export(self.c.config, h.name, "").target,
+            h.get("chap") == "mutual",
+        )
+        chap_store.store(self.c.runner, self.c.config, {h.name: chap})
+        self.synced.rekeyed.append(h.name)
+        return chap
+
+
+def sync(c: Context) -> Synced:
+    synced = Synced(engine=c.engine.name)
+    found = survey(c)
+    if _finish_operations(c, found, synced):
+        found = survey(c)
+    state = found.state
+    # hosts whose last steps (export, script, "ready") are missing
+    to_ready = {
+        h.name: h
+        for h in state.hosts.values()
+        if h.get("state") in ("provisioning", "rolling-back")
+    }
+    serve = {h.name: h for h in state.hosts.values() if h.get("state") == READY} | to_ready
+    secrets = Secrets(c, found, synced)
+    for h in serve.values():  # lost secret files: new secrets, so export and script anew
+        if h.get("chap") and h.name not in found.secret_hosts:
+            secrets.of(h)
+    redo = set(to_ready) | set(synced.rekeyed)
+    _exports(c, found, to_ready, serve, redo, secrets, synced)
+    _scripts(c, found, serve, redo, secrets, synced)
+    orphans = sorted(found.secret_hosts - set(state.hosts) - set(state.unfinished_rollbacks))
+    chap_store.remove(c.runner, c.config, orphans)
+    synced.removed += [chap_store.secret_path(c.config, h) for h in orphans]
+    for f in found.findings:
+        if f.kind == "stale-maintenance":
+            c.zfs.set_props(state.images[f.subject].dataset.name, {HOLDER: ""})
+            synced.removed.append(f"maintenance mark of image {f.subject}")
+    c.zfs.mark([h.dataset.name for h in to_ready.values()], done("sync"))
+    synced.finished += list(to_ready)
+    return synced
+
+
+def _exports(
+    c: Context,
+    found: Survey,
+    to_ready: dict[str, Host],
+    serve: dict[str, Host],
+    redo: set[str],
+    secrets: Secrets,
+    synced: Synced,
+) -> None:
+    """Exports missing, wrong or to be made anew (new secrets) created, those
+    of nobody deleted, in one engine call; a target in use is left alone."""
+    state = found.state
+    wanted = wanted_exports(c.config, state)
+    for h in to_ready.values():
+        if h.get("target"):
+            export = host_export(c.config, h.name, h.get("initiator"))
+            wanted[export.target] = export
+    synced.checked = len(wanted)
+    create: list[Export] = []
+    for target, export in sorted(wanted.items()):
+        owner = serve.get(_owner(state, export))
+        if found.exports.get(target) == export and (owner is None or owner.name not in redo):
+            continue
+        if found.sessions.get(target):
+            synced.skipped_in_use.append(target)  # never disturb a live session
+            continue
+        chap = secrets.of(owner) if owner is not None else None
+        create.append(replace(export, chap=chap))
+    delete = []
+    for target, export in found.exports.items():
+        if target in wanted or mid_operation(state, export):
+            continue
+        if found.sessions.get(target):
+            synced.skipped_in_use.append(target)
+        else:
+            delete.append(target)
+    c.engine.apply(create=create, delete=delete)
+    synced.created, synced.deleted = [e.target for e in create], delete
+
+
+def _owner(state: State, export: Export) -> str:
+    """The host an export serves (an image's export serves its maintainer)."""
+    if export.host.startswith("image_"):
+        image = state.images.get(export.host.removeprefix("image_"))
+        return (image.dataset.prop(HOLDER) or "") if image is not None else ""
+    return export.host
+
+
+def _scripts(
+    c: Context,
+    found: Survey,
+    serve: dict[str, Host],
+    redo: set[str],
+    secrets: Secrets,
+    synced: Synced,
+) -> None:
+    """Every missing or stale script written again; orphans removed."""
+    stale = {
+        f.subject for f in found.findings if f.kind in ("missing-boot-file", "stale-boot-file")
+    }
+    names = sorted(name for name in stale | redo if name in serve)
+    if names and c.config.portal:
+        ensure_boot_dir(c.runner, c.config)
+    for name in names:
+        h = serve[name]
+        record = h.dataset.record()
+        target = boot_target(c.config, c.engine.lun, name, record, secrets.of(h))
+        if target is None:
+            continue
+        mode = record.get("mode") or "normal"
+        if mode == "maintenance" and record.get("image") in found.state.images:
+            gold = image_export(
+                c.config, found.state.images[record["image"]], record["initiator"], None
+            )
+            target = replace(target, target=gold.target)
+        synced.boot_files.append(
+            write_script(
+                c.runner,
+                c.config,
+                record["mac"],
+                mode,
+                target,
+                c.config.winpe if mode == "install" else None,
+            )
+        )
+    for f in found.findings:
+        if f.kind == "orphan-boot-file":
+            remove_script(c.runner, c.config, f.subject.removesuffix(".ipxe"))
+            synced.removed.append(f"{c.config.boot_dir.rstrip('/')}/{f.subject}")
