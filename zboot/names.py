@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import NewType
 
 from zboot.errors import InvalidInput
 
 __all__ = [
     "MAX_SIZE_BYTES",
+    "HostName",
+    "ImageName",
+    "MacAddress",
+    "SnapshotName",
     "address",
     "compression",
     "dataset_name",
@@ -31,6 +36,13 @@ __all__ = [
     "snapshot_name",
     "url",
 ]
+
+# Checked values: a function below is the only way to get one, so a function
+# taking a HostName knows its argument was validated (once, at the edge).
+HostName = NewType("HostName", str)
+ImageName = NewType("ImageName", str)
+SnapshotName = NewType("SnapshotName", str)
+MacAddress = NewType("MacAddress", str)
 
 # Character classes are spelled out (never \d or \w): on str patterns those
 # match non-ASCII digits and letters too.
@@ -79,7 +91,7 @@ def _require_str(value: object, what: str) -> str:
     return value
 
 
-def host_name(value: str) -> str:
+def host_name(value: str) -> HostName:
     """An RFC 1123 host label: 1-63 ASCII letters, digits and hyphens, not starting
     or ending with a hyphen. Returned lowercased."""
     value = _require_str(value, "host name")
@@ -100,7 +112,7 @@ def host_name(value: str) -> str:
         raise InvalidInput(
             f"host name {_show(value)} starts or ends with a hyphen", hint=f"use {allowed}"
         )
-    return value.lower()
+    return HostName(value.lower())
 
 
 def _component(value: str, what: str, example: str) -> str:
@@ -139,20 +151,20 @@ def _component(value: str, what: str, example: str) -> str:
     return value
 
 
-def image_name(value: str) -> str:
+def image_name(value: str) -> ImageName:
     """A golden image name (one ZFS dataset component): 1-64 characters of
     lowercase letters, digits, '.', '_' and '-', starting with a letter or
     digit, without '..'. Returned as given; uppercase is rejected, not lowered."""
-    return _component(value, "image name", "debian-12")
+    return ImageName(_component(value, "image name", "debian-12"))
 
 
-def snapshot_name(value: str) -> str:
+def snapshot_name(value: str) -> SnapshotName:
     """An image version or host restore point (the part after '@'): the same rules
     as image_name."""
-    return _component(value, "snapshot name", "v1 or 2024-06-01")
+    return SnapshotName(_component(value, "snapshot name", "v1 or 2024-06-01"))
 
 
-def mac(value: str) -> str:
+def mac(value: str) -> MacAddress:
     """A unicast Ethernet address in any common spelling (52:54:00:AB:cd:01,
     52-54-00-ab-cd-01, 5254.00ab.cd01, 525400abcd01), returned as lowercase
     colon-separated 52:54:00:ab:cd:01. Multicast, broadcast and all-zero
@@ -183,7 +195,7 @@ def mac(value: str) -> str:
             f"MAC address {_show(value)} is all zeros",
             hint="give the machine's own network card address",
         )
-    return normal
+    return MacAddress(normal)
 
 
 def mac_hexhyp(mac_value: str) -> str:

@@ -29,7 +29,7 @@ from zboot_lab.layout import POOL, Layout
 from zboot_lab.remote import ssh, ssh_text
 
 from zboot.config import load
-from zboot.ops.chap import secret_path, secrets_dir
+from zboot.ops.paths import secret_path, secrets_dir
 
 pytestmark = pytest.mark.lab
 

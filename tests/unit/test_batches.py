@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from test_ops import CONFIG, changes, world
 
 from zboot.errors import Conflict, NotFound, ServerError
+from zboot.names import HostName, SnapshotName
 from zboot.ops import hosts
 from zboot.ops.rollback import rollback_hosts
 from zboot.remote.base import RecordingRunner, Result
@@ -95,7 +96,9 @@ def test_run_changes_reports_the_failed_step_as_a_typed_error() -> None:
 
 def test_one_zfs_snapshot_for_every_host_and_a_bad_host_fails_alone() -> None:
     runner = world()
-    point, failed = hosts.snapshot_hosts(ZfsCli(runner), CONFIG, ["pc01", "pc99"], "before")
+    point, failed = hosts.snapshot_hosts(
+        ZfsCli(runner), CONFIG, [HostName("pc01"), HostName("pc99")], SnapshotName("before")
+    )
     assert point == "before" and list(failed) == ["pc99"] and isinstance(failed["pc99"], NotFound)
     [snap] = changes(runner)
     assert snap[:2] == ("zfs", "snapshot") and snap[-1] == "tank/zboot/hosts/pc01@before"
@@ -103,7 +106,9 @@ def test_one_zfs_snapshot_for_every_host_and_a_bad_host_fails_alone() -> None:
 
 def test_a_batch_rollback_runs_one_chain_per_host_and_an_unknown_host_fails_alone() -> None:
     runner = world()
-    [known, unknown] = rollback_hosts(ZfsCli(runner), CONFIG, ["pc01", "pc77"], None)
+    [known, unknown] = rollback_hosts(
+        ZfsCli(runner), CONFIG, [HostName("pc01"), HostName("pc77")], None
+    )
     assert known.error is None and known.disk_exists
     assert isinstance(unknown.error, NotFound) and unknown.changes == []
     assert [c[:2] for c in changes(runner)] == [
@@ -122,7 +127,7 @@ def test_a_rollback_failing_after_the_rename_says_how_to_finish_it() -> None:
 
     plain = world()
     runner = RecordingRunner(respond)
-    [one] = rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None)
+    [one] = rollback_hosts(ZfsCli(runner), CONFIG, [HostName("pc01")], None)
     assert one.error is not None and one.failed_step == 2 and not one.disk_exists
     assert one.error.hint == "zboot rollback pc01 finishes it"
 
@@ -138,7 +143,7 @@ def test_a_rollback_stopped_after_the_new_disk_leaves_the_host_a_disk() -> None:
 
     plain = world()
     runner = RecordingRunner(respond)
-    [one] = rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None)
+    [one] = rollback_hosts(ZfsCli(runner), CONFIG, [HostName("pc01")], None)
     assert one.error is not None and one.failed_step == 3 and one.disk_exists
 
 

@@ -39,7 +39,7 @@ def state_of(got: str = GOT, listed: str = LIST) -> State:
 
 def healthy(got: str = GOT, **changes: Any) -> Survey:
     state = state_of(got)
-    target = boot_target(CONFIG, 0, "pc01", state.host("pc01").dataset.record(), None)
+    target = boot_target(CONFIG, 0, "pc01", state.host("pc01").record, None)
     assert target is not None
     scripts = {script_name(MAC): render("normal", target)}
     survey = Survey(state, "lio", {TARGET: EXPORT}, {}, scripts, set(), "tank", 12)

@@ -36,9 +36,7 @@ def setup(got: str = GOT, written: int = 4096) -> tuple[RecordingRunner, ZfsCli,
 def test_entering_exports_the_image_itself_to_the_host() -> None:
     runner, zfs, host, image = setup()
     engine = Engine()
-    export = maintenance.enter(
-        zfs, CONFIG_WITH_IQN, engine, host, image, host.dataset.record(), None
-    )
+    export = maintenance.enter(zfs, CONFIG_WITH_IQN, engine, host, image, host.record, None)
     assert export.target == "iqn.2026-11.lab.zboot:image.golden"
     assert export.device == "/dev/zvol/tank/zboot/images/golden"
     assert export.initiator == INITIATOR and export.storage == "zboot-image_golden"
@@ -53,26 +51,22 @@ def test_a_second_host_cannot_take_an_image_in_maintenance() -> None:
     runner, zfs, host, image = setup(held)
     engine = Engine()
     with pytest.raises(Conflict, match="pc07"):
-        maintenance.enter(zfs, CONFIG_WITH_IQN, engine, host, image, host.dataset.record(), None)
+        maintenance.enter(zfs, CONFIG_WITH_IQN, engine, host, image, host.record, None)
     assert engine.calls == [] and changes(runner) == []
 
 
 def test_leaving_while_in_use_is_refused_and_changes_nothing() -> None:
     runner, _zfs, host, image = setup()
     with pytest.raises(Conflict, match="in use"):
-        maintenance.check_leave(
-            CONFIG_WITH_IQN, Busy(), host, image, host.dataset.record(), force=False
-        )
-    maintenance.check_leave(CONFIG_WITH_IQN, Busy(), host, image, host.dataset.record(), force=True)
+        maintenance.check_leave(CONFIG_WITH_IQN, Busy(), host, image, host.record, force=False)
+    maintenance.check_leave(CONFIG_WITH_IQN, Busy(), host, image, host.record, force=True)
     assert changes(runner) == []
 
 
 def test_leaving_snapshots_the_image_as_the_next_version() -> None:
     runner, zfs, host, image = setup()
     engine = Engine()
-    version = maintenance.leave(
-        zfs, CONFIG_WITH_IQN, engine, host, image, host.dataset.record(), "KB5030211"
-    )
+    version = maintenance.leave(zfs, CONFIG_WITH_IQN, engine, host, image, host.record, "KB5030211")
     assert version == "v2"
     snap = next(c for c in changes(runner) if c[:2] == ("zfs", "snapshot"))
     assert snap[-1] == "tank/zboot/images/golden@v2" and "org.zboot:message=KB5030211" in snap
@@ -82,9 +76,7 @@ def test_leaving_snapshots_the_image_as_the_next_version() -> None:
 def test_leaving_again_after_a_cut_short_leave_makes_no_second_version() -> None:
     """Nothing written since the latest version: that version is the one."""
     runner, zfs, host, image = setup(written=0)
-    version = maintenance.leave(
-        zfs, CONFIG_WITH_IQN, Engine(), host, image, host.dataset.record(), None
-    )
+    version = maintenance.leave(zfs, CONFIG_WITH_IQN, Engine(), host, image, host.record, None)
     assert version == image.versions[-1].name
     assert not [c for c in changes(runner) if c[:2] == ("zfs", "snapshot")]
     assert ("zfs", "set", "org.zboot:maintenance=", "tank/zboot/images/golden") in changes(runner)

@@ -11,6 +11,7 @@ from zfs_samples import GET, LIST
 
 from zboot.config import Config
 from zboot.errors import Conflict, InvalidInput, NotFound
+from zboot.names import HostName
 from zboot.ops import hosts, images, importer
 from zboot.ops.context import Context
 from zboot.ops.destroy import destroy_in_order
@@ -54,7 +55,7 @@ def clone_one(runner: RecordingRunner, image: str, host: str, mac: str) -> Provi
 
 
 def rollback_one(runner: RecordingRunner, discard: bool = False) -> dict[str, str]:
-    [one] = rollback_hosts(ZfsCli(runner), CONFIG, ["pc01"], None, discard)
+    [one] = rollback_hosts(ZfsCli(runner), CONFIG, [HostName("pc01")], None, discard)
     if one.error is not None:
         raise one.error
     return one.result()
@@ -140,7 +141,7 @@ CUT_SHORT_GET = GET.replace("tank/zboot/hosts/pc01\t", f"{ARCHIVED}\t").replace(
 def test_a_rollback_cut_short_is_finished_by_the_next_one() -> None:
     runner = world(CUT_SHORT_LIST, CUT_SHORT_GET)
     with pytest.raises(NotFound, match="cut short"):
-        hosts.show_host(Context(CONFIG, runner, ZfsCli(runner), NoEngine), "pc01")
+        hosts.show_host(Context(CONFIG, runner, ZfsCli(runner), NoEngine), HostName("pc01"))
     result = rollback_one(runner)
     done = changes(runner)
     assert [c[:2] for c in done] == [("zfs", "clone"), ("zfs", "set")]

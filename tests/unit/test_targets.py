@@ -13,7 +13,8 @@ from agents import agent_request, imported_modules
 from zboot.boot.ipxe import root_path
 from zboot.config import Config
 from zboot.errors import Conflict, InvalidInput, ServerError
-from zboot.ops.exports import host_export, refuse_if_in_use, target_iqn
+from zboot.ops.exports import host_export, refuse_if_in_use
+from zboot.ops.paths import target_iqn
 from zboot.remote.base import RecordingRunner, Result
 from zboot.remote.dryrun import DryRunRunner
 from zboot.targets import lio

@@ -36,7 +36,9 @@ def dhcp(
     """Print the DHCP config that chainloads iPXE into each host's script."""
 
     def action(s: Session) -> Outcome:
-        made = bootfiles.dhcp_config(s.context, hosts or [], fmt, tftp_server, router)
+        made = bootfiles.dhcp_config(
+            s.context, [host_name(h) for h in hosts or []], fmt, tftp_server, router
+        )
         text = made.text
         if write is not None:
             write.write_text(text)
@@ -64,7 +66,7 @@ def pxelinux(
     chains into iPXE and its own script."""
 
     def action(s: Session) -> Outcome:
-        files = bootfiles.write_pxelinux(s.context, host, tftp_dir)
+        files = bootfiles.write_pxelinux(s.context, host_name(host), tftp_dir)
         root = tftp_dir.rstrip("/")
         return Outcome(
             {"host": host_name(host), "files": files},

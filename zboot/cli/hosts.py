@@ -14,8 +14,8 @@ from ..errors import InvalidInput
 from ..names import host_name, iqn, snapshot_name
 from ..ops import hosts as ops
 from ..ops import provision
-from ..ops.exports import target_iqn
 from ..ops.hostfile import HostSpec, read_hosts
+from ..ops.paths import target_iqn
 from ..ops.provision import Provisioned
 from ..ops.state import Host, leaf
 from .batch import HostResult, batch_outcome, one_or_batch
@@ -27,14 +27,14 @@ from .session import Outcome, Session, run
 def host_row(h: Host, in_use: dict[str, list[str]]) -> dict[str, object]:
     return {
         "name": h.name,
-        "mac": h.get("mac"),
+        "mac": h.record.mac,
         "image": f"{h.get('image')}@{h.get('version')}",
-        "mode": h.get("mode"),
-        "state": h.get("state"),
+        "mode": h.record.mode,
+        "state": h.record.state,
         "used": h.dataset.used,
-        "created": h.get("created"),
-        "target": h.get("target") or None,
-        "in_use": in_use.get(h.get("target"), []),
+        "created": h.record.created,
+        "target": h.record.target or None,
+        "in_use": in_use.get(h.record.target, []),
     }
 
 
@@ -180,7 +180,7 @@ def list_(ctx: typer.Context) -> None:
             | {
                 "used": human_size(h.dataset.used),
                 "target": row["target"] or "-",
-                "in use": ", ".join(in_use.get(h.get("target"), [])) or "-",
+                "in use": ", ".join(in_use.get(h.record.target, [])) or "-",
             }
             for row, h in zip(rows, hosts, strict=True)
         ]
@@ -257,9 +257,8 @@ def snapshot(
 
     def action(s: Session) -> Outcome:
         names = list(dict.fromkeys(host_name(h) for h in hosts))
-        if name is not None:
-            snapshot_name(name)  # bad input stops here, before the server
-        point, failed = ops.snapshot_hosts(s.context.zfs, s.config, names, name)
+        wanted = snapshot_name(name) if name is not None else None  # before the server
+        point, failed = ops.snapshot_hosts(s.context.zfs, s.config, names, wanted)
         if len(names) == 1:
             if failed:
                 raise failed[names[0]]

@@ -84,9 +84,8 @@ def rollback_(
 
     def action(s: Session) -> Outcome:
         names = list(dict.fromkeys(host_name(h) for h in hosts))
-        if to is not None:
-            snapshot_name(to)  # bad input stops here, before the server
-        plans = rollback.rollback(s.context, names, to, discard, force)
+        point = snapshot_name(to) if to is not None else None  # before the server
+        plans = rollback.rollback(s.context, names, point, discard, force)
         return one_or_batch(plans, rolled_back, rollback_batch, batched=len(names) > 1)
 
     run(ctx, "rollback", action)
@@ -100,7 +99,7 @@ def prune(
     def action(s: Session) -> Outcome:
         if not s.dry_run and not confirm(f"remove the archived states of {host}?", yes, s.json):
             return Outcome({"pruned": []}, "nothing removed")
-        pruned = destroy_ops.prune(s.context, host)
+        pruned = destroy_ops.prune(s.context, host_name(host))
         return Outcome(
             {"pruned": pruned},
             f"removed {len(pruned)} archived state{'' if len(pruned) == 1 else 's'}",

@@ -5,28 +5,23 @@ CHAP: restrict who may fetch the boot directory."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..boot import dhcp, ipxe
-from ..boot.ipxe import BootTarget, render, script_name
+from ..boot.ipxe import BootTarget, render
 from ..chap import Chap
 from ..config import Config
 from ..errors import InvalidInput
-from ..names import address, host_name
+from ..names import HostName, address
 from ..remote.base import Runner
 from .context import Context
-from .exports import target_iqn
-from .state import read_state
-
-
-def script_path(config: Config, mac: str) -> str:
-    return f"{config.boot_dir.rstrip('/')}/{script_name(mac)}"
+from .paths import script_path, target_iqn
+from .state import HostRecord, read_state
 
 
 def boot_target(
-    config: Config, lun: int, host: str, record: Mapping[str, str], chap: Chap | None
+    config: Config, lun: int, host: str, record: HostRecord, chap: Chap | None
 ) -> BootTarget | None:
     """What the host's script attaches; None when the config names no portal
     (clients would not know where to log in)."""
@@ -36,8 +31,8 @@ def boot_target(
         host=host,
         portal=config.portal,
         lun=lun,
-        target=record.get("target") or target_iqn(config, host),
-        initiator=record["initiator"],
+        target=record.target or target_iqn(config, host),
+        initiator=record.initiator,
         chap=chap,
         root=config.root,
     )
@@ -75,7 +70,7 @@ class DhcpConfig:
 
 
 def dhcp_config(
-    c: Context, wanted: list[str], fmt: str, tftp_server: str | None, router: str | None
+    c: Context, names: list[HostName], fmt: str, tftp_server: str | None, router: str | None
 ) -> DhcpConfig:
     """The DHCP server's part of the boot for these hosts (every host when
     none are named): chainload iPXE, then each host's script by MAC."""
@@ -84,7 +79,6 @@ def dhcp_config(
     for option, value in (("--tftp-server", tftp_server), ("--router", router)):
         if value is not None:  # they go into the DHCP server's config as they are
             address(value, option)
-    names = [host_name(h) for h in wanted]
     if not c.config.boot_url:
         raise InvalidInput(
             "the config has no boot URL ([boot] url)",
@@ -99,21 +93,20 @@ def dhcp_config(
         if names
         else sorted(state.hosts.values(), key=lambda h: h.name)
     )
-    entries = [dhcp.DhcpHost(h.name, h.get("mac"), h.get("initiator")) for h in chosen]
+    entries = [dhcp.DhcpHost(h.name, h.record.mac, h.record.initiator) for h in chosen]
     return DhcpConfig([e.name for e in entries], dhcp.render(fmt, site, entries))
 
 
-def write_pxelinux(c: Context, host: str, tftp_dir: str) -> list[str]:
+def write_pxelinux(c: Context, name: HostName, tftp_dir: str) -> list[str]:
     """For sites that run PXELINUX: pxelinux.cfg/01-<mac> chains the host into
     iPXE and its own script. Returns the files written (on the server)."""
-    name = host_name(host)
     if not c.config.boot_url:
         raise InvalidInput("the config has no boot URL ([boot] url)")
-    record = read_state(c.zfs, c.config).host(name).dataset.record()
+    record = read_state(c.zfs, c.config).host(name).record
     root = tftp_dir.rstrip("/")
     files = {
         f"{root}/{ipxe.CHAIN_SCRIPT}": ipxe.chain_script(c.config.boot_url),
-        f"{root}/pxelinux.cfg/{ipxe.pxelinux_name(record['mac'])}": ipxe.pxelinux_config(name),
+        f"{root}/pxelinux.cfg/{ipxe.pxelinux_name(record.mac)}": ipxe.pxelinux_config(name),
     }
     c.runner.run(["mkdir", "-p", f"{root}/pxelinux.cfg"])
     for path, text in files.items():

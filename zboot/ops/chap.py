@@ -12,6 +12,7 @@ from ..chap import Chap
 from ..config import Config
 from ..errors import NotFound, ServerError
 from ..remote.base import Runner
+from .paths import secret_path, secrets_dir
 
 ALPHABET = string.ascii_letters + string.digits  # safe in URLs, config files and iPXE
 SECRET_LENGTH = 16  # the Microsoft initiator takes 12 to 16
@@ -34,14 +35,6 @@ def new_chap(initiator: str, target: str, mutual: bool) -> Chap:
         mutual_user=target if mutual else None,
         mutual_secret=new_secret(other_than=secret) if mutual else None,
     )
-
-
-def secrets_dir(config: Config) -> str:
-    return f"{config.secrets_dir}/{config.root.replace('/', '_')}"
-
-
-def secret_path(config: Config, host: str) -> str:
-    return f"{secrets_dir(config)}/{host}.chap"
 
 
 def store(runner: Runner, config: Config, chaps: Mapping[str, Chap]) -> None:

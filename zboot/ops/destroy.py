@@ -10,19 +10,20 @@ from dataclasses import dataclass, field
 
 from .. import faults
 from ..errors import Conflict, ZbootError
-from ..names import host_name
+from ..names import HostName
 from ..targets.base import Export
 from ..zfs.cli import ZfsCli
 from . import chap as chap_store
 from .bootfiles import remove_script
 from .context import Context
 from .exports import host_export, in_use
-from .state import Host, State, leaf, reached, read_state
+from .paths import host_dataset
+from .state import Host, HostState, State, leaf, reached, read_state
 
 
 @dataclass
 class Retired:
-    host: str
+    host: HostName
     gone: list[str] = field(default_factory=list)
     error: ZbootError | None = None
     mac: str = ""
@@ -30,7 +31,7 @@ class Retired:
     datasets: list[str] = field(default_factory=list)  # archived states, then the disk
 
 
-def destroy(c: Context, names: list[str], force: bool) -> list[Retired]:
+def destroy(c: Context, names: list[HostName], force: bool) -> list[Retired]:
     """Destroy hosts: sessions looked up, then each step for all hosts at once:
     the disks marked "destroying", the exports taken down (one engine call),
     the secret and boot files removed, every disk destroyed in one channel
@@ -52,7 +53,8 @@ def destroy(c: Context, names: list[str], force: bool) -> list[Retired]:
                 r.error = in_use(r.export, initiators)
     todo = [r for r in results if r.error is None]
     c.zfs.mark(
-        [f"{c.config.hosts}/{r.host}" for r in todo], reached("destroy", "marked", "destroying")
+        [host_dataset(c.config, r.host) for r in todo],
+        reached("destroy", "marked", HostState.DESTROYING),
     )
     faults.point("destroy.marked", engine=True)
     if unexport := [r.export.target for r in todo if r.export is not None]:
@@ -70,15 +72,15 @@ def destroy(c: Context, names: list[str], force: bool) -> list[Retired]:
 def _check(c: Context, state: State, r: Retired) -> None:
     """What the host has to lose: its export, boot script and datasets."""
     record = state.record(r.host)
-    if record.get("mode") == "maintenance":
+    if record.mode == "maintenance":
         raise Conflict(
             f"host {r.host!r} is in maintenance: its machine boots the "
-            f"image {record.get('image')!r} itself",
+            f"image {record.image!r} itself",
             hint=f"zboot mode {r.host} normal ends it first",
         )
-    r.mac = record.get("mac", "")
-    if record.get("target") and c.engine.name != "none":
-        r.export = host_export(c.config, r.host, record.get("initiator", ""))
+    r.mac = record.mac
+    if record.target and c.engine.name != "none":
+        r.export = host_export(c.config, r.host, record.initiator)
     r.datasets = host_datasets(state, r.host)
 
 
@@ -123,16 +125,15 @@ def destroy_in_order(zfs: ZfsCli, names: list[str], busy_retries: int = 15) -> l
     return gone
 
 
-def prune(c: Context, host: str) -> list[str]:
+def prune(c: Context, host: HostName) -> list[str]:
     """Destroy the host's archived states."""
-    name = host_name(host)  # bad input stops here, before the server
-    h = read_state(c.zfs, c.config).host(name)
+    h = read_state(c.zfs, c.config).host(host)
     return [leaf(name) for name in destroy_in_order(c.zfs, [a.name for a in h.archives])]
 
 
-def host_datasets(state: State, host: str) -> list[str]:
+def host_datasets(state: State, host: HostName) -> list[str]:
     """The host's archived states, then its disk: the order that usually works
     (an archive made by a rollback to a restore point is a clone of one of the
     disk's snapshots); destroy_in_order sorts out the rest."""
-    h: Host = state.host(host_name(host))
+    h: Host = state.host(host)
     return [a.name for a in h.archives] + [h.dataset.name]

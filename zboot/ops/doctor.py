@@ -13,11 +13,11 @@ from ..boot.ipxe import script_name
 from ..config import Config
 from ..remote.base import Runner
 from ..targets.base import Export
-from . import chap as chap_store
 from .context import Context
-from .exports import host_export, target_iqn
+from .exports import host_export
 from .maintenance import HOLDER, image_export
-from .state import READY, Host, State, read_state
+from .paths import secrets_dir, target_iqn
+from .state import READY, Host, HostState, State, read_state
 
 POOL_FULL_PERCENT = 90  # of the space new data may use
 
@@ -87,7 +87,7 @@ def read_scripts(runner: Runner, config: Config) -> dict[str, str]:
 
 def read_secret_hosts(runner: Runner, config: Config) -> set[str]:
     listed = runner.run(
-        ["sh", "-c", 'cd "$1" 2>/dev/null && ls; true', "sh", chap_store.secrets_dir(config)]
+        ["sh", "-c", 'cd "$1" 2>/dev/null && ls; true', "sh", secrets_dir(config)]
     ).text.split()
     return {name.removesuffix(".chap") for name in listed if name.endswith(".chap")}
 
@@ -132,24 +132,24 @@ def wanted_exports(config: Config, state: State) -> dict[str, Export]:
     ready host's disk, and the image of a host in maintenance."""
     wanted = {}
     for h in state.hosts.values():
-        if h.get("target") and h.get("state") == READY:
-            export = host_export(config, h.name, h.get("initiator"))
+        if h.record.target and h.record.state == READY:
+            export = host_export(config, h.name, h.record.initiator)
             wanted[export.target] = export
-        if h.get("mode") == "maintenance" and h.get("image") in state.images:
-            image = state.images[h.get("image")]
-            export = image_export(config, image, h.get("initiator"), None)
+        if h.record.mode == "maintenance" and h.record.image in state.images:
+            image = state.images[h.record.image]
+            export = image_export(config, image, h.record.initiator, None)
             wanted[export.target] = export
     return wanted
 
 
 def expected_script(config: Config, lun: int, h: Host) -> tuple[str, str | None]:
     """The mode a host's script must have, and the target it must attach."""
-    mode = h.get("mode") or "normal"
+    mode = h.record.mode or "normal"
     if mode == "local":
         return mode, None
     if mode == "maintenance":
         return mode, target_iqn(config, f"image.{h.get('image')}")
-    return mode, h.get("target") or target_iqn(config, h.name)
+    return mode, h.record.target or target_iqn(config, h.name)
 
 
 def check(config: Config, lun: int, s: Survey) -> list[Finding]:
@@ -233,7 +233,7 @@ def _scripts(config: Config, lun: int, s: Survey) -> list[Finding]:
     """Boot scripts of nobody, missing, or not what the record asks for."""
     out: list[Finding] = []
     hosts = s.state.hosts
-    macs = {script_name(h.get("mac")): h for h in hosts.values() if h.get("mac")}
+    macs = {script_name(h.record.mac): h for h in hosts.values() if h.record.mac}
     halfway = {
         script_name(r["mac"]) for r in s.state.unfinished_rollbacks.values() if r.get("mac")
     }  # the rollback's re-run keeps their scripts
@@ -242,7 +242,7 @@ def _scripts(config: Config, lun: int, s: Survey) -> list[Finding]:
             out.append(Finding("orphan-boot-file", name, "no host has this MAC", "remove it"))
     if config.portal:
         for name, h in sorted(macs.items()):
-            if h.get("state") != READY:
+            if h.record.state != READY:
                 continue
             text = s.scripts.get(name)
             if text is None:
@@ -259,7 +259,7 @@ def _secrets(s: Survey) -> list[Finding]:
     out: list[Finding] = []
     hosts = s.state.hosts
     for h in sorted(hosts.values(), key=lambda h: h.name):
-        if h.get("chap") and h.name not in s.secret_hosts and not h.unfinished:
+        if h.record.chap and h.name not in s.secret_hosts and not h.unfinished:
             out.append(
                 Finding(
                     "missing-secret",
@@ -283,7 +283,8 @@ def _space_and_marks(s: Survey) -> list[Finding]:
             continue
         maintainer = hosts.get(holder)
         if maintainer is None or (
-            maintainer.get("mode") != "maintenance" and maintainer.get("state") != "switching"
+            maintainer.record.mode != "maintenance"
+            and maintainer.record.state != HostState.SWITCHING
         ):
             out.append(
                 Finding(
@@ -319,6 +320,6 @@ def _script_problem(config: Config, lun: int, h: Host, text: str) -> str:
     if target is not None and f":{target}" not in text:
         return f"does not attach {target}"
     initiator = INITIATOR_LINE.search(text)
-    if mode != "local" and (initiator is None or initiator[1] != h.get("initiator")):
+    if mode != "local" and (initiator is None or initiator[1] != h.record.initiator):
         return f"names another initiator than {h.get('initiator')}"
     return ""

@@ -4,42 +4,33 @@ pulled from under a logged-in machine unless the admin says --force."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..config import Config
-from ..errors import Conflict, InvalidInput
-from ..names import host_name, iqn
+from ..errors import Conflict
+from ..names import HostName
 from ..remote.base import Runner
 from ..targets.base import Export, TargetEngine
 from . import chap as chap_store
 from .context import Context
-from .state import read_state
-
-
-def target_iqn(config: Config, host: str) -> str:
-    if not config.iqn_base:
-        raise InvalidInput(
-            "the config has no target name base ([target] iqn_base)",
-            hint="run zboot init, which picks one and stores it",
-        )
-    return iqn(f"{config.iqn_base}:{host}")
+from .paths import host_device, target_iqn
+from .state import HostRecord, read_state
 
 
 def host_export(config: Config, host: str, initiator: str) -> Export:
     return Export(
         host=host,
         target=target_iqn(config, host),
-        device=f"/dev/zvol/{config.hosts}/{host}",
+        device=host_device(config, host),
         initiator=initiator,
     )
 
 
-def record_export(runner: Runner, config: Config, host: str, record: Mapping[str, str]) -> Export:
+def record_export(runner: Runner, config: Config, host: str, record: HostRecord) -> Export:
     """The export a host's record asks for; its CHAP secrets come from the
     server's secret file."""
-    export = host_export(config, host, record.get("initiator", ""))
-    if record.get("chap"):
+    export = host_export(config, host, record.initiator)
+    if record.chap:
         return Export(
             export.host,
             export.target,
@@ -77,10 +68,9 @@ class ExportView:
     in_use: list[str]
 
 
-def show_export(c: Context, host: str) -> ExportView:
-    name = host_name(host)  # bad input stops here, before the server
-    h = read_state(c.zfs, c.config).host(name)
-    export = record_export(c.runner, c.config, h.name, h.dataset.record())
+def show_export(c: Context, host: HostName) -> ExportView:
+    h = read_state(c.zfs, c.config).host(host)
+    export = record_export(c.runner, c.config, h.name, h.record)
     engine = c.engine
     return ExportView(
         export,

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..errors import Conflict, ZbootError
-from ..names import host_name, image_name, iqn, mac, snapshot_name
+from ..names import HostName, SnapshotName, host_name, image_name, iqn, mac, snapshot_name
 from ..zfs.cli import ZfsCli
 from .context import Context
-from .state import KIND, Host, State, now, reached, read_state
+from .paths import host_dataset
+from .state import KIND, Host, HostState, State, now, reached, read_state
 
 DEFAULT_INITIATOR_BASE = "iqn.2010-04.org.ipxe"  # iPXE's own default prefix
 
@@ -50,11 +51,11 @@ def plan_clone(
     name, version_name = image_name(name), snapshot_name(version) if version else None
     image = state.image(name)
     chosen = image.version(version_name)
-    dataset = f"{config.hosts}/{host}"
+    dataset = host_dataset(config, host)
     if host in state.hosts or dataset in state.names:
         raise Conflict(f"host {host!r} exists already", hint=f"zboot show {host}")
     for other in state.hosts.values():
-        if other.get("mac") == mac_address:
+        if other.record.mac == mac_address:
             raise Conflict(f"MAC {mac_address} belongs to host {other.name!r} already")
     record = (
         {
@@ -67,7 +68,7 @@ def plan_clone(
             "mode": "normal",
             "initiator": initiator,
         }
-        | reached("clone", "cloned", "provisioning")
+        | reached("clone", "cloned", HostState.PROVISIONING)
         | ({"target": target} if target else {})
         | (extra or {})
     )
@@ -75,18 +76,18 @@ def plan_clone(
 
 
 def snapshot_hosts(
-    zfs: ZfsCli, config: Config, hosts: list[str], name: str | None
+    zfs: ZfsCli, config: Config, hosts: list[HostName], name: SnapshotName | None
 ) -> tuple[str, dict[str, ZbootError]]:
     """One restore point of several hosts' disks, in one atomic `zfs snapshot`.
     A host that is unknown or has the point already fails alone. Returns the
     point's name and the hosts that failed."""
-    point = snapshot_name(name) if name else time.strftime("rp-%Y%m%d-%H%M%S", time.gmtime())
+    point = name or time.strftime("rp-%Y%m%d-%H%M%S", time.gmtime())
     state = read_state(zfs, config)
     failed: dict[str, ZbootError] = {}
     snaps = []
     for host in hosts:
         try:
-            h = state.host(host_name(host))
+            h = state.host(host)
             if f"{h.dataset.name}@{point}" in state.names:
                 raise Conflict(f"host {h.name!r} already has a restore point {point!r}")
             snaps.append(f"{h.dataset.name}@{point}")
@@ -107,10 +108,9 @@ class Listing:
 
 def list_hosts(c: Context) -> Listing:
     hosts = sorted(read_state(c.zfs, c.config).hosts.values(), key=lambda h: h.name)
-    targets = [h.get("target") for h in hosts if h.get("target")]
+    targets = [h.record.target for h in hosts if h.record.target]
     return Listing(hosts, c.engine.sessions(targets) if targets else {})
 
 
-def show_host(c: Context, host: str) -> Host:
-    name = host_name(host)  # bad input stops here, before the server
-    return read_state(c.zfs, c.config).host(name)
+def show_host(c: Context, host: HostName) -> Host:
+    return read_state(c.zfs, c.config).host(host)

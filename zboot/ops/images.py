@@ -7,7 +7,7 @@ from collections.abc import Collection
 from .. import names
 from ..config import Config
 from ..errors import Conflict
-from ..names import image_name, snapshot_name
+from ..names import ImageName, image_name, snapshot_name
 from ..zfs.cli import ZfsCli
 from .state import KIND, Image, now, read_state
 
@@ -102,6 +102,5 @@ def list_images(zfs: ZfsCli, config: Config) -> list[Image]:
     return sorted(read_state(zfs, config).images.values(), key=lambda i: i.name)
 
 
-def show_image(zfs: ZfsCli, config: Config, name: str) -> Image:
-    valid = image_name(name)  # bad input stops here, before the server
-    return read_state(zfs, config).image(valid)
+def show_image(zfs: ZfsCli, config: Config, name: ImageName) -> Image:
+    return read_state(zfs, config).image(name)

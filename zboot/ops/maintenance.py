@@ -10,16 +10,14 @@ storage `zboot-image_<image>` (host names have no underscores)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from ..chap import Chap
 from ..config import Config
 from ..errors import Conflict
 from ..targets.base import Export, TargetEngine
 from ..zfs.cli import ZfsCli
-from .exports import target_iqn
 from .images import snapshot_image
-from .state import Host, Image
+from .paths import target_iqn
+from .state import Host, HostRecord, Image
 
 HOLDER = "maintenance"  # the image's property naming the host in maintenance
 
@@ -49,12 +47,12 @@ def enter(
     engine: TargetEngine,
     host: Host,
     image: Image,
-    record: Mapping[str, str],
+    record: HostRecord,
     chap: Chap | None,
 ) -> Export:
     """Export the image to the host alone and mark both; returns the export."""
     check_enter(image, host)
-    export = image_export(config, image, record["initiator"], chap)
+    export = image_export(config, image, record.initiator, chap)
     engine.apply(create=[export])
     zfs.set_props(image.dataset.name, {HOLDER: host.name})
     return export
@@ -65,11 +63,11 @@ def check_leave(
     engine: TargetEngine,
     host: Host,
     image: Image,
-    record: Mapping[str, str],
+    record: HostRecord,
     force: bool,
 ) -> None:
     """Exit 4 while a machine is logged in to the image, unless force."""
-    export = image_export(config, image, record["initiator"], None)
+    export = image_export(config, image, record.initiator, None)
     logged_in = engine.sessions([export.target]).get(export.target)
     if logged_in and not force:
         raise Conflict(
@@ -85,13 +83,13 @@ def leave(
     engine: TargetEngine,
     host: Host,
     image: Image,
-    record: Mapping[str, str],
+    record: HostRecord,
     message: str | None,
 ) -> str:
     """Take the image's export down and snapshot the image as its next
     version; returns that version. A re-run after a leave cut short makes no
     second version: with nothing written since the last one, that one is it."""
-    export = image_export(config, image, record["initiator"], None)
+    export = image_export(config, image, record.initiator, None)
     engine.apply(delete=[export.target])
     if image.versions and zfs.written(image.dataset.name) == 0:
         version = image.versions[-1].name

@@ -12,15 +12,18 @@ from .. import names as names_mod
 from ..boot.ipxe import MODES, BootTarget
 from ..chap import Chap
 from ..errors import Conflict, InvalidInput, ZbootError
-from ..names import url
+from ..names import HostName, url
 from . import maintenance
 from .bootfiles import boot_target, ensure_boot_dir, write_script
 from .context import Context
 from .exports import record_export
-from .state import Host, Image, State, done, reached, read_state
+from .paths import host_dataset
+from .state import Host, HostRecord, HostState, Image, State, done, reached, read_state
 
 
-def check_request(names: list[str], new_mode: str, winpe: str | None, message: str | None) -> None:
+def check_request(
+    names: list[HostName], new_mode: str, winpe: str | None, message: str | None
+) -> None:
     """What no server is needed to refuse."""
     if new_mode not in MODES:
         raise InvalidInput(f"unknown mode {new_mode!r}", hint=f"one of {', '.join(MODES)}")
@@ -48,12 +51,17 @@ class Switch:
     boot_file: str = ""
     version: str | None = None  # left maintenance: the image's new version
     error: ZbootError | None = None
-    leaving: tuple[Host, Image, dict[str, str]] | None = None
-    entering: tuple[Host, Image, dict[str, str], Chap | None] | None = None
+    leaving: tuple[Host, Image, HostRecord] | None = None
+    entering: tuple[Host, Image, HostRecord, Chap | None] | None = None
 
 
 def switch(
-    c: Context, names: list[str], new_mode: str, winpe: str | None, message: str | None, force: bool
+    c: Context,
+    names: list[HostName],
+    new_mode: str,
+    winpe: str | None,
+    message: str | None,
+    force: bool,
 ) -> list[Switch]:
     """Check every host (nothing changes yet); mark them "switching" (one zfs
     command); leave or enter maintenance; rewrite each script (one file write
@@ -65,7 +73,12 @@ def switch(
 
 
 def finish_switch(
-    c: Context, names: list[str], new_mode: str, winpe: str | None, message: str | None, force: bool
+    c: Context,
+    names: list[HostName],
+    new_mode: str,
+    winpe: str | None,
+    message: str | None,
+    force: bool,
 ) -> list[Switch]:
     """switch() without its input checks: for `zboot sync`, which finishes
     the switches the records show cut short."""
@@ -80,7 +93,8 @@ def finish_switch(
     if not todo:
         return switches
     c.zfs.mark(
-        [f"{c.config.hosts}/{sw.host}" for sw in todo], reached("mode", new_mode, "switching")
+        [host_dataset(c.config, sw.host) for sw in todo],
+        reached("mode", new_mode, HostState.SWITCHING),
     )
     faults.point("mode.marked", engine=True)
     for sw in todo:
@@ -97,7 +111,7 @@ def finish_switch(
             sw.error = err
     faults.point("mode.scripts")
     c.zfs.mark(
-        [f"{c.config.hosts}/{sw.host}" for sw in todo if sw.error is None],
+        [host_dataset(c.config, sw.host) for sw in todo if sw.error is None],
         {"mode": new_mode} | done("mode"),
     )
     return switches
@@ -106,12 +120,12 @@ def finish_switch(
 def _check(c: Context, state: State, sw: Switch, new_mode: str, force: bool) -> None:
     """Everything the switch needs, looked up; nothing changes yet."""
     h = state.host(sw.host)
-    if h.unfinished and h.get("state") != "switching":
+    if h.unfinished and h.record.state != HostState.SWITCHING:
         raise Conflict(
             f"host {sw.host!r} is {h.get('state')} (step {h.get('step')})",
             hint="zboot sync finishes it",
         )
-    record = h.dataset.record()
+    record = h.record
     export = record_export(c.runner, c.config, sw.host, record)
     sw.target = boot_target(c.config, c.engine.lun, sw.host, record, export.chap)
     if sw.target is None:
@@ -119,10 +133,10 @@ def _check(c: Context, state: State, sw: Switch, new_mode: str, force: bool) -> 
             "the config names no portal for clients ([target] portal)",
             hint='e.g. portal = "10.0.0.1:3260"',
         )
-    sw.mac = record["mac"]
-    image = state.image(record["image"])
+    sw.mac = record.mac
+    image = state.image(record.image)
     sw.image = image.name
-    if record.get("mode", "normal") == "maintenance" and new_mode != "maintenance":
+    if record.mode == "maintenance" and new_mode != "maintenance":
         maintenance.check_leave(c.config, c.engine, h, image, record, force)
         sw.leaving = (h, image, record)
     if new_mode == "maintenance":

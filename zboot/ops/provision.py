@@ -26,11 +26,12 @@ from . import chap as chap_store
 from . import hosts as ops
 from .bootfiles import boot_target, ensure_boot_dir, write_script
 from .context import Context
-from .exports import host_export, target_iqn
+from .exports import host_export
 from .hostfile import HostSpec
 from .hosts import PlannedClone
 from .images import ensure_layout
-from .state import State, reached, read_state
+from .paths import host_dataset, target_iqn
+from .state import HostRecord, HostState, State, reached, read_state
 from .state import done as done_mark
 
 
@@ -66,7 +67,7 @@ def undo(zfs: ZfsCli, config: Config, runner: Runner, made: list[Provisioned]) -
     """Remove fresh clones (they hold nothing yet) and their secrets."""
     if not made:
         return
-    left = zfs.destroy_many([f"{config.hosts}/{r.host}" for r in made])
+    left = zfs.destroy_many([host_dataset(config, r.host) for r in made])
     for error in left.values():
         if error is not None and not isinstance(error, NotFound):
             raise error
@@ -161,7 +162,7 @@ def resumable(state: State, image: str, spec: HostSpec) -> bool:
     the same MAC and image: this run finishes it. Anything else about an
     existing host is the usual conflict."""
     host = state.hosts.get(spec.host)
-    if host is None or host.get("state") != "provisioning":
+    if host is None or host.record.state != HostState.PROVISIONING:
         return False
     name, _, version = image.partition("@")
     if (
@@ -197,7 +198,7 @@ def _load_secrets(zfs: ZfsCli, config: Config, runner: Runner, resumed: list[Pro
 
 def _mark(zfs: ZfsCli, config: Config, results: list[Provisioned], props: dict[str, str]) -> None:
     """Record a step on every disk still in the batch (one zfs command)."""
-    zfs.mark([f"{config.hosts}/{r.host}" for r in results if r.record is not None], props)
+    zfs.mark([host_dataset(config, r.host) for r in results if r.record is not None], props)
     for r in results:
         if r.record is not None:
             r.record |= props
@@ -269,7 +270,7 @@ def _write_boot_files(
     """Each host's iPXE script in normal mode; a host whose script cannot be
     written is not left exported and provisioned without one."""
     targets = {
-        r.host: boot_target(config, engine.lun, r.host, r.record, r.chap)
+        r.host: boot_target(config, engine.lun, r.host, HostRecord.of(r.record), r.chap)
         for r in made
         if r.record is not None
     }

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from .. import faults
 from ..config import Config
 from ..errors import InvalidInput, NotFound, ZbootError
-from ..names import host_name, snapshot_name
+from ..names import HostName, SnapshotName
 from ..targets.base import Export
 from ..zfs.cli import Change, ZfsCli
 from .context import Context
 from .exports import in_use, record_export
-from .state import KIND, State, done, leaf, now, reached, read_state
+from .paths import host_dataset
+from .state import KIND, HostState, State, done, leaf, now, reached, read_state
 
 
 def archive_name(config: Config, host: str) -> str:
@@ -29,7 +30,7 @@ def archive_name(config: Config, host: str) -> str:
 class Rollback:
     """One host's rollback: the zfs changes in order, and what came of them."""
 
-    host: str
+    host: HostName
     source: str = ""
     archive: str = ""
     discard: bool = False
@@ -57,7 +58,7 @@ class Rollback:
 
 
 def plan_rollback(
-    config: Config, state: State, host: str, point: str | None, discard: bool
+    config: Config, state: State, host: HostName, point: SnapshotName | None, discard: bool
 ) -> Rollback:
     """Give the host the disk it was provisioned with, or one of its restore points.
 
@@ -69,12 +70,10 @@ def plan_rollback(
     The plan is written onto the disk before anything moves, so a rollback
     cut short (after the rename, before the new clone) is finished by the
     next `zboot rollback` of that host."""
-    host = host_name(host)
-    point = snapshot_name(point) if point is not None else None
     if host not in state.hosts and (half := state.unfinished_rollbacks.get(host)):
         return finish_plan(config, host, half, discard, renamed_at=0)
     h = state.host(host)
-    if h.get("state") == "rolling-back" and h.get("step") == "rollback:cloned":
+    if h.record.state == HostState.ROLLING_BACK and h.record.step == "rollback:cloned":
         # cut short after the new disk was made: its export is missing, and
         # perhaps the old disk's mark as an archive
         archive = h.get("rollback-archive")
@@ -93,7 +92,7 @@ def plan_rollback(
                 f"host {h.name!r} has no restore point {point!r}", hint=f"zboot show {h.name}"
             )
     else:
-        source = h.get("origin")
+        source = h.record.origin
         if not source:
             raise InvalidInput(f"host {h.name!r} has no recorded origin to roll back to")
     current = h.dataset.name
@@ -101,7 +100,7 @@ def plan_rollback(
     if point is not None:
         source = source.replace(current + "@", archive + "@")
     plan = {"host": h.name, "rollback-to": source, "rollback-archive": archive} | reached(
-        "rollback", "planned", "rolling-back"
+        "rollback", "planned", HostState.ROLLING_BACK
     )
     finish = finish_plan(config, h.name, h.dataset.record() | plan, discard, renamed_at=2)
     finish.changes[:0] = [Change.set(current, plan), Change.rename(current, archive)]
@@ -113,12 +112,12 @@ def archive_mark(archive: str) -> Change:
 
 
 def finish_plan(
-    config: Config, host: str, archived: dict[str, str], discard: bool, renamed_at: int
+    config: Config, host: HostName, archived: dict[str, str], discard: bool, renamed_at: int
 ) -> Rollback:
     """The steps after the rename: mark the archive, clone the chosen state as
     the host's new disk, and promote it when it came from a restore point."""
     archive, source = archived["rollback-archive"], archived["rollback-to"]
-    current = f"{config.hosts}/{host}"
+    current = host_dataset(config, host)
     record = {k: v for k, v in archived.items() if k not in ("host", "archived")}
     # The new disk first (not "ready" until its export is back: the caller
     # marks it), then the old one marked as an archive: stopped in between,
@@ -127,7 +126,7 @@ def finish_plan(
         Change.clone(
             source,
             current,
-            record | {"rolled-back": now()} | reached("rollback", "cloned", "rolling-back"),
+            record | {"rolled-back": now()} | reached("rollback", "cloned", HostState.ROLLING_BACK),
         ),
         archive_mark(archive),
     ]
@@ -143,8 +142,8 @@ def finish_plan(
 def rollback_hosts(
     zfs: ZfsCli,
     config: Config,
-    hosts: list[str],
-    point: str | None,
+    hosts: list[HostName],
+    point: SnapshotName | None,
     discard: bool = False,
     state: State | None = None,
 ) -> list[Rollback]:
@@ -178,19 +177,19 @@ def rollback_hosts(
 
 
 def rollback(
-    c: Context, names: list[str], point: str | None, discard: bool, force: bool
+    c: Context, names: list[HostName], point: SnapshotName | None, discard: bool, force: bool
 ) -> list[Rollback]:
     """Roll hosts back: exports looked up, refused while in use (unless
     force) and taken down in one engine call each; the zfs changes in one
     chain batch; the exports of the hosts that have a disk again put back in
     one engine call."""
     state = read_state(c.zfs, c.config)
-    exports: dict[str, Export] = {}
-    refused: dict[str, ZbootError] = {}
+    exports: dict[HostName, Export] = {}
+    refused: dict[HostName, ZbootError] = {}
     for name in names:
         try:
             record = state.record(name)
-            if record.get("target") and c.engine.name != "none":
+            if record.target and c.engine.name != "none":
                 exports[name] = record_export(c.runner, c.config, name, record)
         except ZbootError as err:
             refused[name] = err
@@ -220,7 +219,7 @@ def rollback(
     # ready again: the hosts rolled back, and those whose old disk never moved
     c.zfs.mark(
         [
-            f"{c.config.hosts}/{p.host}"
+            host_dataset(c.config, p.host)
             for p in plans
             if p.disk_exists and (p.changes or p.error is None)
         ],

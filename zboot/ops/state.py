@@ -4,19 +4,60 @@ restore points and archived states. User properties are the only state."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from functools import cached_property
 
 from ..config import Config
 from ..errors import NotFound
+from ..names import HostName
 from ..zfs.cli import Dataset, ZfsCli
 
 KIND = "kind"  # image | host | archive
+
 
 # A host's `state` is "ready" once every step of the last operation on it is
 # done; in between it names the operation (provisioning, rolling-back,
 # destroying, switching) and `step` the last step reached ("<op>:<step>"),
 # so a re-run of the same command, or `zboot sync`, can finish it.
-READY = "ready"
+class HostState(StrEnum):
+    """A host's `state` property: ready, or the operation under way on it."""
+
+    READY = "ready"
+    PROVISIONING = "provisioning"
+    ROLLING_BACK = "rolling-back"
+    DESTROYING = "destroying"
+    SWITCHING = "switching"
+
+
+READY = HostState.READY
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """A host's ZFS user properties, typed; "" for one it does not have."""
+
+    mac: str = ""
+    image: str = ""
+    version: str = ""
+    origin: str = ""
+    created: str = ""
+    mode: str = ""  # normal, install, local, maintenance ("" read as normal)
+    initiator: str = ""
+    target: str = ""  # the target IQN, when the host is exported
+    chap: str = ""  # "", "one-way" or "mutual"
+    state: str = ""  # a HostState value ("" for a host made before states)
+    step: str = ""  # "<operation>:<step>" last reached
+
+    @classmethod
+    def of(cls, props: Mapping[str, str]) -> HostRecord:
+        return cls(**{f.name: props.get(f.name, "") for f in fields(cls)})
+
+    @property
+    def unfinished(self) -> bool:
+        """An operation on the host stopped before its last step."""
+        return self.state not in (READY, "")
 
 
 def reached(op: str, step: str, state: str | None = None) -> dict[str, str]:
@@ -67,18 +108,22 @@ class Image:
 
 @dataclass(frozen=True)
 class Host:
-    name: str
+    name: HostName  # read from our own records: checked when the host was made
     dataset: Dataset
     restore_points: list[Dataset]
     archives: list[Dataset]
 
+    @cached_property
+    def record(self) -> HostRecord:
+        return HostRecord.of(self.dataset.record())
+
     def get(self, key: str) -> str:
+        """A property HostRecord does not name (e.g. a rollback's plan)."""
         return self.dataset.prop(key) or ""
 
     @property
     def unfinished(self) -> bool:
-        """An operation on the host stopped before its last step."""
-        return self.get("state") not in (READY, "")
+        return self.record.unfinished
 
 
 @dataclass(frozen=True)
@@ -95,12 +140,12 @@ class State:
             raise NotFound(f"no image named {name!r}", hint="zboot image list")
         return self.images[name]
 
-    def record(self, name: str) -> dict[str, str]:
-        """A host's properties: from its disk, or, when a rollback of it was
-        cut short, from its old disk waiting in the archive."""
+    def record(self, name: str) -> HostRecord:
+        """A host's record: from its disk, or, when a rollback of it was cut
+        short, from its old disk waiting in the archive."""
         if name not in self.hosts and name in self.unfinished_rollbacks:
-            return self.unfinished_rollbacks[name]
-        return self.host(name).dataset.record()
+            return HostRecord.of(self.unfinished_rollbacks[name])
+        return self.host(name).record
 
     def host(self, name: str) -> Host:
         if name in self.unfinished_rollbacks and name not in self.hosts:
@@ -144,12 +189,10 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
                 for s in snaps.get(ds.name, [])
             ]
             images[leaf(ds.name)] = Image(leaf(ds.name), ds, versions)
-    hosts = {
-        leaf(ds.name): Host(
-            leaf(ds.name), ds, snaps.get(ds.name, []), archives.get(leaf(ds.name), [])
-        )
-        for ds in host_sets
-    }
+    hosts: dict[str, Host] = {}
+    for ds in host_sets:
+        name = HostName(leaf(ds.name))
+        hosts[name] = Host(name, ds, snaps.get(ds.name, []), archives.get(name, []))
     return State(
         images=images, hosts=hosts, unfinished_rollbacks=unfinished, names=frozenset(all_sets)
     )

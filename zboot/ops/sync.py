@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 
 from ..chap import Chap
 from ..errors import ZbootError
+from ..names import HostName
 from ..targets.base import Export
 from . import chap as chap_store
 from .bootfiles import boot_target, ensure_boot_dir, remove_script, write_script
@@ -19,8 +20,9 @@ from .doctor import Survey, mid_operation, survey, wanted_exports
 from .exports import host_export
 from .maintenance import HOLDER, image_export
 from .modes import finish_switch
+from .paths import secret_path
 from .rollback import rollback_hosts
-from .state import READY, Host, State, done
+from .state import READY, Host, HostState, State, done
 
 
 @dataclass
@@ -41,17 +43,19 @@ def _finish_operations(c: Context, found: Survey, done_so_far: Synced) -> bool:
     """Destroys, mode switches and rollbacks cut short, each by its own
     command's code. Whether anything ran (the state must then be read again)."""
     state = found.state
-    destroying = sorted(h.name for h in state.hosts.values() if h.get("state") == "destroying")
+    destroying = sorted(
+        h.name for h in state.hosts.values() if h.record.state == HostState.DESTROYING
+    )
     for r in destroy(c, destroying, force=False) if destroying else []:
         _note(done_so_far, r.host, r.error)
-    by_mode: dict[str, list[str]] = {}
+    by_mode: dict[str, list[HostName]] = {}
     for h in sorted(state.hosts.values(), key=lambda h: h.name):
-        if h.get("state") == "switching":
-            by_mode.setdefault(h.get("step").partition(":")[2] or "normal", []).append(h.name)
+        if h.record.state == HostState.SWITCHING:
+            by_mode.setdefault(h.record.step.partition(":")[2] or "normal", []).append(h.name)
     for mode, names in by_mode.items():
         for sw in finish_switch(c, names, mode, None, None, force=False):
             _note(done_so_far, sw.host, sw.error)
-    moved = sorted(h for h in state.unfinished_rollbacks if h not in state.hosts)
+    moved = sorted(HostName(h) for h in state.unfinished_rollbacks if h not in state.hosts)
     for plan in rollback_hosts(c.zfs, c.config, moved, None, False, state) if moved else []:
         if plan.error is not None:
             done_so_far.errors.append(plan.error)
@@ -78,14 +82,14 @@ class Secrets:
         return self.known[h.name]
 
     def _read_or_make(self, h: Host) -> Chap | None:
-        if not h.get("chap"):
+        if not h.record.chap:
             return None
         if h.name in self.found.secret_hosts:
             return chap_store.load(self.c.runner, self.c.config, h.name)
         chap = chap_store.new_chap(
-            h.get("initiator"),
-            h.get("target") or host_export(self.c.config, h.name, "").target,
-            h.get("chap") == "mutual",
+            h.record.initiator,
+            h.record.target or host_export(self.c.config, h.name, "").target,
+            h.record.chap == "mutual",
         )
         chap_store.store(self.c.runner, self.c.config, {h.name: chap})
         self.synced.rekeyed.append(h.name)
@@ -99,22 +103,24 @@ def sync(c: Context) -> Synced:
         found = survey(c)
     state = found.state
     # hosts whose last steps (export, script, "ready") are missing
-    to_ready = {
+    to_ready: dict[str, Host] = {
         h.name: h
         for h in state.hosts.values()
-        if h.get("state") in ("provisioning", "rolling-back")
+        if h.record.state in (HostState.PROVISIONING, HostState.ROLLING_BACK)
     }
-    serve = {h.name: h for h in state.hosts.values() if h.get("state") == READY} | to_ready
+    serve: dict[str, Host] = {
+        h.name: h for h in state.hosts.values() if h.record.state == READY
+    } | to_ready
     secrets = Secrets(c, found, synced)
     for h in serve.values():  # lost secret files: new secrets, so export and script anew
-        if h.get("chap") and h.name not in found.secret_hosts:
+        if h.record.chap and h.name not in found.secret_hosts:
             secrets.of(h)
     redo = set(to_ready) | set(synced.rekeyed)
     _exports(c, found, to_ready, serve, redo, secrets, synced)
     _scripts(c, found, serve, redo, secrets, synced)
     orphans = sorted(found.secret_hosts - set(state.hosts) - set(state.unfinished_rollbacks))
     chap_store.remove(c.runner, c.config, orphans)
-    synced.removed += [chap_store.secret_path(c.config, h) for h in orphans]
+    synced.removed += [secret_path(c.config, h) for h in orphans]
     for f in found.findings:
         if f.kind == "stale-maintenance":
             c.zfs.set_props(state.images[f.subject].dataset.name, {HOLDER: ""})
@@ -138,8 +144,8 @@ def _exports(
     state = found.state
     wanted = wanted_exports(c.config, state)
     for h in to_ready.values():
-        if h.get("target"):
-            export = host_export(c.config, h.name, h.get("initiator"))
+        if h.record.target:
+            export = host_export(c.config, h.name, h.record.initiator)
             wanted[export.target] = export
     synced.checked = len(wanted)
     create: list[Export] = []
@@ -189,21 +195,19 @@ def _scripts(
         ensure_boot_dir(c.runner, c.config)
     for name in names:
         h = serve[name]
-        record = h.dataset.record()
+        record = h.record
         target = boot_target(c.config, c.engine.lun, name, record, secrets.of(h))
         if target is None:
             continue
-        mode = record.get("mode") or "normal"
-        if mode == "maintenance" and record.get("image") in found.state.images:
-            gold = image_export(
-                c.config, found.state.images[record["image"]], record["initiator"], None
-            )
+        mode = record.mode or "normal"
+        if mode == "maintenance" and record.image in found.state.images:
+            gold = image_export(c.config, found.state.images[record.image], record.initiator, None)
             target = replace(target, target=gold.target)
         synced.boot_files.append(
             write_script(
                 c.runner,
                 c.config,
-                record["mac"],
+                record.mac,
                 mode,
                 target,
                 c.config.winpe if mode == "install" else None,

@@ -1,0 +1,39 @@
+"""Where a host's things are, derived in this one place from the config: its
+disk (dataset and device), its target name, its boot script, its secret file."""
+
+from __future__ import annotations
+
+from ..boot.ipxe import script_name
+from ..config import Config
+from ..errors import InvalidInput
+from ..names import iqn
+
+
+def host_dataset(config: Config, host: str) -> str:
+    return f"{config.hosts}/{host}"
+
+
+def host_device(config: Config, host: str) -> str:
+    """The zvol's device node, as the target engines are given it."""
+    return f"/dev/zvol/{host_dataset(config, host)}"
+
+
+def target_iqn(config: Config, host: str) -> str:
+    if not config.iqn_base:
+        raise InvalidInput(
+            "the config has no target name base ([target] iqn_base)",
+            hint="run zboot init, which picks one and stores it",
+        )
+    return iqn(f"{config.iqn_base}:{host}")
+
+
+def script_path(config: Config, mac: str) -> str:
+    return f"{config.boot_dir.rstrip('/')}/{script_name(mac)}"
+
+
+def secrets_dir(config: Config) -> str:
+    return f"{config.secrets_dir}/{config.root.replace('/', '_')}"
+
+
+def secret_path(config: Config, host: str) -> str:
+    return f"{secrets_dir(config)}/{host}.chap"
