@@ -31,6 +31,7 @@ from zboot.boot.ipxe import BootTarget, render
 from zboot.chap import Chap
 from zboot.config import Config
 from zboot.errors import CommandFailed, Conflict, InvalidInput, NotFound
+from zboot.names import HostName, SnapshotName
 from zboot.ops import destroy as destroy_ops
 from zboot.ops import modes, rollback, sync
 from zboot.ops.context import Context
@@ -319,7 +320,7 @@ def test_rollback_takes_the_export_down_clones_and_puts_it_back() -> None:
             zfs_set(ROLLED_BACK, disk("pc01")),
         ]
     )
-    [done] = rollback.rollback(context(t), ["pc01"], None, discard=False, force=False)
+    [done] = rollback.rollback(context(t), [HostName("pc01")], None, discard=False, force=False)
     t.assert_done()
     assert done.error is None and done.source == GOLDEN_V1
     # the archive the result names is the one the commands made
@@ -329,7 +330,7 @@ def test_rollback_takes_the_export_down_clones_and_puts_it_back() -> None:
 def test_rollback_of_a_host_in_use_is_refused_and_changes_nothing() -> None:
     world = fleet(host("pc01"))
     t = Transcript([*state_reads(world), Sessions([target("pc01")], {target("pc01"): ["pc01"]})])
-    [refused] = rollback.rollback(context(t), ["pc01"], None, discard=False, force=False)
+    [refused] = rollback.rollback(context(t), [HostName("pc01")], None, discard=False, force=False)
     t.assert_done()
     assert isinstance(refused.error, Conflict) and "in use" in refused.error.message
     assert refused.changes == []
@@ -347,7 +348,7 @@ def test_rollback_with_force_does_not_look_at_sessions() -> None:
             zfs_set(ROLLED_BACK, disk("pc01")),
         ]
     )
-    [done] = rollback.rollback(context(t), ["pc01"], None, discard=False, force=True)
+    [done] = rollback.rollback(context(t), [HostName("pc01")], None, discard=False, force=True)
     t.assert_done()
     assert done.error is None
 
@@ -365,7 +366,9 @@ def test_an_unknown_host_fails_alone_and_the_other_is_rolled_back() -> None:
             zfs_set(ROLLED_BACK, disk("pc01")),
         ]
     )
-    known, unknown = rollback.rollback(context(t), ["pc01", "pc77"], None, False, False)
+    known, unknown = rollback.rollback(
+        context(t), [HostName("pc01"), HostName("pc77")], None, False, False
+    )
     t.assert_done()
     assert known.error is None
     assert isinstance(unknown.error, NotFound) and unknown.host == "pc77"
@@ -384,7 +387,7 @@ def test_rollback_with_discard_destroys_the_replaced_disk_last() -> None:
             zfs_set(ROLLED_BACK, disk("pc01")),
         ]
     )
-    [done] = rollback.rollback(context(t), ["pc01"], None, discard=True, force=False)
+    [done] = rollback.rollback(context(t), [HostName("pc01")], None, discard=True, force=False)
     t.assert_done()
     assert done.error is None and done.result()["archive"] == ""
 
@@ -411,7 +414,9 @@ def test_a_batch_rollback_is_one_engine_call_each_way_and_one_shell_each_step() 
             zfs_set(ROLLED_BACK, disk("pc01"), disk("pc02")),
         ]
     )
-    results = rollback.rollback(context(t), ["pc01", "pc02"], None, False, False)
+    results = rollback.rollback(
+        context(t), [HostName("pc01"), HostName("pc02")], None, False, False
+    )
     t.assert_done()
     assert [r.error for r in results] == [None, None]
 
@@ -444,7 +449,9 @@ def test_a_host_whose_clone_fails_stays_unexported_and_not_ready() -> None:
             zfs_set(ROLLED_BACK, disk("pc01")),
         ]
     )
-    ok, failed = rollback.rollback(context(t), ["pc01", "pc02"], None, False, False)
+    ok, failed = rollback.rollback(
+        context(t), [HostName("pc01"), HostName("pc02")], None, False, False
+    )
     t.assert_done()
     assert ok.error is None
     assert failed.error is not None and not failed.disk_exists
@@ -474,7 +481,7 @@ def test_rollback_to_a_restore_point_promotes_the_new_disk() -> None:
             zfs_set(ROLLED_BACK, disk("pc01")),
         ]
     )
-    [done] = rollback.rollback(context(t), ["pc01"], "before", False, False)
+    [done] = rollback.rollback(context(t), [HostName("pc01")], SnapshotName("before"), False, False)
     t.assert_done()
     assert done.error is None and rollback.shown_source(done) == "before"
 
@@ -523,7 +530,7 @@ def test_a_rollback_cut_short_after_the_rename_is_finished_by_the_same_command()
             zfs_set(ROLLED_BACK, disk("pc01")),
         ]
     )
-    [done] = rollback.rollback(context(t), ["pc01"], None, False, False)
+    [done] = rollback.rollback(context(t), [HostName("pc01")], None, False, False)
     t.assert_done()
     assert done.error is None and done.archive == HALF  # the same archive, no second one
 
@@ -553,7 +560,7 @@ def test_a_rollback_cut_short_after_the_clone_only_marks_exports_and_readies() -
             zfs_set(ROLLED_BACK, disk("pc01")),
         ]
     )
-    [done] = rollback.rollback(context(t), ["pc01"], None, False, False)
+    [done] = rollback.rollback(context(t), [HostName("pc01")], None, False, False)
     t.assert_done()
     assert done.error is None and done.archive == HALF
 
@@ -576,7 +583,7 @@ def test_destroy_marks_unexports_removes_files_then_destroys_in_one_program() ->
             destroy_program(OLD_ARCHIVE, disk("pc01")),  # archives first, then the disk
         ]
     )
-    [gone] = destroy_ops.destroy(context(t), ["pc01"], force=False)
+    [gone] = destroy_ops.destroy(context(t), [HostName("pc01")], force=False)
     t.assert_done()
     assert gone.error is None and gone.gone == [OLD_ARCHIVE, disk("pc01")]
 
@@ -584,7 +591,7 @@ def test_destroy_marks_unexports_removes_files_then_destroys_in_one_program() ->
 def test_destroy_of_a_host_in_maintenance_is_refused() -> None:
     world = fleet(host("pc01", mode="maintenance"))
     t = Transcript(state_reads(world))
-    [refused] = destroy_ops.destroy(context(t), ["pc01"], force=True)
+    [refused] = destroy_ops.destroy(context(t), [HostName("pc01")], force=True)
     t.assert_done()
     assert isinstance(refused.error, Conflict) and "maintenance" in refused.error.message
 
@@ -594,7 +601,7 @@ def test_destroy_of_a_host_in_use_is_refused_unless_forced() -> None:
     t = Transcript(
         [*state_reads(world), Sessions([target("pc01")], {target("pc01"): [initiator("pc01")]})]
     )
-    [refused] = destroy_ops.destroy(context(t), ["pc01"], force=False)
+    [refused] = destroy_ops.destroy(context(t), [HostName("pc01")], force=False)
     t.assert_done()
     assert isinstance(refused.error, Conflict) and "in use" in refused.error.message
 
@@ -608,7 +615,7 @@ def test_destroy_of_a_host_in_use_is_refused_unless_forced() -> None:
             destroy_program(disk("pc01")),
         ]
     )
-    [gone] = destroy_ops.destroy(context(forced), ["pc01"], force=True)
+    [gone] = destroy_ops.destroy(context(forced), [HostName("pc01")], force=True)
     forced.assert_done()
     assert gone.error is None
 
@@ -631,7 +638,7 @@ def test_a_disk_zfs_cannot_destroy_says_the_same_command_finishes_it() -> None:
             Run("zfs", "destroy", "-r", disk("pc01"), rc=1, err=refusal),  # the reason
         ]
     )
-    [left] = destroy_ops.destroy(context(t), ["pc01"], force=False)
+    [left] = destroy_ops.destroy(context(t), [HostName("pc01")], force=False)
     t.assert_done()
     assert isinstance(left.error, Conflict) and "dependent clones" in left.error.message
     assert left.error.hint is not None and "zboot destroy pc01 finishes it" in left.error.hint
@@ -678,7 +685,7 @@ def test_install_mode_rewrites_the_script_with_the_winpe_url() -> None:
             *switched("pc01", "install", INSTALL_SCRIPT),
         ]
     )
-    [sw] = modes.switch(context(t), ["pc01"], "install", WINPE, None, False)
+    [sw] = modes.switch(context(t), [HostName("pc01")], "install", WINPE, None, False)
     t.assert_done()
     assert sw.error is None and sw.boot_file == script_path("pc01")
 
@@ -692,7 +699,7 @@ def test_a_switch_cut_short_is_finished_by_the_same_command() -> None:
             *switched("pc01", "install", INSTALL_SCRIPT),
         ]
     )
-    [sw] = modes.switch(context(t), ["pc01"], "install", WINPE, None, False)
+    [sw] = modes.switch(context(t), [HostName("pc01")], "install", WINPE, None, False)
     t.assert_done()
     assert sw.error is None
 
@@ -710,7 +717,9 @@ def test_a_chap_host_switches_with_its_secret_and_another_operation_blocks() -> 
             *switched("pc01", "local", script("pc01", "local", chap("pc01"))),
         ]
     )
-    one, two = modes.switch(context(t), ["pc01", "pc02"], "local", None, None, False)
+    one, two = modes.switch(
+        context(t), [HostName("pc01"), HostName("pc02")], "local", None, None, False
+    )
     t.assert_done()
     assert one.error is None
     assert isinstance(two.error, Conflict) and two.error.hint == "zboot sync finishes it"
@@ -728,7 +737,7 @@ def test_a_chap_host_switches_with_its_secret_and_another_operation_blocks() -> 
 def test_a_bad_mode_request_runs_nothing(names: list[str], mode: str, winpe: str | None) -> None:
     t = Transcript([])
     with pytest.raises(InvalidInput):
-        modes.switch(context(t), names, mode, winpe, None, False)
+        modes.switch(context(t), [HostName(n) for n in names], mode, winpe, None, False)
     t.assert_done()
 
 
@@ -744,7 +753,7 @@ def test_entering_maintenance_exports_the_image_to_the_host() -> None:
             *switched("pc01", "maintenance", script("pc01", "maintenance", attach=gold.target)),
         ]
     )
-    [sw] = modes.switch(context(t), ["pc01"], "maintenance", None, None, False)
+    [sw] = modes.switch(context(t), [HostName("pc01")], "maintenance", None, None, False)
     t.assert_done()
     assert sw.error is None and sw.target is not None and sw.target.target == gold.target
 
@@ -777,7 +786,7 @@ def test_leaving_maintenance_snapshots_the_image_as_its_next_version() -> None:
             *switched("pc01", "normal", script("pc01")),
         ]
     )
-    [sw] = modes.switch(context(t), ["pc01"], "normal", None, None, False)
+    [sw] = modes.switch(context(t), [HostName("pc01")], "normal", None, None, False)
     t.assert_done()
     assert sw.error is None and sw.version == "v2"
 
@@ -801,7 +810,7 @@ def test_leaving_maintenance_again_after_a_cut_makes_no_second_version() -> None
             *switched("pc01", "normal", script("pc01")),
         ]
     )
-    [sw] = modes.switch(context(t), ["pc01"], "normal", None, None, False)
+    [sw] = modes.switch(context(t), [HostName("pc01")], "normal", None, None, False)
     t.assert_done()
     assert sw.error is None and sw.version == "v2"
 
@@ -810,7 +819,7 @@ def test_leaving_maintenance_while_the_image_is_in_use_is_refused() -> None:
     world = leaving_world()
     gold = target("image.golden")
     t = Transcript([*state_reads(world), Sessions([gold], {gold: [initiator("pc01")]})])
-    [sw] = modes.switch(context(t), ["pc01"], "normal", None, None, False)
+    [sw] = modes.switch(context(t), [HostName("pc01")], "normal", None, None, False)
     t.assert_done()
     assert isinstance(sw.error, Conflict) and "in use" in sw.error.message
 
@@ -1049,7 +1058,7 @@ def test_a_failed_channel_program_says_the_same_command_finishes_it() -> None:
         ]
     )
     try:
-        [left] = destroy_ops.destroy(context(t), ["pc01"], force=False)
+        [left] = destroy_ops.destroy(context(t), [HostName("pc01")], force=False)
         error = left.error
     except CommandFailed as err:
         error = err
