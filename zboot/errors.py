@@ -27,6 +27,17 @@ class ZbootError(Exception):
         self.message = message
         self.hint = hint
 
+    def retold(self, message: str | None = None, hint: str | None = None) -> ZbootError:
+        """A copy with another message or hint (the same kind and exit code).
+        Not copy.copy: that calls __init__ again, with a subclass's own
+        arguments (CommandFailed's argv, exit code, stderr) missing."""
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin.args = (message or self.message,)
+        twin.message = message or self.message
+        twin.hint = hint if hint is not None else self.hint
+        return twin
+
     def to_json(self) -> dict[str, object]:
         return {
             "kind": self.kind,

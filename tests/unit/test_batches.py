@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_ops import CONFIG, changes, world
 
-from zboot.errors import Conflict, NotFound, ServerError
+from zboot.cli.batch import HostResult, batch_outcome
+from zboot.errors import CommandFailed, Conflict, NotFound, ServerError
 from zboot.names import HostName, SnapshotName
 from zboot.ops import hosts
 from zboot.ops.rollback import rollback_hosts
@@ -169,3 +170,13 @@ def test_a_dry_run_plans_the_channel_program_and_destroys_nothing() -> None:
     assert left == {"tank/zboot/hosts/pc01": None}
     assert planned.planned == ["zfs program -j tank /dev/stdin tank/zboot/hosts/pc01"]
     assert runner.commands == []
+
+
+def test_a_failed_command_in_a_batch_is_told_about_its_host() -> None:
+    """A CommandFailed (argv, exit code, stderr) is copied with its host in
+    front: copy.copy could not (it calls __init__ with the message alone)."""
+    failure = CommandFailed(("zfs", "destroy", "x"), 1, "pool I/O is currently suspended\n")
+    [told] = batch_outcome([HostResult("pc01", error=failure)], "destroyed", {}).errors
+    assert isinstance(told, CommandFailed) and told.returncode == 1
+    assert told.message.startswith("host pc01: zfs destroy x exited 1")
+    assert failure.message.startswith("zfs destroy x")  # the original is unchanged

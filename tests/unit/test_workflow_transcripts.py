@@ -960,12 +960,6 @@ def test_sync_finishes_a_destroy_cut_short_then_surveys_again() -> None:
     assert synced.finished == ["pc02"] and synced.errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync gives a logged-in CHAP host whose secret file is lost new secrets in its "
-    "file and script but leaves its export (with the old secret) alone: the machine cannot "
-    "log in at its next boot, and no later doctor or sync notices (the file exists again)",
-)
 def test_sync_writes_no_secret_the_engine_does_not_have() -> None:
     """A CHAP host, logged in, whose secret file is lost: sync must not cut
     it off, so its export keeps the old secret. Every secret sync writes (the
@@ -1018,12 +1012,6 @@ def lenient(world: tuple[str, str], scripts: str = "") -> RecordingRunner:
     return RecordingRunner(lambda argv, _: Result(argv, 0, answers.get(argv, "").encode(), b""))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync marks a host whose rollback stopped after the clone ready, but never marks "
-    "its old disk as an archive (zboot rollback HOST would): it stays kind=host, "
-    "state rolling-back in the archive, and no later doctor reports it",
-)
 def test_sync_finishes_a_rollback_cut_short_after_the_clone_like_rollback_does() -> None:
     runner = lenient(cloned_but_unmarked())
     engine = Recording(logged_in=False)
@@ -1033,12 +1021,6 @@ def test_sync_finishes_a_rollback_cut_short_after_the_clone_like_rollback_does()
     assert marks and "org.zboot:kind=archive" in marks[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="when `zfs program` itself fails, destroy raises the bare CommandFailed after the "
-    "host was marked destroying and its export and files removed: no hint that "
-    "`zboot destroy HOST` finishes it (a dataset the program could not destroy gets one)",
-)
 def test_a_failed_channel_program_says_the_same_command_finishes_it() -> None:
     world = fleet(host("pc01"))
     t = Transcript(

@@ -4,7 +4,6 @@ the exit code non-zero while the others' results still show."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -25,9 +24,7 @@ class HostResult:
 
 def about_host(host: str, err: ZbootError) -> ZbootError:
     """The error with the host it is about in front of its message."""
-    tagged = copy.copy(err)
-    tagged.message = f"host {host}: {err.message}"
-    return tagged
+    return err.retold(message=f"host {host}: {err.message}")
 
 
 def batch_outcome(results: list[HostResult], done: str, data: Mapping[str, Any]) -> Outcome:

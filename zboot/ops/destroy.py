@@ -88,7 +88,14 @@ def _destroy_disks(zfs: ZfsCli, todo: list[Retired]) -> None:
     """Every disk in one channel program; what it could not destroy (busy a
     moment after the engine let go, or a clone of another's snapshot) one by
     one, with retries."""
-    left = zfs.destroy_many([name for r in todo for name in r.datasets])
+    try:
+        left = zfs.destroy_many([name for r in todo for name in r.datasets])
+    except ZbootError as err:  # the program itself failed (a suspended pool): nothing went
+        for r in todo:
+            r.error = err.retold(
+                hint=f"once that is dealt with, zboot destroy {r.host} finishes it"
+            )
+        return
     for r in todo:
         r.gone = [n for n in r.datasets if left.get(n) is None]
         if not (remaining := [n for n in r.datasets if left.get(n) is not None]):

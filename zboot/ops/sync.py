@@ -20,7 +20,7 @@ from .doctor import Survey, mid_operation, survey, wanted_exports
 from .exports import host_export
 from .maintenance import HOLDER, image_export
 from .modes import finish_switch
-from .paths import secret_path
+from .paths import secret_path, target_iqn
 from .rollback import rollback_hosts
 from .state import READY, Host, HostState, State, done
 
@@ -55,7 +55,14 @@ def _finish_operations(c: Context, found: Survey, done_so_far: Synced) -> bool:
     for mode, names in by_mode.items():
         for sw in finish_switch(c, names, mode, None, None, force=False):
             _note(done_so_far, sw.host, sw.error)
+    # rollbacks stopped with no new disk yet, or with the old one not yet
+    # marked as an archive: rollback's own code finishes both
     moved = sorted(HostName(h) for h in state.unfinished_rollbacks if h not in state.hosts)
+    moved += [
+        h.name
+        for h in sorted(state.hosts.values(), key=lambda h: h.name)
+        if h.record.state == HostState.ROLLING_BACK and h.record.step == "rollback:cloned"
+    ]
     for plan in rollback_hosts(c.zfs, c.config, moved, None, False, state) if moved else []:
         if plan.error is not None:
             done_so_far.errors.append(plan.error)
@@ -111,6 +118,13 @@ def sync(c: Context) -> Synced:
     serve: dict[str, Host] = {
         h.name: h for h in state.hosts.values() if h.record.state == READY
     } | to_ready
+    for h in _held(c, found, serve):
+        # a logged-in host whose secret file is lost keeps its export (the
+        # engine has its secret): new secrets in its file and script alone
+        # would lock its machine out at the next boot; a later sync does it
+        serve.pop(h.name)
+        to_ready.pop(h.name, None)
+        synced.skipped_in_use.append(_target(c, h))
     secrets = Secrets(c, found, synced)
     for h in serve.values():  # lost secret files: new secrets, so export and script anew
         if h.record.chap and h.name not in found.secret_hosts:
@@ -127,7 +141,21 @@ def sync(c: Context) -> Synced:
             synced.removed.append(f"maintenance mark of image {f.subject}")
     c.zfs.mark([h.dataset.name for h in to_ready.values()], done("sync"))
     synced.finished += list(to_ready)
+    synced.skipped_in_use = sorted(set(synced.skipped_in_use))
     return synced
+
+
+def _held(c: Context, found: Survey, serve: dict[str, Host]) -> list[Host]:
+    """CHAP hosts whose secret file is lost while a machine is logged in."""
+    return [
+        h
+        for h in serve.values()
+        if h.record.chap and h.name not in found.secret_hosts and found.sessions.get(_target(c, h))
+    ]
+
+
+def _target(c: Context, h: Host) -> str:
+    return h.record.target or target_iqn(c.config, h.name)
 
 
 def _exports(
