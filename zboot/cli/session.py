@@ -17,8 +17,8 @@ from ..config import default_engine
 from ..errors import InvalidInput, ZbootError
 from ..remote import lock
 from ..remote.base import Runner
-from ..remote.dryrun import DryRunRunner
 from ..remote.local import LocalRunner
+from ..remote.plan import PlanRunner
 from ..targets.base import NoEngine, TargetEngine
 from ..targets.comstar import ComstarEngine
 from ..targets.ctld import CtldEngine
@@ -49,8 +49,7 @@ class Session:
     verbose: int = 0
     accept_new_host_key: bool = False
     _config: config_mod.Config | None = None
-    _runner: Runner | None = None
-    _dry: DryRunRunner | None = None
+    _runner: PlanRunner | None = None
     _zfs: ZfsCli | None = None
     _engine: TargetEngine | None = None
     progress: HostsBar | None = None  # a batch's bar, on a terminal
@@ -65,6 +64,9 @@ class Session:
 
     @property
     def runner(self) -> Runner:
+        """The server's runner inside a PlanRunner, in both modes: a dry run
+        plans every change, a real run makes it; both list it in .changes.
+        A real run that changes takes the lock (never listed) inside it."""
         if self._runner is None:
             server = self.config.server
             real: Runner
@@ -83,19 +85,16 @@ class Session:
                     trust_unknown_host=self.accept_new_host_key,
                 )
                 faults.on_drop(real.cut)
-            if self.dry_run:
-                self._dry = DryRunRunner(real)
-                self._runner = self._dry
-            elif self.changes:
+            inner: Runner = real
+            if self.changes and not self.dry_run:  # a dry run holds no lock
                 where = "this server" if server.is_local else server.host
-                self._runner = lock.LockedRunner(
+                inner = lock.LockedRunner(
                     real,
                     lambda inner: lock.acquire(
                         inner, self.command, server.lock_timeout, where, say
                     ),
                 )
-            else:
-                self._runner = real
+            self._runner = PlanRunner(inner, execute=not self.dry_run)
         return self._runner
 
     @property
@@ -125,7 +124,7 @@ FREEBSD_ISTGT_CONF = "/usr/local/etc/istgt/istgt.conf"
 def tools_on_server(runner: Runner, names: tuple[str, ...]) -> list[str]:
     """Which of these commands the server has on its PATH."""
     check = 'for t; do command -v "$t" >/dev/null && echo "$t"; done; true'
-    return runner.run(["sh", "-c", check, "sh", *names]).text.split()
+    return runner.run(["sh", "-c", check, "sh", *names], read_only=True).text.split()
 
 
 def make_engine(name: str, runner: Runner) -> TargetEngine:
@@ -172,14 +171,17 @@ def run(
         if session.progress is not None:
             session.progress.stop()
         session.close()
+    listed = session._runner.changes if session._runner is not None else []
     if session.verbose and session._runner is not None:  # on stderr, also with --json
         for argv in session._runner.commands:
             print("ran: " + " ".join(argv), file=sys.stderr)
-    planned = session._dry.planned if session._dry is not None else []
+        if not session.dry_run:  # what changed, listed as a dry run plans it
+            for line in listed:
+                print(f"change: {line}", file=sys.stderr)
     code = int(outcome.errors[0].exit_code) if outcome.errors else 0
     if session.json:
         data = (
-            {"dry_run": True, "planned": planned, "result": outcome.data}
+            {"dry_run": True, "planned": listed, "result": outcome.data}
             if session.dry_run
             else outcome.data
         )
@@ -187,10 +189,9 @@ def run(
         raise typer.Exit(code)
     if session.dry_run:
         print("dry run: nothing was changed. Planned commands:")
-        for line in planned or ["(none)"]:
+        for line in listed or ["(none)"]:
             print(f"  {line}")
-        return
-    if outcome.text:
+    elif outcome.text:
         print(outcome.text)
     for failure in outcome.errors:
         print(f"zboot: error: {failure.message}", file=sys.stderr)

@@ -165,7 +165,9 @@ class TgtEngine:
         self.runner.run([*self.tgtadm, *args])
 
     def _show(self, mode: str) -> str:
-        shown = self.runner.run([*self.tgtadm, "--op", "show", "--mode", mode], check=False)
+        shown = self.runner.run(
+            [*self.tgtadm, "--op", "show", "--mode", mode], check=False, read_only=True
+        )
         if shown.returncode != 0:
             raise ServerError(
                 "tgtadm cannot reach tgtd on the server: "
