@@ -66,29 +66,33 @@ def with_engine(lab: Layout, zboot: Zboot, engine: str, config: Path | None = No
 
 def every_change(lab: Layout, zboot: Zboot, work: Path, engine: str, macs: str) -> None:
     """One root, one engine: the whole life of an image and its hosts, each
-    step planned, then run. macs: the hosts' MACs but their last byte (the
-    boot directory is shared, its scripts named by MAC)."""
+    step planned, then run. The hosts are named after the engine (target
+    names share the lab's iqn_base across roots); macs: their MACs but the
+    last byte (the boot directory is shared, its scripts named by MAC)."""
+    one, two, three = (f"{engine}{n}" for n in (1, 2, 3))
     with_engine(lab, zboot, engine)  # no init: image create makes the root's datasets
     plan_then_run(zboot, "image", "create", "gold", "--size", "8M")
     plan_then_run(zboot, "image", "snapshot", "gold")
-    chap = plan_then_run(zboot, "clone", "gold", "pc1", "--mac", f"{macs}:01", "--chap")
+    chap = plan_then_run(zboot, "clone", "gold", one, "--mac", f"{macs}:01", "--chap")
     assert any(line.startswith("write ") and ".chap (" in line for line in chap)
     listing = work / "hosts.csv"
-    listing.write_text(f"host,mac\npc2,{macs}:02\npc3,{macs}:03\n")
+    listing.write_text(f"host,mac\n{two},{macs}:02\n{three},{macs}:03\n")
     batch = plan_then_run(zboot, "clone", "gold", "--hosts", str(listing))
     assert sum(line.startswith("zfs clone ") for line in batch) == 2
-    plan_then_run(zboot, "snapshot", "pc1")  # a default restore point: rp-<time>
-    plan_then_run(zboot, "rollback", "pc1")
-    plan_then_run(zboot, "mode", "pc2", "install")
-    plan_then_run(zboot, "mode", "pc2", "normal")
-    # drift for sync to repair: pc1's secret file lost, so new secrets, its
-    # export made again with them, and its script
-    secret = f"{lab_secrets(zboot)}/{zboot.root.replace('/', '_')}/pc1.chap"
+    plan_then_run(zboot, "snapshot", one)  # a default restore point: rp-<time>
+    rolled = plan_then_run(zboot, "rollback", one)
+    assert any(line.startswith(f"zfs rename {zboot.root}/hosts/{one} ") for line in rolled)
+    plan_then_run(zboot, "mode", two, "install")
+    plan_then_run(zboot, "mode", two, "normal")
+    # drift for sync to repair: the CHAP host's secret file lost, so new
+    # secrets, its export made again with them (by the engine), and its script
+    secret = f"{lab_secrets(zboot)}/{zboot.root.replace('/', '_')}/{one}.chap"
     ssh(lab, ["rm", "-f", secret])
     synced = plan_then_run(zboot, "sync")
     assert any(line.startswith(f"write {secret} (") for line in synced), synced
-    plan_then_run(zboot, "prune", "pc1", "--yes")
-    plan_then_run(zboot, "destroy", "pc1", "pc2", "pc3", "--yes")
+    assert any("<zboot agent>" in line or "tgtadm" in line for line in synced), synced
+    plan_then_run(zboot, "prune", one, "--yes")
+    plan_then_run(zboot, "destroy", one, two, three, "--yes")
     plan_then_run(zboot, "image", "destroy", "gold@v1", "--yes")
 
 
@@ -97,12 +101,13 @@ def lab_secrets(zboot: Zboot) -> str:
     return next(line.split('"')[1] for line in text.splitlines() if line.startswith("secrets_dir"))
 
 
-def auto_engine(lab: Layout, zboot: Zboot, config: Path) -> tuple[str, str]:
-    """The engine `engine = "auto"` picks on zboot's root: in a dry run, in a
-    real one (doctor changes nothing and names it)."""
-    auto = with_engine(lab, zboot, "auto", config)
-    dry = auto.raw("--dry-run", "doctor")["data"]["result"]["engine"]
-    return dry, auto.raw("doctor")["data"]["engine"]
+def auto_engine(lab: Layout, zboot: Zboot) -> tuple[str, str]:
+    """The engine `engine = "auto"` picks, on a root of its own (the others
+    change under it): in a dry run, in a real one (doctor changes nothing
+    and names it; on an empty root it finds nothing to fix)."""
+    auto = with_engine(lab, zboot, "auto")
+    dry = auto("--dry-run", "doctor")["data"]["result"]["engine"]
+    return dry, auto("doctor")["data"]["engine"]
 
 
 def test_a_dry_run_plans_what_the_real_run_changes_on_lio_and_tgt(
@@ -115,6 +120,7 @@ def test_a_dry_run_plans_what_the_real_run_changes_on_lio_and_tgt(
     with (
         zboot_root(lab, tmp_path / "lio") as on_lio,
         zboot_root(lab, tmp_path / "tgt") as on_tgt,
+        zboot_root(lab, tmp_path / "auto") as on_auto,
         ThreadPoolExecutor(3) as pool,
     ):
         runs = [
@@ -127,7 +133,7 @@ def test_a_dry_run_plans_what_the_real_run_changes_on_lio_and_tgt(
         # run used to pick LIO (its rtslib and tool checks were only planned),
         # is covered by the unit test
         # test_auto_picks_tgt_on_a_tgt_only_server_under_dry_run.
-        auto = pool.submit(auto_engine, lab, on_tgt, tmp_path / "auto.toml")
+        auto = pool.submit(auto_engine, lab, on_auto)
         for run in runs:
             run.result()
         assert auto.result() == ("lio", "lio")
