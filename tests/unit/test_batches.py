@@ -16,8 +16,8 @@ from zboot.ops import hosts
 from zboot.ops.rollback import rollback_hosts
 from zboot.remote.base import RecordingRunner, Result
 from zboot.remote.chains import parse, run_in_shells
-from zboot.remote.dryrun import DryRunRunner
 from zboot.remote.local import LocalRunner
+from zboot.remote.plan import PlanRunner
 from zboot.zfs.cli import Change, PlannedZfs, ZfsCli
 from zboot.zfs.program import parse_destroyed
 
@@ -165,10 +165,10 @@ def test_a_channel_program_reports_each_dataset() -> None:
 
 def test_a_dry_run_plans_the_channel_program_and_destroys_nothing() -> None:
     runner = world()
-    planned = DryRunRunner(runner)
+    planned = PlanRunner(runner, execute=False)
     left = PlannedZfs(planned).destroy_many(["tank/zboot/hosts/pc01"])
     assert left == {"tank/zboot/hosts/pc01": None}
-    assert planned.planned == ["zfs program -j tank /dev/stdin tank/zboot/hosts/pc01"]
+    assert planned.changes == ["zfs program -j tank /dev/stdin tank/zboot/hosts/pc01"]
     assert runner.commands == []
 
 

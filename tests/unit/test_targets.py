@@ -16,7 +16,7 @@ from zboot.errors import Conflict, InvalidInput, ServerError
 from zboot.ops.exports import host_export, refuse_if_in_use
 from zboot.ops.paths import target_iqn
 from zboot.remote.base import RecordingRunner, Result
-from zboot.remote.dryrun import DryRunRunner
+from zboot.remote.plan import PlanRunner
 from zboot.targets import lio
 from zboot.targets.base import Export, NoEngine, disk_serial
 from zboot.targets.lio import AGENT, LioEngine
@@ -69,12 +69,13 @@ def test_dry_run_reads_sessions_but_plans_changes() -> None:
             argv, 0, json.dumps({EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}).encode(), b""
         )
     )
-    dry = DryRunRunner(inner)
+    dry = PlanRunner(inner, execute=False)
     engine = LioEngine(dry)
     assert engine.sessions([EXPORT.target]) == {EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}
     engine.apply(delete=[EXPORT.target])
     assert len(inner.commands) == 1  # only the read reached the server
-    assert dry.planned == [f"{lio.SERVER_PYTHON} -c <zboot agent> (request on stdin)"]
+    assert inner.read_only == [True]
+    assert dry.changes == [f"{lio.SERVER_PYTHON} -c <zboot agent> (request on stdin)"]
 
 
 def test_an_agent_failure_is_a_server_error_with_its_last_line() -> None:

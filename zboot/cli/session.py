@@ -17,8 +17,8 @@ from ..errors import InvalidInput, ZbootError
 from ..ops.context import Context, open_context
 from ..remote import lock
 from ..remote.base import Runner
-from ..remote.dryrun import DryRunRunner
 from ..remote.local import LocalRunner
+from ..remote.plan import PlanRunner
 from .output import emit_json, report_error, report_interrupt
 from .progress import HostsBar, hosts_bar
 
@@ -40,8 +40,7 @@ class Session:
     verbose: int = 0
     accept_new_host_key: bool = False
     _config: config_mod.Config | None = None
-    _runner: Runner | None = None
-    _dry: DryRunRunner | None = None
+    _runner: PlanRunner | None = None
     _context: Context | None = None
     progress: HostsBar | None = None  # a batch's bar, on a terminal
     command: str = ""
@@ -55,6 +54,9 @@ class Session:
 
     @property
     def runner(self) -> Runner:
+        """The server's runner inside a PlanRunner, in both modes: a dry run
+        plans every change, a real run makes it; both list it in .changes.
+        A real run that changes takes the lock (never listed) inside it."""
         if self._runner is None:
             server = self.config.server
             real: Runner
@@ -73,19 +75,16 @@ class Session:
                     trust_unknown_host=self.accept_new_host_key,
                 )
                 faults.on_drop(real.cut)
-            if self.dry_run:
-                self._dry = DryRunRunner(real)
-                self._runner = self._dry
-            elif self.changes:
+            inner: Runner = real
+            if self.changes and not self.dry_run:  # a dry run holds no lock
                 where = "this server" if server.is_local else server.host
-                self._runner = lock.LockedRunner(
+                inner = lock.LockedRunner(
                     real,
                     lambda inner: lock.acquire(
                         inner, self.command, server.lock_timeout, where, say
                     ),
                 )
-            else:
-                self._runner = real
+            self._runner = PlanRunner(inner, execute=not self.dry_run)
         return self._runner
 
     @property
@@ -125,14 +124,13 @@ def run(
         if session.progress is not None:
             session.progress.stop()
         session.close()
-    if session.verbose and session._runner is not None:  # on stderr, also with --json
-        for argv in session._runner.commands:
-            print("ran: " + " ".join(argv), file=sys.stderr)
-    planned = session._dry.planned if session._dry is not None else []
+    listed = session._runner.changes if session._runner is not None else []
+    if session.verbose:
+        list_commands(session)
     code = int(outcome.errors[0].exit_code) if outcome.errors else 0
     if session.json:
         data = (
-            {"dry_run": True, "planned": planned, "result": outcome.data}
+            {"dry_run": True, "planned": listed, "result": outcome.data}
             if session.dry_run
             else outcome.data
         )
@@ -140,14 +138,25 @@ def run(
         raise typer.Exit(code)
     if session.dry_run:
         print("dry run: nothing was changed. Planned commands:")
-        for line in planned or ["(none)"]:
+        for line in listed or ["(none)"]:
             print(f"  {line}")
-        return
-    if outcome.text:
+    elif outcome.text:
         print(outcome.text)
     for failure in outcome.errors:
         print(f"zboot: error: {failure.message}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def list_commands(session: Session) -> None:
+    """-v, on stderr (also with --json): every command run, then, in a real
+    run, what changed, in the lines a dry run plans it with."""
+    if session._runner is None:
+        return
+    for argv in session._runner.commands:
+        print("ran: " + " ".join(argv), file=sys.stderr)
+    if not session.dry_run:
+        for line in session._runner.changes:
+            print(f"change: {line}", file=sys.stderr)
 
 
 def confirm(question: str, yes: bool, as_json: bool) -> bool:

@@ -74,7 +74,8 @@ def read_scripts(runner: Runner, config: Config) -> dict[str, str]:
             "done; true",
             "sh",
             config.boot_dir,
-        ]
+        ],
+        read_only=True,
     ).text
     scripts = {}
     for chunk in listing.split("\x1e")[1:]:
@@ -87,7 +88,8 @@ def read_scripts(runner: Runner, config: Config) -> dict[str, str]:
 
 def read_secret_hosts(runner: Runner, config: Config) -> set[str]:
     listed = runner.run(
-        ["sh", "-c", 'cd "$1" 2>/dev/null && ls; true', "sh", secrets_dir(config)]
+        ["sh", "-c", 'cd "$1" 2>/dev/null && ls; true', "sh", secrets_dir(config)],
+        read_only=True,
     ).text.split()
     return {name.removesuffix(".chap") for name in listed if name.endswith(".chap")}
 
@@ -99,7 +101,7 @@ def pool_capacity(runner: Runner, pool: str) -> int:
     used, available = (
         int(v)
         for v in runner.run(
-            ["zfs", "get", "-Hp", "-o", "value", "used,available", pool]
+            ["zfs", "get", "-Hp", "-o", "value", "used,available", pool], read_only=True
         ).text.split()
     )
     return used * 100 // max(used + available, 1)

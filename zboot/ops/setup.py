@@ -39,7 +39,9 @@ def init(c: Context) -> Initialized:
     cfg = c.config
     version = c.zfs.version()
     pool = c.runner.run(
-        ["zpool", "list", "-H", "-o", "name,size,free,health", cfg.pool], check=False
+        ["zpool", "list", "-H", "-o", "name,size,free,health", cfg.pool],
+        check=False,
+        read_only=True,
     )
     if pool.returncode != 0:
         raise NotFound(
@@ -75,7 +77,7 @@ def init(c: Context) -> Initialized:
 def default_iqn_base(c: Context) -> str:
     """iqn.<this year-month>.<the server's domain, reversed>.zboot: picked once by
     init and stored, so it never changes by itself."""
-    domain = c.runner.run(["hostname", "-d"], check=False).text.strip().lower()
+    domain = c.runner.run(["hostname", "-d"], check=False, read_only=True).text.strip().lower()
     if "." not in domain or not re.fullmatch(r"[a-z0-9.-]+", domain):
         domain = "local"  # no domain: iqn.YYYY-MM.local.zboot
     return iqn(f"iqn.{time.strftime('%Y-%m')}.{'.'.join(reversed(domain.split('.')))}.zboot")

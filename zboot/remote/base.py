@@ -90,9 +90,14 @@ class Runner(Protocol):
         input: bytes | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         check: bool = True,
+        read_only: bool = False,
     ) -> Result:
         """Run argv (no shell), feeding input on stdin; CommandFailed on non-zero exit
-        when check is set, ServerError on timeout or a broken connection."""
+        when check is set, ServerError on timeout or a broken connection.
+        read_only: the command only reads (it changes nothing on the server), so a
+        dry run runs it too; the caller says so, knowing what it runs (see
+        remote.plan). A read whose answer depends on a change made earlier in
+        the same run (waiting for a zvol just cloned) is no read here."""
         ...
 
     def stream(
@@ -220,6 +225,7 @@ class RecordingRunner:
         self.responses = responses if responses is not None else {}
         self.commands: list[tuple[str, ...]] = []
         self.inputs: list[bytes | None] = []
+        self.read_only: list[bool] = []  # each command's read_only flag
         self.files: dict[str, bytes] = dict(files or {})
         self.modes: dict[str, int] = {}
         self.closed = False
@@ -239,10 +245,12 @@ class RecordingRunner:
         input: bytes | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         check: bool = True,
+        read_only: bool = False,
     ) -> Result:
         args = tuple(argv)
         self.commands.append(args)
         self.inputs.append(input)
+        self.read_only.append(read_only)
         return check_result(self._respond(args, input), check)
 
     def stream(

@@ -131,6 +131,7 @@ class LocalRunner:
         input: bytes | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         check: bool = True,
+        read_only: bool = False,
     ) -> Result:
         """Run argv without a shell; see Runner.run."""
         feed: Feeder | None = None

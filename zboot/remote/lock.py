@@ -135,8 +135,11 @@ class LockedRunner:
         input: bytes | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         check: bool = True,
+        read_only: bool = False,
     ) -> Result:
-        return self._locked().run(argv, input=input, timeout=timeout, check=check)
+        return self._locked().run(
+            argv, input=input, timeout=timeout, check=check, read_only=read_only
+        )
 
     def stream(
         self,

@@ -314,6 +314,7 @@ class SshRunner:
         input: bytes | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         check: bool = True,
+        read_only: bool = False,
     ) -> Result:
         """Run argv in the remote shell as command_line(argv); see Runner.run."""
         feed = None if input is None else (lambda channel: channel.sendall(input))

@@ -11,7 +11,6 @@ from typing import Any
 
 from ..errors import ServerError
 from ..remote.base import Runner
-from ..remote.dryrun import READ_ONLY_MARK
 
 SERVER_PYTHON = "/usr/bin/python3"  # the distribution's, never a virtualenv's
 
@@ -51,10 +50,13 @@ def run_agent(
     hint: str,
 ) -> Any:
     """Run the agent once with request and return its JSON answer (None when it
-    prints nothing). A failure is a ServerError with the agent's last stderr
-    line, which agents keep free of secrets."""
-    argv = [SERVER_PYTHON, "-c", bootstrap(name)] + ([READ_ONLY_MARK] if read_only else [])
-    result = runner.run(argv, input=payload(source, request), timeout=300, check=False)
+    prints nothing); read_only: the request only reads (see Runner.run). A
+    failure is a ServerError with the agent's last stderr line, which agents
+    keep free of secrets."""
+    argv = [SERVER_PYTHON, "-c", bootstrap(name)]
+    result = runner.run(
+        argv, input=payload(source, request), timeout=300, check=False, read_only=read_only
+    )
     if result.returncode != 0:
         lines = result.stderr.decode(errors="replace").strip().splitlines()
         raise ServerError(

@@ -202,8 +202,10 @@ class ComstarEngine:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
 
-    def _run(self, step: str, argv: list[str], hint: str | None = None) -> Result:
-        result = self.runner.run(argv, check=False)
+    def _run(
+        self, step: str, argv: list[str], hint: str | None = None, read_only: bool = False
+    ) -> Result:
+        result = self.runner.run(argv, check=False, read_only=read_only)
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).decode(errors="replace").strip()
             raise ServerError(
@@ -215,7 +217,7 @@ class ComstarEngine:
         return result
 
     def _list(self, tool: str, *args: str) -> str:
-        return self._run(f"{tool} {args[0]}", [tool, *args]).text
+        return self._run(f"{tool} {args[0]}", [tool, *args], read_only=True).text
 
     def _snapshot(self, with_targets: bool) -> Snapshot:
         snap = Snapshot(

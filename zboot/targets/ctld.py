@@ -246,8 +246,9 @@ class CtldEngine:
         except NotFound:
             return ""
 
-    def _ctladm(self, *args: str) -> str:
-        result = self.runner.run([CTLADM, *args], check=False)
+    def _ctladm(self, *args: str, read_only: bool = False) -> str:
+        """read_only: not when polling for what a change of this run brings."""
+        result = self.runner.run([CTLADM, *args], check=False, read_only=read_only)
         if result.returncode != 0 or not result.stdout.strip():
             raise ServerError(
                 f"ctladm {' '.join(args)} failed: "
@@ -269,7 +270,7 @@ class CtldEngine:
         if not wanted:
             return {}
         found: dict[str, list[str]] = {}
-        for conn in parse_islist(self._ctladm("islist", "-x")):
+        for conn in parse_islist(self._ctladm("islist", "-x", read_only=True)):
             if conn.target in wanted and conn.initiator not in found.get(conn.target, []):
                 found.setdefault(conn.target, []).append(conn.initiator)
         return found

@@ -205,8 +205,9 @@ class IstgtEngine:
         conf, _, auth = self._files()
         return parse_block(split_block(conf)[1], split_block(auth)[1])
 
-    def _control(self, command: str, conf: str) -> str:
-        """Run istgtcontrol against the [UnitControl] portal of conf (the config text)."""
+    def _control(self, command: str, conf: str, read_only: bool = False) -> str:
+        """Run istgtcontrol against the [UnitControl] portal of conf (the config
+        text); read_only: not when polling for what a change of this run brings."""
         control = next((s for s in parse_sections(conf) if s.kind == "UnitControl"), None)
         portal = control.get("Portal") if control else []
         if len(portal) < 2:
@@ -220,6 +221,7 @@ class IstgtEngine:
             ["istgtcontrol", "-q", "-c", "/dev/stdin", command],
             input=settings.encode(),
             check=False,
+            read_only=read_only,
         )
         if result.returncode != 0:
             raise ServerError(
@@ -237,7 +239,9 @@ class IstgtEngine:
             return {}
         return {
             t: names
-            for t, names in parse_info(self._control("info", self._files()[0])).items()
+            for t, names in parse_info(
+                self._control("info", self._files()[0], read_only=True)
+            ).items()
             if t in wanted
         }
 

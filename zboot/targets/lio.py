@@ -20,7 +20,8 @@ PREFIX = storage_name("")
 
 def has_rtslib(runner: Runner) -> bool:
     """Can the server's Python drive LIO (rtslib-fb installed)?"""
-    return runner.run([SERVER_PYTHON, "-c", "import rtslib_fb"], check=False).returncode == 0
+    found = runner.run([SERVER_PYTHON, "-c", "import rtslib_fb"], check=False, read_only=True)
+    return found.returncode == 0
 
 
 class LioEngine:

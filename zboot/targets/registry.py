@@ -22,7 +22,7 @@ FREEBSD_ISTGT_CONF = "/usr/local/etc/istgt/istgt.conf"
 
 
 def _istgt(runner: Runner) -> TargetEngine:
-    on_freebsd = runner.run(["test", "-e", FREEBSD_ISTGT_CONF], check=False).ok
+    on_freebsd = runner.run(["test", "-e", FREEBSD_ISTGT_CONF], check=False, read_only=True).ok
     return IstgtEngine(runner, conf=FREEBSD_ISTGT_CONF if on_freebsd else ISTGT_CONF)
 
 
@@ -49,7 +49,7 @@ TOOLS = tuple(kind.tool for kind in ENGINES if kind.tool)
 def tools_on_server(runner: Runner, names: tuple[str, ...]) -> list[str]:
     """Which of these commands the server has on its PATH."""
     check = 'for t; do command -v "$t" >/dev/null && echo "$t"; done; true'
-    return runner.run(["sh", "-c", check, "sh", *names]).text.split()
+    return runner.run(["sh", "-c", check, "sh", *names], read_only=True).text.split()
 
 
 def pick(tools: list[str], rtslib: bool) -> str:

@@ -161,12 +161,21 @@ class TgtEngine:
         self.tgtadm = (
             TGTADM if control_port == 0 else [TGTADM[0], "-C", str(control_port), *TGTADM[1:]]
         )
+        # What this engine's earlier apply() calls deleted and made: a later one
+        # in the same run (rollback's export down, then up) must find the
+        # targets as those left them. tgtadm shows that in a real run, not in a
+        # dry run (where they were only planned); so both modes read tgtadm's
+        # answer through this, and plan what a real run does.
+        self._deleted: set[str] = set()
+        self._made: dict[str, TgtTarget] = {}
 
     def _tgtadm(self, *args: str) -> None:
         self.runner.run([*self.tgtadm, *args])
 
     def _show(self, mode: str) -> str:
-        shown = self.runner.run([*self.tgtadm, "--op", "show", "--mode", mode], check=False)
+        shown = self.runner.run(
+            [*self.tgtadm, "--op", "show", "--mode", mode], check=False, read_only=True
+        )
         if shown.returncode != 0:
             raise ServerError(
                 "tgtadm cannot reach tgtd on the server: "
@@ -176,7 +185,10 @@ class TgtEngine:
         return shown.text
 
     def _targets(self) -> list[TgtTarget]:
-        return parse_show(self._show("target"))
+        found = {t.name: t for t in parse_show(self._show("target")) if t.name not in self._deleted}
+        for name, made in self._made.items():
+            found.setdefault(name, made)
+        return list(found.values())
 
     def exports(self) -> dict[str, Export]:
         found = {}
@@ -211,6 +223,8 @@ class TgtEngine:
             gone.append(old)
             # zboot checked for sessions first (unless the admin said --force)
             self._tgtadm("--op", "delete", "--mode", "target", "--tid", str(old.tid), "--force")
+            self._deleted.add(name)
+            self._made.pop(name, None)
             if name not in replaced and (host := export_name(old.luns.get(self.lun, ""))):
                 self.runner.run(["rm", "-f", conf_path(host, self.conf_dir)])
         if gone:
@@ -222,6 +236,14 @@ class TgtEngine:
             taken.add(tid)
             self._create(tid, export)
             made.append((tid, export))
+            self._deleted.discard(export.target)
+            self._made[export.target] = TgtTarget(
+                tid,
+                export.target,
+                luns={self.lun: export.device},
+                acl=[export.initiator],
+                accounts=[a["user"] for a in chap_accounts(tid, export)],
+            )
         # Accounts before the initiator is let in: a target without any incoming
         # account admits its initiator without CHAP.
         accounts = [a for tid, export in made for a in chap_accounts(tid, export)]

@@ -171,15 +171,19 @@ class ZfsCli:
         self.on_progress: Callable[[int, int], None] | None = None
 
     def _run(
-        self, argv: Sequence[str], timeout: float = 300.0, input: bytes | None = None
+        self,
+        argv: Sequence[str],
+        timeout: float = 300.0,
+        input: bytes | None = None,
+        read_only: bool = False,
     ) -> Result:
         try:
-            return self.runner.run(argv, timeout=timeout, input=input)
+            return self.runner.run(argv, timeout=timeout, input=input, read_only=read_only)
         except CommandFailed as err:
             raise translate(err) from err
 
     def version(self) -> dict[str, str]:
-        lines = self._run(["zfs", "version"]).text.split()
+        lines = self._run(["zfs", "version"], read_only=True).text.split()
         found = {}
         for line in lines:
             if line.startswith("zfs-kmod-"):
@@ -207,6 +211,7 @@ class ZfsCli:
                 root,
             ],
             check=False,
+            read_only=True,
         )
         if listed.returncode != 0:
             if "does not exist" in listed.stderr.decode(errors="replace"):
@@ -230,12 +235,15 @@ class ZfsCli:
                 "name,property,value",
                 "all",
                 root,
-            ]
+            ],
+            read_only=True,
         )
         return parse_datasets(listed.text, got.text)
 
     def exists(self, name: str) -> bool:
-        result = self.runner.run(["zfs", "list", "-H", "-o", "name", name], check=False)
+        result = self.runner.run(
+            ["zfs", "list", "-H", "-o", "name", name], check=False, read_only=True
+        )
         return result.returncode == 0
 
     def create_filesystem(self, name: str) -> None:
@@ -279,7 +287,8 @@ class ZfsCli:
 
     def written(self, name: str) -> int:
         """Bytes written to a dataset since its latest snapshot."""
-        return int(self._run(["zfs", "get", "-Hp", "-o", "value", "written", name]).text.strip())
+        written = self._run(["zfs", "get", "-Hp", "-o", "value", "written", name], read_only=True)
+        return int(written.text.strip())
 
     def mark(self, names: Sequence[str], props: Mapping[str, str]) -> None:
         """The same properties on many datasets in one `zfs set` (a batch's
