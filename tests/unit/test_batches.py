@@ -14,10 +14,11 @@ from zboot.errors import CommandFailed, Conflict, NotFound, ServerError
 from zboot.names import HostName, SnapshotName
 from zboot.ops import hosts
 from zboot.ops.rollback import rollback_hosts
-from zboot.remote.base import RecordingRunner, Result
+from zboot.remote.base import Result
 from zboot.remote.chains import parse, run_in_shells
 from zboot.remote.local import LocalRunner
 from zboot.remote.plan import PlanRunner
+from zboot.testing.recording import RecordingRunner
 from zboot.zfs.cli import Change, PlannedZfs, ZfsCli
 from zboot.zfs.program import parse_destroyed
 

@@ -16,7 +16,7 @@ from zboot.config import Config
 from zboot.errors import InvalidInput, ServerError
 from zboot.names import iqn
 from zboot.ops.exports import host_export
-from zboot.remote.base import RecordingRunner, Result
+from zboot.remote.base import Result
 from zboot.targets.base import disk_serial
 from zboot.targets.comstar import (
     ComstarEngine,
@@ -30,6 +30,7 @@ from zboot.targets.comstar import (
     rdsk_path,
     zvol_path,
 )
+from zboot.testing.recording import RecordingRunner
 
 SAMPLES = Path(__file__).parent / "samples"
 LIST_LU = (SAMPLES / "stmfadm_list_lu_v.txt").read_text()

@@ -16,7 +16,7 @@ from zboot.chap import Chap
 from zboot.config import Config
 from zboot.errors import InvalidInput, ServerError
 from zboot.ops.exports import host_export
-from zboot.remote.base import WAIT_SCRIPT, RecordingRunner, Result
+from zboot.remote.base import WAIT_SCRIPT, Result
 from zboot.targets.base import Export, disk_serial
 from zboot.targets.ctld import (
     BEGIN,
@@ -30,6 +30,7 @@ from zboot.targets.ctld import (
     split_conf,
     stanza,
 )
+from zboot.testing.recording import RecordingRunner
 
 SAMPLES = Path(__file__).parent / "samples"
 ISLIST = (SAMPLES / "ctladm_islist_x.xml").read_text()

@@ -15,7 +15,8 @@ from zboot.ops.bootfiles import boot_target
 from zboot.ops.doctor import Finding, Survey, check
 from zboot.ops.exports import host_export
 from zboot.ops.state import State, read_state
-from zboot.remote.base import RecordingRunner, Result
+from zboot.remote.base import Result
+from zboot.testing.recording import RecordingRunner
 from zboot.zfs.cli import ZfsCli
 
 CONFIG = Config(iqn_base="iqn.2026-11.lab.zboot", portal="10.0.2.2:3260")

@@ -48,7 +48,7 @@ from zboot.cli.app import app
 from zboot.errors import InvalidInput
 from zboot.ops.hostfile import CHAP_KINDS
 from zboot.ops.importer import FORMATS as IMAGE_FORMATS
-from zboot.remote.base import RecordingRunner
+from zboot.testing.recording import RecordingRunner
 
 EXAMPLES = 200  # hostile values per name, counted as they run
 HOSTILE = settings(

@@ -10,7 +10,7 @@ import pytest
 
 from zboot.chap import Chap
 from zboot.errors import InvalidInput, ServerError
-from zboot.remote.base import RecordingRunner, Result
+from zboot.remote.base import Result
 from zboot.targets.base import Export
 from zboot.targets.istgt import (
     BEGIN,
@@ -23,6 +23,7 @@ from zboot.targets.istgt import (
     render_block,
     split_block,
 )
+from zboot.testing.recording import RecordingRunner
 
 SAMPLES = Path(__file__).parent / "samples"
 ADMIN = """[Global]

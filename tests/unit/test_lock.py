@@ -13,8 +13,9 @@ import pytest
 
 from zboot.errors import Conflict
 from zboot.remote import lock
-from zboot.remote.base import Held, RecordingRunner, Result
+from zboot.remote.base import Held, Result
 from zboot.remote.local import LocalRunner
+from zboot.testing.recording import RecordingRunner
 
 
 def take(

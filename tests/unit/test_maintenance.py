@@ -13,7 +13,7 @@ from zfs_samples import GET
 from zboot.errors import Conflict
 from zboot.ops import maintenance
 from zboot.ops.state import Host, Image, read_state
-from zboot.remote.base import RecordingRunner
+from zboot.testing.recording import RecordingRunner
 from zboot.zfs.cli import ZfsCli
 
 CONFIG_WITH_IQN = type(CONFIG)(iqn_base="iqn.2026-11.lab.zboot")

@@ -18,8 +18,9 @@ from zboot.ops.destroy import destroy_in_order
 from zboot.ops.hostfile import HostSpec
 from zboot.ops.provision import Provisioned, clone
 from zboot.ops.rollback import rollback_hosts
-from zboot.remote.base import RecordingRunner, Result
+from zboot.remote.base import Result
 from zboot.targets.base import NoEngine
+from zboot.testing.recording import RecordingRunner
 from zboot.zfs.cli import ZfsCli
 
 CONFIG = Config()

@@ -17,11 +17,12 @@ from zboot.cli.session import Outcome, Session, run
 from zboot.config import Config
 from zboot.errors import InvalidInput, ZbootError
 from zboot.ops.exports import host_export
-from zboot.remote.base import RecordingRunner, Result, Runner
+from zboot.remote.base import Result, Runner
 from zboot.remote.plan import PlanRunner
 from zboot.targets.lio import LioEngine
 from zboot.targets.registry import make_engine
 from zboot.targets.tgt import TgtEngine
+from zboot.testing.recording import RecordingRunner
 
 SHOW = (Path(__file__).parent / "samples" / "tgtadm_show_target.txt").read_text()
 PCT1 = host_export(Config(iqn_base="iqn.2026-11.lab.zboot"), "pct1", "iqn.2010-04.org.ipxe:pct1")

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from zboot.errors import CommandFailed, NotFound, ServerError
-from zboot.remote import LocalRunner, RecordingRunner, Result
+from zboot.remote import LocalRunner, Result
 from zboot.remote.base import (
     read_file_by_command,
     remove_file_by_command,
     write_file_by_command,
 )
+from zboot.testing.recording import RecordingRunner
 
 HOSTILE = [
     "$(echo hacked)",

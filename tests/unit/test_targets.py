@@ -15,13 +15,14 @@ from zboot.config import Config
 from zboot.errors import Conflict, InvalidInput, ServerError
 from zboot.ops.exports import host_export, refuse_if_in_use
 from zboot.ops.paths import target_iqn
-from zboot.remote.base import RecordingRunner, Result
+from zboot.remote.base import Result
 from zboot.remote.plan import PlanRunner
 from zboot.targets import lio
 from zboot.targets.base import Export, NoEngine, disk_serial
 from zboot.targets.lio import AGENT, LioEngine
 from zboot.targets.registry import NAMES as BUILT_ENGINES
 from zboot.targets.registry import make_engine
+from zboot.testing.recording import RecordingRunner
 
 CONFIG = Config(iqn_base="iqn.2026-11.org.example.zboot")
 EXPORT = host_export(CONFIG, "pc01", "iqn.2010-04.org.ipxe:pc01")

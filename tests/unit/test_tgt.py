@@ -14,7 +14,7 @@ from zboot.config import Config
 from zboot.errors import InvalidInput, ServerError
 from zboot.ops.chap import new_chap
 from zboot.ops.exports import host_export
-from zboot.remote.base import RecordingRunner, Result
+from zboot.remote.base import Result
 from zboot.targets.agent import SERVER_PYTHON, bootstrap
 from zboot.targets.base import Export, disk_serial
 from zboot.targets.tgt import (
@@ -26,6 +26,7 @@ from zboot.targets.tgt import (
     parse_accounts,
     parse_show,
 )
+from zboot.testing.recording import RecordingRunner
 
 SHOW = (Path(__file__).parent / "samples" / "tgtadm_show_target.txt").read_text()
 # The first target with the accounts bound as tgtd 1.0.85 lists them (seen live).

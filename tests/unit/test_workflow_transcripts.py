@@ -35,8 +35,9 @@ from zboot.names import HostName, SnapshotName
 from zboot.ops import destroy as destroy_ops
 from zboot.ops import modes, rollback, sync
 from zboot.ops.context import Context
-from zboot.remote.base import RecordingRunner, Result
+from zboot.remote.base import Result
 from zboot.targets.base import Export
+from zboot.testing.recording import RecordingRunner
 from zboot.zfs import program
 from zboot.zfs.cli import ZfsCli
 

@@ -6,7 +6,8 @@ import pytest
 from zfs_samples import GET, LIST
 
 from zboot.errors import CommandFailed, Conflict, NotFound
-from zboot.remote.base import RecordingRunner, Result
+from zboot.remote.base import Result
+from zboot.testing.recording import RecordingRunner
 from zboot.zfs.cli import ZfsCli, parse_datasets, translate
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import DEFAULT_TIMEOUT, RecordingRunner, Result, Runner, check_result
+from .base import DEFAULT_TIMEOUT, Result, Runner, check_result
 from .local import LocalRunner
 
 if TYPE_CHECKING:
@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TIMEOUT",
     "LocalRunner",
-    "RecordingRunner",
     "Result",
     "Runner",
     "SshRunner",

@@ -1,11 +1,11 @@
 """What every runner offers: run an argv, stream into one, read and write files
 atomically. Commands travel as argument lists; only the SSH runner turns them
-into a shell string. `RecordingRunner` is the in-memory fake for unit tests."""
+into a shell string. (The in-memory fake for unit tests is
+zboot.testing.recording.RecordingRunner.)"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -194,11 +194,6 @@ def remove_file_by_command(runner: Runner, path: str) -> None:
     runner.run(["rm", "-f", "--", path])
 
 
-# --- the fake -----------------------------------------------------------------
-
-Responder = Callable[[tuple[str, ...], bytes | None], Result]
-
-
 WAIT_SCRIPT = (
     'for _ in $(seq "$2"); do [ -e "$1" ] && exit 0; sleep 0.1; done; '
     'echo "$1 did not appear" >&2; exit 1'
@@ -209,103 +204,3 @@ def wait_for_path(runner: Runner, path: str, seconds: int) -> None:
     """Wait until path exists on the server (udev makes /dev/zvol links a moment
     after the zvol); fail after seconds."""
     runner.run(["sh", "-c", WAIT_SCRIPT, "sh", path, str(seconds * 10)], timeout=seconds + 30)
-
-
-class RecordingRunner:
-    """A Runner that runs nothing. Each argv is recorded in `commands` (its stdin in
-    `inputs`); the result comes from `responses`: a mapping argv -> Result (a missing
-    argv succeeds with no output) or a callable (argv, input) -> Result. Files live in
-    `files` (with their modes in `modes`)."""
-
-    def __init__(
-        self,
-        responses: Mapping[tuple[str, ...], Result] | Responder | None = None,
-        files: Mapping[str, bytes] | None = None,
-    ) -> None:
-        self.responses = responses if responses is not None else {}
-        self.commands: list[tuple[str, ...]] = []
-        self.inputs: list[bytes | None] = []
-        self.read_only: list[bool] = []  # each command's read_only flag
-        self.files: dict[str, bytes] = dict(files or {})
-        self.modes: dict[str, int] = {}
-        self.closed = False
-
-    def _respond(self, argv: tuple[str, ...], data: bytes | None) -> Result:
-        if callable(self.responses):
-            return self.responses(argv, data)
-        found = self.responses.get(argv)
-        if found is None:
-            return Result(argv, 0, b"", b"")
-        return dataclasses.replace(found, argv=argv)
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        input: bytes | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        check: bool = True,
-        read_only: bool = False,
-    ) -> Result:
-        args = tuple(argv)
-        self.commands.append(args)
-        self.inputs.append(input)
-        self.read_only.append(read_only)
-        return check_result(self._respond(args, input), check)
-
-    def stream(
-        self,
-        argv: Sequence[str],
-        source: BinaryIO,
-        chunk: int = 1 << 20,
-        on_progress: ProgressFn | None = None,
-        timeout: float | None = None,
-    ) -> Result:
-        sent = bytearray()
-        pump(source, sent.extend, chunk, on_progress)
-        return self.run(argv, input=bytes(sent))
-
-    def run_chains(
-        self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
-    ) -> list[ChainFailure | None]:
-        return run_one_by_one(self, chains)
-
-    def hold(
-        self, argv: Sequence[str], until: str, on_line: LineFn, timeout: float = DEFAULT_TIMEOUT
-    ) -> Held:
-        result = self.run(argv, check=False)
-        for line in result.text.splitlines():
-            if line == until:
-                return RecordedHold(self, tuple(argv))
-            on_line(line)
-        raise CommandFailed(
-            result.argv, result.returncode or 1, result.stderr.decode("utf-8", errors="replace")
-        )
-
-    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        self.files[path] = bytes(data)
-        self.modes[path] = mode
-
-    def read_file(self, path: str) -> bytes:
-        try:
-            return self.files[path]
-        except KeyError:
-            raise NotFound(f"{path}: no such file on the server") from None
-
-    def remove_file(self, path: str) -> None:
-        self.files.pop(path, None)
-        self.modes.pop(path, None)
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@dataclass
-class RecordedHold:
-    """What RecordingRunner.hold hands out: release() is recorded as a command."""
-
-    runner: RecordingRunner
-    argv: tuple[str, ...]
-
-    def release(self) -> None:
-        self.runner.commands.append(("release", *self.argv[:1]))

@@ -1,0 +1,128 @@
+"""RecordingRunner: the in-memory Runner the unit tests use. Test machinery:
+nothing in a normal run imports it (see zboot/testing/__init__.py). It is
+lenient on purpose (an argv without an answer succeeds with no output);
+tests that must pin every command use the strict transcript in
+tests/unit/transcript.py."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from ..errors import CommandFailed, NotFound
+from ..remote.base import (
+    DEFAULT_TIMEOUT,
+    Chain,
+    ChainFailure,
+    Held,
+    LineFn,
+    ProgressFn,
+    Result,
+    check_result,
+    pump,
+    run_one_by_one,
+)
+
+Responder = Callable[[tuple[str, ...], bytes | None], Result]
+
+
+class RecordingRunner:
+    """A Runner that runs nothing. Each argv is recorded in `commands` (its stdin in
+    `inputs`); the result comes from `responses`: a mapping argv -> Result (a missing
+    argv succeeds with no output) or a callable (argv, input) -> Result. Files live in
+    `files` (with their modes in `modes`)."""
+
+    def __init__(
+        self,
+        responses: Mapping[tuple[str, ...], Result] | Responder | None = None,
+        files: Mapping[str, bytes] | None = None,
+    ) -> None:
+        self.responses = responses if responses is not None else {}
+        self.commands: list[tuple[str, ...]] = []
+        self.inputs: list[bytes | None] = []
+        self.read_only: list[bool] = []  # each command's read_only flag
+        self.files: dict[str, bytes] = dict(files or {})
+        self.modes: dict[str, int] = {}
+        self.closed = False
+
+    def _respond(self, argv: tuple[str, ...], data: bytes | None) -> Result:
+        if callable(self.responses):
+            return self.responses(argv, data)
+        found = self.responses.get(argv)
+        if found is None:
+            return Result(argv, 0, b"", b"")
+        return dataclasses.replace(found, argv=argv)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
+        read_only: bool = False,
+    ) -> Result:
+        args = tuple(argv)
+        self.commands.append(args)
+        self.inputs.append(input)
+        self.read_only.append(read_only)
+        return check_result(self._respond(args, input), check)
+
+    def stream(
+        self,
+        argv: Sequence[str],
+        source: BinaryIO,
+        chunk: int = 1 << 20,
+        on_progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        sent = bytearray()
+        pump(source, sent.extend, chunk, on_progress)
+        return self.run(argv, input=bytes(sent))
+
+    def run_chains(
+        self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[ChainFailure | None]:
+        return run_one_by_one(self, chains)
+
+    def hold(
+        self, argv: Sequence[str], until: str, on_line: LineFn, timeout: float = DEFAULT_TIMEOUT
+    ) -> Held:
+        result = self.run(argv, check=False)
+        for line in result.text.splitlines():
+            if line == until:
+                return RecordedHold(self, tuple(argv))
+            on_line(line)
+        raise CommandFailed(
+            result.argv, result.returncode or 1, result.stderr.decode("utf-8", errors="replace")
+        )
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        self.files[path] = bytes(data)
+        self.modes[path] = mode
+
+    def read_file(self, path: str) -> bytes:
+        try:
+            return self.files[path]
+        except KeyError:
+            raise NotFound(f"{path}: no such file on the server") from None
+
+    def remove_file(self, path: str) -> None:
+        self.files.pop(path, None)
+        self.modes.pop(path, None)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class RecordedHold:
+    """What RecordingRunner.hold hands out: release() is recorded as a command."""
+
+    runner: RecordingRunner
+    argv: tuple[str, ...]
+
+    def release(self) -> None:
+        self.runner.commands.append(("release", *self.argv[:1]))
