@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from zboot_cli import Zboot, zboot_root
 from zboot_lab.layout import Layout
-from zboot_lab.remote import ssh
+from zboot_lab.remote import ssh, ssh_text
 
 pytestmark = pytest.mark.lab
 
@@ -34,10 +34,32 @@ def normalised(lines: list[str]) -> list[str]:
     return lines
 
 
-def plan_then_run(zboot: Zboot, *args: str) -> list[str]:
+def recorded(lab: Layout, zboot: Zboot) -> str:
+    """What a dry run must leave as it is: the root's datasets and zboot's
+    properties on them, and the root's secret files (one SSH command on the
+    lab's shared connection; the boot directory is shared with the other
+    engine's root, which changes beside this one)."""
+    secrets = f"{lab_secrets(zboot)}/{zboot.root.replace('/', '_')}"
+    return ssh_text(
+        lab,
+        [
+            "sh",
+            "-c",
+            'zfs get -H -r -s local -o name,property,value all "$1" 2>&1; ls -l "$2" 2>&1; true',
+            "sh",
+            zboot.root,
+            secrets,
+        ],
+    )
+
+
+def plan_then_run(lab: Layout, zboot: Zboot, *args: str) -> list[str]:
     """Run args with --dry-run, then for real; both lists of changes must be
-    the same (and not empty: every command here changes something)."""
+    the same (and not empty: every command here changes something), and the
+    dry run must have changed nothing."""
+    before = recorded(lab, zboot)
     dry = zboot("--dry-run", *args)["data"]
+    assert recorded(lab, zboot) == before, args
     assert dry["dry_run"] is True
     planned: list[str] = dry["planned"]
     zboot("-v", *args)
@@ -71,29 +93,29 @@ def every_change(lab: Layout, zboot: Zboot, work: Path, engine: str, macs: str) 
     last byte (the boot directory is shared, its scripts named by MAC)."""
     one, two, three = (f"{engine}{n}" for n in (1, 2, 3))
     with_engine(lab, zboot, engine)  # no init: image create makes the root's datasets
-    plan_then_run(zboot, "image", "create", "gold", "--size", "8M")
-    plan_then_run(zboot, "image", "snapshot", "gold")
-    chap = plan_then_run(zboot, "clone", "gold", one, "--mac", f"{macs}:01", "--chap")
+    plan_then_run(lab, zboot, "image", "create", "gold", "--size", "8M")
+    plan_then_run(lab, zboot, "image", "snapshot", "gold")
+    chap = plan_then_run(lab, zboot, "clone", "gold", one, "--mac", f"{macs}:01", "--chap")
     assert any(line.startswith("write ") and ".chap (" in line for line in chap)
     listing = work / "hosts.csv"
     listing.write_text(f"host,mac\n{two},{macs}:02\n{three},{macs}:03\n")
-    batch = plan_then_run(zboot, "clone", "gold", "--hosts", str(listing))
+    batch = plan_then_run(lab, zboot, "clone", "gold", "--hosts", str(listing))
     assert sum(line.startswith("zfs clone ") for line in batch) == 2
-    plan_then_run(zboot, "snapshot", one)  # a default restore point: rp-<time>
-    rolled = plan_then_run(zboot, "rollback", one)
+    plan_then_run(lab, zboot, "snapshot", one)  # a default restore point: rp-<time>
+    rolled = plan_then_run(lab, zboot, "rollback", one)
     assert any(line.startswith(f"zfs rename {zboot.root}/hosts/{one} ") for line in rolled)
-    plan_then_run(zboot, "mode", two, "install")
-    plan_then_run(zboot, "mode", two, "normal")
+    plan_then_run(lab, zboot, "mode", two, "install")
+    plan_then_run(lab, zboot, "mode", two, "normal")
     # drift for sync to repair: the CHAP host's secret file lost, so new
     # secrets, its export made again with them (by the engine), and its script
     secret = f"{lab_secrets(zboot)}/{zboot.root.replace('/', '_')}/{one}.chap"
     ssh(lab, ["rm", "-f", secret])
-    synced = plan_then_run(zboot, "sync")
+    synced = plan_then_run(lab, zboot, "sync")
     assert any(line.startswith(f"write {secret} (") for line in synced), synced
     assert any("<zboot agent>" in line or "tgtadm" in line for line in synced), synced
-    plan_then_run(zboot, "prune", one, "--yes")
-    plan_then_run(zboot, "destroy", one, two, three, "--yes")
-    plan_then_run(zboot, "image", "destroy", "gold@v1", "--yes")
+    plan_then_run(lab, zboot, "prune", one, "--yes")
+    plan_then_run(lab, zboot, "destroy", one, two, three, "--yes")
+    plan_then_run(lab, zboot, "image", "destroy", "gold@v1", "--yes")
 
 
 def lab_secrets(zboot: Zboot) -> str:
