@@ -25,7 +25,7 @@ from zboot_lab.remote import ssh_text
 pytestmark = pytest.mark.lab
 
 MIB = 1024 * 1024
-INITIATOR = "iqn.2010-04.org.ipxe:pce1"  # zboot's default for host pce1
+INITIATOR = "iqn.2010-04.org.ipxe:pce2"  # zboot's default for host pce2
 INTRUDER = "iqn.2010-04.org.ipxe:intruder"
 
 
@@ -85,42 +85,16 @@ def refused_while_logged_in(lab: Layout, zboot: Zboot, url: str, host: str, init
         perf.wait(timeout=30)
 
 
-def test_lio_export_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
-    data = os.urandom(MIB) + bytes(3 * MIB)
-    portal = f"127.0.0.1:{lab.lio_port}"
-    golden(zboot, tmp_path, data)
-    cloned = zboot("clone", "gold", "pce1", "--mac", "52:54:00:0e:00:01")["data"]
-    target = cloned["target"]
-    assert target.endswith(":pce1")
-
-    shown = zboot("export", "show", "pce1")["data"]
-    assert shown["exported"] and shown["lun"] == 0 and shown["initiator"] == INITIATOR
-    assert shown["root_path"].endswith(f":0:{target}") and shown["in_use"] == []
-
-    copy = tmp_path / "read.raw"
-    iscsi.read_lun(portal, target, 0, INITIATOR, copy)
-    assert copy.read_bytes() == data  # the host's initiator reads its own disk
-    refused = iscsi.inquiry(portal, target, 0, INTRUDER)
-    assert refused.returncode != 0 and "Authorization failure" in refused.stderr
-
-    refused_while_logged_in(lab, zboot, f"iscsi://{portal}/{target}/0", "pce1", INITIATOR)
-    assert [r["target"] for r in zboot("list")["data"]] == [target]
-    assert wait_until(lambda: not zboot("export", "show", "pce1")["data"]["in_use"])
-    zboot("rollback", "pce1")
-    iscsi.read_lun(portal, target, 0, INITIATOR, copy)
-    assert copy.read_bytes() == data  # exported again after the rollback
-    zboot("destroy", "pce1", "--yes")
-    gone = iscsi.inquiry(portal, target, 0, INITIATOR)
-    assert gone.returncode != 0  # no target left behind
-
-
 # The disks of the restart test's LIO and tgt images (one test, two roots).
 LIO_RESTART_DATA = os.urandom(MIB) + bytes(MIB)
 TGT_RESTART_DATA = os.urandom(MIB) + bytes(MIB)
 
 
 def lio_before_restart(lab: Layout, zboot: Zboot, tmp_path: Path) -> dict[str, str]:
-    """Two LIO hosts from one image; nothing for sync to do. Returns their targets."""
+    """Two LIO hosts from one image. The first one's export: its initiator
+    reads its own disk, another name is refused, rollback and destroy wait
+    for its session, and after a rollback it is exported again. Nothing is
+    left for sync to do. Returns their targets."""
     golden(zboot, tmp_path, LIO_RESTART_DATA)
     targets = {}
     for n in (2, 3):
@@ -128,6 +102,19 @@ def lio_before_restart(lab: Layout, zboot: Zboot, tmp_path: Path) -> dict[str, s
         targets[host] = zboot("clone", "gold", host, "--mac", f"52:54:00:0e:00:0{n}")["data"][
             "target"
         ]
+    portal, me, target = f"127.0.0.1:{lab.lio_port}", INITIATOR, targets["pce2"]
+    assert target.endswith(":pce2")
+    shown = zboot("export", "show", "pce2")["data"]
+    assert shown["exported"] and shown["lun"] == 0 and shown["initiator"] == me
+    assert shown["root_path"].endswith(f":0:{target}") and shown["in_use"] == []
+    copy = tmp_path / "read.raw"
+    iscsi.read_lun(portal, target, 0, me, copy)
+    assert copy.read_bytes() == LIO_RESTART_DATA  # the host's initiator reads its own disk
+    refused = iscsi.inquiry(portal, target, 0, INTRUDER)
+    assert refused.returncode != 0 and "Authorization failure" in refused.stderr
+    refused_while_logged_in(lab, zboot, f"iscsi://{portal}/{target}/0", "pce2", me)
+    assert wait_until(lambda: not zboot("export", "show", "pce2")["data"]["in_use"])
+    zboot("rollback", "pce2")  # read again after the restart: exported again
     assert zboot("--dry-run", "sync")["data"]["result"]["created"] == []
     return targets
 
@@ -149,6 +136,8 @@ def lio_after_restart(lab: Layout, zboot: Zboot, tmp_path: Path, targets: dict[s
     iscsi.read_lun(portal, targets["pce2"], 0, "iqn.2010-04.org.ipxe:pce2", copy)
     assert copy.read_bytes() == LIO_RESTART_DATA
     assert zboot("sync")["data"]["created"] == []  # nothing left to do
+    zboot("destroy", "pce3", "--yes")
+    assert iscsi.inquiry(portal, targets["pce3"], 0, "iqn.2010-04.org.ipxe:pce3").returncode != 0
 
 
 def tgt_before_restart(lab: Layout, zboot: Zboot, tmp_path: Path) -> dict[str, Any]:

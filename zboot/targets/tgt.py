@@ -26,6 +26,7 @@ from typing import Any
 from ..chap import Chap
 from ..errors import InvalidInput, ServerError
 from ..remote.base import Runner, wait_for_path
+from ..remote.plan import PlanRunner
 from .agent import agent_source, run_agent
 from .base import Export
 
@@ -161,13 +162,31 @@ class TgtEngine:
         self.tgtadm = (
             TGTADM if control_port == 0 else [TGTADM[0], "-C", str(control_port), *TGTADM[1:]]
         )
-        # What this engine's earlier apply() calls deleted and made: a later one
-        # in the same run (rollback's export down, then up) must find the
-        # targets as those left them. tgtadm shows that in a real run, not in a
-        # dry run (where they were only planned); so both modes read tgtadm's
-        # answer through this, and plan what a real run does.
+        # In a dry run, what this engine's earlier apply() calls planned to
+        # delete and make: a later one in the same run (rollback's export
+        # down, then up) must find the targets as a real run would, where
+        # tgtadm shows them so. A real run reads tgtadm alone: it is the truth,
+        # also when something else changed tgt meanwhile.
+        self._planning = isinstance(runner, PlanRunner) and not runner.execute
         self._deleted: set[str] = set()
         self._made: dict[str, TgtTarget] = {}
+
+    def _plan_deleted(self, name: str) -> None:
+        if self._planning:
+            self._deleted.add(name)
+            self._made.pop(name, None)
+
+    def _plan_made(self, tid: int, export: Export) -> None:
+        if not self._planning:
+            return
+        self._deleted.discard(export.target)
+        self._made[export.target] = TgtTarget(
+            tid,
+            export.target,
+            luns={self.lun: export.device},
+            acl=[export.initiator],
+            accounts=[a["user"] for a in chap_accounts(tid, export)],
+        )
 
     def _tgtadm(self, *args: str) -> None:
         self.runner.run([*self.tgtadm, *args])
@@ -223,8 +242,7 @@ class TgtEngine:
             gone.append(old)
             # zboot checked for sessions first (unless the admin said --force)
             self._tgtadm("--op", "delete", "--mode", "target", "--tid", str(old.tid), "--force")
-            self._deleted.add(name)
-            self._made.pop(name, None)
+            self._plan_deleted(name)
             if name not in replaced and (host := export_name(old.luns.get(self.lun, ""))):
                 self.runner.run(["rm", "-f", conf_path(host, self.conf_dir)])
         if gone:
@@ -236,14 +254,7 @@ class TgtEngine:
             taken.add(tid)
             self._create(tid, export)
             made.append((tid, export))
-            self._deleted.discard(export.target)
-            self._made[export.target] = TgtTarget(
-                tid,
-                export.target,
-                luns={self.lun: export.device},
-                acl=[export.initiator],
-                accounts=[a["user"] for a in chap_accounts(tid, export)],
-            )
+            self._plan_made(tid, export)
         # Accounts before the initiator is let in: a target without any incoming
         # account admits its initiator without CHAP.
         accounts = [a for tid, export in made for a in chap_accounts(tid, export)]
