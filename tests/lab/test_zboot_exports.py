@@ -9,9 +9,11 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -198,19 +200,88 @@ def tgt_after_restart(lab: Layout, zboot: Zboot, tmp_path: Path, made: dict[str,
 def test_exports_survive_a_restart_on_lio_and_tgt(
     lab: Layout, zboot: Zboot, tmp_path: Path
 ) -> None:
-    """One restart of the storage VM serves both engines (a boot is the
-    lab's costliest step): LIO hosts under this test's root, tgt hosts under
-    a second root. zboot is not run between the restart and the reads: the
-    engines' own saved configuration must bring every export back."""
-    with zboot_root(lab, tmp_path / "tgt") as on_tgt:
+    """One restart of the storage VM serves both engines and a batch cut by
+    it (a boot is the lab's costliest step): LIO hosts under this test's
+    root, tgt hosts under a second root, a batch clone waiting between its
+    clones and its exports under a third. zboot is not run between the
+    restart and the reads: the engines' own saved configuration must bring
+    every export back."""
+    with (
+        zboot_root(lab, tmp_path / "tgt") as on_tgt,
+        zboot_root(lab, tmp_path / "batch") as on_batch,
+    ):
         lio_targets = lio_before_restart(lab, zboot, tmp_path)
         tgt_made = tgt_before_restart(lab, on_tgt, tmp_path / "tgt")
+        stalled = batch_before_restart(on_batch, tmp_path / "batch")
 
         vm.shutdown(lab)  # the storage server restarts
         vm.start(lab)
 
         lio_after_restart(lab, zboot, tmp_path, lio_targets)
         tgt_after_restart(lab, on_tgt, tmp_path / "tgt", tgt_made)
+        batch_after_restart(lab, on_batch, stalled)
+
+
+@dataclass
+class Stalled:
+    """A batch clone waiting at a fault point, and how to let it go on."""
+
+    process: subprocess.Popen[str]
+    release: Path
+    batch: Path
+
+
+def batch_before_restart(zboot: Zboot, work: Path) -> Stalled:
+    """A batch of 8 clones, stopped (by the fault hook) after its clones and
+    before its exports, holding the server's lock over its connection."""
+    work.mkdir(parents=True, exist_ok=True)
+    golden(zboot, work, os.urandom(4 << 20))
+    batch = work / "hosts.csv"
+    batch.write_text(
+        "host,mac\n" + "".join(f"pcrb{n:02},52:54:00:fd:00:{n:02x}\n" for n in range(1, 9))
+    )
+    trace, release = work / "trace", work / "release"
+    env = zboot.env | {
+        "ZBOOT_TEST_FAULT": "clone.cloned:stall",
+        "ZBOOT_TEST_FAULT_TRACE": str(trace),
+        "ZBOOT_TEST_FAULT_RELEASE": str(release),
+    }
+    first = subprocess.Popen(
+        [sys.executable, "-m", "zboot", "--json", "clone", "gold", "--hosts", str(batch)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not (trace.exists() and "clone.cloned" in trace.read_text()):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.2)
+    return Stalled(first, release, batch)
+
+
+def batch_after_restart(lab: Layout, zboot: Zboot, stalled: Stalled) -> None:
+    """Let go, the batch fails (its connection is gone) with its hosts left
+    "provisioning"; the same batch again finishes the half-made hosts."""
+    stalled.release.touch()
+    out, err = stalled.process.communicate(timeout=300)
+    assert stalled.process.returncode == 5, (out, err)
+    assert "connection" in json.loads(out)["errors"][0]["message"]
+    states = zboot("list")["data"]
+    assert {h["state"] for h in states} == {"provisioning"} and len(states) == 8
+    assert "unfinished" in findings(zboot)
+
+    again = zboot("clone", "gold", "--hosts", str(stalled.batch))["data"]
+    assert again["cloned"] == 8 and again["failed"] == 0
+    assert findings(zboot) == []
+    for host in again["hosts"]:
+        record = host["record"]
+        login = iscsi.inquiry(f"127.0.0.1:{lab.lio_port}", record["target"], 0, record["initiator"])
+        assert login.returncode == 0, (record["target"], login.stderr)
+
+
+def findings(zboot: Zboot) -> list[str]:
+    return [f["kind"] for f in zboot.raw("doctor")["data"]["findings"]]
 
 
 def login(portal: str, target: str, initiator: str, lun: int = 0, **chap: str) -> int:
