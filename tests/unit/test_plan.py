@@ -120,17 +120,35 @@ def test_tgt_exports_are_read_under_a_dry_run() -> None:
     assert server.read_only == [True] and dry.changes == []
 
 
+class Tgtd:
+    """A fake tgtd whose `show` answers as the real one does: the sample's
+    targets, less the one deleted, plus the one made (as tid 1)."""
+
+    def __init__(self) -> None:
+        self.shown = SHOW
+
+    def __call__(self, argv: tuple[str, ...], _: bytes | None) -> Result:
+        if "show" in argv:  # its accounts as the sample has them
+            return Result(argv, 0, (self.shown if "target" in argv else SHOW).encode(), b"")
+        if "delete" in argv and "target" in argv:
+            self.shown = ""
+        if "new" in argv and "target" in argv:
+            self.shown = SHOW.replace("Target 7:", "Target 1:")
+        return Result(argv, 0, b"", b"")
+
+
 def test_a_tgt_rollback_plans_the_export_down_once_as_a_real_run_does() -> None:
     """Export down, then up again in the same run: the second apply must not
-    find the target the first one deleted (tgtadm still shows it in a dry run,
-    and the fake server here shows it in both modes)."""
+    find the target the first one deleted. tgtadm shows that in a real run;
+    in a dry run it still shows the target (the delete was only planned), so
+    the engine remembers its own planned changes there, and only there."""
 
-    def tgtd(argv: tuple[str, ...], _: bytes | None) -> Result:
+    def unchanged(argv: tuple[str, ...], _: bytes | None) -> Result:
         return Result(argv, 0, SHOW.encode() if "show" in argv else b"", b"")
 
     lists = []
     for execute in (False, True):
-        plan = PlanRunner(RecordingRunner(tgtd), execute=execute)
+        plan = PlanRunner(RecordingRunner(Tgtd() if execute else unchanged), execute=execute)
         engine = TgtEngine(plan)
         engine.apply(delete=[PCT1.target])
         engine.apply(create=[PCT1])
