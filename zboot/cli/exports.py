@@ -27,21 +27,21 @@ def show(
 
     def action(s: Session) -> Outcome:
         view = show_export(s.context, host_name(host))
-        export, engine, present, in_use = view.export, view, view.present, view.in_use
+        export, present, in_use = view.export, view.present, view.in_use
         chap = chap_view(export.chap, show_secrets)
         portal = s.config.portal or "<server>:3260"
         data = {
             "host": export.host,
-            "engine": engine.engine,
+            "engine": view.engine,
             "portal": portal,
             "target": export.target,
-            "lun": engine.lun,
+            "lun": view.lun,
             "initiator": export.initiator,
             "chap_user": chap["user"] if chap else None,
             "chap_credentials": chap,
             "exported": present,
             "in_use": in_use,
-            "root_path": root_path(portal, engine.lun, export.target),
+            "root_path": root_path(portal, view.lun, export.target),
         }
         chap_lines = [
             (f"chap {k.replace('_', ' ')}", v) for k, v in (chap or {}).items() if v is not None
@@ -49,10 +49,10 @@ def show(
         text = "\n".join(
             f"{k.replace('_', ' ')}: {v}"
             for k, v in (
-                ("engine", engine.engine),
+                ("engine", view.engine),
                 ("portal", portal),
                 ("target", export.target),
-                ("lun", engine.lun),
+                ("lun", view.lun),
                 ("initiator", export.initiator),
                 *chap_lines,
                 ("exported", "yes" if present else "NO (zboot sync puts it back)"),

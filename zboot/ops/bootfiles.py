@@ -16,7 +16,7 @@ from ..errors import InvalidInput
 from ..names import HostName, address
 from ..remote.base import Runner
 from .context import Context
-from .paths import script_path, target_iqn
+from .paths import host_target, script_path
 from .state import HostRecord, read_state
 
 
@@ -31,7 +31,7 @@ def boot_target(
         host=host,
         portal=config.portal,
         lun=lun,
-        target=record.target or target_iqn(config, host),
+        target=host_target(config, host, record.target),
         initiator=record.initiator,
         chap=chap,
         root=config.root,

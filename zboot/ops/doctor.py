@@ -16,7 +16,7 @@ from ..targets.base import Export
 from .context import Context
 from .exports import host_export
 from .maintenance import HOLDER, image_export
-from .paths import secrets_dir, target_iqn
+from .paths import host_target, secrets_dir, target_iqn
 from .state import READY, Host, HostState, State, read_state
 
 POOL_FULL_PERCENT = 90  # of the space new data may use
@@ -151,7 +151,7 @@ def expected_script(config: Config, lun: int, h: Host) -> tuple[str, str | None]
         return mode, None
     if mode == "maintenance":
         return mode, target_iqn(config, f"image.{h.get('image')}")
-    return mode, h.record.target or target_iqn(config, h.name)
+    return mode, host_target(config, h.name, h.record.target)
 
 
 def check(config: Config, lun: int, s: Survey) -> list[Finding]:

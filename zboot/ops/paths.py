@@ -27,6 +27,11 @@ def target_iqn(config: Config, host: str) -> str:
     return iqn(f"{config.iqn_base}:{host}")
 
 
+def host_target(config: Config, host: str, recorded: str) -> str:
+    """The host's target name: the one its record keeps, else the derived one."""
+    return recorded or target_iqn(config, host)
+
+
 def script_path(config: Config, mac: str) -> str:
     return f"{config.boot_dir.rstrip('/')}/{script_name(mac)}"
 

@@ -20,7 +20,7 @@ from .doctor import Survey, mid_operation, survey, wanted_exports
 from .exports import host_export
 from .maintenance import HOLDER, image_export
 from .modes import finish_switch
-from .paths import secret_path, target_iqn
+from .paths import host_target, secret_path
 from .rollback import rollback_hosts
 from .state import READY, Host, HostState, State, done
 
@@ -95,7 +95,7 @@ class Secrets:
             return chap_store.load(self.c.runner, self.c.config, h.name)
         chap = chap_store.new_chap(
             h.record.initiator,
-            h.record.target or host_export(self.c.config, h.name, "").target,
+            host_target(self.c.config, h.name, h.record.target),
             h.record.chap == "mutual",
         )
         chap_store.store(self.c.runner, self.c.config, {h.name: chap})
@@ -155,7 +155,7 @@ def _held(c: Context, found: Survey, serve: dict[str, Host]) -> list[Host]:
 
 
 def _target(c: Context, h: Host) -> str:
-    return h.record.target or target_iqn(c.config, h.name)
+    return host_target(c.config, h.name, h.record.target)
 
 
 def _exports(
