@@ -314,8 +314,9 @@ def test_rollback_takes_the_export_down_clones_and_puts_it_back() -> None:
         [
             *state_reads(world),
             Sessions([target("pc01")], {}),
+            Chains([planned("pc01")]),  # the plan, before the export comes down
             Apply(delete=[target("pc01")], persist=False),  # saved when put back
-            Chains([planned("pc01"), Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
+            Chains([Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
             Chains([cloned("pc01"), archive_mark(ARCHIVE)]),
             Apply(create=[export("pc01")]),
             zfs_set(ROLLED_BACK, disk("pc01")),
@@ -342,8 +343,9 @@ def test_rollback_with_force_does_not_look_at_sessions() -> None:
     t = Transcript(
         [
             *state_reads(world),
+            Chains([planned("pc01")]),  # the plan, before the export comes down
             Apply(delete=[target("pc01")], persist=False),
-            Chains([planned("pc01"), Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
+            Chains([Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
             Chains([cloned("pc01"), archive_mark(ARCHIVE)]),
             Apply(create=[export("pc01")]),
             zfs_set(ROLLED_BACK, disk("pc01")),
@@ -360,8 +362,9 @@ def test_an_unknown_host_fails_alone_and_the_other_is_rolled_back() -> None:
         [
             *state_reads(world),
             Sessions([target("pc01")], {}),
+            Chains([planned("pc01")]),  # the plan, before the export comes down
             Apply(delete=[target("pc01")], persist=False),
-            Chains([planned("pc01"), Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
+            Chains([Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
             Chains([cloned("pc01"), archive_mark(ARCHIVE)]),
             Apply(create=[export("pc01")]),
             zfs_set(ROLLED_BACK, disk("pc01")),
@@ -381,8 +384,9 @@ def test_rollback_with_discard_destroys_the_replaced_disk_last() -> None:
         [
             *state_reads(world),
             Sessions([target("pc01")], {}),
+            Chains([planned("pc01")]),  # the plan, before the export comes down
             Apply(delete=[target("pc01")], persist=False),
-            Chains([planned("pc01"), Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
+            Chains([Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
             Chains([cloned("pc01"), archive_mark(ARCHIVE), Run("zfs", "destroy", "-r", ARCHIVE)]),
             Apply(create=[export("pc01")]),
             zfs_set(ROLLED_BACK, disk("pc01")),
@@ -402,10 +406,11 @@ def test_a_batch_rollback_is_one_engine_call_each_way_and_one_shell_each_step() 
             *state_reads(world),
             Read(secret_path("pc02"), secret_file("pc02")),
             Sessions([target("pc01"), target("pc02")], {}),
+            Chains([planned("pc01")], [planned("pc02", archive2)]),
             Apply(delete=[target("pc01"), target("pc02")], persist=False),
             Chains(
-                [planned("pc01"), Run("zfs", "rename", disk("pc01"), ARCHIVE)],
-                [planned("pc02", archive2), Run("zfs", "rename", disk("pc02"), archive2)],
+                [Run("zfs", "rename", disk("pc01"), ARCHIVE)],
+                [Run("zfs", "rename", disk("pc02"), archive2)],
             ),
             Chains(
                 [cloned("pc01"), archive_mark(ARCHIVE)],
@@ -431,10 +436,11 @@ def test_a_host_whose_clone_fails_stays_unexported_and_not_ready() -> None:
         [
             *state_reads(world),
             Sessions([target("pc01"), target("pc02")], {}),
+            Chains([planned("pc01")], [planned("pc02", archive2)]),
             Apply(delete=[target("pc01"), target("pc02")], persist=False),
             Chains(
-                [planned("pc01"), Run("zfs", "rename", disk("pc01"), ARCHIVE)],
-                [planned("pc02", archive2), Run("zfs", "rename", disk("pc02"), archive2)],
+                [Run("zfs", "rename", disk("pc01"), ARCHIVE)],
+                [Run("zfs", "rename", disk("pc02"), archive2)],
             ),
             Chains(
                 [cloned("pc01"), archive_mark(ARCHIVE)],
@@ -469,8 +475,9 @@ def test_rollback_to_a_restore_point_promotes_the_new_disk() -> None:
         [
             *state_reads(world),
             Sessions([target("pc01")], {}),
+            Chains([planned("pc01", source=point)]),  # the plan, before the export comes down
             Apply(delete=[target("pc01")], persist=False),
-            Chains([planned("pc01", source=point), Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
+            Chains([Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
             Chains(
                 [
                     cloned("pc01", source=point),
@@ -485,6 +492,37 @@ def test_rollback_to_a_restore_point_promotes_the_new_disk() -> None:
     [done] = rollback.rollback(context(t), [HostName("pc01")], SnapshotName("before"), False, False)
     t.assert_done()
     assert done.error is None and rollback.shown_source(done) == "before"
+
+
+def test_rollback_to_a_missing_restore_point_with_force_leaves_the_export_up() -> None:
+    """The restore point is looked up before anything changes: --force does
+    not cut the machine off for a rollback that cannot happen."""
+    world = fleet(host("pc01"))
+    t = Transcript(state_reads(world))
+    [refused] = rollback.rollback(
+        context(t), [HostName("pc01")], SnapshotName("missing"), discard=False, force=True
+    )
+    t.assert_done()
+    assert isinstance(refused.error, NotFound) and "missing" in refused.error.message
+
+
+def test_a_rollback_cut_short_as_the_export_comes_down_leaves_the_host_rolling_back() -> None:
+    """The engine call that takes the export down fails (the connection is
+    lost): the plan is already on the disk, so the host is not left "ready"
+    without an export; doctor reports it unfinished and sync finishes it."""
+    world = fleet(host("pc01"))
+    lost = CommandFailed(("ssh",), 255, "connection lost")
+    t = Transcript(
+        [
+            *state_reads(world),
+            Sessions([target("pc01")], {}),
+            Chains([planned("pc01")]),
+            Apply(delete=[target("pc01")], persist=False, raises=lost),
+        ]
+    )
+    with pytest.raises(CommandFailed):
+        rollback.rollback(context(t), [HostName("pc01")], None, discard=False, force=False)
+    t.assert_done()
 
 
 HALF = "tank/zboot/archive/pc01-20261121-101010"  # a rollback cut short moved pc01 here

@@ -1,8 +1,9 @@
 """Rollback that keeps what it replaces: the host's disk is renamed into the
 archive (its restore points go with it) and the chosen state is cloned back
 under the host's name, so its zvol path, and so its iSCSI backstore, keeps
-its name. The exports come down first (refused while a machine is logged
-in, unless forced) and go back up once the host has a disk again."""
+its name. Everything is checked and the plan written onto each disk before
+its export comes down (refused while a machine is logged in, unless
+forced); the exports go back up once the hosts have a disk again."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class Rollback:
     discard: bool = False
     changes: list[Change] = field(default_factory=list)
     renamed_at: int = 0  # changes from this index on happen after the old disk moved
+    marked_at: int = 0  # changes before this index write the plan (the disk stays put)
     error: ZbootError | None = None
     failed_step: int = -1  # the change that failed, when one did
 
@@ -48,6 +50,11 @@ class Rollback:
             return True
         clone_at = next((i for i, c in enumerate(self.changes) if c.verb == "clone"), None)
         return clone_at is None or self.failed_step > clone_at
+
+    def stage(self, n: int) -> tuple[int, int]:
+        """The changes of stage n: 0 the plan's mark, 1 up to the rename, 2 the rest."""
+        cuts = [0, self.marked_at, self.renamed_at, len(self.changes)]
+        return cuts[n], cuts[n + 1]
 
     def result(self) -> dict[str, str]:
         return {
@@ -104,6 +111,7 @@ def plan_rollback(
     )
     finish = finish_plan(config, h.name, h.dataset.record() | plan, discard, renamed_at=2)
     finish.changes[:0] = [Change.set(current, plan), Change.rename(current, archive)]
+    finish.marked_at = 1
     return finish
 
 
@@ -139,6 +147,44 @@ def finish_plan(
     return Rollback(host, source, archive, discard, changes, renamed_at)
 
 
+def plan_all(
+    config: Config,
+    state: State,
+    hosts: list[HostName],
+    point: SnapshotName | None,
+    discard: bool,
+) -> list[Rollback]:
+    """Every host's plan; a host whose plan cannot be made (unknown, no such
+    restore point) fails alone. Nothing changes."""
+    plans = []
+    for host in hosts:
+        try:
+            plans.append(plan_rollback(config, state, host, point, discard))
+        except ZbootError as err:
+            plans.append(Rollback(host, error=err))
+    return plans
+
+
+def run_stage(zfs: ZfsCli, plans: list[Rollback], n: int) -> None:
+    """Stage n (see Rollback.stage) of every plan still going, one chain per
+    host in one chain batch (one remote shell)."""
+    todo = [p for p in plans if p.error is None and p.stage(n)[0] < p.stage(n)[1]]
+    chains = [p.changes[slice(*p.stage(n))] for p in todo]
+    for plan, failed in zip(todo, zfs.run_changes(chains), strict=True):
+        if failed is not None:
+            plan.error, plan.failed_step = failed.error, plan.stage(n)[0] + failed.step
+            if n == 2:
+                plan.error.hint = f"zboot rollback {plan.host} finishes it"
+
+
+def run_moves(zfs: ZfsCli, plans: list[Rollback]) -> None:
+    """The renames, then the rest: a step for the faults tests to stop at,
+    with every old disk in the archive and no new one yet."""
+    run_stage(zfs, plans, 1)
+    faults.point("rollback.renamed")
+    run_stage(zfs, plans, 2)
+
+
 def rollback_hosts(
     zfs: ZfsCli,
     config: Config,
@@ -150,62 +196,57 @@ def rollback_hosts(
     """Roll several hosts back, their zfs changes as one chain each (one remote
     shell for the batch). A host fails alone; one cut short after its rename
     is finished by the next rollback of it."""
-    state = state or read_state(zfs, config)
-    plans = []
-    for host in hosts:
-        try:
-            plans.append(plan_rollback(config, state, host, point, discard))
-        except ZbootError as err:
-            plans.append(Rollback(host, error=err))
-    # in two batches: up to the renames, then the rest (a step for the faults
-    # tests to stop at, with every old disk in the archive and no new one yet)
-    todo = [p for p in plans if p.error is None and p.changes[: p.renamed_at]]
-    for plan, failed in zip(
-        todo, zfs.run_changes([p.changes[: p.renamed_at] for p in todo]), strict=True
-    ):
-        if failed is not None:
-            plan.error, plan.failed_step = failed.error, failed.step
-    faults.point("rollback.renamed")
-    todo = [p for p in plans if p.error is None and p.changes[p.renamed_at :]]
-    for plan, failed in zip(
-        todo, zfs.run_changes([p.changes[p.renamed_at :] for p in todo]), strict=True
-    ):
-        if failed is not None:
-            plan.error, plan.failed_step = failed.error, plan.renamed_at + failed.step
-            plan.error.hint = f"zboot rollback {plan.host} finishes it"
+    plans = plan_all(config, state or read_state(zfs, config), hosts, point, discard)
+    run_stage(zfs, plans, 0)
+    run_moves(zfs, plans)
     return plans
+
+
+def _exports(c: Context, state: State, plans: list[Rollback], force: bool) -> dict[str, Export]:
+    """The exports of the hosts whose plan was made, by host; a host whose
+    export cannot be looked up, or that is in use (unless force), fails
+    alone, with no plan left to run."""
+    exports: dict[str, Export] = {}
+    for i, plan in enumerate(plans):
+        if plan.error is not None:
+            continue
+        try:
+            record = state.record(plan.host)
+            if record.target and c.engine.name != "none":
+                exports[plan.host] = record_export(c.runner, c.config, plan.host, record)
+        except ZbootError as err:
+            plans[i] = Rollback(plan.host, error=err)
+    if exports and not force:
+        live = c.engine.sessions([e.target for e in exports.values()])
+        for i, plan in enumerate(plans):
+            export = exports.get(plan.host)
+            if export is not None and (initiators := live.get(export.target)):
+                plans[i] = Rollback(plan.host, error=in_use(exports.pop(plan.host), initiators))
+    return exports
 
 
 def rollback(
     c: Context, names: list[HostName], point: SnapshotName | None, discard: bool, force: bool
 ) -> list[Rollback]:
-    """Roll hosts back: exports looked up, refused while in use (unless
-    force) and taken down in one engine call each; the zfs changes in one
-    chain batch; the exports of the hosts that have a disk again put back in
+    """Roll hosts back: every plan made and every export looked up (refused
+    while in use, unless force) before anything changes; each plan written
+    onto its disk (one chain batch) before the exports come down (one engine
+    call), so a rollback cut short there leaves the hosts "rolling-back",
+    never "ready" without an export; the renames and clones in one chain
+    batch each; the exports of the hosts that have a disk again put back in
     one engine call."""
     state = read_state(c.zfs, c.config)
-    exports: dict[HostName, Export] = {}
-    refused: dict[HostName, ZbootError] = {}
-    for name in names:
-        try:
-            record = state.record(name)
-            if record.target and c.engine.name != "none":
-                exports[name] = record_export(c.runner, c.config, name, record)
-        except ZbootError as err:
-            refused[name] = err
-    if exports and not force:
-        live = c.engine.sessions([e.target for e in exports.values()])
-        for name, export in list(exports.items()):
-            if initiators := live.get(export.target):
-                refused[name] = in_use(exports.pop(name), initiators)
+    plans = plan_all(c.config, state, names, point, discard)
+    exports = _exports(c, state, plans, force)
+    run_stage(c.zfs, plans, 0)
+    # a host whose plan could not be written keeps its export
+    exports = {p.host: exports[p.host] for p in plans if p.error is None and p.host in exports}
     faults.point("rollback.checked", engine=True)
     if exports:  # saved when they are put back
         c.engine.apply(delete=[e.target for e in exports.values()], persist=False)
     faults.point("rollback.unexported")
     try:
-        plans = rollback_hosts(
-            c.zfs, c.config, [n for n in names if n not in refused], point, discard, state
-        )
+        run_moves(c.zfs, plans)
     except BaseException:
         with suppress(ZbootError):
             c.engine.apply(create=list(exports.values()))
@@ -225,8 +266,7 @@ def rollback(
         ],
         done("rollback"),
     )
-    done_plans = {p.host: p for p in plans}
-    return [done_plans.get(n) or Rollback(n, error=refused[n]) for n in names]
+    return plans
 
 
 def shown_source(plan: Rollback) -> str:
