@@ -77,14 +77,21 @@ def rollback_(
     force: Annotated[
         bool, typer.Option(help="even while the machine is logged in to its disk")
     ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="do not ask before --discard destroys")
+    ] = False,
 ) -> None:
-    """Revert hosts' disks, keeping what they replace unless --discard.
-    Several hosts: one engine call takes their exports down and one puts
-    them back; a host that fails (in use, unknown) fails alone."""
+    """Revert hosts' disks, keeping what they replace unless --discard (which
+    asks first, or wants --yes). Several hosts: one engine call takes their
+    exports down and one puts them back; a host that fails (in use, unknown)
+    fails alone."""
 
     def action(s: Session) -> Outcome:
         names = list(dict.fromkeys(host_name(h) for h in hosts))
         point = snapshot_name(to) if to is not None else None  # before the server
+        question = f"roll back {', '.join(names)} and destroy what the rollback replaces?"
+        if discard and not s.dry_run and not confirm(question, yes, s.json):
+            return Outcome({"hosts": []}, "nothing rolled back")
         plans = rollback.rollback(s.context, names, point, discard, force)
         return one_or_batch(plans, rolled_back, rollback_batch, batched=len(names) > 1)
 
