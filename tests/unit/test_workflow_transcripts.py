@@ -787,8 +787,8 @@ def test_entering_maintenance_exports_the_image_to_the_host() -> None:
         [
             *state_reads(world),
             zfs_set({"step": "mode:maintenance", "state": "switching"}, disk("pc01")),
+            Run("zfs", "set", "org.zboot:maintenance=pc01", GOLDEN),  # recorded first
             Apply(create=[gold]),
-            Run("zfs", "set", "org.zboot:maintenance=pc01", GOLDEN),
             *switched("pc01", "maintenance", script("pc01", "maintenance", attach=gold.target)),
         ]
     )
@@ -852,6 +852,31 @@ def test_leaving_maintenance_again_after_a_cut_makes_no_second_version() -> None
     [sw] = modes.switch(context(t), [HostName("pc01")], "normal", None, None, False)
     t.assert_done()
     assert sw.error is None and sw.version == "v2"
+
+
+def test_a_switch_to_maintenance_cut_short_is_undone_by_the_switch_back() -> None:
+    """Cut short after the image was marked (and perhaps exported) as pc01's,
+    before pc01's mode was: `mode pc01 normal` takes the image's export down
+    and clears the mark, as leaving maintenance does."""
+    world = fleet(
+        host("pc01", state="switching", step="mode:maintenance"),
+        got=f"{GOLDEN}\torg.zboot:maintenance\tpc01\n",
+    )
+    gold = target("image.golden")
+    t = Transcript(
+        [
+            *state_reads(world),
+            Sessions([gold], {}),
+            zfs_set({"step": "mode:normal", "state": "switching"}, disk("pc01")),
+            Apply(delete=[gold]),
+            Run("zfs", "get", "-Hp", "-o", "value", "written", GOLDEN, out="0\n"),
+            Run("zfs", "set", "org.zboot:maintenance=", GOLDEN),
+            *switched("pc01", "normal", script("pc01")),
+        ]
+    )
+    [sw] = modes.switch(context(t), [HostName("pc01")], "normal", None, None, False)
+    t.assert_done()
+    assert sw.error is None and sw.version == "v1"  # nothing written: no new version
 
 
 def test_leaving_maintenance_while_the_image_is_in_use_is_refused() -> None:
@@ -964,7 +989,8 @@ def test_sync_gives_a_host_whose_secret_file_is_lost_new_secrets() -> None:
     t = Transcript(
         [
             *survey_reads(world, [export("pc01")], {}, old),  # no secret files
-            Run("install", "-d", "-m", "0700", "/etc/zboot/secrets", SECRETS),
+            Run("mkdir", "-p", "-m", "0700", "/etc/zboot/secrets"),
+            Run("install", "-d", "-m", "0700", SECRETS),
             Write(secret_path("pc01"), 0o600, Like(secret_file("pc01", "<secret>"))),
             Apply(create=[export("pc01", new)], delete=[]),
             Run("mkdir", "-p", BOOT),

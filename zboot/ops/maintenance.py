@@ -50,11 +50,14 @@ def enter(
     record: HostRecord,
     chap: Chap | None,
 ) -> Export:
-    """Export the image to the host alone and mark both; returns the export."""
+    """Mark the image as the host's, then export it to the host alone;
+    returns the export. The mark comes first: cut short in between, the
+    image is never exported with nobody recorded as holding it, and the
+    host's next switch out of maintenance takes the export down."""
     check_enter(image, host)
     export = image_export(config, image, record.initiator, chap)
-    engine.apply(create=[export])
     zfs.set_props(image.dataset.name, {HOLDER: host.name})
+    engine.apply(create=[export])
     return export
 
 

@@ -136,7 +136,10 @@ def _check(c: Context, state: State, sw: Switch, new_mode: str, force: bool) -> 
     sw.mac = record.mac
     image = state.image(record.image)
     sw.image = image.name
-    if record.mode == "maintenance" and new_mode != "maintenance":
+    # the image's mark names the host from the moment it is entering
+    # maintenance: a switch to maintenance cut short is left like one done
+    holds = image.dataset.prop(maintenance.HOLDER) == h.name
+    if (record.mode == "maintenance" or holds) and new_mode != "maintenance":
         maintenance.check_leave(c.config, c.engine, h, image, record, force)
         sw.leaving = (h, image, record)
     if new_mode == "maintenance":
