@@ -17,7 +17,7 @@ from zboot.ops.exports import host_export, refuse_if_in_use
 from zboot.ops.paths import target_iqn
 from zboot.remote.base import Result
 from zboot.remote.plan import PlanRunner
-from zboot.targets import lio
+from zboot.targets.agent import python_argv
 from zboot.targets.base import Export, NoEngine, disk_serial
 from zboot.targets.lio import AGENT, LioEngine
 from zboot.targets.registry import NAMES as BUILT_ENGINES
@@ -48,7 +48,7 @@ def test_apply_is_one_agent_process_with_everything_on_stdin() -> None:
     second = host_export(CONFIG, "pc02", "iqn.2010-04.org.ipxe:pc02")
     LioEngine(runner).apply(create=[EXPORT, second], delete=["iqn.2026-11.x:old"])
     [argv] = runner.commands
-    assert argv[:2] == (lio.SERVER_PYTHON, "-c")
+    assert argv[:-1] == tuple(python_argv("")[:-1])
     assert not any("pc01" in arg for arg in argv)  # the request is not in argv
     request = agent_request(runner.inputs[0], AGENT)
     assert request["op"] == "apply" and request["lun"] == 0
@@ -76,7 +76,7 @@ def test_dry_run_reads_sessions_but_plans_changes() -> None:
     engine.apply(delete=[EXPORT.target])
     assert len(inner.commands) == 1  # only the read reached the server
     assert inner.read_only == [True]
-    assert dry.changes == [f"{lio.SERVER_PYTHON} -c <zboot agent> (request on stdin)"]
+    assert dry.changes == [" ".join(python_argv("")[:-1]) + " <zboot agent> (request on stdin)"]
 
 
 def test_an_agent_failure_is_a_server_error_with_its_last_line() -> None:

@@ -15,7 +15,7 @@ from zboot.errors import InvalidInput, ServerError
 from zboot.ops.chap import new_chap
 from zboot.ops.exports import host_export
 from zboot.remote.base import Result
-from zboot.targets.agent import SERVER_PYTHON, bootstrap
+from zboot.targets.agent import SERVER_PYTHON, bootstrap, python_argv
 from zboot.targets.base import Export, disk_serial
 from zboot.targets.tgt import (
     AGENT,
@@ -122,12 +122,12 @@ def test_chap_accounts_come_from_one_agent_before_the_initiator_is_let_in() -> N
     runner = server()
     one, two, plain = with_chap("pct3", mutual=False), with_chap("pct4", mutual=True), PCT1
     TgtEngine(runner).apply(create=[one, plain, two])
-    agents = [i for i, c in enumerate(runner.commands) if c[0] == SERVER_PYTHON]
+    agents = [i for i, c in enumerate(runner.commands) if SERVER_PYTHON in c]
     assert len(agents) == 1  # one process for the whole batch
     [at] = agents
     binds = [i for i, c in enumerate(runner.commands) if "bind" in c]
     assert len(binds) == 3 and min(binds) > at  # nobody admitted before the accounts
-    assert runner.commands[at] == (SERVER_PYTHON, "-c", bootstrap("tgt"))
+    assert runner.commands[at] == tuple(python_argv(bootstrap("tgt")))
     assert one.chap and two.chap and two.chap.mutual_user and two.chap.mutual_secret
     # tids: 7 and 8 are taken, and PCT1 (tid 7) is replaced, so 1, 2, 3 are handed out
     assert agent_request(runner.inputs[at], AGENT) == {
@@ -160,7 +160,7 @@ def test_no_secret_is_ever_in_argv() -> None:
 def test_a_plain_batch_runs_no_agent() -> None:
     runner = server()
     TgtEngine(runner).apply(create=[host_export(CONFIG, "pct2", "iqn.2010-04.org.ipxe:pct2")])
-    assert not any(c[0] == SERVER_PYTHON for c in runner.commands)
+    assert not any(SERVER_PYTHON in c for c in runner.commands)
     assert not any("account" in c for c in runner.commands)  # nothing deleted: no account
 
 
@@ -222,16 +222,14 @@ def test_a_control_port_goes_to_tgtadm_and_the_agent() -> None:
         create=[with_chap("pct3", mutual=False)]
     )
     assert all(c[:3] == ("tgtadm", "-C", "7") for c in runner.commands if c[0] == "tgtadm")
-    [stdin] = [
-        i for c, i in zip(runner.commands, runner.inputs, strict=True) if c[0] == SERVER_PYTHON
-    ]
+    [stdin] = [i for c, i in zip(runner.commands, runner.inputs, strict=True) if SERVER_PYTHON in c]
     assert agent_request(stdin, AGENT)["socket"] == "/var/run/tgtd/socket.7"
     assert set(runner.files) == {"/tmp/conf/zboot-pct3.conf"}
 
 
 def test_an_agent_failure_is_a_server_error() -> None:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
-        if argv[0] == SERVER_PYTHON:
+        if SERVER_PYTHON in argv:
             return Result(
                 argv,
                 1,

@@ -58,6 +58,7 @@ def _spawn(args: tuple[str, ...], full: list[str], feeds: bool) -> subprocess.Po
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            cwd="/",  # never the admin's directory
         )
     except FileNotFoundError:
         return Result(args, 127, b"", f"{full[0]}: command not found\n".encode())
@@ -171,6 +172,7 @@ class LocalRunner:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            cwd="/",  # never the admin's directory
         )
         timer = threading.Timer(timeout, _kill, args=(proc,))
         timer.start()

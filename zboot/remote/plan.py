@@ -23,9 +23,11 @@ from .base import (
 
 
 def describe(argv: Sequence[str]) -> str:
-    """A change as a line; a program passed with -c is not repeated."""
-    if len(argv) >= 3 and argv[1] == "-c" and "\n" not in argv[2] and len(argv[2]) > 80:
-        return f"{argv[0]} -c <zboot agent> (request on stdin)"
+    """A change as a line; a one-line program passed with -c is not repeated."""
+    at = argv.index("-c") + 1 if "-c" in argv else len(argv)
+    program = argv[at] if at < len(argv) else ""
+    if "\n" not in program and len(program) > 80:
+        return " ".join(argv[:at]) + " <zboot agent> (request on stdin)"
     return " ".join(argv)
 
 

@@ -1,7 +1,13 @@
 """Shipping a small Python program to the server: the distribution's python3
 runs a one-line bootstrap (`-c`), which reads the program's source, a NUL and
 a JSON request from stdin and runs the program with the request in `REQUEST`.
-The request (secrets included) never appears in any argv on the server."""
+The request (secrets included) never appears in any argv on the server.
+
+The agents run as root, so their Python is isolated from where and by whom
+zboot was started: `env -i` (no PYTHONPATH, PYTHONSTARTUP, LD_PRELOAD, ...),
+`python3 -I` (no current directory, no user site on sys.path) and the
+working directory `/` (a `json.py` planted where an admin runs
+`zboot --server local` is never imported)."""
 
 from __future__ import annotations
 
@@ -13,6 +19,22 @@ from ..errors import ServerError
 from ..remote.base import Runner
 
 SERVER_PYTHON = "/usr/bin/python3"  # the distribution's, never a virtualenv's
+SERVER_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def python_argv(program: str) -> list[str]:
+    """argv running `program` (Python source) in the server's python3, isolated:
+    a clean environment, no current directory or user site on sys.path, and
+    the working directory `/` before anything is imported."""
+    return [
+        "env",
+        "-i",
+        SERVER_PATH,
+        SERVER_PYTHON,
+        "-I",
+        "-c",
+        f"import os; os.chdir('/'); {program}",
+    ]
 
 
 def agent_source(filename: str) -> str:
@@ -53,7 +75,7 @@ def run_agent(
     prints nothing); read_only: the request only reads (see Runner.run). A
     failure is a ServerError with the agent's last stderr line, which agents
     keep free of secrets."""
-    argv = [SERVER_PYTHON, "-c", bootstrap(name)]
+    argv = python_argv(bootstrap(name))
     result = runner.run(
         argv, input=payload(source, request), timeout=300, check=False, read_only=read_only
     )

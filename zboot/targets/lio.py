@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..remote.base import Runner
-from .agent import SERVER_PYTHON, agent_source, bootstrap, run_agent
+from .agent import SERVER_PYTHON, agent_source, bootstrap, python_argv, run_agent
 from .base import Export, storage_name
 
 __all__ = ["AGENT", "BOOTSTRAP", "SERVER_PYTHON", "LioEngine", "has_rtslib"]
@@ -20,7 +20,7 @@ PREFIX = storage_name("")
 
 def has_rtslib(runner: Runner) -> bool:
     """Can the server's Python drive LIO (rtslib-fb installed)?"""
-    found = runner.run([SERVER_PYTHON, "-c", "import rtslib_fb"], check=False, read_only=True)
+    found = runner.run(python_argv("import rtslib_fb"), check=False, read_only=True)
     return found.returncode == 0
 
 
