@@ -3,7 +3,16 @@ for the four servers."""
 
 from __future__ import annotations
 
+import configparser
+import http.client
+import importlib.util
 import json
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +29,11 @@ from zboot.boot.ipxe import (
     script_name,
 )
 from zboot.chap import Chap
+from zboot.config import Config
 from zboot.errors import InvalidInput
+from zboot.ops.bootfiles import secret_script_problems, write_script
+from zboot.remote import LocalRunner
+from zboot.remote.base import write_file_by_command
 
 TARGET = BootTarget(
     "pc01", "10.0.2.2:43261", 1, "iqn.2026-11.lab.zboot:pc01", "iqn.2010-04.org.ipxe:pc01"
@@ -157,3 +170,136 @@ def test_pxelinux_chains_into_ipxe_and_the_hosts_script() -> None:
     chain = chain_script("http://10.0.0.1/boot/").splitlines()
     assert chain[0] == "#!ipxe"
     assert "chain http://10.0.0.1/boot/${mac:hexhyp}.ipxe || goto failed" in chain
+
+
+CONTRIB_BOOT = Path(__file__).resolve().parents[2] / "contrib" / "boot"
+MAC = "52:54:00:aa:00:01"
+WEB_GID = 4242  # stands for the web server's group
+
+
+class ByCommand(LocalRunner):
+    """Files written the way sudo and SSH-with-sudo write them (mktemp, chmod, mv)."""
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        write_file_by_command(self, path, data, mode)
+
+
+@pytest.fixture
+def boot_dir(tmp_path: Path) -> Path:
+    """A boot directory set up as docs/boot.md says: the web server's group, setgid."""
+    if os.geteuid() != 0 and WEB_GID not in os.getgroups():
+        pytest.skip("needs root to give the directory another group")
+    path = tmp_path / "boot"
+    path.mkdir()
+    os.chown(path, -1, WEB_GID)
+    path.chmod(0o2750)
+    return path
+
+
+ONE_WAY = replace(TARGET, chap=Chap(MUTUAL.user, MUTUAL.secret))
+SCRIPTS = [  # mode, target, the script's permissions
+    ("normal", TARGET, 0o644),  # no secret: nothing a boot client does not see anyway
+    ("normal", ONE_WAY, 0o640),
+    ("install", replace(TARGET, chap=MUTUAL), 0o640),
+    ("maintenance", replace(TARGET, chap=MUTUAL), 0o640),
+    ("local", replace(TARGET, chap=MUTUAL), 0o644),  # a local script sets no secret
+]
+
+
+@pytest.mark.parametrize("runner", [LocalRunner(), ByCommand()], ids=["direct", "by-command"])
+def test_a_script_with_a_secret_is_for_root_and_the_web_servers_group(
+    boot_dir: Path, runner: LocalRunner
+) -> None:
+    config = Config(boot_dir=str(boot_dir))
+    for mode, target, permissions in SCRIPTS:
+        path = Path(write_script(runner, config, MAC, mode, target))
+        info = path.stat()
+        assert (MUTUAL.secret in path.read_text()) == (permissions == 0o640), mode
+        assert stat.S_IMODE(info.st_mode) == permissions, (mode, oct(info.st_mode))
+        assert info.st_gid == WEB_GID, mode  # from the directory's setgid bit
+
+
+def test_doctor_hears_of_a_secret_others_may_read_or_the_web_server_may_not(
+    boot_dir: Path,
+) -> None:
+    config = Config(boot_dir=str(boot_dir))
+    runner = LocalRunner()
+    for n, (mode, target, _) in enumerate(SCRIPTS):
+        write_script(runner, config, f"52:54:00:aa:00:0{n}", mode, target)
+
+    def problems() -> list[str]:
+        scripts = {p.name: p.read_text() for p in boot_dir.glob("*.ipxe")}
+        return secret_script_problems(runner, config, scripts)
+
+    assert problems() == []  # as written
+    old = boot_dir / "52-54-00-aa-00-01.ipxe"  # one-way CHAP, as written before 0640
+    old.chmod(0o644)
+    assert problems() == []  # others cannot enter the directory
+    boot_dir.chmod(0o2755)
+    [exposed] = problems()
+    assert exposed.startswith(f"{old.name} holds a CHAP secret and anyone on the server")
+    (boot_dir / "52-54-00-aa-00-00.ipxe").chmod(0o666)  # no secret in it: nobody's business
+    os.chown(old, -1, 0)  # written before the directory had its setgid bit
+    assert [p.partition(" and ")[2] for p in problems()] == [
+        "anyone on the server may read it (chmod o-r it)",
+        "its group is not the boot directory's, so the web server may not read it "
+        f"(chgrp it, and chmod g+s {boot_dir} so new scripts get the directory's group)",
+    ]
+
+
+def load_boot_http() -> object:
+    spec = importlib.util.spec_from_file_location("boot_http", CONTRIB_BOOT / "zboot-boot-http.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fetch(port: int, path: str) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+@contextmanager
+def boot_http(directory: Path) -> Iterator[int]:
+    """contrib/boot's HTTP server on 127.0.0.1, serving directory; its port."""
+    server = load_boot_http().server("127.0.0.1", 0, str(directory))  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_shipped_http_service_serves_scripts_but_never_a_listing(tmp_path: Path) -> None:
+    unit = configparser.ConfigParser(interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(CONTRIB_BOOT / "zboot-boot-http.service")
+    service = unit["Service"]
+    argv = service["ExecStart"].split()
+    assert Path(argv[1]).name == "zboot-boot-http.py" and argv[-1] == service["ReadOnlyPaths"]
+    assert service["DynamicUser"] == "yes" and service["SupplementaryGroups"] == "zboot-boot"
+
+    (tmp_path / "52-54-00-aa-00-01.ipxe").write_text("#!ipxe\n")
+    (tmp_path / "sub").mkdir()
+    with boot_http(tmp_path) as port:
+        assert fetch(port, "/52-54-00-aa-00-01.ipxe") == (200, b"#!ipxe\n")
+        missing = fetch(port, "/nothing.ipxe")
+        for listing in ("/", "/sub/", "/?C=M"):
+            assert fetch(port, listing) == missing == (404, missing[1]), listing
+
+
+def test_the_shipped_nginx_snippet_lists_nothing_and_serves_the_boot_network_alone() -> None:
+    lines = [
+        line.split("#")[0].strip()
+        for line in (CONTRIB_BOOT / "nginx-zboot-boot.conf").read_text().splitlines()
+    ]
+    assert "autoindex off;" in lines and "autoindex on;" not in lines
+    assert lines.index("deny all;") > lines.index("allow 10.0.0.0/24;")

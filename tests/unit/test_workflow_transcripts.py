@@ -972,7 +972,7 @@ def test_sync_finishes_a_host_left_provisioning() -> None:
             Read(secret_path("pc02"), secret_file("pc02")),
             Apply(create=[export("pc02", chap("pc02"))], delete=[]),
             Run("mkdir", "-p", BOOT),
-            Write(script_path("pc02"), 0o644, script("pc02", chap=chap("pc02"))),
+            Write(script_path("pc02"), 0o640, script("pc02", chap=chap("pc02"))),
             zfs_set({"step": "sync:done", "state": "ready"}, disk("pc02")),
         ]
     )
@@ -994,7 +994,7 @@ def test_sync_gives_a_host_whose_secret_file_is_lost_new_secrets() -> None:
             Write(secret_path("pc01"), 0o600, Like(secret_file("pc01", "<secret>"))),
             Apply(create=[export("pc01", new)], delete=[]),
             Run("mkdir", "-p", BOOT),
-            Write(script_path("pc01"), 0o644, script("pc01", chap=new)),
+            Write(script_path("pc01"), 0o640, script("pc01", chap=new)),
         ]
     )
     synced = sync.sync(context(t))

@@ -55,6 +55,14 @@ def _setting(value: str) -> str:
     return value
 
 
+SECRET_LINES = ("set password ", "set reverse-password ")  # as _identity writes them
+
+
+def has_secret(script: str) -> bool:
+    """Whether a script sets a CHAP secret (it then must not be world-readable)."""
+    return any(line.startswith(SECRET_LINES) for line in script.splitlines())
+
+
 def _identity(t: BootTarget) -> list[str]:
     lines = [f"set initiator-iqn {_setting(t.initiator)}"]
     if t.chap is not None:

@@ -1,15 +1,18 @@
 """Each host's iPXE script in the boot directory on the server, named by MAC,
 written atomically (temp file + rename), so a client fetching it sees the old
-script or the new one. The script carries CHAP secrets when the host has
-CHAP: restrict who may fetch the boot directory."""
+script or the new one. A script that carries CHAP secrets is written 0640:
+root and the boot directory's group (the web server's, which the directory's
+setgid bit hands every new file) read it, nobody else; see docs/boot.md,
+"What protects a machine's disk"."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..boot import dhcp, ipxe
-from ..boot.ipxe import BootTarget, render
+from ..boot.ipxe import BootTarget, has_secret, render
 from ..chap import Chap
 from ..config import Config
 from ..errors import InvalidInput
@@ -18,6 +21,12 @@ from ..remote.base import Runner
 from .context import Context
 from .paths import host_target, script_path
 from .state import HostRecord, read_state
+
+# With a secret: owner and group only. Without: nothing a boot client does not
+# see anyway (its initiator name goes out in DHCP option 203 too), so any web
+# server set-up may read it, even one outside the directory's group.
+SECRET_SCRIPT_MODE = 0o640
+PLAIN_SCRIPT_MODE = 0o644
 
 
 def boot_target(
@@ -55,8 +64,45 @@ def write_script(
     made); returns its path on the server."""
     path = script_path(config, mac)
     text = render(mode, target, winpe)
-    runner.write_file(path, text.encode(), mode=0o644)  # the HTTP server reads it
+    access = SECRET_SCRIPT_MODE if has_secret(text) else PLAIN_SCRIPT_MODE
+    runner.write_file(path, text.encode(), mode=access)
     return path
+
+
+def secret_script_problems(runner: Runner, config: Config, scripts: Mapping[str, str]) -> list[str]:
+    """What is wrong with who may read the scripts (file name -> text, as
+    `zboot doctor` reads them) that hold CHAP secrets, one sentence each: a
+    script anyone on the server may read (written before scripts with secrets
+    were 0640, or chmod'ed since), or one whose group is not the boot
+    directory's (the directory lacks its setgid bit, so the web server may
+    be unable to serve it). Read-only; one command."""
+    names = sorted(name for name, text in scripts.items() if has_secret(text))
+    if not names:
+        return []
+    listing = runner.run(
+        ["sh", "-c", 'cd "$1" && shift && ls -ldn -- . "$@"', "sh", config.boot_dir, *names],
+        check=False,
+        read_only=True,
+    ).text
+    # `ls -n`: mode, links, uid, gid, ..., name (MAC-named scripts hold no spaces)
+    seen = {f[-1]: (f[0], f[3]) for f in map(str.split, listing.splitlines()) if len(f) > 4}
+    directory, group = seen.get(".", ("", ""))
+    problems = []
+    for name in names:
+        if name not in seen:
+            continue  # gone since doctor read it
+        mode, gid = seen[name]
+        if mode[7:8] == "r" and directory[9:10] in ("x", "t"):
+            problems.append(
+                f"{name} holds a CHAP secret and anyone on the server may read it (chmod o-r it)"
+            )
+        if group and gid != group:
+            problems.append(
+                f"{name} holds a CHAP secret and its group is not the boot directory's, so "
+                f"the web server may not read it (chgrp it, and chmod g+s {config.boot_dir} "
+                "so new scripts get the directory's group)"
+            )
+    return problems
 
 
 def remove_script(runner: Runner, config: Config, mac: str) -> None:
