@@ -64,11 +64,25 @@ def import_(
     name: str,
     source: Annotated[str, typer.Argument(help="file, block device, or - for stdin")],
     format: Annotated[
-        str, typer.Option("--format", help="raw, qcow2, vmdk, vhdx, vdi (default: detect)")
+        str,
+        typer.Option("--format", help="raw, qcow2, vmdk, vhdx, vdi (default: from the file name)"),
     ] = "",
     size: Annotated[str | None, typer.Option(help="needed when reading stdin")] = None,
+    allow_backing_file: Annotated[
+        bool,
+        typer.Option(
+            "--allow-backing-file",
+            help="let the image read the other files it names on this machine (a qcow2 "
+            "backing or data file, vmdk extents) and send their bytes; only for images "
+            "you made yourself",
+        ),
+    ] = False,
 ) -> None:
-    """Stream a disk image into a new image zvol. Example: zboot image import win11 disk.qcow2"""
+    """Stream a disk image into a new image zvol. Example: zboot image import win11 disk.qcow2
+
+    Without --format the file's name says its format (.raw, .img, .qcow2, .vmdk,
+    .vhdx, .vdi), checked against its first bytes. An image that names other
+    files (a backing file, for one) is refused unless --allow-backing-file."""
 
     def action(s: Session) -> Outcome:
         valid = image_name(name)  # bad input stops here, before the server
@@ -85,11 +99,13 @@ def import_(
                 format or None,
                 nbytes,
                 on_progress,
+                allow_other_files=allow_backing_file,
             )
+        note = f"\nnote: {result['note']}" if "note" in result else ""
         return Outcome(
             result,
-            f"imported {source} as image {name}: "
-            f"{human_size(result['size'])}, {result['written']} bytes sent",
+            f"imported {source} ({result['format']}) as image {name}: "
+            f"{human_size(result['size'])}, {result['written']} bytes sent{note}",
         )
 
     run(ctx, "image import", action)
