@@ -3,16 +3,21 @@ whole batch, and one bad host failing alone."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 from test_ops import CONFIG, changes, world
+from test_workflow_transcripts import CONFIG as TRANSCRIPT_CONFIG
+from test_workflow_transcripts import GET_ARGV, LIST_ARGV, fleet, host
 
 from zboot.errors import Conflict, InvalidInput, ServerError
 from zboot.ops.hostfile import HostSpec, read_hosts
 from zboot.ops.provision import provision
+from zboot.remote.base import Result
 from zboot.targets.base import Export
+from zboot.testing.recording import RecordingRunner
 from zboot.zfs.cli import ZfsCli
 
 CONFIG_WITH_IQN = type(CONFIG)(iqn_base="iqn.2026-11.lab.zboot")
@@ -173,3 +178,61 @@ def test_an_engine_that_cannot_be_made_leaves_no_clone() -> None:
     with pytest.raises(InvalidInput):
         provision(ZfsCli(runner), CONFIG_WITH_IQN, runner, broken, "golden", specs(1))
     assert [c[:2] for c in changes(runner)] == [("zfs", "clone"), ("zfs", "program")]
+
+
+class LoggedIn(Engine):
+    """pc01's machine is logged in to its target; applying anything for
+    pc01 raises `fails_with` when given (a Ctrl-C, say)."""
+
+    def __init__(self, fails_with: BaseException | None = None) -> None:
+        super().__init__()
+        self.fails_with = fails_with
+
+    def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
+        pc01 = "iqn.2026-11.local.zboot:pc01"
+        return {pc01: ["iqn.2010-04.org.ipxe:pc01"]} if pc01 in targets else {}
+
+    def apply(
+        self, create: Iterable[Export] = (), delete: Iterable[str] = (), persist: bool = True
+    ) -> None:
+        made = list(create)
+        super().apply(made, delete, persist)
+        if self.fails_with is not None and any(e.host == "pc01" for e in made):
+            raise self.fails_with
+
+
+def half_made() -> RecordingRunner:
+    """pc01 left "provisioning" after its export and script were made (a
+    machine may be running from it)."""
+    listed, got = fleet(host("pc01", state="provisioning", step="clone:exported"))
+    reads = {LIST_ARGV: listed, GET_ARGV: got}
+
+    def respond(argv: tuple[str, ...], data: bytes | None) -> Result:
+        if argv[:2] == ("zfs", "program"):  # every dataset destroyed
+            return Result(argv, 0, json.dumps({"return": dict.fromkeys(argv[5:], 0)}).encode(), b"")
+        return Result(argv, 0, reads.get(argv, "").encode(), b"")
+
+    return RecordingRunner(respond)
+
+
+PC01 = HostSpec("pc01", "52:54:00:aa:00:01")
+
+
+def test_resuming_a_half_made_host_in_use_is_refused_and_changes_nothing() -> None:
+    runner, engine = half_made(), LoggedIn()
+    [one] = provision(ZfsCli(runner), TRANSCRIPT_CONFIG, runner, lambda: engine, "golden", [PC01])
+    assert isinstance(one.error, Conflict) and "logged in" in one.error.message
+    assert engine.calls == []  # its target is not made again under the machine
+    assert changes(runner) == []  # nor its disk, record or files touched
+
+
+def test_an_interrupted_resume_never_destroys_the_half_made_disk() -> None:
+    """Ctrl-C while exporting a batch of a resumed host and a new one: the
+    new clone is undone, the resumed host's disk stays."""
+    runner, engine = half_made(), LoggedIn(fails_with=KeyboardInterrupt())
+    engine.sessions = lambda targets: {}  # type: ignore[method-assign]  # not logged in
+    new = HostSpec("pc02", "52:54:00:aa:00:02")
+    with pytest.raises(KeyboardInterrupt):
+        provision(ZfsCli(runner), TRANSCRIPT_CONFIG, runner, lambda: engine, "golden", [PC01, new])
+    destroyed = [c for c in runner.commands if c[:2] in (("zfs", "program"), ("zfs", "destroy"))]
+    assert [c[5:] for c in destroyed] == [("tank/zboot/hosts/pc02",)]

@@ -6,7 +6,9 @@ fails alone: its clone and secret are removed, the others go on.
 Each step is recorded on the disks (state "provisioning", step "clone:..."),
 and only the last marks a host "ready". A run cut short (killed, connection
 lost) leaves hosts "provisioning": the same command again, or `zboot sync`,
-finishes them (a fresh clone holds nothing worth undoing for)."""
+finishes them. A failure undoes only this run's fresh clones (they hold
+nothing yet): a half-made host it resumes may already have a script, and so
+a machine running from its disk, which is never destroyed or cut off."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from .exports import host_export
 from .hostfile import HostSpec
 from .hosts import PlannedClone
 from .images import ensure_layout
-from .paths import host_dataset, target_iqn
+from .paths import host_dataset, host_target, target_iqn
 from .state import HostRecord, HostState, State, reached, read_state
 from .state import done as done_mark
 
@@ -44,6 +46,7 @@ class Provisioned:
     chap: Chap | None = None
     error: ZbootError | None = None
     boot_file: str | None = None  # the host's iPXE script on the server
+    fresh: bool = False  # cloned by this run (not a half-made host resumed)
 
 
 def _plan(config: Config, image: str, spec: HostSpec, state: State) -> PlannedClone:
@@ -64,16 +67,19 @@ def _plan(config: Config, image: str, spec: HostSpec, state: State) -> PlannedCl
 
 
 def undo(zfs: ZfsCli, config: Config, runner: Runner, made: list[Provisioned]) -> None:
-    """Remove fresh clones (they hold nothing yet) and their secrets."""
-    if not made:
+    """Take hosts out of the batch; remove those this run cloned (they hold
+    nothing yet) and their secrets. A resumed host keeps its disk, secret
+    and state: the same command, `zboot sync` or `zboot destroy` sees to it."""
+    fresh = [r for r in made if r.fresh]
+    for r in made:
+        r.record = None
+    if not fresh:
         return
-    left = zfs.destroy_many([host_dataset(config, r.host) for r in made])
+    left = zfs.destroy_many([host_dataset(config, r.host) for r in fresh])
     for error in left.values():
         if error is not None and not isinstance(error, NotFound):
             raise error
-    chap_store.remove(runner, config, [r.host for r in made if r.chap is not None])
-    for r in made:
-        r.record = None
+    chap_store.remove(runner, config, [r.host for r in fresh if r.chap is not None])
 
 
 def checked(specs: list[HostSpec]) -> list[tuple[HostSpec, Provisioned]]:
@@ -135,18 +141,19 @@ def provision(
     try:
         _clone_all(zfs, config, runner, pending, plans)
         faults.point("clone.cloned")
-        _load_secrets(zfs, config, runner, resumed)
-        made = [r for r in results if r.record is not None]
-        if not made:
+        if not any(r.record is not None for r in results):
             return results
         target_engine = engine()  # an engine that cannot be made leaves no clone behind
         if target_engine.name != "none":
+            # before their secrets: a logged-in host whose file is lost gets no new one
+            _refuse_in_use(config, target_engine, resumed)
+            _load_secrets(zfs, config, runner, resumed)
             faults.point("clone.secrets", engine=True)
-            _export(zfs, config, runner, target_engine, made)
+            _export(zfs, config, runner, target_engine, [r for r in results if r.record])
             _mark(zfs, config, results, reached("clone", "exported"))
             faults.point("clone.exported")
     except BaseException:
-        undo(zfs, config, runner, [r for r in pending + resumed if r.record is not None])
+        undo(zfs, config, runner, [r for r in pending if r.record is not None])
         raise
     if target_engine.name != "none":
         _write_boot_files(
@@ -176,6 +183,25 @@ def resumable(state: State, image: str, spec: HostSpec) -> bool:
             hint=f"the same clone command finishes it; zboot destroy {spec.host} undoes it",
         )
     return True
+
+
+def _refuse_in_use(config: Config, engine: TargetEngine, resumed: list[Provisioned]) -> None:
+    """A resumed host whose target has a machine logged in fails alone: its
+    export is not made again under the machine (nothing of it changes)."""
+    targets = {
+        r.host: host_target(config, r.host, r.record.get("target", ""))
+        for r in resumed
+        if r.record is not None and r.error is None
+    }
+    live = engine.sessions(list(targets.values())) if targets else {}
+    for r in resumed:
+        if initiators := live.get(targets.get(r.host, ""), []):
+            r.record = None
+            r.error = Conflict(
+                f"host {r.host!r} is half-made and in use: {', '.join(initiators)} is "
+                f"logged in to {targets[r.host]}, so its export is not made again",
+                hint="shut the machine down, then run the same clone command (or zboot sync)",
+            )
 
 
 def _load_secrets(zfs: ZfsCli, config: Config, runner: Runner, resumed: list[Provisioned]) -> None:
@@ -214,7 +240,7 @@ def _clone_all(
     """Every clone in one chain batch, then the CHAP secrets of those made.
     Records are set first, so an interruption undoes whatever was made."""
     for r in pending:
-        r.record = plans[r.host][1].record
+        r.record, r.fresh = plans[r.host][1].record, True
     outcomes = zfs.run_changes(
         [
             [Change.clone(p.snapshot, p.dataset, p.record)]
@@ -253,6 +279,8 @@ def _export(
         for r in made
         if r.record is not None
     }
+    if not exports:
+        return
     try:
         engine.apply(create=list(exports.values()))
     except ZbootError:
