@@ -164,3 +164,17 @@ def test_a_value_istgt_cannot_hold_is_refused() -> None:
 def test_sessions_come_from_istgtcontrol_info() -> None:
     text = (SAMPLES / "istgtcontrol_info.txt").read_text()
     assert parse_info(text) == {"iqn.2026-11.lab.zboot:a": ["iqn.2010-04.org.ipxe:c"]}
+
+
+def test_an_admins_apostrophe_is_read_as_istgt_reads_it() -> None:
+    """Once shlex's "No closing quotation", a traceback: quotes are shell-like,
+    and one left open runs to the end of its line."""
+    conf = ADMIN.replace(
+        "  TargetName admins-own\n",
+        '  Comment Bob\'s disk\n  Comment "Ann\'s \\"spare\\" disk"\n  TargetName admins-own\n',
+    )
+    [unit] = [s for s in parse_sections(conf) if s.kind == "LogicalUnit"]
+    assert [v for k, v in unit.items if k == "Comment"] == [["Bobs disk"], ['Ann\'s "spare" disk']]
+    server = Istgt(conf)
+    IstgtEngine(server, wait_seconds=1).apply(create=[PLAIN])
+    assert server.serving == ["admins-own", PLAIN.target]

@@ -16,7 +16,6 @@ istgt does not come back, the old files are put back and it is restarted on them
 from __future__ import annotations
 
 import re
-import shlex
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,11 @@ RESTART = ("service", "istgt", "restart")
 BEGIN = "# BEGIN zboot: written by zboot; `zboot sync` rewrites it, do not edit"
 END = "# END zboot"
 HOST_COMMENT = re.compile(r"^zboot host (?P<host>\S+)$")
+# A word of a config line: double-quoted (backslash escapes), single-quoted,
+# a backslash and the character it escapes, or plain characters. A quote left
+# open runs to the end of the line, as istgt takes it: read, never an error.
+PART = re.compile(r"\"((?:[^\"\\]|\\.)*)\"?|'([^']*)'?|\\(.?)|([^\s\"'\\]+)")
+WORD = re.compile(f"(?:{PART.pattern})+")
 
 
 @dataclass
@@ -48,8 +52,8 @@ class Section:
 
 def parse_sections(text: str) -> list[Section]:
     """istgt's syntax: `#` lines are comments, a trailing backslash joins the
-    next line, `[KindN]` opens a section, then `Key value...` (values quoted
-    with double quotes when they hold spaces)."""
+    next line, `[KindN]` opens a section, then `Key value...` (split into
+    words like a shell line, see split_words)."""
     sections: list[Section] = []
     for line in text.replace("\\\n", " ").splitlines():
         line = line.strip()
@@ -58,9 +62,18 @@ def parse_sections(text: str) -> list[Section]:
         if m := re.fullmatch(r"\[([A-Za-z]+?)(\d*)\]", line):
             sections.append(Section(m[1], int(m[2]) if m[2] else None))
         elif sections:
-            key, *values = shlex.split(line)
+            key, *values = split_words(line)
             sections[-1].items.append((key, values))
     return sections
+
+
+def split_words(line: str) -> list[str]:
+    """A config line's words as istgt reads them: `"a b"` and `'a b'` are one
+    word, a backslash escapes the next character (not inside single quotes)."""
+    return [
+        "".join(re.sub(r"\\(.)", r"\1", dq) + sq + esc + plain for dq, sq, esc, plain in parts)
+        for parts in (PART.findall(word[0]) for word in WORD.finditer(line))
+    ]
 
 
 def split_block(text: str) -> tuple[str, str]:
