@@ -34,17 +34,48 @@ def owned(root: Any, prefix: str) -> dict[str, Any]:
             continue
         for lun in so.attached_luns:
             target = lun.parent_tpg.parent_target
-            initiators = [acl.node_wwn for acl in lun.parent_tpg.node_acls]
+            acls = list(lun.parent_tpg.node_acls)
             found[target.wwn] = {
                 "host": so.name[len(prefix) :],
                 "target": target.wwn,
                 "device": so.udev_path,
-                "initiator": initiators[0] if initiators else "",
+                "initiator": acls[0].node_wwn if acls else "",
+                "chap": chap_of(acls[0]) if acls else None,
             }
     return found
 
 
+def chap_of(acl: Any) -> Any:
+    """The ACL's CHAP credentials, for zboot to compare (as a digest) with
+    the host's secret file; None without CHAP."""
+    if not acl.chap_userid:
+        return None
+    mutual = acl.chap_mutual_userid or None
+    return [acl.chap_userid, acl.chap_password, mutual, acl.chap_mutual_password or None]
+
+
+def orphans(root: Any, prefix: str) -> dict[str, str]:
+    """zboot's storage objects that no LUN uses (a restart restored the
+    store but not its target), by name: their devices stay busy."""
+    return {
+        so.name: so.udev_path
+        for so in root.storage_objects
+        if so.name.startswith(prefix) and not list(so.attached_luns)
+    }
+
+
+def remove_store(root: Any, name: str, prefix: str) -> None:
+    """Delete zboot's storage object `name` if no LUN uses it."""
+    if name.startswith(prefix) and name in orphans(root, prefix):
+        for so in list(root.storage_objects):
+            if so.name == name:
+                so.delete()
+
+
 def delete(root: Any, iqn: str, prefix: str) -> None:
+    """The target and its stores; the store its name implies even when the
+    target is gone (host `pc01`: target `...:pc01`, store `zboot-pc01`;
+    image `golden`: target `...:image.golden`, store `zboot-image_golden`)."""
     for target in list(root.targets):
         if target.wwn != iqn:
             continue
@@ -53,6 +84,7 @@ def delete(root: Any, iqn: str, prefix: str) -> None:
         for so in stores:
             if so.name.startswith(prefix):
                 so.delete()
+    remove_store(root, prefix + iqn.rsplit(":", 1)[-1].replace(".", "_"), prefix)
 
 
 def wait_for(device: str, seconds: float = 60.0) -> None:
@@ -109,7 +141,11 @@ def main() -> None:
     prefix = request["prefix"]
     if request["op"] == "observe":  # with their sessions: one process for both
         found = owned(root, prefix)
-        answer: Any = {"exports": found, "sessions": sessions(root, list(found))}
+        answer: Any = {
+            "exports": found,
+            "sessions": sessions(root, list(found)),
+            "orphans": orphans(root, prefix),
+        }
     elif request["op"] == "sessions":
         answer = sessions(root, request["targets"])
     elif request["op"] == "apply":
@@ -120,6 +156,8 @@ def main() -> None:
             delete(root, iqn, prefix)
         for export in request["create"]:
             create(root, export, request["lun"], request["portal"], prefix)
+        for name in request.get("stores", []):
+            remove_store(root, name, prefix)
         if request.get("save", True):
             root.save_to_file()
         answer = {"created": [e["target"] for e in request["create"]], "deleted": request["delete"]}
