@@ -48,7 +48,7 @@ def export_name(device: str) -> str | None:
 AGENT = agent_source("tgt_agent.py")
 # Names and secrets go into the conf file as `incominguser U P`: tgt-admin
 # splits them at spaces, cuts at `#` and tgtd ends a name at a comma.
-CONF_SAFE = re.compile(r"^[^\s#,\\\"'<>]+$")
+CONF_SAFE = re.compile(r"[^\s#,\\\"'<>]+")  # whole values: fullmatch
 
 
 def socket_path(control_port: int) -> str:
@@ -101,9 +101,9 @@ def parse_accounts(text: str) -> list[str]:
 
 def check_chap(chap: Chap) -> None:
     for value in (chap.user, chap.secret, chap.mutual_user, chap.mutual_secret):
-        if value is not None and not CONF_SAFE.match(value):
+        if value is not None and not CONF_SAFE.fullmatch(value):
             raise InvalidInput(
-                "a CHAP name or secret for tgt has a space or one of # , \\ \" ' < >",
+                "a CHAP name or secret for tgt has a space, a line break or one of # , \\ \" ' < >",
                 hint="zboot's own secrets are letters and digits",
             )
 
