@@ -14,7 +14,8 @@ INITIATOR = "iqn.2010-04.org.ipxe:pc01"
 
 
 def apply(world: World, tmp_path: Path, delete: list[str], **more: object) -> object:
-    request = {"op": "apply", "create": [], "delete": delete, "lun": 0, "portal": ["127.0.0.1", 3260]}
+    request = {"op": "apply", "create": [], "delete": delete, "lun": 0}
+    request["portal"] = ["127.0.0.1", 3260]
     return run_agent(world, {**request, **more, "prefix": PREFIX}, tmp_path / "lock")
 
 
