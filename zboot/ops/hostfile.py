@@ -50,16 +50,30 @@ def spec(row: dict[str, object], where: str) -> HostSpec:
 
 
 def parse_csv(text: str, name: str) -> list[HostSpec]:
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or not {"host", "mac"} <= {f.strip() for f in reader.fieldnames}:
+    rows = csv.reader(io.StringIO(text))
+    try:
+        header = [field.strip() for field in next(rows, [])]
+        if not {"host", "mac"} <= set(header):
+            raise InvalidInput(
+                f"{name}: the first line must name the columns, at least host and mac",
+                hint="e.g. host,mac,initiator,chap",
+            )
+        if twice := sorted({field for field in header if header.count(field) > 1}):
+            raise InvalidInput(f"{name} line 1: a column is named twice: {', '.join(twice)}")
+        return [row_spec(header, row, f"{name} line {rows.line_num}") for row in rows if row]
+    except csv.Error as err:
+        raise InvalidInput(f"{name} line {rows.line_num}: not valid CSV: {err}") from None
+
+
+def row_spec(header: list[str], row: list[str], where: str) -> HostSpec:
+    """One CSV line; fewer fields than columns leave the last ones empty, more
+    are refused (a stray comma, or a value with a comma that needs quotes)."""
+    if len(row) > len(header):
         raise InvalidInput(
-            f"{name}: the first line must name the columns, at least host and mac",
-            hint="e.g. host,mac,initiator,chap",
+            f"{where}: {len(row)} fields, but the first line names {len(header)} columns",
+            hint='put a value with a comma in double quotes: "a,b"',
         )
-    return [
-        spec({k.strip(): v for k, v in row.items() if k is not None}, f"{name} line {n}")
-        for n, row in enumerate(reader, start=2)
-    ]
+    return spec(dict(zip(header, row, strict=False)), where)
 
 
 def parse_toml(text: str, name: str) -> list[HostSpec]:
