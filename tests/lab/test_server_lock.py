@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -20,7 +21,14 @@ from zboot_lab.remote import ssh_text
 
 pytestmark = pytest.mark.lab
 
-LOCK_FILE = "/run/lock/zboot.lock"
+LOCK_FILE = "/run/zboot/lock"
+# a lock held by hand, as zboot's holder holds it, until its stdin ends
+HAND_HOLDER = (
+    "import fcntl, os, sys; os.makedirs('/run/zboot', 0o700, exist_ok=True); "
+    f"fd = os.open({LOCK_FILE!r}, os.O_RDWR | os.O_CREAT, 0o600); "
+    "fcntl.lockf(fd, fcntl.LOCK_EX); os.pwrite(fd, b'a lock held by hand\\n', 0); "
+    "print('held', flush=True); sys.stdin.read()"
+)
 
 
 def hosts_file(path: Path, prefix: str, octet: int) -> Path:
@@ -81,18 +89,19 @@ def test_a_zboot_that_waits_too_long_gives_up_and_reads_never_wait(
         .read_text()
         .replace("[server]\n", "[server]\nlock_timeout = 3\n", 1)
     )
-    # held until its stdin ends, like zboot's own holder
     holder = subprocess.Popen(
-        [*ssh_argv(lab, shared=False), f"exec flock {LOCK_FILE} cat >/dev/null"],
+        [*ssh_argv(lab, shared=False), shlex.join(["python3", "-c", HAND_HOLDER])],
         stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
-        time.sleep(3)  # the lab's logins take a moment
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         impatient = Zboot(config, zboot.root)
         started = time.monotonic()
         refused = impatient("image", "create", "blank", "--size", "8M", code=4)
         assert time.monotonic() - started < 60
-        assert "locked by" in refused["errors"][0]["message"]
+        assert "locked by a lock held by hand" in refused["errors"][0]["message"]
         assert "waiting up to 3 s" in impatient.stderr
         assert impatient("image", "list")["data"] == []  # a read takes no lock
     finally:

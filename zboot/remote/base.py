@@ -48,6 +48,14 @@ class ChainFailure:
 class Held(Protocol):
     """A command kept running on the server (see Runner.hold)."""
 
+    def send(self, data: bytes) -> None:
+        """Write data to its stdin; OSError if it is gone."""
+        ...
+
+    def alive(self) -> bool:
+        """Is it still running (its channel open)?"""
+        ...
+
     def release(self) -> None:
         """Close its stdin and let it end."""
         ...

@@ -251,9 +251,21 @@ class HeldProcess:
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
+        self._writing = threading.Lock()
+
+    def send(self, data: bytes) -> None:
+        stdin = cast(IO[bytes], self.proc.stdin)
+        with self._writing:
+            if stdin.closed:
+                raise BrokenPipeError("released")
+            stdin.write(data)
+            stdin.flush()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def release(self) -> None:
-        with contextlib.suppress(OSError):
+        with self._writing, contextlib.suppress(OSError):
             cast(IO[bytes], self.proc.stdin).close()  # end-of-file: it ends
         try:
             self.proc.wait(timeout=10)

@@ -1,21 +1,34 @@
 """One zboot at a time changes a server: a lock on the server itself (not on
 the admin's machine), so two laptops cannot interleave their changes.
 
-The lock is flock(1) (Linux) or lockf(1) (FreeBSD) on `/run/lock/zboot.lock`
-(`/var/run/zboot.lock` where there is no /run/lock), held by a command that
-reads its stdin until zboot closes it: when zboot ends, or its connection
-drops, or it is killed, the holder gets end-of-file and the lock is free. The
-lock file names the holder, so a zboot that waits can say who it waits for.
-A zboot that waits longer than `[server] lock_timeout` gives up with exit 4.
-Read-only commands (list, show, ...) take no lock."""
+A small Python program (remote.lock_holder) holds the lock on the server, in
+`/run/zboot/lock` (`/var/run/zboot` where there is no /run), a directory
+only root may use. It holds it for as long as zboot keeps talking to it:
+zboot sends it a line every BEAT seconds. When zboot lets go, is killed, its
+connection drops, or it falls silent for SILENCE seconds (a laptop that lost
+power or its network, a stopped process), the holder ends every command that
+zboot still has running on the server, and only then frees the lock. So a
+second zboot never interleaves with what the first one left running.
+
+Every command run under the lock goes through WRAPPER, which registers it
+with the holder's lease for as long as it runs and refuses to start once the
+lease has ended (exit LOST): a zboot that was stopped for a minute and
+resumes learns that it lost the lock instead of changing anything.
+
+The lock file names the holder, so a zboot that waits can say who it waits
+for; `zboot unlock` ends a holder an admin knows to be stale. A zboot that
+waits longer than `[server] lock_timeout` gives up with exit 4. Read-only
+commands (list, show, ...) take no lock."""
 
 from __future__ import annotations
 
 import getpass
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import CommandFailed, Conflict, ServerError
@@ -29,32 +42,27 @@ from .base import (
     Result,
     Runner,
 )
+from .chains import run_in_shells
+from .python import python_argv
 
-LOCKED = "zboot-locked"
+HOLDER = Path(__file__).with_name("lock_holder.py").read_text()
 BUSY = "zboot-lock-busy"
-TIMED_OUT = 75  # EX_TEMPFAIL, as lockf(1) exits on its timeout
-NO_TOOL = 69  # EX_UNAVAILABLE: neither flock(1) nor lockf(1) (e.g. illumos)
-
-SCRIPT = f"""
-d=${{3:-/run/lock}}; [ -d "$d" ] || d=/var/run
-f="$d/zboot.lock"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>>"$f" || exit 70
-  if ! flock -n 9; then
-    printf '{BUSY} %s\\n' "$(cat "$f" 2>/dev/null)"
-    flock -w "$2" 9 || exit {TIMED_OUT}
-  fi
-  printf '%s\\n' "$1" > "$f"
-  echo {LOCKED}
-  exec cat >/dev/null
-elif command -v lockf >/dev/null 2>&1; then
-  lockf -s -k -t 0 "$f" true || printf '{BUSY} %s\\n' "$(cat "$f" 2>/dev/null)"
-  exec lockf -s -k -t "$2" "$f" sh -c 'printf "%s\\n" "$1" > "$2"; echo {LOCKED}; \
-exec cat >/dev/null' sh "$1" "$f"
-else
-  exit {NO_TOOL}
-fi
-"""
+LEASE = "zboot-lease"
+LOCKED = "zboot-locked"
+TIMED_OUT = 75  # the holder's exit when lock_timeout passed
+UNSAFE = 77  # the holder's exit when the lock directory is not root's alone
+NO_PYTHON = 127  # env(1): no python3 on the server
+BEAT = 5.0  # seconds between zboot's lines to the holder
+SILENCE = 40.0  # seconds without one after which the holder gives up on zboot
+LOST = 75
+LOST_MARK = "zboot-lease-lost"
+# Runs one command under the lease $1 (a directory named lease.<holder pid>):
+# registered while it runs, refused once the lease has ended.
+WRAPPER = (
+    'l=$1; shift; [ -d "$l" ] && kill -0 "${l##*.}" 2>/dev/null && : > "$l/$$" 2>/dev/null'
+    f' || {{ echo "{LOST_MARK}: this zboot no longer holds the server\'s lock" >&2; exit {LOST}; }}'
+    '; "$@"; s=$?; rm -f "$l/$$"; exit $s'
+)
 
 
 def owner(command: str) -> str:
@@ -65,6 +73,35 @@ def owner(command: str) -> str:
     )
 
 
+class Lease:
+    """The lock, held: a heartbeat to the holder, and the lease directory the
+    commands register in."""
+
+    def __init__(self, held: Held, directory: str, beat: float = BEAT) -> None:
+        self.held = held
+        self.directory = directory
+        self._stop = threading.Event()
+        self._beats = threading.Thread(target=self._beat, args=(beat,), daemon=True)
+        self._beats.start()
+
+    def _beat(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                self.held.send(b"\n")
+            except OSError:
+                return  # the holder is gone; the next command learns it
+
+    def wrap(self, argv: Sequence[str]) -> list[str]:
+        return ["sh", "-c", WRAPPER, "sh", self.directory, *argv]
+
+    def alive(self) -> bool:
+        return self.held.alive()
+
+    def release(self) -> None:
+        self._stop.set()
+        self.held.release()
+
+
 def acquire(
     runner: Runner,
     command: str,
@@ -72,61 +109,81 @@ def acquire(
     where: str,
     say: Callable[[str], None],
     directory: str = "",
-) -> Held:
+    silence: float = SILENCE,
+) -> Lease | None:
     """Take the server's lock; say() once if another zboot has it; Conflict
-    (exit 4) when it is still taken after `wait` seconds. directory: where
-    the lock file lives (tests; default /run/lock, else /var/run)."""
+    (exit 4) when it is still taken after `wait` seconds. None: the server has
+    no python3 to hold it (said, and zboot goes on). directory: where the
+    lock directory `zboot` is made (tests; default /run, else /var/run);
+    silence: how long the holder waits for a heartbeat (tests)."""
     holder: list[str] = []
+    lease: list[str] = []
 
     def on_line(line: str) -> None:
-        if line.startswith(BUSY):
+        if line.startswith(LEASE + " "):
+            lease.append(line.removeprefix(LEASE + " "))
+        elif line.startswith(BUSY):
             holder.append(line.removeprefix(BUSY).strip() or "another zboot")
             say(f"zboot: waiting up to {wait:g} s for the lock on {where}, held by {holder[-1]}")
 
     try:
-        return runner.hold(
-            ["sh", "-c", SCRIPT, "sh", owner(command), str(int(wait)), directory],
+        held = runner.hold(
+            python_argv(HOLDER, directory, owner(command), str(wait), str(silence)),
             LOCKED,
             on_line,
             timeout=wait + 60,
         )
     except CommandFailed as err:
-        if err.returncode == NO_TOOL:
+        if err.returncode == NO_PYTHON:
             say(
-                f"zboot: warning: {where} has neither flock(1) nor lockf(1); going on "
-                "without the lock (do not run two zboots against it at once)"
+                f"zboot: warning: {where} has no /usr/bin/python3 to hold the lock; going on "
+                "without it (do not run two zboots against it at once)"
             )
-            return Unlocked()
+            return None
         if err.returncode == TIMED_OUT:
             raise Conflict(
                 f"{where} is locked by {holder[-1] if holder else 'another zboot'}; "
                 f"gave up after {wait:g} s",
-                hint="wait for it to finish, or raise [server] lock_timeout",
+                hint="wait for it to finish, raise [server] lock_timeout, or, if that zboot "
+                "is gone for sure, `zboot unlock`",
             ) from None
         raise ServerError(f"cannot take the lock on {where}: {err.message}") from None
-
-
-class Unlocked:
-    """No lock to let go of (a server without flock(1) or lockf(1))."""
-
-    def release(self) -> None:
-        return None
+    if not lease:
+        held.release()
+        raise ServerError(f"the lock holder on {where} named no lease")
+    return Lease(held, lease[-1])
 
 
 class LockedRunner:
     """A runner that takes the server's lock before its first command (so bad
-    input found before that never reaches the server) and lets it go on close."""
+    input found before that never reaches the server), runs every command
+    under the lease, and lets the lock go on close."""
 
-    def __init__(self, inner: Runner, take: Callable[[Runner], Held]) -> None:
+    def __init__(self, inner: Runner, take: Callable[[Runner], Lease | None]) -> None:
         self.inner = inner
         self.take = take
-        self.held: Held | None = None
+        self.lease: Lease | None = None
+        self.taken = False
         self.commands = inner.commands  # the same list: what ran, for -v
 
     def _locked(self) -> Runner:
-        if self.held is None:
-            self.held = self.take(self.inner)
+        if not self.taken:
+            self.lease = self.take(self.inner)
+            self.taken = True
+        elif self.lease is not None and not self.lease.alive():
+            raise lost()
         return self.inner
+
+    def _wrapped(self, argv: Sequence[str]) -> list[str]:
+        self._locked()
+        return self.lease.wrap(argv) if self.lease is not None else list(argv)
+
+    def _record(self, argv: Sequence[str], result: Result) -> Result:
+        """The record shows the command, not its wrapper; a refusal is LOST."""
+        self.commands[-1] = tuple(argv)
+        if result.returncode == LOST and LOST_MARK.encode() in result.stderr:
+            raise lost()
+        return Result(tuple(argv), result.returncode, result.stdout, result.stderr)
 
     def run(
         self,
@@ -137,9 +194,16 @@ class LockedRunner:
         check: bool = True,
         read_only: bool = False,
     ) -> Result:
-        return self._locked().run(
-            argv, input=input, timeout=timeout, check=check, read_only=read_only
+        wrapped = self._wrapped(argv)
+        result = self.inner.run(
+            wrapped, input=input, timeout=timeout, check=False, read_only=read_only
         )
+        result = self._record(argv, result)
+        if check and not result.ok:
+            raise CommandFailed(
+                result.argv, result.returncode, result.stderr.decode("utf-8", errors="replace")
+            )
+        return result
 
     def stream(
         self,
@@ -149,12 +213,19 @@ class LockedRunner:
         on_progress: ProgressFn | None = None,
         timeout: float | None = None,
     ) -> Result:
-        return self._locked().stream(argv, source, chunk, on_progress, timeout)
+        wrapped = self._wrapped(argv)
+        try:
+            result = self.inner.stream(wrapped, source, chunk, on_progress, timeout)
+        except CommandFailed as err:
+            self._record(argv, Result(tuple(argv), err.returncode, b"", err.stderr.encode()))
+            raise CommandFailed(tuple(argv), err.returncode, err.stderr) from None
+        return self._record(argv, result)
 
     def run_chains(
         self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
     ) -> list[ChainFailure | None]:
-        return self._locked().run_chains(chains, timeout)
+        """Each batch of chains is one wrapped shell (locally too)."""
+        return run_in_shells(self, chains, timeout)
 
     def hold(
         self, argv: Sequence[str], until: str, on_line: LineFn, timeout: float = DEFAULT_TIMEOUT
@@ -171,7 +242,16 @@ class LockedRunner:
         self._locked().remove_file(path)
 
     def close(self) -> None:
-        if self.held is not None:
-            self.held.release()
-            self.held = None
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
         self.inner.close()
+
+
+def lost() -> ServerError:
+    return ServerError(
+        "this zboot lost the server's lock (it was stopped, or cut off from the server, "
+        f"for more than {SILENCE:g} s); what it still had running there was ended, and "
+        "it changed nothing more",
+        hint="run the same command again: it finishes what this run started",
+    )

@@ -142,5 +142,11 @@ class Counted:
 
 
 class NothingHeld:
+    def send(self, data: bytes) -> None:
+        return None
+
+    def alive(self) -> bool:
+        return True
+
     def release(self) -> None:
         return None

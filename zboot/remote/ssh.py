@@ -441,6 +441,15 @@ class HeldChannel:
     def __init__(self, channel: paramiko.Channel) -> None:
         self.channel = channel
 
+    def send(self, data: bytes) -> None:
+        try:
+            self.channel.sendall(data)
+        except (paramiko.SSHException, EOFError) as exc:
+            raise OSError(str(exc)) from None
+
+    def alive(self) -> bool:
+        return not self.channel.closed and not self.channel.exit_status_ready()
+
     def release(self) -> None:
         with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
             self.channel.shutdown_write()  # end-of-file on its stdin

@@ -2,12 +2,7 @@
 runs a one-line bootstrap (`-c`), which reads the program's source, a NUL and
 a JSON request from stdin and runs the program with the request in `REQUEST`.
 The request (secrets included) never appears in any argv on the server.
-
-The agents run as root, so their Python is isolated from where and by whom
-zboot was started: `env -i` (no PYTHONPATH, PYTHONSTARTUP, LD_PRELOAD, ...),
-`python3 -I` (no current directory, no user site on sys.path) and the
-working directory `/` (a `json.py` planted where an admin runs
-`zboot --server local` is never imported)."""
+It runs isolated: see remote.python."""
 
 from __future__ import annotations
 
@@ -17,24 +12,17 @@ from typing import Any
 
 from ..errors import ServerError
 from ..remote.base import Runner
+from ..remote.python import SERVER_PYTHON, python_argv
 
-SERVER_PYTHON = "/usr/bin/python3"  # the distribution's, never a virtualenv's
-SERVER_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def python_argv(program: str) -> list[str]:
-    """argv running `program` (Python source) in the server's python3, isolated:
-    a clean environment, no current directory or user site on sys.path, and
-    the working directory `/` before anything is imported."""
-    return [
-        "env",
-        "-i",
-        SERVER_PATH,
-        SERVER_PYTHON,
-        "-I",
-        "-c",
-        f"import os; os.chdir('/'); {program}",
-    ]
+__all__ = [
+    "SERVER_PYTHON",
+    "agent_source",
+    "bootstrap",
+    "module_name",
+    "payload",
+    "python_argv",
+    "run_agent",
+]
 
 
 def agent_source(filename: str) -> str:

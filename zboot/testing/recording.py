@@ -124,5 +124,11 @@ class RecordedHold:
     runner: RecordingRunner
     argv: tuple[str, ...]
 
+    def send(self, data: bytes) -> None:
+        return None
+
+    def alive(self) -> bool:
+        return True
+
     def release(self) -> None:
         self.runner.commands.append(("release", *self.argv[:1]))
