@@ -10,6 +10,7 @@ from typing import Any
 from zfs_samples import GET, LIST
 
 from zboot.boot.ipxe import render, script_name
+from zboot.chap import Chap, digest
 from zboot.config import Config
 from zboot.ops.bootfiles import boot_target
 from zboot.ops.doctor import Finding, Survey, check
@@ -134,3 +135,34 @@ def test_the_script_of_a_host_whose_rollback_stopped_halfway_is_kept() -> None:
     assert "pc01" in state.unfinished_rollbacks and "pc01" not in state.hosts
     found = kinds(replace(healthy(), state=state, exports={}))
     assert found == [("unfinished", "pc01")]
+
+
+KEPT = Chap(INITIATOR, "Kx7Vq2LmPa9RtY4w")
+
+
+def test_a_target_whose_chap_is_not_the_secret_files_is_found() -> None:
+    """Compared as digests: the engine's, and the secret file's."""
+    chap = GOT + "tank/zboot/hosts/pc01\torg.zboot:chap\tone-way\n"
+    same = {"chaps": {TARGET: digest(KEPT)}, "secret_hosts": {"pc01"}}
+    assert kinds(healthy(chap, **same, secret_digests={"pc01": digest(KEPT)})) == []
+    other = digest(Chap(INITIATOR, "AAAAAAAAAAAAAAAA"))
+    found = check(CONFIG, 0, healthy(chap, **same, secret_digests={"pc01": other}))
+    assert [(f.kind, f.subject, f.repair) for f in found] == [
+        ("wrong-secret", "pc01", "export it again")
+    ]
+    assert KEPT.secret not in found[0].detail and "AAAA" not in found[0].detail
+    in_use = healthy(chap, **same, secret_digests={"pc01": other}, sessions={TARGET: [INITIATOR]})
+    assert [f.repair for f in check(CONFIG, 0, in_use)] == [""]  # never under a machine
+    # a target with CHAP its record does not ask for
+    assert kinds(healthy(chaps={TARGET: digest(KEPT)})) == [("wrong-secret", "pc01")]
+    # an engine that does not show CHAP: nothing to compare
+    assert kinds(healthy(chap, secret_hosts={"pc01"}, chaps=None)) == []
+
+
+def test_an_orphan_storage_object_is_found() -> None:
+    found = check(
+        CONFIG, 0, healthy(orphan_stores={"zboot-pc07": "/dev/zvol/tank/zboot/hosts/pc07"})
+    )
+    assert [(f.kind, f.subject, f.repair) for f in found] == [
+        ("orphan-storage", "zboot-pc07", "remove it")
+    ]

@@ -28,12 +28,12 @@ from transcript import (
 from zfs_samples import GET, LIST
 
 from zboot.boot.ipxe import BootTarget, render
-from zboot.chap import Chap
+from zboot.chap import Chap, digest
 from zboot.config import Config
 from zboot.errors import CommandFailed, Conflict, InvalidInput, NotFound
 from zboot.names import HostName, SnapshotName
 from zboot.ops import destroy as destroy_ops
-from zboot.ops import modes, rollback, sync
+from zboot.ops import doctor, modes, rollback, sync
 from zboot.ops.context import Context
 from zboot.remote.base import Result
 from zboot.targets.base import Export
@@ -1178,3 +1178,81 @@ def test_failing_commands_and_missing_files_answer_like_a_server() -> None:
         t.read_file("/etc/zboot/secrets/x.chap")
     t.hold(["agent"], "ready", lambda line: None).release()
     t.assert_done()
+
+
+class ShowsChap(Recording):
+    """An engine that also shows the CHAP its targets have (as digests) and
+    its orphan storage objects, as LIO does: pc01's target has `has`."""
+
+    def __init__(self, logged_in: bool, has: Chap, orphans: dict[str, str] | None = None) -> None:
+        super().__init__(logged_in)
+        self.has, self.orphans = has, dict(orphans or {})
+        self.removed: list[str] = []
+
+    def chap_digests(self) -> dict[str, str]:
+        return {target("pc01"): digest(self.has)}
+
+    def orphan_stores(self) -> dict[str, str]:
+        return dict(self.orphans)
+
+    def remove_stores(self, names: Iterable[str]) -> None:
+        self.removed += names
+
+
+def chap_server() -> RecordingRunner:
+    """pc01 with CHAP, its secret file holding KEPT, its script as written."""
+    listing = f"\x1e{script_path('pc01').rsplit('/', 1)[1]}\n" + script("pc01", chap=chap("pc01"))
+    world = fleet(host("pc01", chap="one-way"))
+    answers = {
+        LIST_ARGV: world[0],
+        GET_ARGV: world[1],
+        SCRIPTS_ARGV: listing,
+        SECRETS_ARGV: "pc01.chap\n",
+        CAPACITY_ARGV: "4096\n995904\n",
+    }
+
+    def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
+        if argv[-1] == secret_path("pc01") and argv[:2] == ("sh", "-c"):  # the files' digests
+            return Result(argv, 0, f"\x1e{argv[-1]}\n{secret_file('pc01')}".encode(), b"")
+        return Result(argv, 0, answers.get(argv, "").encode(), b"")
+
+    return RecordingRunner(respond, files={secret_path("pc01"): secret_file("pc01").encode()})
+
+
+STALE = Chap(initiator("pc01"), "AAAAAAAAAAAAAAAA")  # not the secret file's
+
+
+def test_sync_exports_a_target_whose_chap_is_not_the_files_again() -> None:
+    runner, engine = chap_server(), ShowsChap(logged_in=False, has=STALE)
+    context_ = Context(CONFIG, runner, ZfsCli(runner), lambda: engine)
+    found = doctor.survey(context_)
+    assert [(f.kind, f.subject) for f in found.findings] == [("wrong-secret", "pc01")]
+    synced = sync.sync(context_)
+    assert synced.created == [target("pc01")] and engine.chaps["pc01"] == chap("pc01")
+
+
+def test_sync_leaves_a_logged_in_target_whose_chap_is_not_the_files_alone() -> None:
+    runner, engine = chap_server(), ShowsChap(logged_in=True, has=STALE)
+    synced = sync.sync(Context(CONFIG, runner, ZfsCli(runner), lambda: engine))
+    assert synced.created == [] and engine.chaps == {}
+    assert synced.skipped_in_use == [target("pc01")]
+    assert script_path("pc01") not in runner.files  # its script not rewritten either
+
+
+def test_doctor_says_what_an_engine_that_does_not_show_chap_left_unchecked() -> None:
+    runner, engine = chap_server(), Recording(logged_in=False)
+    found = doctor.survey(Context(CONFIG, runner, ZfsCli(runner), lambda: engine))
+    assert found.chaps is None and found.findings == []
+    assert found.not_checked == ["CHAP secrets of the targets: the lio engine does not show them"]
+
+
+def test_sync_removes_this_roots_orphan_storage_objects() -> None:
+    orphans = {
+        "zboot-pc07": "/dev/zvol/tank/zboot/hosts/pc07",
+        "zboot-pc08": "/dev/zvol/other/zboot/hosts/pc08",  # another root's
+    }
+    runner = chap_server()
+    engine = ShowsChap(logged_in=False, has=chap("pc01"), orphans=orphans)
+    synced = sync.sync(Context(CONFIG, runner, ZfsCli(runner), lambda: engine))
+    assert engine.removed == ["zboot-pc07"]
+    assert "storage object zboot-pc07" in synced.removed

@@ -36,11 +36,12 @@ def doctor(ctx: typer.Context) -> None:
             f"{len(found.state.hosts)} hosts, engine {found.engine}, pool {found.pool} "
             f"{found.capacity}% full: "
         )
+        unchecked = "".join(f"\nnot checked: {what}" for what in found.not_checked)
         if not rows:
-            return Outcome(data, text + "nothing has drifted")
+            return Outcome(data, text + "nothing has drifted" + unchecked)
         shown = [r | {"repair": r["repair"] or "(by hand)"} for r in rows]
         problems = f"{len(rows)} problem{'' if len(rows) == 1 else 's'}"
-        text += f"{problems}\n" + table(shown, ["kind", "subject", "detail", "repair"])
+        text += f"{problems}\n" + table(shown, ["kind", "subject", "detail", "repair"]) + unchecked
         return Outcome(
             data, text, [Drift(f"{problems} found", hint="zboot sync repairs those with a repair")]
         )

@@ -6,17 +6,21 @@ commands, whatever the size of the fleet."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from ..boot.ipxe import script_name
+from ..chap import Chap, digest
 from ..config import Config
 from ..remote.base import Runner
 from ..targets.base import Export
 from .context import Context
 from .exports import host_export
 from .maintenance import HOLDER, image_export
-from .paths import host_target, secrets_dir, target_iqn
+from .paths import host_target, secret_path, secrets_dir, target_iqn
 from .state import READY, Host, HostState, State, read_state
 
 POOL_FULL_PERCENT = 90  # of the space new data may use
@@ -60,7 +64,25 @@ class Survey:
     secret_hosts: set[str]  # hosts with a secret file
     pool: str
     capacity: int  # percent of the pool in use
+    # CHAP as digests (chap.digest): each target's, by IQN, as the engine has
+    # it (None: the engine does not show it), and each secret file's, by host
+    chaps: dict[str, str] | None = None
+    secret_digests: dict[str, str] = field(default_factory=dict)
+    orphan_stores: dict[str, str] = field(default_factory=dict)  # name -> device
+    not_checked: list[str] = field(default_factory=list)  # what this engine cannot show
     findings: list[Finding] = field(default_factory=list)
+
+
+@runtime_checkable
+class ShowsMore(Protocol):
+    """An engine that also shows the CHAP its targets have (as digests) and
+    its storage objects no target uses (LIO), read by its exports()."""
+
+    def chap_digests(self) -> dict[str, str]: ...
+
+    def orphan_stores(self) -> dict[str, str]: ...
+
+    def remove_stores(self, names: Iterable[str]) -> None: ...
 
 
 def read_scripts(runner: Runner, config: Config) -> dict[str, str]:
@@ -94,6 +116,37 @@ def read_secret_hosts(runner: Runner, config: Config) -> set[str]:
     return {name.removesuffix(".chap") for name in listed if name.endswith(".chap")}
 
 
+def read_secret_digests(runner: Runner, config: Config, hosts: Iterable[str]) -> dict[str, str]:
+    """The digest of each host's secret file (chap.digest), in one command;
+    a file that is not a zboot secret file gets "unreadable". The secrets
+    themselves go nowhere else."""
+    paths = {secret_path(config, h): h for h in hosts}
+    if not paths:
+        return {}
+    listing = runner.run(
+        [
+            "sh",
+            "-c",
+            'for f; do [ -f "$f" ] && printf "\\036%s\\n" "$f" && cat "$f"; done; true',
+            "sh",
+            *paths,
+        ],
+        read_only=True,
+    ).text
+    found = {}
+    for chunk in listing.split("\x1e")[1:]:
+        path, _, text = chunk.partition("\n")
+        try:
+            data = json.loads(text)
+            chap = Chap(
+                data["user"], data["secret"], data.get("mutual_user"), data.get("mutual_secret")
+            )
+            found[paths[path]] = digest(chap)
+        except (ValueError, KeyError, TypeError):
+            found[paths.get(path, path)] = "unreadable"
+    return found
+
+
 def pool_capacity(runner: Runner, pool: str) -> int:
     """How full the pool is for new data, in percent: used against used plus
     available (ZFS keeps some space back, so `zpool list` reads lower when
@@ -125,8 +178,30 @@ def survey(c: Context) -> Survey:
         pool,
         pool_capacity(c.runner, pool),
     )
+    _read_back(c, found)
     found.findings = check(config, engine.lun, found)
     return found
+
+
+def _read_back(c: Context, found: Survey) -> None:
+    """What an engine that shows more has: its targets' CHAP (compared with
+    the secret files, as digests) and its orphan stores on this root."""
+    chap_hosts = [
+        h.name for h in found.state.hosts.values() if h.record.chap and h.record.state == READY
+    ]
+    if not isinstance(c.engine, ShowsMore):
+        if chap_hosts:
+            found.not_checked.append(
+                f"CHAP secrets of the targets: the {c.engine.name} engine does not show them"
+            )
+        return
+    found.chaps = c.engine.chap_digests()
+    ours = f"/dev/zvol/{c.config.root}/"
+    found.orphan_stores = {
+        name: device for name, device in c.engine.orphan_stores().items() if device.startswith(ours)
+    }
+    present = [h for h in chap_hosts if h in found.secret_hosts]
+    found.secret_digests = read_secret_digests(c.runner, c.config, present)
 
 
 def wanted_exports(config: Config, state: State) -> dict[str, Export]:
@@ -161,6 +236,7 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
         *_exports(config, s),
         *_scripts(config, lun, s),
         *_secrets(s),
+        *_chaps(config, s),
         *_space_and_marks(s),
     ]
 
@@ -272,6 +348,41 @@ def _secrets(s: Survey) -> list[Finding]:
             )
     for host in sorted(s.secret_hosts - set(hosts) - set(s.state.unfinished_rollbacks)):
         out.append(Finding("orphan-secret", host, "a secret file for no host", "remove it"))
+    return out
+
+
+def _chaps(config: Config, s: Survey) -> list[Finding]:
+    """Targets whose CHAP is not their host's secret file's (compared as
+    digests; only where the engine shows it), and orphan storage objects."""
+    out: list[Finding] = []
+    for h in sorted(s.state.hosts.values(), key=lambda h: h.name):
+        target = host_target(config, h.name, h.record.target)
+        has = (s.chaps or {}).get(target)
+        if s.chaps is None or has is None or h.record.state != READY:
+            continue
+        if h.record.chap and h.name not in s.secret_hosts:
+            continue  # missing-secret says it
+        wanted = s.secret_digests.get(h.name, "") if h.record.chap else ""
+        if has != wanted:
+            out.append(
+                Finding(
+                    "wrong-secret",
+                    h.name,
+                    f"{target}'s CHAP is not the one in the host's secret file"
+                    if h.record.chap
+                    else f"{target} asks for CHAP, which the host's record does not",
+                    "" if s.sessions.get(target) else "export it again",
+                )
+            )
+    for name, device in sorted(s.orphan_stores.items()):
+        out.append(
+            Finding(
+                "orphan-storage",
+                name,
+                f"a storage object on {device} with no target (it keeps the zvol busy)",
+                "remove it",
+            )
+        )
     return out
 
 

@@ -16,7 +16,7 @@ from . import chap as chap_store
 from .bootfiles import boot_target, ensure_boot_dir, remove_script, write_script
 from .context import Context
 from .destroy import destroy
-from .doctor import Survey, mid_operation, survey, wanted_exports
+from .doctor import ShowsMore, Survey, mid_operation, survey, wanted_exports
 from .exports import host_export
 from .maintenance import HOLDER, image_export
 from .modes import finish_switch
@@ -129,8 +129,9 @@ def sync(c: Context) -> Synced:
     for h in serve.values():  # lost secret files: new secrets, so export and script anew
         if h.record.chap and h.name not in found.secret_hosts:
             secrets.of(h)
-    redo = set(to_ready) | set(synced.rekeyed)
+    redo = set(to_ready) | set(synced.rekeyed) | _wrong_secrets(c, found, serve, synced)
     _exports(c, found, to_ready, serve, redo, secrets, synced)
+    _orphan_stores(c, found, synced)
     _scripts(c, found, serve, redo, secrets, synced)
     orphans = sorted(found.secret_hosts - set(state.hosts) - set(state.unfinished_rollbacks))
     chap_store.remove(c.runner, c.config, orphans)
@@ -152,6 +153,24 @@ def _held(c: Context, found: Survey, serve: dict[str, Host]) -> list[Host]:
         for h in serve.values()
         if h.record.chap and h.name not in found.secret_hosts and found.sessions.get(_target(c, h))
     ]
+
+
+def _wrong_secrets(c: Context, found: Survey, serve: dict[str, Host], synced: Synced) -> set[str]:
+    """Hosts whose target's CHAP is not their secret file's: exported and
+    scripted again with the file's, unless a machine is logged in (then
+    neither is touched: the script it booted from may have the target's)."""
+    wrong = {f.subject for f in found.findings if f.kind == "wrong-secret"} & set(serve)
+    busy = {h for h in wrong if found.sessions.get(_target(c, serve[h]))}
+    synced.skipped_in_use += [_target(c, serve[h]) for h in busy]
+    return wrong - busy
+
+
+def _orphan_stores(c: Context, found: Survey, synced: Synced) -> None:
+    """Storage objects of this root that no target uses (LIO, after a restart)."""
+    names = [f.subject for f in found.findings if f.kind == "orphan-storage"]
+    if names and isinstance(c.engine, ShowsMore):
+        c.engine.remove_stores(names)
+        synced.removed += [f"storage object {name}" for name in names]
 
 
 def _target(c: Context, h: Host) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..chap import Chap, digest
 from ..remote.base import Runner
 from .agent import SERVER_PYTHON, agent_source, bootstrap, python_argv, run_agent
 from .base import Export, storage_name
@@ -35,6 +36,8 @@ class LioEngine:
         self.listen = listen
         # what the last exports() saw: its targets and their sessions
         self._observed: tuple[set[str], dict[str, list[str]]] | None = None
+        self._chaps: dict[str, str] = {}  # the last exports(): CHAP digests by IQN
+        self._orphans: dict[str, str] = {}  # and zboot stores no LUN uses: name -> device
 
     def _call(self, request: dict[str, Any], read_only: bool) -> Any:
         return run_agent(
@@ -53,6 +56,10 @@ class LioEngine:
         # the same rtslib process read who is logged in to them: a sessions()
         # call for those targets right after needs no second process
         self._observed = (set(owned), found.get("sessions", {}))
+        self._chaps = {
+            iqn: digest(Chap(*e["chap"]) if e.get("chap") else None) for iqn, e in owned.items()
+        }
+        self._orphans = found.get("orphans", {})
         return {
             iqn: Export(
                 host=e["host"], target=e["target"], device=e["device"], initiator=e["initiator"]
@@ -97,6 +104,26 @@ class LioEngine:
             },
             read_only=False,
         )
+
+    def chap_digests(self) -> dict[str, str]:
+        """A digest of the CHAP each target has (chap.digest; "" for none), by
+        IQN, as the last exports() read it: doctor compares it with the
+        secret files, and no secret is shown."""
+        return dict(self._chaps)
+
+    def orphan_stores(self) -> dict[str, str]:
+        """zboot's storage objects that no target uses, as the last exports()
+        read them (name -> device): a restart can leave one holding a zvol."""
+        return dict(self._orphans)
+
+    def remove_stores(self, names: Iterable[str]) -> None:
+        """Delete those of the named storage objects that no target uses."""
+        if gone := list(names):
+            self._observed = None
+            self._call(
+                {"op": "apply", "create": [], "delete": [], "stores": gone, "lun": self.lun},
+                read_only=False,
+            )
 
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
         wanted = list(targets)
