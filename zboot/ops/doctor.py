@@ -360,9 +360,9 @@ def _chaps(config: Config, s: Survey) -> list[Finding]:
         has = (s.chaps or {}).get(target)
         if s.chaps is None or has is None or h.record.state != READY:
             continue
-        if h.record.chap and h.name not in s.secret_hosts:
-            continue  # missing-secret says it
-        wanted = s.secret_digests.get(h.name, "") if h.record.chap else ""
+        wanted = s.secret_digests.get(h.name) if h.record.chap else ""
+        if wanted is None:
+            continue  # no secret file read: missing-secret says so
         if has != wanted:
             out.append(
                 Finding(
