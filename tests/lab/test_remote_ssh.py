@@ -209,3 +209,19 @@ def test_unknown_host_key_is_refused_unless_trusted(lab: Layout, tmp_path: Path)
     with lab_runner(lab, known, trust_unknown_host=True) as trusting:
         assert trusting.run(["echo", "ok"]).text == "ok\n"
     assert known.read_text().split() == lab.known_hosts.read_text().split()
+
+
+def test_known_hosts_markers_are_understood(lab: Layout, tmp_path: Path) -> None:
+    """@cert-authority lines (common in /etc/ssh/ssh_known_hosts) are skipped,
+    not a traceback; a key marked @revoked is refused even where it is also
+    listed as trusted, and even with --accept-new-host-key."""
+    trusted = lab.known_hosts.read_text().strip().splitlines()[0]
+    kind, blob = trusted.split()[1:3]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"@cert-authority *.example.org {kind} {blob}\n{trusted}\n")
+    with lab_runner(lab, known) as runner:
+        assert runner.run(["echo", "ok"]).text == "ok\n"
+    known.write_text(f"{trusted}\n@revoked * {kind} {blob}\n")
+    with pytest.raises(HostKeyError) as caught:
+        lab_runner(lab, known, trust_unknown_host=True).run(["true"])
+    assert "@revoked" in caught.value.message and host_fingerprint(lab) in caught.value.message

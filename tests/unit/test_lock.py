@@ -208,3 +208,23 @@ def test_a_server_without_python3_gets_a_warning_not_a_refusal() -> None:
         "zboot: warning: oi-storage has no /usr/bin/python3 to hold the lock; going on "
         "without it (do not run two zboots against it at once)"
     ]
+
+
+def test_unlock_shows_the_holder_and_ends_it_with_its_commands(tmp_path: Path) -> None:
+    runner = LocalRunner()
+    assert lock.lock_state(runner, str(tmp_path)) == lock.LockState(held=False)
+    child, marker = start_child(tmp_path, 40)
+    now = lock.lock_state(runner, str(tmp_path))
+    assert now.held and now.holder is not None and "zboot clone by" in now.holder
+    assert now.pid is not None and now.pid != child.pid  # the holder, not the zboot
+    assert lock.lock_state(runner, str(tmp_path), end=now.pid + 1).held  # not that one
+    after = lock.lock_state(runner, str(tmp_path), end=now.pid)
+    assert after.held is False and after.ended == now.pid
+    take(tmp_path, 1).release()
+    time.sleep(4.5)
+    assert not marker.exists()  # its command was ended too
+    assert child.stdin is not None and child.stdout is not None
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    assert child.stdout.readline().startswith("ServerError this zboot lost the server's lock")
+    child.wait(timeout=30)

@@ -1,16 +1,20 @@
-"""`zboot doctor` (what has drifted; changes nothing) and `zboot sync` (puts
+"""`zboot doctor` (what has drifted; changes nothing), `zboot sync` (puts
 right what can be put right from the hosts' records: finishes operations cut
-short, re-creates exports, scripts and lost secrets, removes orphans)."""
+short, re-creates exports, scripts and lost secrets, removes orphans) and
+`zboot unlock` (ends a stale holder of the server's lock)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from ..errors import ZbootError
+from ..errors import Conflict, ZbootError
 from ..ops import sync as sync_ops
 from ..ops.doctor import survey
+from ..remote.lock import lock_state
 from .output import table
-from .session import Outcome, Session, run
+from .session import Outcome, Session, confirm, run
 
 
 class Drift(ZbootError):
@@ -83,3 +87,32 @@ def sync(ctx: typer.Context) -> None:
         return Outcome(data, text, synced.errors)
 
     run(ctx, "sync", action)
+
+
+def unlock(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+) -> None:
+    """Show who holds the server's lock and, once you agree, end that holder:
+    its zboot's commands still running on the server are ended, then the lock
+    is free. For a zboot you know is gone (a lost laptop lets go by itself
+    within a minute)."""
+
+    def action(s: Session) -> Outcome:
+        now = lock_state(s.runner)
+        if not now.held or now.pid is None:
+            return Outcome({"held": now.held, "holder": now.holder}, "the lock is free")
+        question = f"end {now.holder} and what it still runs on the server?"
+        if s.dry_run or not confirm(question, yes, s.json):
+            return Outcome({"held": True, "holder": now.holder}, f"left alone: {now.holder}")
+        after = lock_state(s.runner, end=now.pid)
+        data = {"held": after.held, "holder": now.holder, "ended": after.ended}
+        if after.held:
+            return Outcome(
+                data,
+                "",
+                [Conflict(f"the lock is still held, by {after.holder}; try again")],
+            )
+        return Outcome(data, f"ended {now.holder}; the lock is free")
+
+    run(ctx, "unlock", action, changes=False)

@@ -23,11 +23,13 @@ commands (list, show, ...) take no lock."""
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -46,6 +48,7 @@ from .chains import run_in_shells
 from .python import python_argv
 
 HOLDER = Path(__file__).with_name("lock_holder.py").read_text()
+BREAKER = Path(__file__).with_name("lock_breaker.py").read_text()
 BUSY = "zboot-lock-busy"
 LEASE = "zboot-lease"
 LOCKED = "zboot-locked"
@@ -255,3 +258,25 @@ def lost() -> ServerError:
         "it changed nothing more",
         hint="run the same command again: it finishes what this run started",
     )
+
+
+@dataclass(frozen=True)
+class LockState:
+    """Who holds a server's lock (holder: the waiting zboot's words for it)."""
+
+    held: bool
+    holder: str | None = None
+    pid: int | None = None  # the holder process, on the server
+    ended: int | None = None  # the holder `zboot unlock` ended
+
+
+def lock_state(runner: Runner, directory: str = "", end: int | None = None) -> LockState:
+    """The server's lock; end: the holder pid to end first (SIGTERM: it ends
+    its zboot's commands, then lets go), as `zboot unlock` does once the
+    admin agreed. directory: as for acquire (tests)."""
+    result = runner.run(
+        python_argv(BREAKER, directory, "" if end is None else str(end)),
+        read_only=end is None,
+    )
+    found = json.loads(result.stdout)
+    return LockState(bool(found["held"]), found.get("holder"), found.get("pid"), found.get("ended"))

@@ -38,6 +38,7 @@ from .chains import run_in_shells
 SSH_CONFIG = "~/.ssh/config"
 SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
 USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
+KEEPALIVE = 15  # seconds between SSH keepalives on an idle connection
 
 
 def command_line(argv: Sequence[str], sudo: bool = False) -> str:
@@ -94,17 +95,65 @@ def resolve_target(
     )
 
 
+@dataclass
+class KnownHosts:
+    """What known_hosts files say: trusted keys by host pattern, and revoked keys."""
+
+    entries: list[paramiko.hostkeys.HostKeyEntry]
+    revoked: list[paramiko.PKey]
+
+    def read(self, path: str) -> None:
+        """Add path's lines. `@cert-authority` lines are skipped (zboot checks
+        plain host keys, not host certificates); `@revoked` keys are never
+        accepted; a line that cannot be read is a HostKeyError naming it."""
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+        for number, raw in enumerate(lines, start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            marker = ""
+            if line.startswith("@"):
+                marker, _, line = line.partition(" ")
+                line = line.strip()
+                if marker not in ("@cert-authority", "@revoked"):
+                    raise HostKeyError(f"{path}, line {number}: unknown marker {marker!r}")
+                if marker == "@cert-authority":
+                    continue
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+            except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey, ValueError) as exc:
+                raise HostKeyError(
+                    f"{path}, line {number}: not a known_hosts line ({exc})"
+                ) from None
+            if entry is None:  # a key type paramiko does not know, or too few fields
+                continue
+            if marker == "@revoked":
+                self.revoked.append(entry.key)
+            else:
+                self.entries.append(entry)
+
+    def is_revoked(self, key: paramiko.PKey) -> bool:
+        return any(r.asbytes() == key.asbytes() for r in self.revoked)
+
+
 class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     """Refuse an unknown host key, or (when trusted) record it in known_hosts."""
 
-    def __init__(self, trust: bool, record_in: str, target: Target) -> None:
+    def __init__(self, trust: bool, record_in: str, target: Target, known: KnownHosts) -> None:
         self.trust = trust
+        self.known = known
         self.record_in = record_in
         self.keyscan = f"ssh-keyscan -p {target.port} {target.hostname} >> {record_in}"
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
     ) -> None:
+        if self.known.is_revoked(key):
+            raise HostKeyError(
+                f"the SSH host key of {hostname} ({key.get_name()} {fingerprint(key)}) "
+                "is marked @revoked in known_hosts"
+            )
         if not self.trust:
             raise HostKeyError(
                 f"unknown SSH host key for {hostname}: {key.get_name()} {fingerprint(key)}",
@@ -156,6 +205,7 @@ class SshRunner:
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.Lock()
         self._lost: ServerError | None = None  # once lost, never reconnected
+        self.known = KnownHosts([], [])
 
     @property
     def where(self) -> str:
@@ -165,11 +215,20 @@ class SshRunner:
     # --- connection ------------------------------------------------------------
     def _new_client(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
+        self.known = KnownHosts([], [])
         for path in (*self.target.system_known_hosts, *self.target.known_hosts):
             if os.path.exists(path):
-                client.load_system_host_keys(path)  # never rewritten wholesale
+                self.known.read(path)  # never rewritten wholesale
+        keys = client.get_host_keys()
+        for entry in self.known.entries:
+            if self.known.is_revoked(entry.key):
+                continue  # refused before any login (see _HostKeyPolicy)
+            for name in entry.hostnames:
+                keys.add(name, entry.key.get_name(), entry.key)
         client.set_missing_host_key_policy(
-            _HostKeyPolicy(self.trust_unknown_host, self.target.known_hosts[0], self.target)
+            _HostKeyPolicy(
+                self.trust_unknown_host, self.target.known_hosts[0], self.target, self.known
+            )
         )
         return client
 
@@ -208,8 +267,17 @@ class SshRunner:
             except (HostKeyError, paramiko.SSHException, OSError, EOFError) as exc:
                 client.close()
                 raise self._connect_error(exc) from None
+            live = cast(paramiko.Transport, client.get_transport())
+            offered = live.get_remote_server_key()
+            if self.known.is_revoked(offered):
+                client.close()
+                raise HostKeyError(
+                    f"the SSH host key of {self.where} ({offered.get_name()} "
+                    f"{fingerprint(offered)}) is marked @revoked in known_hosts"
+                )
+            live.set_keepalive(KEEPALIVE)
             self._client = client
-            return cast(paramiko.Transport, client.get_transport())
+            return live
 
     def _connect_error(self, exc: Exception) -> ServerError:
         if isinstance(exc, HostKeyError):
