@@ -6,15 +6,20 @@ the file's server."""
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
+import posixpath
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import InvalidInput
-from .names import dataset_name, url
+from .names import dataset_name, iqn, url
 
 DEFAULT_PATHS = (Path.home() / ".config" / "zboot" / "config.toml", Path("/etc/zboot/config.toml"))
 LOCAL = "local"
@@ -96,17 +101,266 @@ def find_config(explicit: Path | None) -> Path | None:
     return next((p for p in DEFAULT_PATHS if p.is_file()), None)
 
 
-def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
-    value = data.get(name, {})
-    if not isinstance(value, dict):
-        raise InvalidInput(f"[{name}] in the config file must be a table")
+# --- checking the file: every table, key and value ------------------------------
+
+# The target engines zboot has (zboot.targets.registry.NAMES; the config may not
+# import the engines, so a unit test holds the two equal).
+ENGINES = ("lio", "tgt", "istgt", "ctld", "comstar", "none")
+# Directories zboot must never take for its own (secrets_dir, [boot] dir): besides
+# these, "/" and every top-level directory, and anything under a volatile or
+# pseudo file system.
+SYSTEM_DIRS = frozenset(
+    {
+        *(f"/usr/{d}" for d in ("bin", "sbin", "lib", "lib64", "libexec", "local", "share")),
+        *(f"/usr/local/{d}" for d in ("bin", "sbin", "lib", "etc", "share")),
+        *(f"/var/{d}" for d in ("cache", "lib", "log", "mail", "spool", "www", "backups")),
+        *(f"/etc/{d}" for d in ("ssh", "ssl", "pam.d", "sudoers.d", "systemd", "init.d")),
+        *(f"/etc/{d}" for d in ("default", "cron.d", "security", "network", "zfs")),
+    }
+)
+VOLATILE = ("/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp")  # noqa: S108 (refused)
+MAX_SECONDS = 86400.0
+_MAX_PATH = 1024
+_HOST_NAME_RE = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
+_USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+_SERVER_PATH_RE = re.compile(r"(?:/[A-Za-z0-9_.@+=,:-]+)+")
+_LOCAL_PATH_RE = re.compile(r"[A-Za-z0-9_.@+=,:/~][A-Za-z0-9_.@+=,:/~-]*")
+_PORTAL_RE = re.compile(
+    r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+))(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(
+            f"must be text (a quoted string), not {type(value).__name__} {_show(value)}"
+        )
+    if not value:
+        raise InvalidInput("is empty", hint="leave the key out instead")
     return value
 
 
-def seconds(value: object, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidInput(f"{key} must be a number of seconds, not {value!r}")
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"must be true or false (unquoted), not {_show(value)}")
+    return value
+
+
+def _port(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise InvalidInput(f"must be a port number 1-65535 (unquoted), not {_show(value)}")
+    return value
+
+
+def _seconds(value: object) -> float:
+    # NaN fails the range check too
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_SECONDS
+    ):
+        raise InvalidInput(f"must be a number of seconds 0-{MAX_SECONDS:.0f}, not {_show(value)}")
     return float(value)
+
+
+def _ipv6(value: str) -> bool:
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _server_host(value: object) -> str:
+    text = _text(value)
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    if (
+        text == LOCAL
+        or _HOST_NAME_RE.fullmatch(bare)
+        or (bare.isascii() and ":" in bare and _ipv6(bare))
+    ):
+        return bare
+    raise InvalidInput(
+        f"{_show(text)} is not 'local', a host name or an IP address",
+        hint="e.g. storage.example.org, 10.0.0.2 or fd00::2",
+    )
+
+
+def _user(value: object) -> str:
+    text = _text(value)
+    if not _USER_RE.fullmatch(text):
+        raise InvalidInput(f"{_show(text)} is not a user name", hint="e.g. root or zb_admin")
+    return text
+
+
+def _local_path(value: object) -> str:
+    text = _text(value)
+    if len(text) > _MAX_PATH or not _LOCAL_PATH_RE.fullmatch(text):
+        raise InvalidInput(
+            f"{_show(text)} is not a file name of letters, digits and . _ @ + = , : / ~ -",
+            hint="e.g. ~/.ssh/id_ed25519",
+        )
+    return text
+
+
+def _server_dir(value: object) -> str:
+    """An absolute, normalised directory on the server that is not a system one
+    (a trailing '/' is dropped)."""
+    text = _text(value)
+    path = text.rstrip("/") if len(text) > 1 else text
+    if len(path) > _MAX_PATH or not _SERVER_PATH_RE.fullmatch(path):
+        raise InvalidInput(
+            f"{_show(text)} is not an absolute path of letters, digits and . _ @ + = , : -",
+            hint="e.g. /srv/zboot/boot",
+        )
+    if posixpath.normpath(path) != path or "/./" in path + "/" or "/../" in path + "/":
+        raise InvalidInput(f"{_show(text)} has '.' or '..' components", hint="give a plain path")
+    if path.count("/") < 2 or path in SYSTEM_DIRS or _under(path, VOLATILE):
+        raise InvalidInput(
+            f"{_show(text)} is a system directory or under one zboot must not use",
+            hint="give a directory of zboot's own, e.g. /srv/zboot/secrets",
+        )
+    return path
+
+
+def _under(path: str, tops: tuple[str, ...]) -> bool:
+    return any(path == top or path.startswith(top + "/") for top in tops)
+
+
+def _pool(value: object) -> str:
+    text = dataset_name(_text(value))
+    if "/" in text:
+        raise InvalidInput(f"{_show(text)} is a dataset, not a pool", hint="e.g. tank")
+    return text
+
+
+def _dataset(value: object) -> str:
+    return dataset_name(_text(value))
+
+
+def _engine(value: object) -> str:
+    text = _text(value)
+    if text not in ("auto", *ENGINES):
+        raise InvalidInput(
+            f"{_show(text)} is not an engine", hint=f"one of: auto, {', '.join(ENGINES)}"
+        )
+    return text
+
+
+def _portal(value: object) -> str:
+    """host[:port] or [IPv6]:port, as the clients reach the target."""
+    text = _text(value)
+    match = _PORTAL_RE.fullmatch(text)
+    good = match is not None and (
+        _ipv6(match["v6"]) and bool(match["port"])
+        if match["v6"]
+        else bool(_HOST_NAME_RE.fullmatch(match["host"]))
+    )
+    if not match or not good or (match["port"] and not 0 < int(match["port"]) < 65536):
+        raise InvalidInput(
+            f"{_show(text)} is not host[:port] or [IPv6]:port",
+            hint="e.g. 10.0.0.1:3260, boot.example.org or [fd00::1]:3260",
+        )
+    return text
+
+
+def _iqn_base(value: object) -> str:
+    text = _text(value)
+    iqn(text)
+    return text
+
+
+def _boot_url(value: object) -> str:
+    """A URL for iPXE scripts and DHCP configs: names.url's, no ',' (a field
+    separator in dnsmasq's dhcp-boot) and a host that is a name or address."""
+    text = url(_text(value), "URL")
+    try:
+        parts = urlsplit(text)
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        host = None
+    plain = host is not None and (bool(_HOST_NAME_RE.fullmatch(host)) or _ipv6(host))
+    if "," in text or not plain:
+        raise InvalidInput(
+            f"{_show(text)} is not a plain URL with a host name or address",
+            hint="e.g. http://10.0.0.1/boot (percent-encode anything else)",
+        )
+    return text
+
+
+Check = Callable[[object], object]
+KEYS: dict[str, dict[str, Check]] = {
+    "server": {
+        "host": _server_host,
+        "port": _port,
+        "user": _user,
+        "key": _local_path,
+        "known_hosts": _local_path,
+        "sudo": _flag,
+        "lock_timeout": _seconds,
+    },
+    "zfs": {"pool": _pool, "root": _dataset},
+    "target": {
+        "engine": _engine,
+        "portal": _portal,
+        "iqn_base": _iqn_base,
+        "secrets_dir": _server_dir,
+    },
+    "boot": {"dir": _server_dir, "url": _boot_url, "winpe": _boot_url},
+}
+ALL_KEYS = [f"{table}.{key}" for table, keys in KEYS.items() for key in keys]
+
+
+def _unknown(name: str, where: str, choices: list[str], show: str = "{}") -> InvalidInput:
+    near = difflib.get_close_matches(name, choices, n=1, cutoff=0.6) or difflib.get_close_matches(
+        name.rpartition(".")[2], choices, n=1, cutoff=0.6
+    )
+    known = f"; did you mean {show.format(near[0])}?" if near else ""
+    what = "table" if show != "{}" else "key"
+    return InvalidInput(
+        f"unknown {what} {show.format(name)} in {where}{known}",
+        hint=f"zboot's keys: {', '.join(ALL_KEYS)} (docs/usage.md)",
+    )
+
+
+def _table(data: dict[str, Any], table: str, where: str) -> dict[str, Any]:
+    values = data[table]
+    if table in KEYS and isinstance(values, dict):
+        return values
+    if table in KEYS:
+        raise InvalidInput(f"[{table}] in {where} must be a table, not {_show(values)}")
+    if isinstance(values, dict):
+        raise _unknown(table, where, list(KEYS), show="[{}]")
+    if owners := [k for k in ALL_KEYS if k.endswith(f".{table}")]:
+        raise InvalidInput(
+            f"key {table} in {where} is outside any table; did you mean {owners[0]}?",
+            hint=f"put it under [{owners[0].split('.')[0]}]",
+        )
+    raise _unknown(table, where, ALL_KEYS)
+
+
+def checked(data: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """The file's tables, each value checked (and normalised) by its key's rule.
+    An unknown table or key, or a value of the wrong type or form, is refused
+    with InvalidInput naming the file and table.key."""
+    out: dict[str, dict[str, Any]] = {table: {} for table in KEYS}
+    for table in data:
+        for key, value in _table(data, table, where).items():
+            if key not in KEYS[table]:
+                raise _unknown(f"{table}.{key}", where, ALL_KEYS)
+            try:
+                out[table][key] = KEYS[table][key](value)
+            except InvalidInput as err:
+                raise err.retold(f"{table}.{key} in {where}: {err.message}") from None
+    return out
 
 
 def load(explicit: Path | None = None, server: str | None = None) -> Config:
@@ -115,54 +369,82 @@ def load(explicit: Path | None = None, server: str | None = None) -> Config:
     if path is not None:
         try:
             data = tomllib.loads(path.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as err:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
             raise InvalidInput(f"cannot read config file {str(path)!r}: {err}") from err
-    s, z, t, b = (_section(data, n) for n in ("server", "zfs", "target", "boot"))
-    server_config = ServerConfig(
-        host=str(s.get("host", LOCAL)),
-        port=s.get("port"),
-        user=s.get("user"),
-        key=s.get("key"),
-        known_hosts=s.get("known_hosts"),
-        sudo=bool(s.get("sudo", False)),
-        lock_timeout=seconds(s.get("lock_timeout", 300), "server.lock_timeout"),
-    )
+    config = from_tables(checked(data, str(path)), path)
     if server is not None:
         override = parse_server(server)
-        server_config = (
-            override
+        config = replace(
+            config,
+            server=override
             if override.is_local
             else replace(
-                server_config,
+                config.server,
                 host=override.host,
-                port=override.port or server_config.port,
-                user=override.user or server_config.user,
-            )
+                port=override.port or config.server.port,
+                user=override.user or config.server.user,
+            ),
         )
-    pool = dataset_name(str(z.get("pool", "tank")))
-    root = dataset_name(str(z.get("root", f"{pool}/zboot")))
-    if root.split("/")[0] != pool.split("/")[0]:
-        raise InvalidInput(f"zfs.root {root!r} is not in pool {pool!r}")
-    return Config(
-        server=server_config,
+    return config
+
+
+NAME_MAX = 255  # bytes in one file name
+
+
+def secrets_name(root: str) -> str:
+    """The name of the root's directory of secret files: the root with each
+    '_' doubled, then each '/' written as '_'. That is one-to-one: a dataset
+    component never starts with '_', so in a run of n underscores the first
+    n // 2 pairs are the root's own and an odd one left over is a '/'. A root
+    without '_' (tank/zboot -> tank_zboot) keeps the name zboot always gave it."""
+    return root.replace("_", "__").replace("/", "_")
+
+
+def from_tables(tables: dict[str, dict[str, Any]], path: Path | None) -> Config:
+    """The Config of checked tables (defaults for what they leave out), with the
+    checks that span keys: root in pool, secrets outside the boot directory."""
+    s, z, t, b = (tables[n] for n in ("server", "zfs", "target", "boot"))
+    where = str(path)
+    pool = z.get("pool", "tank")
+    root = z.get("root", f"{pool}/zboot")
+    key = "zfs.root" if "root" in z else "zfs.pool"  # the one that made the root
+    if root.split("/")[0] != pool:
+        raise InvalidInput(f"{key} in {where}: {root!r} is not in pool {pool!r}")
+    if len(root) > NAME_MAX or len(secrets_name(root)) > NAME_MAX:
+        raise InvalidInput(
+            f"{key} in {where}: root {_show(root)} is too long for a dataset or for the name "
+            f"of its secrets directory (over {NAME_MAX} characters, each '_' counting twice)",
+            hint="use a shorter root, or fewer '_' in it",
+        )
+    config = Config(
+        server=ServerConfig(**s),
         pool=pool,
         root=root,
-        engine=str(t.get("engine", "auto")),
+        engine=t.get("engine", "auto"),
         portal=t.get("portal"),
         iqn_base=t.get("iqn_base"),
-        secrets_dir=str(t.get("secrets_dir", "/etc/zboot/secrets")),
-        boot_dir=str(b.get("dir", "/srv/zboot/boot")),
+        secrets_dir=t.get("secrets_dir", Config.secrets_dir),
+        boot_dir=b.get("dir", Config.boot_dir),
         boot_url=b.get("url"),
-        winpe=url(str(b["winpe"]), "[boot] winpe") if b.get("winpe") else None,
+        winpe=b.get("winpe"),
         path=path,
     )
+    if _under(config.secrets_dir, (config.boot_dir,)) or _under(
+        config.boot_dir, (config.secrets_dir,)
+    ):
+        raise InvalidInput(
+            f"target.secrets_dir in {where}: {config.secrets_dir!r} and boot.dir "
+            f"{config.boot_dir!r} overlap; the boot directory is served to every client",
+            hint="keep the secrets outside the boot directory",
+        )
+    return config
 
 
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int | float):
+        return repr(value)
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -177,6 +459,7 @@ def sections(config: Config) -> dict[str, dict[str, object]]:
             "key": s.key,
             "known_hosts": s.known_hosts,
             "sudo": s.sudo,
+            "lock_timeout": s.lock_timeout,
         },
         "zfs": {"pool": config.pool, "root": config.root},
         "target": {

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from zboot.config import (
+    ENGINES,
     Config,
     ServerConfig,
     add_missing,
@@ -16,6 +19,7 @@ from zboot.config import (
     render,
 )
 from zboot.errors import InvalidInput
+from zboot.targets.registry import NAMES
 from zboot.targets.registry import pick as default_engine
 
 
@@ -61,7 +65,14 @@ def test_render_round_trips() -> None:
         portal="10.0.0.1:3260",
     )
     again = tomllib.loads(render(config))
-    assert again["server"] == {"host": "s", "port": 22, "user": "u", "key": '/a "b"', "sudo": False}
+    assert again["server"] == {
+        "host": "s",
+        "port": 22,
+        "user": "u",
+        "key": '/a "b"',
+        "sudo": False,
+        "lock_timeout": 300.0,
+    }
     assert again["zfs"] == {"pool": "tank", "root": "tank/zb"}
     assert again["target"] == {
         "engine": "tgt",
@@ -116,3 +127,98 @@ def test_add_missing_is_stable() -> None:
 def test_add_missing_refuses_a_broken_file() -> None:
     with pytest.raises(InvalidInput):
         add_missing("[server\nhost = 1\n", Config())
+
+
+# --- every key and value checked (audit defect 8) ---------------------------------
+
+
+def load_text(tmp_path: Path, text: str) -> Config:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return load(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[server]\nhots = "storage"\n',
+            "unknown key server.hots in .*; did you mean server.host\\?",
+        ),
+        (
+            '[srever]\nhost = "storage"\n',
+            "unknown table \\[srever\\] .*did you mean \\[server\\]\\?",
+        ),
+        ('host = "storage"\n', "key host in .* is outside any table; did you mean server.host\\?"),
+        ("[server]\ntimeout = 3\n", "did you mean server.lock_timeout\\?"),
+    ],
+)
+def test_an_unknown_key_is_refused_with_a_suggestion(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        load_text(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[server]\nsudo = "false"\n', "server.sudo"),  # read as true before
+        ('[server]\nport = "22"\n', "server.port"),
+        ("[server]\nport = 70000\n", "server.port"),
+        ("[server]\nlock_timeout = nan\n", "server.lock_timeout"),
+        ('[boot]\nurl = "http://10.0.0.1/b\\ndhcp-script=/tmp/x"\n', "boot.url"),
+        ('[boot]\nurl = "http://10.0.0.1/b,evil,10.6.6.6"\n', "boot.url"),
+        ('[target]\nportal = "10.0.0.1:3260\\nchain http://evil/x"\n', "target.portal"),
+        ('[target]\nportal = "fd00::1"\n', "target.portal"),
+        ('[target]\nsecrets_dir = "/etc"\n', "target.secrets_dir"),
+        ('[target]\nsecrets_dir = "/srv/../etc/ssh"\n', "target.secrets_dir"),
+        ('[target]\nsecrets_dir = "zboot/secrets"\n', "target.secrets_dir"),
+        ('[target]\nengine = "iet"\n', "target.engine"),
+        ('[target]\niqn_base = "iqn.2024-01.lan x"\n', "target.iqn_base"),
+        ('[boot]\ndir = "/"\n', "boot.dir"),
+        ('[server]\nkey = "~/.ssh/id; rm -rf ~"\n', "server.key"),
+        ('[zfs]\npool = "tank/zboot"\n', "zfs.pool"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(InvalidInput, match=f"^{re.escape(key)} in .*c.toml: ") as err:
+        load_text(tmp_path, text)
+    assert err.value.exit_code == 2
+
+
+def test_secrets_inside_the_boot_directory_are_refused(tmp_path: Path) -> None:
+    text = '[target]\nsecrets_dir = "/srv/zboot/boot/secrets"\n'
+    with pytest.raises(InvalidInput, match="overlap"):
+        load_text(tmp_path, text)
+
+
+def test_the_engines_are_the_registrys() -> None:
+    assert ENGINES == NAMES
+
+
+def test_the_documented_example_and_a_full_config_load(tmp_path: Path) -> None:
+    full = Config(
+        server=ServerConfig(
+            host="fd00::2", port=22, user="zb_admin", key="~/.ssh/id", sudo=True, lock_timeout=9.5
+        ),
+        pool="tank",
+        root="tank/lab_a",
+        engine="tgt",
+        portal="[fd00::1]:3260",
+        iqn_base="iqn.2024-01.lan.example.zboot",
+        secrets_dir="/srv/zboot-secrets",
+        boot_dir="/srv/tftp",
+        boot_url="http://boot.example.org:8080/zb/",
+        winpe="http://10.0.0.1/winpe",
+    )
+    path = tmp_path / "c.toml"
+    path.write_text(render(full))
+    assert load(path) == replace(full, path=path)
+    text, _ = add_missing(ADMIN_FILE, full)
+    path.write_text(text)
+    assert load(path).server.host == "storage.lan"
+
+
+def test_a_trailing_slash_on_a_directory_is_dropped(tmp_path: Path) -> None:
+    assert load_text(tmp_path, '[boot]\ndir = "/srv/zboot/boot/"\n').boot_dir == "/srv/zboot/boot"

@@ -17,10 +17,11 @@ from ..chap import Chap, digest
 from ..config import Config
 from ..remote.base import Runner
 from ..targets.base import Export
+from .chap import secrets_home
 from .context import Context
 from .exports import host_export
 from .maintenance import HOLDER, image_export
-from .paths import host_target, secret_path, secrets_dir, target_iqn
+from .paths import host_target, secret_path, target_iqn
 from .state import READY, Host, HostState, State, read_state
 
 POOL_FULL_PERCENT = 90  # of the space new data may use
@@ -110,7 +111,7 @@ def read_scripts(runner: Runner, config: Config) -> dict[str, str]:
 
 def read_secret_hosts(runner: Runner, config: Config) -> set[str]:
     listed = runner.run(
-        ["sh", "-c", 'cd "$1" 2>/dev/null && ls; true', "sh", secrets_dir(config)],
+        ["sh", "-c", 'cd "$1" 2>/dev/null && ls; true', "sh", secrets_home(runner, config)],
         read_only=True,
     ).text.split()
     return {name.removesuffix(".chap") for name in listed if name.endswith(".chap")}

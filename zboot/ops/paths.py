@@ -4,7 +4,7 @@ disk (dataset and device), its target name, its boot script, its secret file."""
 from __future__ import annotations
 
 from ..boot.ipxe import script_name
-from ..config import Config
+from ..config import Config, secrets_name
 from ..errors import InvalidInput
 from ..names import iqn
 
@@ -37,8 +37,19 @@ def script_path(config: Config, mac: str) -> str:
 
 
 def secrets_dir(config: Config) -> str:
+    """The root's own directory of secret files (config.secrets_name: one no
+    other root has)."""
+    return f"{config.secrets_dir}/{secrets_name(config.root)}"
+
+
+def legacy_secrets_dir(config: Config) -> str:
+    """Where zboot before issue 16 kept the root's secret files: each '/' written
+    as '_', a name tank/lab_a and tank/lab/a shared. The same as secrets_dir
+    for a root without '_'."""
     return f"{config.secrets_dir}/{config.root.replace('/', '_')}"
 
 
-def secret_path(config: Config, host: str) -> str:
-    return f"{secrets_dir(config)}/{host}.chap"
+def secret_path(config: Config, host: str, home: str | None = None) -> str:
+    """The host's secret file, in the root's directory (or home: where
+    ops.chap.secrets_home found the root's files)."""
+    return f"{home or secrets_dir(config)}/{host}.chap"
