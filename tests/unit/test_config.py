@@ -222,3 +222,10 @@ def test_the_documented_example_and_a_full_config_load(tmp_path: Path) -> None:
 
 def test_a_trailing_slash_on_a_directory_is_dropped(tmp_path: Path) -> None:
     assert load_text(tmp_path, '[boot]\ndir = "/srv/zboot/boot/"\n').boot_dir == "/srv/zboot/boot"
+
+
+def test_the_example_in_the_usage_guide_loads(tmp_path: Path) -> None:
+    usage = (Path(__file__).resolve().parents[2] / "docs" / "usage.md").read_text()
+    example = usage.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = load_text(tmp_path, example)
+    assert config.root == "tank/diskless" and config.portal == "10.0.0.1:3260"
