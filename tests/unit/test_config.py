@@ -8,6 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from zboot_lab.config import config_text
+from zboot_lab.layout import Layout
 
 from zboot.config import (
     ENGINES,
@@ -229,3 +231,10 @@ def test_the_example_in_the_usage_guide_loads(tmp_path: Path) -> None:
     example = usage.split("```toml\n", 1)[1].split("```", 1)[0]
     config = load_text(tmp_path, example)
     assert config.root == "tank/diskless" and config.portal == "10.0.0.1:3260"
+
+
+def test_the_labs_config_loads(tmp_path: Path) -> None:
+    """What `contrib/lab/lab up` writes passes every check."""
+    layout = Layout(state=tmp_path / "lab", port_base=41000)
+    config = load_text(tmp_path, config_text(layout))
+    assert config.portal == layout.portal("lio") and config.secrets_dir == "/srv/zboot-secrets"
