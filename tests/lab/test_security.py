@@ -232,7 +232,12 @@ def live_chap_hosts(lab: Layout, zboot: Zboot, work: Path) -> Lifecycle:
     zboot("image", "snapshot", "gold")
     config = load(Path(zboot.env["ZBOOT_CONFIG"]))
     here = secrets_dir(config)
-    ssh(lab, ["mkdir", "-p", "-m", "0755", here])  # an admin made it too open: zboot closes it
+    # an admin made the root's directory too open: zboot closes it (the one above it,
+    # made root-only here as zboot makes it, zboot never re-modes: it may be anyone's)
+    ssh(
+        lab,
+        ["sh", "-c", 'mkdir -p -m 0700 "$1" && mkdir -m 0755 "$2"', "sh", config.secrets_dir, here],
+    )
     hosts = [f"pcs{n}" for n in range(1, 5)]
     listing = work / "hosts.csv"
     listing.write_text(
