@@ -17,6 +17,7 @@ from zboot.testing.recording import RecordingRunner
 from zboot.zfs.cli import ZfsCli
 
 MIB = 1024 * 1024
+SECTOR = 512
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +185,15 @@ def test_a_raw_file_of_a_partial_sector_is_padded_with_zeros(tmp_path: Path) -> 
     ]
     assert sent == [odd.read_bytes() + bytes(24)]
     assert (result["written"], result["format"]) == (1024, "raw")
+
+
+def test_what_is_not_a_readable_file_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked.raw"
+    locked.write_bytes(bytes(SECTOR))
+    locked.chmod(0)
+    refusals = {str(tmp_path): "neither a file nor a block device"}
+    if os.geteuid() != 0:  # root reads it anyway
+        refusals[str(locked)] = "cannot read .*: Permission denied"
+    for source, refusal in refusals.items():
+        with pytest.raises(InvalidInput, match=refusal), raw_source(source, None, None):
+            pass

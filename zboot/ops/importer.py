@@ -66,10 +66,17 @@ class Source(NamedTuple):
     note: str | None = None
 
 
+def opened(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as err:
+        raise InvalidInput(f"cannot read {str(path)!r}: {err.strerror}") from None
+
+
 def header_format(path: Path) -> str:
     """The format the file's first bytes announce, "raw" when none. Read here
     so that qemu-img is always told the format and never guesses it."""
-    with path.open("rb") as disk:
+    with opened(path) as disk:
         head = disk.read(2048)
     for offset, magic, fmt in MAGIC:
         if head[offset : offset + len(magic)] == magic:
@@ -152,14 +159,18 @@ def raw_source(
     if not path.exists():
         raise InvalidInput(f"{source!r} does not exist")
     if path.is_block_device():
-        with path.open("rb") as dev:
+        with opened(path) as dev:
             end = dev.seek(0, os.SEEK_END)
             dev.seek(0)
             yield Source(dev, end, "raw")
         return
+    if not path.is_file():
+        raise InvalidInput(
+            f"{source!r} is neither a file nor a block device", hint="for a pipe, use - and --size"
+        )
     fmt, note = (fmt, None) if fmt else choose_format(path)
     if fmt == "raw":  # padded with zeros to whole sectors, as qemu-img does
-        with path.open("rb") as raw:
+        with opened(path) as raw:
             whole = -(-path.stat().st_size // SECTOR) * SECTOR
             yield Source(cast(BinaryIO, PaddedReader(raw)), whole, fmt, note)
         return
