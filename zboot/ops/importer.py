@@ -93,9 +93,10 @@ def choose_format(path: Path) -> tuple[str, str | None]:
     and a disk may hold anything."""
     named, found = EXTENSIONS.get(path.suffix.lower()), header_format(path)
     if named == "raw" and found != "raw":
+        how = f"--format {found}" if found in FORMATS else "qemu-img convert to raw first"
         return "raw", (
             f"{path.name} starts like a {found} image but its name says raw, so its bytes "
-            f"were imported as they are; if it is a {found} image, import it with --format {found}"
+            f"were imported as they are; if it is a {found} image, import it with {how}"
         )
     if named == found or (named is None and found == "raw"):
         return found, None
