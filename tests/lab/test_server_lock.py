@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -84,11 +86,9 @@ def test_a_zboot_that_waits_too_long_gives_up_and_reads_never_wait(
 ) -> None:
     zboot("init")
     config = tmp_path / "impatient.toml"
-    config.write_text(
-        Path(zboot.env["ZBOOT_CONFIG"])
-        .read_text()
-        .replace("[server]\n", "[server]\nlock_timeout = 3\n", 1)
-    )
+    text = Path(zboot.env["ZBOOT_CONFIG"]).read_text()
+    text = re.sub(r"(?m)^lock_timeout = .*\n", "", text)  # init writes the default
+    config.write_text(text.replace("[server]\n", "[server]\nlock_timeout = 3\n", 1))
     holder = subprocess.Popen(
         [*ssh_argv(lab, shared=False), shlex.join(["python3", "-c", HAND_HOLDER])],
         stdin=subprocess.PIPE,
@@ -102,6 +102,8 @@ def test_a_zboot_that_waits_too_long_gives_up_and_reads_never_wait(
         refused = impatient("image", "create", "blank", "--size", "8M", code=4)
         assert time.monotonic() - started < 60
         assert "locked by a lock held by hand" in refused["errors"][0]["message"]
+        unlock = impatient("unlock", "--yes", code=4)["errors"][0]["message"]
+        assert "held by a lock held by hand, which is not a zboot" in unlock
         assert "waiting up to 3 s" in impatient.stderr
         assert impatient("image", "list")["data"] == []  # a read takes no lock
     finally:
@@ -109,3 +111,66 @@ def test_a_zboot_that_waits_too_long_gives_up_and_reads_never_wait(
         holder.stdin.close()
         holder.wait(timeout=60)
     assert "blank" not in ssh_text(lab, ["zfs", "list", "-H", "-o", "name", "-r", zboot.root])
+
+
+def server_state(lab: Layout, root: str) -> tuple[str, str]:
+    """What a zboot run can change: the root's datasets and LIO's targets."""
+    datasets = ssh_text(lab, ["zfs", "list", "-H", "-o", "name", "-r", root])
+    targets = ssh_text(lab, ["sh", "-c", "ls /sys/kernel/config/target/iscsi 2>/dev/null; true"])
+    return datasets, targets
+
+
+def test_a_vanished_zboot_lets_go_within_a_minute_and_lands_nothing_after(
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
+    """A zboot that goes silent (stopped here: SIGSTOP freezes its heartbeat
+    as a dead laptop or a cut cable would) holds the lock until the server's
+    holder has heard nothing for 40 s; then a second zboot goes on, and the
+    first, when it wakes up, changes nothing more and says why."""
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(os.urandom(1 << 20))
+    zboot("init")
+    zboot("image", "import", "gold", str(disk))
+    zboot("image", "snapshot", "gold")
+    hosts = hosts_file(tmp_path / "a.csv", "pcva", 3)
+    trace, release = tmp_path / "trace", tmp_path / "release"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "zboot", "--json", "clone", "gold", "--hosts", str(hosts)],
+        env=zboot.env
+        | {
+            "ZBOOT_TEST_FAULT": "clone.cloned:stall",
+            "ZBOOT_TEST_FAULT_TRACE": str(trace),
+            "ZBOOT_TEST_FAULT_RELEASE": str(release),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (trace.exists() and "clone.cloned" in trace.read_text()):
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.2)
+    os.kill(first.pid, signal.SIGSTOP)  # vanished, lock held, its zvols made
+    try:
+        asked = zboot("unlock", code=2)["errors"][0]["message"]  # --json: wants --yes
+        assert asked.startswith("end zboot clone by") and "--yes" in asked
+        started = time.monotonic()
+        zboot("image", "create", "blank", "--size", "8M")  # waits, then goes on
+        waited = time.monotonic() - started
+        assert "held by zboot clone by" in zboot.stderr
+        print(f"\nlock free {waited:.1f} s after the first zboot went silent")
+        assert waited < 60
+        after_second = server_state(lab, zboot.root)
+        release.touch()
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode != 0, out
+    assert "lost the server's lock" in out, out
+    assert server_state(lab, zboot.root) == after_second  # nothing of the first landed
+    made = zboot("clone", "gold", "--hosts", str(hosts))["data"]["hosts"]  # finishes it
+    assert len(made) == 10
+    for host in made:
+        record = host["record"]
+        login = iscsi.inquiry(f"127.0.0.1:{lab.lio_port}", record["target"], 0, record["initiator"])
+        assert login.returncode == 0, (record["target"], login.stderr)

@@ -100,11 +100,23 @@ def unlock(
 
     def action(s: Session) -> Outcome:
         now = lock_state(s.runner)
-        if not now.held or now.pid is None:
-            return Outcome({"held": now.held, "holder": now.holder}, "the lock is free")
+        data: dict[str, object] = {"held": now.held, "holder": now.holder}
+        if not now.held:
+            return Outcome(data, "the lock is free")
+        if now.pid is None:
+            return Outcome(
+                data,
+                "",
+                [
+                    Conflict(
+                        f"the lock is held by {now.holder}, which is not a zboot "
+                        "that unlock can end"
+                    )
+                ],
+            )
         question = f"end {now.holder} and what it still runs on the server?"
         if s.dry_run or not confirm(question, yes, s.json):
-            return Outcome({"held": True, "holder": now.holder}, f"left alone: {now.holder}")
+            return Outcome(data, f"left alone: {now.holder}")
         after = lock_state(s.runner, end=now.pid)
         data = {"held": after.held, "holder": now.holder, "ended": after.ended}
         if after.held:
