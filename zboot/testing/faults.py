@@ -4,6 +4,7 @@ this only when ZBOOT_TEST_FAULT or ZBOOT_TEST_FAULT_TRACE is set (see
 install_if_asked); nothing else imports it.
 
     ZBOOT_TEST_FAULT=<point>:<kind>    kind: kill | drop | engine | stall
+    ZBOOT_TEST_FAULT=lio-agent:<n>     the LIO agent dies half way through a batch
     ZBOOT_TEST_FAULT_TRACE=<file>      every point reached is appended to it
     ZBOOT_TEST_FAULT_RELEASE=<file>    stall: wait until this file exists
 
@@ -14,6 +15,13 @@ fails before it is made, as with a crashed rtslib or tgtadm (points marked
 engine=True have an engine call next in at least one way of running their
 operation); stall: wait at the point until the test lets go (it reboots the
 server meanwhile).
+
+lio-agent:<n> is a fault inside one engine call: every LIO agent process of
+the run (one per engine call) SIGKILLs itself when it is about to give its
+target number n+1 an ACL, so n targets of a batch are whole and the next is
+half-made (target, portal and LUN, no ACL, not enabled), and nothing is
+saved. It works by running a few lines before the agent's own code that
+wrap rtslib's NodeACL; the agent itself has no hook.
 
 The fault-injection suite finds every point by reading the source for calls
 of `point(...)`; a point's name is "<operation>.<step just done>"."""
@@ -27,12 +35,14 @@ from collections.abc import Iterable
 
 from .. import faults
 from ..errors import ServerError
+from ..targets import lio
 from ..targets.base import Export, TargetEngine
 
 FAULT_ENV = "ZBOOT_TEST_FAULT"
 TRACE_ENV = "ZBOOT_TEST_FAULT_TRACE"
 RELEASE_ENV = "ZBOOT_TEST_FAULT_RELEASE"
 KINDS = ("kill", "drop", "engine", "stall")
+AGENT_FAULT = "lio-agent"
 
 _engine_broken = False
 
@@ -96,7 +106,38 @@ def watch(engine: TargetEngine) -> TargetEngine:
     return _Watched(engine)
 
 
+def agent_killer(whole: int) -> str:
+    """Python to run before the LIO agent's own code: it SIGKILLs the agent
+    when NodeACL is called for the (whole+1)th time (the agent imports
+    NodeACL from rtslib_fb after this has replaced it)."""
+    return (
+        "import os as _os, signal as _signal, rtslib_fb as _rtslib\n"
+        "def _dying_acl(*args, _real=_rtslib.NodeACL, _made=[0], **kwargs):\n"
+        f"    if _made[0] == {whole}:\n"
+        "        _os.kill(_os.getpid(), _signal.SIGKILL)\n"
+        "    _made[0] += 1\n"
+        "    return _real(*args, **kwargs)\n"
+        "_rtslib.NodeACL = _dying_acl\n"
+    )
+
+
+def with_agent_fault(source: str) -> str:
+    """The agent's source with agent_killer() run first (after any
+    `from __future__` line, which must stay first), when the environment asks."""
+    where, _, whole = os.environ.get(FAULT_ENV, "").rpartition(":")
+    if where != AGENT_FAULT:
+        return source
+    if not whole.isdigit():
+        raise ValueError(f"{FAULT_ENV}={AGENT_FAULT}:{whole}: give the number of whole targets")
+    lines = source.splitlines(keepends=True)
+    future = [i + 1 for i, line in enumerate(lines) if line.startswith("from __future__")]
+    at = max(future, default=0)
+    return "".join([*lines[:at], agent_killer(int(whole)), *lines[at:]])
+
+
 def install() -> None:
-    """Hook into zboot.faults (once)."""
+    """Hook into zboot.faults (once), and into the LIO agent's source when
+    the environment asks for a fault inside it."""
     faults.uninstall()
     faults.install(point, watch)
+    lio.AGENT = with_agent_fault(lio.AGENT)
