@@ -104,15 +104,8 @@ def unlock(
         if not now.held:
             return Outcome(data, "the lock is free")
         if now.pid is None:
-            return Outcome(
-                data,
-                "",
-                [
-                    Conflict(
-                        f"the lock is held by {now.holder}, which is not a zboot "
-                        "that unlock can end"
-                    )
-                ],
+            raise Conflict(
+                f"the lock is held by {now.holder}, which is not a zboot that unlock can end"
             )
         question = f"end {now.holder} and what it still runs on the server?"
         if s.dry_run or not confirm(question, yes, s.json):
@@ -120,11 +113,7 @@ def unlock(
         after = lock_state(s.runner, end=now.pid)
         data = {"held": after.held, "holder": now.holder, "ended": after.ended}
         if after.held:
-            return Outcome(
-                data,
-                "",
-                [Conflict(f"the lock is still held, by {after.holder}; try again")],
-            )
+            raise Conflict(f"the lock is still held, by {after.holder}; try again")
         return Outcome(data, f"ended {now.holder}; the lock is free")
 
     run(ctx, "unlock", action, changes=False)
