@@ -158,7 +158,7 @@ def test_commands_run_under_the_lease_and_are_recorded_as_themselves() -> None:
 
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
         seen.append(argv)
-        if "-I" in argv:  # the holder
+        if "-IS" in argv:  # the holder
             return Result(
                 argv, 0, f"{lock.LEASE} /run/zboot/lease.7\n{lock.LOCKED}\n".encode(), b""
             )
@@ -189,7 +189,7 @@ def test_chains_run_under_a_real_lease(tmp_path: Path) -> None:
 
 def test_a_command_refused_by_an_ended_lease_is_a_lost_lock() -> None:
     def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
-        if "-I" in argv:
+        if "-IS" in argv:
             return Result(argv, 0, f"{lock.LEASE} /r/lease.7\n{lock.LOCKED}\n".encode(), b"")
         return Result(argv, lock.LOST, b"", f"{lock.LOST_MARK}: gone\n".encode())
 

@@ -131,7 +131,7 @@ def acquire(
 
     try:
         held = runner.hold(
-            python_argv(HOLDER, directory, owner(command), str(wait), str(silence)),
+            python_argv(HOLDER, directory, owner(command), str(wait), str(silence), site=False),
             LOCKED,
             on_line,
             timeout=wait + 60,
@@ -275,7 +275,7 @@ def lock_state(runner: Runner, directory: str = "", end: int | None = None) -> L
     its zboot's commands, then lets go), as `zboot unlock` does once the
     admin agreed. directory: as for acquire (tests)."""
     result = runner.run(
-        python_argv(BREAKER, directory, "" if end is None else str(end)),
+        python_argv(BREAKER, directory, "" if end is None else str(end), site=False),
         read_only=end is None,
     )
     found = json.loads(result.stdout)
