@@ -166,3 +166,11 @@ def test_an_orphan_storage_object_is_found() -> None:
     assert [(f.kind, f.subject, f.repair) for f in found] == [
         ("orphan-storage", "zboot-pc07", "remove it")
     ]
+
+
+def test_a_secret_script_others_may_read_is_reported() -> None:
+    problem = "52-54-00-aa-00-01.ipxe holds a CHAP secret and anyone on the server may read it"
+    found = check(CONFIG, 0, healthy(script_access=[problem]))
+    assert [(f.kind, f.subject, f.detail) for f in found] == [
+        ("boot-file-access", "52-54-00-aa-00-01.ipxe", problem)
+    ]

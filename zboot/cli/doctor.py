@@ -28,7 +28,7 @@ def doctor(ctx: typer.Context) -> None:
     nearly full. Changes nothing; exit 1 when anything is found."""
 
     def action(s: Session) -> Outcome:
-        found = survey(s.context)
+        found = survey(s.context, script_modes=True)
         rows = [f.to_json() for f in found.findings]
         data = {
             "engine": found.engine,

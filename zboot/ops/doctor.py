@@ -17,6 +17,7 @@ from ..chap import Chap, digest
 from ..config import Config
 from ..remote.base import Runner
 from ..targets.base import Export
+from .bootfiles import secret_script_problems
 from .chap import secrets_home
 from .context import Context
 from .exports import host_export
@@ -71,6 +72,7 @@ class Survey:
     secret_digests: dict[str, str] = field(default_factory=dict)
     orphan_stores: dict[str, str] = field(default_factory=dict)  # name -> device
     not_checked: list[str] = field(default_factory=list)  # what this engine cannot show
+    script_access: list[str] = field(default_factory=list)  # who may read secret scripts
     findings: list[Finding] = field(default_factory=list)
 
 
@@ -161,9 +163,11 @@ def pool_capacity(runner: Runner, pool: str) -> int:
     return used * 100 // max(used + available, 1)
 
 
-def survey(c: Context) -> Survey:
+def survey(c: Context, script_modes: bool = False) -> Survey:
     """`zboot doctor`: everything zboot owns, read, and what has drifted.
-    A fixed number of commands, whatever the fleet size; changes nothing."""
+    A fixed number of commands, whatever the fleet size; changes nothing.
+    script_modes: also who may read the scripts that hold secrets (doctor;
+    sync cannot repair that: a script's mode is the admin's to set)."""
     config, engine = c.config, c.engine
     state = read_state(c.zfs, config)
     ours = f"/dev/zvol/{config.root}/"
@@ -180,6 +184,8 @@ def survey(c: Context) -> Survey:
         pool_capacity(c.runner, pool),
     )
     _read_back(c, found)
+    if script_modes:
+        found.script_access = secret_script_problems(c.runner, config, found.scripts)
     found.findings = check(config, engine.lun, found)
     return found
 
@@ -238,6 +244,7 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
         *_scripts(config, lun, s),
         *_secrets(s),
         *_chaps(config, s),
+        *(Finding("boot-file-access", p.split()[0], p, "") for p in s.script_access),
         *_space_and_marks(s),
     ]
 
