@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -32,17 +33,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_faults import POINTS, VARIANTS, Server, Variant
+from test_faults import POINTS, VARIANTS, Server
 from zboot_lab import istgt
 from zboot_lab.layout import BOOT_DIR, SECRETS_DIR, Layout
 from zboot_lab.remote import ssh, ssh_text
 
-from zboot.targets.istgt import parse_block, parse_sections, split_block
+from zboot.targets.istgt import parse_block, split_block
 
 pytestmark = pytest.mark.lab
 
 IMAGE_BYTES = 4 << 20
 CHAINS = {"clone": "the same command", "rollback": "zboot sync", "destroy": "the same command"}
+VARIANTS_BY_OP = {op: next(v for v in VARIANTS if v.op == op) for op in CHAINS}
 
 
 def secrets_dir(root: str) -> str:
@@ -50,12 +52,14 @@ def secrets_dir(root: str) -> str:
 
 
 class IstgtServer(Server):
-    """A zboot root on the lab VM whose engine is istgt, run in the VM."""
+    """A zboot root on the lab VM whose engine is istgt, run in the VM; per
+    operation, its host and command line and the points it passes in order."""
 
     def __init__(self, lab: Layout, work: Path) -> None:
         super().__init__(lab, "istgt", work)
         self.prefix = f"f{uuid.uuid4().hex[:4]}i"
-        self.walked: dict[str, list[str]] = {}  # operation -> points killed at, in order
+        self.plans: dict[str, tuple[str, list[str], list[str]]] = {}  # op -> host, argv, points
+        self.walked: set[str] = set()  # operations whose chain converged
 
     def new_host(self) -> tuple[str, str]:
         self.count += 1
@@ -65,139 +69,154 @@ class IstgtServer(Server):
         )
 
 
-def control(lab: Layout, command: str) -> str:
-    """istgtcontrol in the VM, at the lab config's [UnitControl] portal."""
-    settings = f"[Global]\n  Host 127.0.0.1\n  Port {lab.istgt_control_port}\n  AuthMethod None\n"
-    return ssh_text(
-        lab, ["sh", "-c", f'printf "$1" | istgtcontrol -q -c /dev/stdin {command}', "sh", settings]
-    )
+# istgt in the VM: the lab's base config, and Debian's service script with its
+# one bug fixed (it calls pidofproc with an extra argument, so every start
+# waits 5 s and says "failed"), bind-mounted over the guest's copy for the
+# module only. zboot runs `service istgt restart` as on any Debian server.
+ISTGT_UP = r"""
+mkdir -p /etc/istgt /var/istgt && cat >"$1" && : >"$2" && chmod 600 "$2" || exit 1
+sed 's/pidofproc -p $PIDFILE "$DAEMON" "$NAME"/pidofproc -p $PIDFILE "$DAEMON"/' \
+    /etc/init.d/istgt >/run/zboot-lab-istgt.init && chmod 755 /run/zboot-lab-istgt.init &&
+    mount --bind /run/zboot-lab-istgt.init /etc/init.d/istgt
+"""
+ISTGT_DOWN = r"""
+zfs destroy -r "$1" 2>/dev/null; service istgt stop >/dev/null 2>&1
+umount /etc/init.d/istgt 2>/dev/null; rm -f /run/zboot-lab-istgt.init; true
+"""
 
 
 @pytest.fixture(scope="module")
 def on_istgt(
     lab_session: Layout, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IstgtServer]:
+    """A root on istgt with an image and two ready hosts (one to roll back,
+    one to destroy), and each operation's order of points."""
     lab = lab_session
-    base = istgt.base_config(lab)
     ssh(
         lab,
-        [
-            "sh",
-            "-c",
-            'mkdir -p /etc/istgt /var/istgt && cat >"$1" && : >"$2" && chmod 600 "$2" '
-            "&& service istgt restart >/dev/null 2>&1; true",
-            "sh",
-            str(istgt.CONF),
-            str(istgt.AUTH),
-        ],
-        stdin=base.encode(),
+        ["sh", "-c", ISTGT_UP, "sh", str(istgt.CONF), str(istgt.AUTH)],
+        stdin=istgt.base_config(lab).encode(),
     )
     s = IstgtServer(lab, tmp_path_factory.mktemp("istgt-faults"))
-    disk = s.work / "gold.raw"
-    disk.write_bytes(os.urandom(IMAGE_BYTES))
-    s.zboot("init")
-    s.zboot("image", "import", "gold", str(disk))
-    s.zboot("image", "snapshot", "gold")
-    s.image_sum = s.image_checksum()
-    stock = [s.new_host() for _ in range(2)]
-    made = s.work / "stock.csv"
-    made.write_text("host,mac,chap\n" + "".join(f"{h},{m},one-way\n" for h, m in stock))
-    s.zboot("clone", "gold", "--hosts", str(made))
-    s.ready = stock
-    yield s
-    names = [h["name"] for h in s.zboot.raw("list").get("data") or []]
-    if names:
-        s.run(["destroy", *names, "--yes", "--force"])
-    ssh(
-        lab,
-        [
-            "sh",
-            "-c",
-            'zfs destroy -r "$1" 2>/dev/null; service istgt stop >/dev/null 2>&1; true',
-            "sh",
-            s.root,
-        ],
-    )
+    try:
+        disk = s.work / "gold.raw"
+        disk.write_bytes(os.urandom(IMAGE_BYTES))
+        s.zboot("init")
+        s.zboot("image", "import", "gold", str(disk))
+        s.zboot("image", "snapshot", "gold")
+        s.image_sum = s.image_checksum()
+        stock = [s.new_host() for _ in range(2)]
+        made = s.work / "stock.csv"
+        made.write_text("host,mac,chap\n" + "".join(f"{h},{m},one-way\n" for h, m in stock))
+        s.zboot("clone", "gold", "--hosts", str(made))
+        hosts = {"clone": s.new_host(), "rollback": stock[0], "destroy": stock[1]}
+        argvs = {op: v.argv(*hosts[op]) for op, v in VARIANTS_BY_OP.items()}
+        for op, walk in orders(s, argvs).items():
+            s.plans[op] = (hosts[op][0], argvs[op], walk)
+        yield s
+    finally:
+        names = [h["name"] for h in s.zboot.raw("list").get("data") or []]
+        if names:
+            s.run(["destroy", *names, "--yes", "--force"])
+        ssh(lab, ["sh", "-c", ISTGT_DOWN, "sh", s.root])
 
 
-def order(s: IstgtServer, variant: Variant, argv: list[str]) -> list[str]:
-    """The points the variant passes, in order: a dry run with a trace (it
-    reads the server and runs zboot's steps, changing nothing). The order is
-    zboot's, the same for every engine; the dry run goes through LIO, since
-    one through istgt waits for a restart that never happens (see below)."""
-    trace = s.work / f"trace-{uuid.uuid4().hex[:6]}"
+def orders(s: IstgtServer, argvs: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The points each operation passes, in order: a dry run of each with a
+    trace (it reads the server and runs zboot's steps, changing nothing), all
+    at once. The order is zboot's, the same for every engine; the dry runs go
+    through LIO, since a dry run through istgt waits for a restart that never
+    happens and fails (a defect of the istgt engine)."""
     config = Path(s.zboot.env["ZBOOT_CONFIG"])
     on_lio = config.with_name("dry-run-lio.toml")
     on_lio.write_text(config.read_text().replace('engine = "istgt"', 'engine = "lio"'))
-    env = dict(s.zboot.env, ZBOOT_CONFIG=str(on_lio), ZBOOT_TEST_FAULT_TRACE=str(trace))
-    env.pop("ZBOOT_TEST_FAULT", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "zboot", "--json", "--dry-run", *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout
-    passed = [p for p in trace.read_text().split() if p != "engine-call"]
-    assert {p.split(".")[0] for p in passed} == {variant.op}
-    return passed
+    runs = {}
+    for op, argv in argvs.items():
+        trace = s.work / f"order-{op}"
+        env = dict(s.zboot.env, ZBOOT_CONFIG=str(on_lio), ZBOOT_TEST_FAULT_TRACE=str(trace))
+        command = [sys.executable, "-m", "zboot", "--json", "--dry-run", *argv]
+        runs[op] = (trace, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
+    found = {}
+    for op, (trace, run) in runs.items():
+        out, _ = run.communicate(timeout=600)
+        assert run.returncode == 0, out
+        found[op] = [p for p in trace.read_text().split() if p != "engine-call"]
+        assert set(found[op]) == {p for p in POINTS if p.startswith(f"{op}.")}, found[op]
+    return found
+
+
+# One command in the VM: what istgt serves, its two files, the disks of the
+# root with their state, the scripts (by the host in their header) and the
+# secret files, each section after a line "== <name>".
+ISTGT_STATE = r"""
+printf '[Global]\n  Host 127.0.0.1\n  Port %s\n  AuthMethod None\n' "$1" >/run/zboot-lab-istgt.ctl
+echo "== served"; istgtcontrol -q -c /run/zboot-lab-istgt.ctl list
+echo "== conf"; cat "$2"
+echo "== auth"; cat "$3"
+echo "== disks"; zfs get -H -o name,value -s local -r -t volume org.zboot:state "$4/hosts" |
+    sed 's|.*/||'
+echo "== scripts"; grep -h "^# zboot: host [^,]*, mode [a-z]*, root $4;" "$5"/*.ipxe |
+    sed 's/^# zboot: host \([^,]*\),.*/\1/'
+echo "== secrets"; ls "$6" | sed -n 's/\.chap$//p'
+true
+"""
 
 
 def istgt_state(s: IstgtServer) -> dict[str, set[str]]:
-    """This run's hosts as the server holds them: disks (ready or not),
-    targets istgt serves, targets in zboot's block of istgt.conf, scripts,
-    secret files, and AuthFile groups."""
-    served = {t.rsplit(":", 1)[1] for t in control(s.lab, "list").split() if f":{s.prefix}" in t}
-    conf = ssh_text(s.lab, ["cat", str(istgt.CONF)])
-    auth = ssh_text(s.lab, ["cat", str(istgt.AUTH)])
-    admin, block = split_block(conf)
-    assert admin == istgt.base_config(s.lab), "the admin's part of istgt.conf changed"
-    assert parse_sections(block) or not block  # zboot's block parses as istgt config
-    exports = [e for e in parse_block(block, split_block(auth)[1]) if e.host.startswith(s.prefix)]
-    states = ssh_text(
-        s.lab,
-        [
-            "zfs",
-            "get",
-            "-H",
-            "-o",
-            "name,value",
-            "-s",
-            "local",
-            "-r",
-            "-t",
-            "volume",
-            "org.zboot:state",
-            f"{s.root}/hosts",
-        ],
-    )
-    disks = {
-        line.split("\t")[0].rsplit("/", 1)[1]: line.split("\t")[1] for line in states.splitlines()
-    }
-    files = ssh_text(
+    """This run's hosts as the server holds them: disks (ready or any),
+    targets istgt serves, hosts in zboot's block of istgt.conf (and those of
+    them with CHAP in the AuthFile), scripts and secret files. The admin's
+    part of istgt.conf must be as the lab wrote it."""
+    out = ssh_text(
         s.lab,
         [
             "sh",
             "-c",
-            'grep -h "^# zboot: host [^,]*, mode [a-z]*, root $1;" "$2"/*.ipxe | '
-            "sed 's/^# zboot: host \\([^,]*\\),.*/script \\1/'; "
-            'ls "$3" | sed -n "s/^\\(.*\\)\\.chap$/secret \\1/p"; true',
+            ISTGT_STATE,
             "sh",
+            str(s.lab.istgt_control_port),
+            str(istgt.CONF),
+            str(istgt.AUTH),
             s.root,
             BOOT_DIR,
             secrets_dir(s.root),
         ],
     )
+    part = dict(re.findall(r"^== (\w+)\n(.*?)(?=^== |\Z)", out, re.MULTILINE | re.DOTALL))
+    admin, block = split_block(part["conf"])
+    assert admin == istgt.base_config(s.lab), "the admin's part of istgt.conf changed"
+    exports = parse_block(block, split_block(part["auth"])[1])
+    disks = dict(line.split("\t") for line in part["disks"].splitlines())
     return {
         "ready": {h for h, state in disks.items() if state == "ready"},
         "disk": set(disks),
-        "served": served,
-        "block": {e.host for e in exports},
-        "chap": {e.host for e in exports if e.chap is not None},
-        "script": {line.split()[1] for line in files.splitlines() if line.startswith("script ")},
-        "secret": {line.split()[1] for line in files.splitlines() if line.startswith("secret ")},
+        "served": {t.rsplit(":", 1)[1] for t in part["served"].split() if f":{s.prefix}" in t},
+        "block": {e.host for e in exports if e.host.startswith(s.prefix)},
+        "chap": {e.host for e in exports if e.host.startswith(s.prefix) and e.chap},
+        "script": set(part["scripts"].split()),
+        "secret": set(part["secrets"].split()),
     }
+
+
+# INQUIRY in the VM as a host's initiator, with the CHAP secret of its file
+# (read there, and given to libiscsi in its environment, never in argv).
+ISTGT_LOGIN = """
+import json, os, sys
+chap_file, initiator, url = sys.argv[1:]
+with open(chap_file) as f:
+    chap = json.load(f)
+env = dict(os.environ, LIBISCSI_CHAP_USERNAME=chap["user"], LIBISCSI_CHAP_PASSWORD=chap["secret"])
+os.execvpe("iscsi-inq", ["iscsi-inq", "-i", initiator, url], env)
+"""
+
+
+def istgt_login(s: IstgtServer, host: str) -> subprocess.CompletedProcess[bytes]:
+    record = host_record(s.lab, s.root, host)
+    url = f"iscsi://127.0.0.1:{s.lab.istgt_port}/{record['target']}/0"
+    chap_file = f"{secrets_dir(s.root)}/{host}.chap"
+    return ssh(
+        s.lab, ["python3", "-c", ISTGT_LOGIN, chap_file, record["initiator"], url], check=False
+    )
 
 
 def host_record(lab: Layout, root: str, host: str) -> dict[str, str]:
@@ -212,36 +231,11 @@ def host_record(lab: Layout, root: str, host: str) -> dict[str, str]:
     }
 
 
-def istgt_login(s: IstgtServer, host: str) -> subprocess.CompletedProcess[bytes]:
-    """INQUIRY in the VM as the host's initiator, with its CHAP secret (on stdin)."""
-    record = host_record(s.lab, s.root, host)
-    chap = json.loads(ssh_text(s.lab, ["cat", f"{secrets_dir(s.root)}/{host}.chap"]))
-    url = f"iscsi://127.0.0.1:{s.lab.istgt_port}/{record['target']}/0"
-    return ssh(
-        s.lab,
-        [
-            "sh",
-            "-c",
-            "read -r u; read -r p; "
-            'LIBISCSI_CHAP_USERNAME=$u LIBISCSI_CHAP_PASSWORD=$p iscsi-inq -i "$1" "$2"',
-            "sh",
-            record["initiator"],
-            url,
-        ],
-        stdin=f"{chap['user']}\n{chap['secret']}\n".encode(),
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("op", list(CHAINS))
 def test_istgt_kill_at_every_step_then_the_run_converges(on_istgt: IstgtServer, op: str) -> None:
     s = on_istgt
     started = time.monotonic()
-    variant = next(v for v in VARIANTS if v.op == op)
-    host, mac = s.new_host() if variant.before is None else s.ready.pop()
-    argv = variant.argv(host, mac)
-    walk = order(s, variant, argv)
-    assert set(walk) == {p for p in POINTS if p.startswith(f"{op}.")}, walk
+    host, argv, walk = s.plans[op]
     for point in walk:
         trace = s.work / f"trace-{uuid.uuid4().hex[:6]}"
         broken = s.run(argv, fault=f"{point}:kill", trace=trace)
@@ -250,21 +244,19 @@ def test_istgt_kill_at_every_step_then_the_run_converges(on_istgt: IstgtServer, 
         s.injected += 1
     finish = s.run(["sync"] if CHAINS[op] == "zboot sync" else argv)
     assert finish.returncode == 0, (finish.stdout, finish.stderr)
-    s.walked[op] = walk
 
     found = istgt_state(s)
     assert found["disk"] == found["ready"], found  # nothing half-made
-    assert (
-        found["served"] == found["block"] == found["ready"] == found["script"] == found["secret"]
-    ), found
-    assert found["chap"] == found["ready"], found
-    if variant.after is None:
+    assert found["served"] == found["block"] == found["ready"], found
+    assert found["script"] == found["secret"] == found["chap"] == found["ready"], found
+    if VARIANTS_BY_OP[op].after is None:
         listed = ssh_text(s.lab, ["zfs", "list", "-H", "-o", "name", "-r", "-t", "all", s.root])
         assert f"/{host}" not in listed and f"{host}-" not in listed, listed  # archives too
     else:
         assert host in found["ready"]
         login = istgt_login(s, host)
         assert login.returncode == 0, login.stderr
+    s.walked.add(op)
     print(
         f"\nistgt {op}: killed at {', '.join(walk)}; then {CHAINS[op]}: converged "
         f"in {time.monotonic() - started:.0f} s"
@@ -273,14 +265,12 @@ def test_istgt_kill_at_every_step_then_the_run_converges(on_istgt: IstgtServer, 
 
 def test_istgt_after_the_walk_doctor_is_clean_and_the_image_intact(on_istgt: IstgtServer) -> None:
     s = on_istgt
-    assert set(s.walked) == set(CHAINS), s.walked
+    assert s.walked == set(CHAINS)
     doctor = s.run(["doctor"])
     assert doctor.returncode == 0, doctor.stdout
     assert json.loads(doctor.stdout)["data"]["findings"] == []
     assert s.image_checksum() == s.image_sum
-    print(
-        f"\nistgt: {s.injected} kills at {sum(map(len, s.walked.values()))} points, {s.count} hosts"
-    )
+    print(f"\nistgt: {s.injected} kills, one at each point; {s.count} hosts made")
 
 
 # --- a fault inside one engine call ---------------------------------------------
@@ -308,6 +298,28 @@ def lio_targets(lab: Layout, prefix: str) -> dict[str, dict[str, str]]:
         host, inode, enabled, luns, acls = [*line.split(" "), "", ""][:5]
         found[host] = {"inode": inode, "enabled": enabled, "luns": luns, "acls": acls}
     return found
+
+
+def host_states(lab: Layout, root: str) -> dict[str, str]:
+    """Each host's state, read from its zvol."""
+    out = ssh_text(
+        lab,
+        [
+            "zfs",
+            "get",
+            "-H",
+            "-o",
+            "name,value",
+            "-s",
+            "local",
+            "-r",
+            "-t",
+            "volume",
+            "org.zboot:state",
+            f"{root}/hosts",
+        ],
+    )
+    return {line.split("\t")[0].rsplit("/", 1)[1]: line.split("\t")[1] for line in out.splitlines()}
 
 
 def whole(target: dict[str, str]) -> bool:
@@ -347,8 +359,11 @@ def test_lio_agent_killed_half_way_through_a_batch(lab: Layout, tmp_path: Path) 
         s.zboot("image", "snapshot", "gold")
 
         # 1. the batch's agent dies after 2 whole targets, one half-made
-        first = s.run(["clone", "gold", "--hosts", str(batch(4))], fault="lio-agent:2")
+        trace = tmp_path / "trace"
+        first = s.run(["clone", "gold", "--hosts", str(batch(4))], fault="lio-agent:2", trace=trace)
         assert first.returncode == 0, (first.stdout, first.stderr)
+        # the batch's engine call failed, then one per host went through
+        assert trace.read_text().split().count("engine-call") == 1 + 4
         done = lio_targets(lab, s.prefix)
         assert len(done) == 4 and all(whole(t) for t in done.values()), done
 
@@ -362,7 +377,7 @@ def test_lio_agent_killed_half_way_through_a_batch(lab: Layout, tmp_path: Path) 
         new = sorted(set(half) - set(done))
         assert len(new) == 3 and sum(whole(half[h]) for h in new) == 2, half  # 2 whole, 1 half
         assert [half[h] for h in done] == [done[h] for h in done]  # the first batch untouched
-        states = {h["name"]: h["state"] for h in s.zboot("list")["data"]}
+        states = host_states(lab, s.root)
         assert sorted(states.values()).count("ready") == 4, states  # the second batch unfinished
 
         finished = s.run(["sync"])
@@ -370,7 +385,7 @@ def test_lio_agent_killed_half_way_through_a_batch(lab: Layout, tmp_path: Path) 
         after = lio_targets(lab, s.prefix)
         assert len(after) == 8 and all(whole(t) for t in after.values()), after
         assert {h: after[h]["inode"] for h in done} == {h: done[h]["inode"] for h in done}
-        assert {h["state"] for h in s.zboot("list")["data"]} == {"ready"}
+        assert set(host_states(lab, s.root).values()) == {"ready"}
         saved = ssh_text(lab, ["cat", "/etc/rtslib-fb-target/saveconfig.json"])
         assert all(f":{h}" in saved for h in after), "LIO's saved configuration lacks a target"
         assert json.loads(s.run(["doctor"]).stdout)["data"]["findings"] == []
