@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_faults import POINTS, VARIANTS, Server
@@ -115,7 +116,7 @@ def on_istgt(
             s.plans[op] = (hosts[op][0], argvs[op], walk)
         yield s
     finally:
-        names = [h["name"] for h in s.zboot.raw("list").get("data") or []]
+        names = list(host_states(lab, s.root))
         if names:
             s.run(["destroy", *names, "--yes", "--force"])
         ssh(lab, ["sh", "-c", ISTGT_DOWN, "sh", s.root])
@@ -211,7 +212,7 @@ os.execvpe("iscsi-inq", ["iscsi-inq", "-i", initiator, url], env)
 
 
 def istgt_login(s: IstgtServer, host: str) -> subprocess.CompletedProcess[bytes]:
-    record = host_record(s.lab, s.root, host)
+    record = logins(s.lab, s.root)[host]
     url = f"iscsi://127.0.0.1:{s.lab.istgt_port}/{record['target']}/0"
     chap_file = f"{secrets_dir(s.root)}/{host}.chap"
     return ssh(
@@ -219,16 +220,34 @@ def istgt_login(s: IstgtServer, host: str) -> subprocess.CompletedProcess[bytes]
     )
 
 
-def host_record(lab: Layout, root: str, host: str) -> dict[str, str]:
-    """The host's record, read from its zvol's properties."""
-    props = ssh_text(
-        lab,
-        ["zfs", "get", "-H", "-o", "property,value", "-s", "local", "all", f"{root}/hosts/{host}"],
+# Every host of a root with its record (target, initiator) and its CHAP
+# file, as JSON: one command in the VM.
+LOGINS = """
+import json, os, subprocess, sys
+root, secrets = sys.argv[1:]
+props = subprocess.run(
+    ["zfs", "get", "-H", "-o", "name,property,value", "-s", "local", "-r", "-t", "volume",
+     "org.zboot:target,org.zboot:initiator", root + "/hosts"],
+    capture_output=True, text=True, check=True,
+).stdout
+found = {}
+for line in props.splitlines():
+    name, key, value = line.split("\\t")
+    host = name.rsplit("/", 1)[1]
+    found.setdefault(host, {})[key.split(":")[1]] = value
+for host, record in found.items():
+    path = os.path.join(secrets, host + ".chap")
+    record["chap"] = json.load(open(path)) if os.path.exists(path) else None
+print(json.dumps(found))
+"""
+
+
+def logins(lab: Layout, root: str) -> dict[str, dict[str, Any]]:
+    """host -> its target, initiator and CHAP (None without a secret file)."""
+    found: dict[str, dict[str, Any]] = json.loads(
+        ssh_text(lab, ["python3", "-c", LOGINS, root, secrets_dir(root)])
     )
-    return {
-        key.removeprefix("org.zboot:"): value
-        for key, value in (line.split("\t", 1) for line in props.splitlines())
-    }
+    return found
 
 
 @pytest.mark.parametrize("op", list(CHAINS))
@@ -301,8 +320,8 @@ def lio_targets(lab: Layout, prefix: str) -> dict[str, dict[str, str]]:
 
 
 def host_states(lab: Layout, root: str) -> dict[str, str]:
-    """Each host's state, read from its zvol."""
-    out = ssh_text(
+    """Each host's state, read from its zvol (none when the root is not there)."""
+    out = ssh(
         lab,
         [
             "zfs",
@@ -318,8 +337,10 @@ def host_states(lab: Layout, root: str) -> dict[str, str]:
             "org.zboot:state",
             f"{root}/hosts",
         ],
-    )
-    return {line.split("\t")[0].rsplit("/", 1)[1]: line.split("\t")[1] for line in out.splitlines()}
+        check=False,
+    ).stdout.decode()
+    rows = (line.split("\t") for line in out.splitlines())
+    return {name.rsplit("/", 1)[1]: state for name, state in rows}
 
 
 def whole(target: dict[str, str]) -> bool:
@@ -389,10 +410,10 @@ def test_lio_agent_killed_half_way_through_a_batch(lab: Layout, tmp_path: Path) 
         saved = ssh_text(lab, ["cat", "/etc/rtslib-fb-target/saveconfig.json"])
         assert all(f":{h}" in saved for h in after), "LIO's saved configuration lacks a target"
         assert json.loads(s.run(["doctor"]).stdout)["data"]["findings"] == []
-        for host in after:
-            record = host_record(lab, s.root, host)
-            chap = json.loads(ssh_text(lab, ["cat", f"{secrets_dir(s.root)}/{host}.chap"]))
-            login = s.login(record, chap)
+        records = logins(lab, s.root)
+        assert set(records) == set(after)
+        for host, record in records.items():
+            login = s.login(record, record["chap"])
             assert login.returncode == 0, (host, login.stderr)
         print(
             f"\nLIO agent killed after 2 of 4 targets: clone finished in the same run; "
@@ -400,7 +421,7 @@ def test_lio_agent_killed_half_way_through_a_batch(lab: Layout, tmp_path: Path) 
             f"{time.monotonic() - started:.0f} s"
         )
     finally:
-        names = [h["name"] for h in s.zboot.raw("list").get("data") or []]
+        names = list(host_states(lab, s.root))
         if names:
             s.run(["destroy", *names, "--yes", "--force"])
         ssh(lab, ["sh", "-c", 'zfs destroy -r "$1" 2>/dev/null; true', "sh", s.root])
