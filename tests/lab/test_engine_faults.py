@@ -4,11 +4,11 @@ way through a batch of targets).
 
 istgt: in the lab istgt runs on the host for its own tests, where there is no
 ZFS. Here it runs in the storage VM instead (the VM shares the host's /usr,
-and its /etc is its own), under Debian's service script, with the lab's base
-config, so zboot drives it over SSH exactly as on a real server. Each of
-clone, rollback and destroy goes through a chain of runs of the same command,
-each SIGKILLed at the next fault point (the points and their order are
-zboot's, from a dry run with a trace), then one run without a fault: the same
+and its /etc is its own), under Debian's service script (one bug of it fixed,
+see ISTGT_UP), with the lab's base config, so zboot drives it over SSH as
+on a real server. Each of clone, rollback and destroy goes through a chain of
+runs of the same command, each SIGKILLed at the next fault point (the points
+and their order are zboot's, from a dry run with a trace), then one run without a fault: the same
 command for clone and destroy, `zboot sync` for rollback. After each chain the
 host is ready (or gone), istgt serves exactly the ready hosts from a config
 whose admin part is untouched, each logs in with its CHAP secret, and no zvol
