@@ -4,6 +4,7 @@ putting the old files back when istgt does not come back, `istgtcontrol info`.""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from zboot.chap import Chap
 from zboot.errors import InvalidInput, ServerError
 from zboot.remote.base import Result
+from zboot.remote.plan import PlanRunner
 from zboot.targets.base import Export
 from zboot.targets.istgt import (
     BEGIN,
@@ -178,3 +180,22 @@ def test_an_admins_apostrophe_is_read_as_istgt_reads_it() -> None:
     server = Istgt(conf)
     IstgtEngine(server, wait_seconds=1).apply(create=[PLAIN])
     assert server.serving == ["admins-own", PLAIN.target]
+
+
+def test_a_change_that_changes_nothing_restarts_nothing() -> None:
+    server = Istgt()
+    engine = IstgtEngine(server, wait_seconds=1)
+    engine.apply(create=[PLAIN])
+    engine.apply(delete=["iqn.2026-11.lab.zboot:gone"])  # not there: a re-run's delete
+    engine.apply(create=[PLAIN])  # the same export again
+    assert server.commands.count(RESTART) == 1  # every session of every host kept
+
+
+def test_a_dry_run_plans_the_restart_without_waiting_for_it() -> None:
+    server = Istgt()
+    dry = PlanRunner(server, execute=False)
+    started = time.monotonic()
+    IstgtEngine(dry, wait_seconds=5).apply(create=[PLAIN])
+    assert time.monotonic() - started < 2
+    assert " ".join(RESTART) in dry.changes
+    assert server.files["/etc/istgt/istgt.conf"].decode() == ADMIN  # nothing written

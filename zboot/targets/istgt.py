@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from ..chap import Chap
 from ..errors import InvalidInput, NotFound, ServerError
 from ..remote.base import Runner, wait_for_path
+from ..remote.plan import PlanRunner
 from .base import Export
 
 DEFAULT_CONF = "/etc/istgt/istgt.conf"  # Debian; FreeBSD: /usr/local/etc/istgt
@@ -192,6 +193,8 @@ class IstgtEngine:
         self.conf = conf
         self.restart = list(restart)
         self.wait_seconds = wait_seconds
+        # a dry run restarts nothing, so there is no istgt coming back to wait for
+        self._planning = isinstance(runner, PlanRunner) and not runner.execute
 
     # --- reading -------------------------------------------------------------
 
@@ -286,7 +289,10 @@ class IstgtEngine:
         for e in create:
             wait_for_path(self.runner, e.device, seconds=60)
         new_conf = admin_conf + render_block(wanted, first, groups[0])
-        self._install(new_conf, auth_path, admin_auth + render_auth_block(wanted, first))
+        new_auth = admin_auth + render_auth_block(wanted, first)
+        if (new_conf, new_auth) == (conf, auth):
+            return  # nothing to change: a restart would only drop every session
+        self._install(new_conf, auth_path, new_auth)
         try:
             self._restart_and_wait(
                 new_conf, {e.target for e in wanted}, {e.target for e in current}
@@ -304,6 +310,8 @@ class IstgtEngine:
         """Restart istgt on conf; wait until it serves exactly `targets` of
         zboot's (those before the change included, so deleted ones must be gone)."""
         result = self.runner.run(self.restart, check=False, timeout=120)
+        if self._planning:
+            return
         deadline = time.monotonic() + self.wait_seconds
         mine = before | targets
         while True:
