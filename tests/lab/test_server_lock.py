@@ -102,9 +102,9 @@ def test_a_zboot_that_waits_too_long_gives_up_and_reads_never_wait(
         refused = impatient("image", "create", "blank", "--size", "8M", code=4)
         assert time.monotonic() - started < 60
         assert "locked by a lock held by hand" in refused["errors"][0]["message"]
+        assert "waiting up to 3 s" in impatient.stderr
         unlock = impatient("unlock", "--yes", code=4)["errors"][0]["message"]
         assert "held by a lock held by hand, which is not a zboot" in unlock
-        assert "waiting up to 3 s" in impatient.stderr
         assert impatient("image", "list")["data"] == []  # a read takes no lock
     finally:
         assert holder.stdin is not None

@@ -512,7 +512,7 @@ def test_a_batch_of_20_is_one_ssh_connection_and_one_save(
     changing = [
         line
         for line in zboot.stderr.splitlines()
-        if line.startswith("change: /usr/bin/python3 -c <zboot agent>")
+        if line.startswith("change: env -i") and " -I -c <zboot agent>" in line
     ]
     assert len(changing) == 1, zboot.stderr  # one rtslib process made all 20 exports
     assert sum(line.startswith("ran: zfs clone") for line in zboot.stderr.splitlines()) == 20

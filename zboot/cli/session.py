@@ -153,7 +153,8 @@ def list_commands(session: Session) -> None:
     if session._runner is None:
         return
     for argv in session._runner.commands:
-        print("ran: " + " ".join(argv), file=sys.stderr)
+        line = " ".join(argv).replace(lock.HOLDER, "<zboot lock holder>")
+        print("ran: " + line, file=sys.stderr)
     if not session.dry_run:
         for line in session._runner.changes:
             print(f"change: {line}", file=sys.stderr)

@@ -197,7 +197,11 @@ class LockedRunner:
         check: bool = True,
         read_only: bool = False,
     ) -> Result:
-        wrapped = self._wrapped(argv)
+        # A read changes nothing, whoever holds the lock: it runs as it is (one
+        # process fewer); the next change learns whether the lease still holds.
+        wrapped = list(argv) if read_only else self._wrapped(argv)
+        if read_only:
+            self._locked()
         result = self.inner.run(
             wrapped, input=input, timeout=timeout, check=False, read_only=read_only
         )
@@ -253,9 +257,9 @@ class LockedRunner:
 
 def lost() -> ServerError:
     return ServerError(
-        "this zboot lost the server's lock (it was stopped, or cut off from the server, "
-        f"for more than {SILENCE:g} s); what it still had running there was ended, and "
-        "it changed nothing more",
+        "this zboot lost the server's lock (its connection to the server was lost, or it "
+        f"was stopped or cut off for more than {SILENCE:g} s); what it still had running "
+        "there was ended, and it changed nothing more",
         hint="run the same command again: it finishes what this run started",
     )
 

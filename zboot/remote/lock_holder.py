@@ -18,11 +18,9 @@ server as root: `python3 -I -c <this source> BASE OWNER WAIT SILENCE`.
    register), every registered command's process group is ended (TERM, then
    KILL after a grace), and only then does the lock go, with this process."""
 
-import contextlib
 import fcntl
 import os
 import select
-import shutil
 import signal
 import stat
 import sys
@@ -39,8 +37,10 @@ GRACE = 5.0  # seconds a command gets between TERM and KILL
 def private_directory(path: str) -> str:
     """path as a directory only this user may use; SystemExit(UNSAFE) if it
     is anything else (a link, someone else's, open to others)."""
-    with contextlib.suppress(FileExistsError):
+    try:
         os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
         print(f"{path} is not a directory only uid {os.geteuid()} may use", file=sys.stderr)
@@ -106,7 +106,15 @@ def end_lease(lease: str) -> None:
         time.sleep(0.1)
         groups = process_groups(pids)
     signal_all(groups, signal.SIGKILL)
-    shutil.rmtree(ending, ignore_errors=True)
+    for name in os.listdir(ending):
+        try:
+            os.unlink(os.path.join(ending, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(ending)
+    except OSError:
+        pass
 
 
 def wait_for_end(silence: float) -> None:

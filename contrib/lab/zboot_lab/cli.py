@@ -89,7 +89,7 @@ def cmd_golden(layout: Layout, args: argparse.Namespace) -> int:
 def cmd_test(layout: Layout, args: argparse.Namespace) -> int:
     started = time.monotonic()
     install_all(layout)
-    return run_tests(layout, args.pytest_args, started)
+    return run_tests(layout, args.pytest_args, started, full=args.full)
 
 
 def cmd_demo(layout: Layout, args: argparse.Namespace) -> int:
@@ -121,7 +121,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("out")
     sub.add_parser("demo", help="set up, then boot a diskless client from a golden image, twice")
     sub.add_parser("install", help="only install and build what the lab needs")
-    s = sub.add_parser("test", help="set up everything, run ruff, mypy, pytest (args to pytest)")
+    s = sub.add_parser(
+        "test",
+        help="set up everything, run ruff, mypy, pytest (args to pytest; --full: also the "
+        "tests CI leaves out)",
+    )
     s.add_argument("pytest_args", nargs=argparse.REMAINDER)
     return p
 
@@ -145,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     # `lab test` passes everything after it to pytest, options included.
     args, extra = p.parse_known_args(argv)
     if args.cmd == "test":
-        args.pytest_args = [a for a in [*extra, *args.pytest_args] if a != "--"]
+        given = [a for a in [*extra, *args.pytest_args] if a != "--"]
+        args.full = "--full" in given  # every test, also those CI leaves out
+        args.pytest_args = [a for a in given if a != "--full"]
     elif extra:
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     layout = Layout.from_env()

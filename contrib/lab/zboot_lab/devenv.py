@@ -86,9 +86,10 @@ class BackgroundBoot(threading.Thread):
         self.seconds = time.monotonic() - start
 
 
-def run_tests(layout: Layout, pytest_args: list[str], started: float) -> int:
+def run_tests(layout: Layout, pytest_args: list[str], started: float, full: bool = False) -> int:
     """`lab test`: with pytest arguments, one pytest run with them (the lab is
-    brought up by the tests' fixture); without, every phase in turn."""
+    brought up by the tests' fixture); without, every phase in turn. Tests
+    marked `full` run only with full=True (`lab test --full`)."""
     python = str(ensure_venv())
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     if pytest_args:
@@ -142,7 +143,10 @@ def run_tests(layout: Layout, pytest_args: list[str], started: float) -> int:
         )
         if boot.error is not None:
             raise LabError(f"the storage VM did not come up: {boot.error}")
-        for name, marker in (("lab", "lab"), ("e2e", "e2e")):
+        chosen = (("lab", "lab"), ("e2e", "e2e"))
+        if not full:
+            chosen = (("lab", "lab and not full"), ("e2e", "e2e and not full"))
+        for name, marker in chosen:
             codes.append(
                 _timed(
                     timings,
