@@ -352,6 +352,7 @@ def whole(target: dict[str, str]) -> bool:
     )
 
 
+@pytest.mark.full  # 90 s: CI's time budget; `lab test --full` runs it
 def test_lio_agent_killed_half_way_through_a_batch(lab: Layout, tmp_path: Path) -> None:
     """A batch clone whose agent dies after 2 of 4 targets is finished by
     zboot's own fallback (one engine call per host); a batch left by a killed
