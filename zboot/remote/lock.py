@@ -150,7 +150,8 @@ def acquire(
                 hint="wait for it to finish, raise [server] lock_timeout, or, if that zboot "
                 "is gone for sure, `zboot unlock`",
             ) from None
-        raise ServerError(f"cannot take the lock on {where}: {err.message}") from None
+        why = err.stderr.strip().splitlines()[-1:] or [f"exit {err.returncode}"]
+        raise ServerError(f"cannot take the lock on {where}: {why[0]}") from None
     if not lease:
         held.release()
         raise ServerError(f"the lock holder on {where} named no lease")
@@ -160,7 +161,7 @@ def acquire(
 class LockedRunner:
     """A runner that takes the server's lock before its first command (so bad
     input found before that never reaches the server), runs every command
-    under the lease, and lets the lock go on close."""
+    that changes anything under the lease, and lets the lock go on close."""
 
     def __init__(self, inner: Runner, take: Callable[[Runner], Lease | None]) -> None:
         self.inner = inner
