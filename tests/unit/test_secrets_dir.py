@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from zboot.chap import Chap
@@ -42,7 +42,12 @@ def decode(name: str) -> str:
     return re.sub(r"_+", lambda m: "_" * (len(m[0]) // 2) + "/" * (len(m[0]) % 2), name)
 
 
-@settings(max_examples=500, deadline=None, database=None)
+@settings(
+    max_examples=500,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(a=DATASET, b=DATASET)
 def test_two_roots_never_share_a_secrets_directory(a: str, b: str) -> None:
     assert decode(name_of(a)) == a
@@ -54,7 +59,12 @@ def test_the_roots_the_audit_found_get_directories_of_their_own(pair: tuple[str,
     assert name_of(pair[0]) != name_of(pair[1])
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(root=DATASET.filter(lambda r: "_" not in r))
 def test_a_root_without_underscore_keeps_its_directory(root: str) -> None:
     config = Config(root=root)
