@@ -6,6 +6,7 @@ status (isa-debug-exit) and the serial console."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -25,6 +26,8 @@ EXIT_PORT = "0xf4"
 IPXE_ERROR_RE = re.compile(r"^.*\(https?://ipxe\.org/[0-9a-f]{8}\)\s*$", re.MULTILINE)
 PROGRAM_LINE_RE = re.compile(r"ZBOOT-[A-Z]+[:=].*")
 COUNTER_RE = re.compile(r"ZBOOT-COUNTER=(\d+)")
+# The golden Linux image's report: what the OS took from the iBFT, and its counter.
+LINUX_RE = re.compile(r"ZBOOT-LINUX (\{.*\})")
 SAN_RE = re.compile(r"Registered SAN device (0x[0-9a-f]+)")
 ANSI_RE = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|c)")
 CONSOLE_WIDTH = 80  # SeaBIOS' serial mirror wraps lines at 80 columns
@@ -73,6 +76,8 @@ class BootResult:
     san_devices: list[str] = field(default_factory=list)  # "Registered SAN device 0x80"
     ipxe_errors: list[str] = field(default_factory=list)
     program_output: list[str] = field(default_factory=list)
+    # The Linux image's report (counter, iBFT fields), when that image booted.
+    linux: dict[str, Any] | None = None
     seconds: float = 0.0
     log: str = ""
 
@@ -175,16 +180,32 @@ def interpret(
     # report 0, so 1 is QEMU's own error status.
     reported = status // 2 if status is not None and status % 2 == 1 and status > 1 else None
     counter = reported if reported is not None and reported != FAILED else None
+    linux = linux_report(text)
+    if linux is not None:
+        counter = linux["counter"] if isinstance(linux.get("counter"), int) else None
     return BootResult(
         mac=mac,
         firmware=firmware,
-        booted=reported is not None,
+        booted=reported is not None or counter is not None,
         counter=counter,
         exit_status=status,
         timed_out=timed_out,
         san_devices=SAN_RE.findall(text),
         ipxe_errors=[m.strip() for m in IPXE_ERROR_RE.findall(text)],
         program_output=PROGRAM_LINE_RE.findall(text),
+        linux=linux,
         seconds=round(seconds, 1),
         log=str(log),
     )
+
+
+def linux_report(text: str) -> dict[str, Any] | None:
+    """The Linux image's last report line, parsed (None if there is none)."""
+    found = LINUX_RE.findall(text)
+    if not found:
+        return None
+    try:
+        value = json.loads(found[-1])
+    except json.JSONDecodeError:
+        return {"unreadable": found[-1]}
+    return value if isinstance(value, dict) else {"unreadable": found[-1]}

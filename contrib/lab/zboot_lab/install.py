@@ -62,6 +62,15 @@ MAIN_PACKAGES = [
     "mtools",
     "grub-efi-amd64-bin",
     "grub-common",
+    # the golden Linux image and the boot LAN (issue 17): the OS's own
+    # initiator, its boot loaders, iPXE's first stages, DHCP and TFTP
+    "open-iscsi",
+    "syslinux",
+    "syslinux-common",
+    "pxelinux",
+    "ipxe",
+    "e2fsprogs",
+    "cpio",
 ]
 BACKPORTS_PACKAGES = ["zfs-dkms", "zfsutils-linux", "python3-pyzfs"]
 ALL_PACKAGES = KERNEL_PACKAGES + MAIN_PACKAGES + BACKPORTS_PACKAGES

@@ -1,0 +1,289 @@
+"""A golden Linux image, built from Debian's own packages: the installed
+kernel, open-iscsi's `iscsistart` and busybox. Its initramfs takes the iSCSI
+disk over through the iBFT that iPXE leaves in memory, as an operating system
+does after a SAN boot, and mounts its root from that disk; the root's /init
+prints what it took from the iBFT and a boot counter kept on the disk, then
+powers off.
+
+One disk boots on both firmwares: GPT with an EFI system partition that holds
+SYSLINUX (BIOS, through gptmbr.bin and the partition's legacy-boot flag) and
+a standalone GRUB as \\EFI\\BOOT\\BOOTX64.EFI (UEFI), the kernel and the
+initramfs; a small ext4 root beside it. The installer (kernel + an initramfs
+that carries the disk image) writes the same OS onto a blank disk."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .costs import timed
+from .install import guest_kernel
+from .layout import LAB_SRC, Layout
+from .procs import LabError, output, run
+
+MIB = 1024 * 1024
+SECTOR = 512
+ESP_START = 2048  # sectors
+ESP_MIB = 40
+ROOT_MIB = 8
+IMAGE_MIB = 64  # iPXE's INT 13h wants more than one 8 MB cylinder
+BUSYBOX = Path("/bin/busybox")
+ISCSISTART = Path("/usr/sbin/iscsistart")
+GPTMBR = Path("/usr/lib/syslinux/mbr/gptmbr.bin")
+# What the initramfs loads, in this order (each with what it depends on):
+# the clients' NICs, the iSCSI initiator, the iBFT reader, disks and ext4.
+MODULES = [
+    "virtio_pci",
+    "virtio_net",
+    "e1000",
+    "iscsi_tcp",
+    "iscsi_ibft",
+    "sd_mod",
+    "crc32c_generic",
+    "ext4",
+]
+CMDLINE = "console=ttyS0,115200 panic=1 quiet"
+SOURCES = ("linux-initramfs.sh", "linux-root-init.sh")
+
+
+def digest(kernel: str) -> str:
+    """Everything that goes into the images: this builder, its scripts, the
+    kernel and the versions of the packages whose files are copied in."""
+    versions = output(
+        ["dpkg-query", "-W", "-f", "${Package}=${Version}\n", "open-iscsi", "busybox-static"]
+    )
+    parts = [Path(__file__).read_bytes(), kernel.encode(), versions.encode()]
+    parts += [(LAB_SRC / "golden" / name).read_bytes() for name in SOURCES]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+def cached_paths(layout: Layout) -> dict[str, Path]:
+    """The built files under the lab's state directory, named by digest."""
+    kernel = guest_kernel()
+    stem = layout.golden / f"linux-{digest(kernel)}"
+    return {
+        "disk": stem.with_suffix(".img"),
+        "kernel": stem.with_suffix(".vmlinuz"),
+        "installer": stem.with_suffix(".installer.gz"),
+    }
+
+
+def ensure_built(layout: Layout) -> dict[str, Path]:
+    """Build the disk image, and the installer's kernel and initramfs, once."""
+    paths = cached_paths(layout)
+    if all(path.exists() for path in paths.values()):
+        return paths
+    layout.golden.mkdir(parents=True, exist_ok=True)
+    with (
+        timed("linux image build"),
+        tempfile.TemporaryDirectory(prefix=".zboot-linux-", dir=layout.golden) as tmp,
+    ):
+        work = Path(tmp)
+        kernel = guest_kernel()
+        vmlinuz = Path(f"/boot/vmlinuz-{kernel}")
+        initrd = initramfs(work / "initrd", kernel, work / "initrd.gz")
+        disk = work / "disk.img"
+        write_disk(work, vmlinuz, initrd, disk)
+        installer = initramfs(work / "installer", kernel, work / "installer.gz", os_image=disk)
+        shutil.copyfile(vmlinuz, work / "vmlinuz")
+        (work / "vmlinuz").replace(paths["kernel"])
+        installer.replace(paths["installer"])
+        disk.replace(paths["disk"])  # last: its presence means all are there
+    return paths
+
+
+def write_linux_golden(layout: Layout, out: Path) -> None:
+    """Copy the golden Linux disk image to out (building it first if needed)."""
+    shutil.copyfile(ensure_built(layout)["disk"], out)
+
+
+def module_files(kernel: str) -> list[Path]:
+    """The modules to load, dependencies first, each once."""
+    ordered: list[Path] = []
+    for name in MODULES:
+        shown = output(["modprobe", "-S", kernel, "--show-depends", name])
+        for line in shown.splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] == "insmod":
+                path = Path(words[1])
+                if path not in ordered:
+                    ordered.append(path)
+    if not ordered:
+        raise LabError(f"no modules found for kernel {kernel}")
+    return ordered
+
+
+def shared_libraries(binary: Path) -> list[Path]:
+    """The libraries binary loads (ldd), its loader included."""
+    libs: list[Path] = []
+    for line in output(["ldd", str(binary)]).splitlines():
+        words = line.split()
+        path = words[2] if len(words) >= 3 and words[1] == "=>" else words[0]
+        if path.startswith("/"):
+            libs.append(Path(path))
+    return libs
+
+
+def copy_into(root: Path, source: Path, dest: Path | None = None) -> None:
+    target = root / (dest or source).relative_to("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source.resolve(), target)
+
+
+def initramfs(root: Path, kernel: str, out: Path, *, os_image: Path | None = None) -> Path:
+    """A gzip'd newc cpio: busybox, iscsistart and its libraries, the modules
+    in load order, and the init script (plus the disk image, for the installer)."""
+    for directory in ("bin", "sbin", "proc", "sys", "dev", "etc", "run", "tmp", "modules"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    copy_into(root, BUSYBOX)
+    copy_into(root, ISCSISTART)
+    for lib in shared_libraries(ISCSISTART):
+        copy_into(root, lib)
+    order = []
+    for module in module_files(kernel):
+        shutil.copy2(module, root / "modules" / module.name)
+        order.append(module.name)
+    (root / "modules" / "order").write_text("\n".join(order) + "\n")
+    init = root / "init"
+    shutil.copyfile(LAB_SRC / "golden" / "linux-initramfs.sh", init)
+    init.chmod(0o755)
+    if os_image is not None:
+        with (
+            os_image.open("rb") as src,
+            gzip.open(root / "os.img.gz", "wb", compresslevel=6) as dst,
+        ):
+            shutil.copyfileobj(src, dst)
+    files = subprocess.run(
+        ["find", ".", "-mindepth", "1"], cwd=root, capture_output=True, check=True
+    ).stdout
+    with out.open("wb") as archive:
+        cpio = subprocess.Popen(
+            ["cpio", "-o", "-H", "newc", "--quiet", "-R", "0:0"],
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        packed, _ = cpio.communicate(files)
+        if cpio.returncode != 0:
+            raise LabError("cpio failed to pack the initramfs")
+        archive.write(gzip.compress(packed, compresslevel=6))
+    return out
+
+
+def root_filesystem(work: Path, out: Path) -> None:
+    """ext4 with busybox, the reporting /init and a counter at 0."""
+    root = work / "rootfs"
+    for directory in ("bin", "proc", "sys", "dev", "zboot"):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+    shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    init = root / "init"
+    shutil.copyfile(LAB_SRC / "golden" / "linux-root-init.sh", init)
+    init.chmod(0o755)
+    (root / "zboot" / "counter").write_text("0\n")
+    run(
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            "zboot-root",
+            "-E",
+            "root_owner=0:0",
+            "-d",
+            str(root),
+            str(out),
+            f"{ROOT_MIB}M",
+        ]
+    )
+
+
+def grub_efi(work: Path) -> Path:
+    cfg = work / "grub.cfg"
+    cfg.write_text(
+        "set timeout=0\n"
+        "search --no-floppy --file --set=root /zboot-linux\n"
+        f"linux /vmlinuz {CMDLINE}\n"
+        "initrd /initrd.gz\n"
+        "boot\n"
+    )
+    efi = work / "BOOTX64.EFI"
+    modules = "part_gpt fat search search_fs_file linux normal echo"
+    run(
+        [
+            "grub-mkstandalone",
+            "-O",
+            "x86_64-efi",
+            "-o",
+            str(efi),
+            f"--install-modules={modules}",
+            "--locales=",
+            "--fonts=",
+            "--themes=",
+            f"boot/grub/grub.cfg={cfg}",
+        ]
+    )
+    return efi
+
+
+def system_partition(work: Path, vmlinuz: Path, initrd: Path, out: Path) -> None:
+    """FAT: SYSLINUX for BIOS, GRUB for UEFI, both loading the same kernel."""
+    run(["mkfs.vfat", "-n", "ZBOOT-ESP", "-C", str(out), str(ESP_MIB * 1024)])
+    run(["mmd", "-i", str(out), "::/syslinux", "::/EFI", "::/EFI/BOOT"])
+    run(["syslinux", "--install", "--directory", "/syslinux", str(out)])
+    cfg = work / "syslinux.cfg"
+    cfg.write_text(
+        f"DEFAULT linux\nPROMPT 0\nLABEL linux\n  KERNEL /vmlinuz\n"
+        f"  APPEND initrd=/initrd.gz {CMDLINE}\n"
+    )
+    marker = work / "zboot-linux"
+    marker.write_text("zboot lab golden Linux\n")
+    copies = {
+        cfg: "::/syslinux/syslinux.cfg",
+        vmlinuz: "::/vmlinuz",
+        initrd: "::/initrd.gz",
+        marker: "::/zboot-linux",
+        grub_efi(work): "::/EFI/BOOT/BOOTX64.EFI",
+    }
+    for source, dest in copies.items():
+        run(["mcopy", "-i", str(out), str(source), dest])
+
+
+def write_disk(work: Path, vmlinuz: Path, initrd: Path, image: Path) -> None:
+    esp = work / "esp.img"
+    root = work / "root.img"
+    system_partition(work, vmlinuz, initrd, esp)
+    root_filesystem(work, root)
+    root_start = ESP_START + ESP_MIB * MIB // SECTOR
+    with image.open("wb") as disk:
+        disk.truncate(IMAGE_MIB * MIB)
+    run(
+        [
+            "sgdisk",
+            "-o",
+            "-n",
+            f"1:{ESP_START}:+{ESP_MIB}M",
+            "-t",
+            "1:ef00",
+            "-A",
+            "1:set:2",  # legacy BIOS bootable: gptmbr.bin boots this one
+            "-c",
+            "1:ZBOOT-ESP",
+            "-n",
+            f"2:{root_start}:+{ROOT_MIB}M",
+            "-t",
+            "2:8300",
+            "-c",
+            "2:zboot-root",
+            str(image),
+        ]
+    )
+    with image.open("r+b") as disk:
+        disk.write(GPTMBR.read_bytes()[:440])  # boot code only: keep the protective MBR
+        disk.seek(ESP_START * SECTOR)
+        disk.write(esp.read_bytes())
+        disk.seek(root_start * SECTOR)
+        disk.write(root.read_bytes())
