@@ -54,7 +54,17 @@ udevadm settle --timeout=60
 say "udev settled"
 
 # --- network (QEMU user networking: host loopback is 10.0.2.2) -------------
-nic=$(ls /sys/class/net | grep -v '^lo$' | head -n1)
+# The NIC on QEMU's user network is the one that is not on the boot LAN.
+lan_nics=()
+nic=
+for dev in /sys/class/net/*; do
+    name=${dev##*/}
+    [ "$name" = lo ] && continue
+    case "$(cat "$dev/address")" in
+    "$LAB_LAN_MAC_PREFIX"*) lan_nics+=("$name") ;;
+    *) [ -n "$nic" ] || nic=$name ;;
+    esac
+done
 ip link set lo up
 ip link set "$nic" up
 ip addr add 10.0.2.15/24 dev "$nic" 2>/dev/null || true
@@ -64,7 +74,20 @@ hostname zboot-lab
 # reverse lookup of a client (sshd's session set-up does one) would wait for it.
 printf '127.0.0.1 localhost\n10.0.2.15 zboot-lab\n10.0.2.2 lab-host\n' >/etc/hosts
 printf 'options timeout:1 attempts:1\n' >/etc/resolv.conf
-say "network up on $nic"
+# The boot LAN: a bridge over the NICs the clients' QEMUs connect to, with
+# the server's own address; DHCP and TFTP on it start when a test asks.
+modprobe bridge
+ip link add lan0 type bridge forward_delay 0 stp_state 0 2>/dev/null || true
+for lan_nic in "${lan_nics[@]}"; do
+    ip link set "$lan_nic" master lan0
+    ip link set "$lan_nic" up
+done
+ip addr add "$LAB_LAN_SERVER" dev lan0 2>/dev/null || true
+# An IPv6 prefix too, for the router advertisements the LAN's dnsmasq sends:
+# iPXE waits about 16 s for IPv6 autoconfiguration on a LAN without them.
+ip -6 addr add "$LAB_LAN_SERVER6" dev lan0 nodad 2>/dev/null || true
+ip link set lan0 up
+say "network up on $nic; boot LAN ${LAB_LAN_SERVER} on lan0 over ${lan_nics[*]}"
 
 # --- the pool ----------------------------------------------------------------
 disk=/dev/disk/by-id/scsi-0virtme_disk_${LAB_DISK_NAME}
@@ -93,6 +116,14 @@ mkdir -p /etc/rtslib-fb-target /etc/tgt/conf.d
 mount --bind /srv/lab/rtslib-fb-target /etc/rtslib-fb-target
 mount --bind /srv/lab/tgt-conf.d /etc/tgt/conf.d
 say "pool $LAB_POOL ready"
+
+# The boot LAN's TFTP directory: iPXE's first stages and PXELINUX, from
+# Debian's packages.
+mkdir -p "$LAB_TFTP_DIR"
+for loader in /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi /usr/lib/ipxe/ipxe.efi \
+    /usr/lib/ipxe/ipxe.lkrn /usr/lib/PXELINUX/pxelinux.0 /usr/lib/syslinux/modules/bios/ldlinux.c32; do
+    cp "$loader" "$LAB_TFTP_DIR/"
+done
 
 # --- LIO: restore the saved configuration, as the target service would ------
 if [ -s /etc/rtslib-fb-target/saveconfig.json ]; then

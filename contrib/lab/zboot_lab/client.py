@@ -6,17 +6,20 @@ status (isa-debug-exit) and the serial console."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .costs import timed
 from .golden import FAILED
-from .layout import Layout
+from .layout import LAN_LINKS, Layout
 from .procs import LabError, stop
 
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -94,9 +97,29 @@ def normalise_mac(mac: str) -> str:
     return value
 
 
-def qemu_argv(layout: Layout, mac: str, firmware: str, log: Path, pidfile: Path) -> list[str]:
-    # iPXE expands ${mac:hexhyp} in the DHCP filename itself.
-    bootfile = f"{layout.boot_url()}${{mac:hexhyp}}.ipxe"
+def network(layout: Layout, mac: str, link: int | None, rom: bool) -> list[str]:
+    """The client's NIC: on QEMU's user network (its DHCP hands iPXE the
+    per-MAC script URL; iPXE expands ${mac:hexhyp} itself), or, given a link,
+    on the boot LAN. rom=False takes the NIC's iPXE ROM away, so UEFI
+    firmware boots it with its own PXE client (the two-stage chain)."""
+    nic = f"virtio-net-pci,netdev=net0,mac={mac}" + ("" if rom else ",romfile=")
+    if link is None:
+        bootfile = f"{layout.boot_url()}${{mac:hexhyp}}.ipxe"
+        netdev = f"user,id=net0,bootfile={bootfile}"
+    else:
+        netdev = f"socket,id=net0,connect=127.0.0.1:{layout.lan_port(link)}"
+    return ["-netdev", netdev, "-device", nic]
+
+
+def qemu_argv(
+    layout: Layout,
+    mac: str,
+    firmware: str,
+    log: Path,
+    pidfile: Path,
+    link: int | None = None,
+    rom: bool = True,
+) -> list[str]:
     argv = [
         "qemu-system-x86_64",
         "-accel",
@@ -118,10 +141,7 @@ def qemu_argv(layout: Layout, mac: str, firmware: str, log: Path, pidfile: Path)
         # network only; when it fails, reboot (and so exit) at once
         "-boot",
         "order=n,strict=on,reboot-timeout=0",
-        "-netdev",
-        f"user,id=net0,bootfile={bootfile}",
-        "-device",
-        f"virtio-net-pci,netdev=net0,mac={mac}",
+        *network(layout, mac, link, rom),
         "-device",
         f"isa-debug-exit,iobase={EXIT_PORT},iosize=0x04",
         "-pidfile",
@@ -132,13 +152,47 @@ def qemu_argv(layout: Layout, mac: str, firmware: str, log: Path, pidfile: Path)
     return argv
 
 
-def boot(layout: Layout, mac: str, firmware: str = "bios", timeout: float = 120) -> BootResult:
-    """Power on a diskless client and wait until it exits or the timeout ends it."""
-    with timed(f"client boot ({firmware})"):
-        return _boot(layout, mac, firmware, timeout)
+def boot(
+    layout: Layout,
+    mac: str,
+    firmware: str = "bios",
+    timeout: float = 120,
+    *,
+    lan: bool = False,
+    rom: bool = True,
+) -> BootResult:
+    """Power on a diskless client and wait until it exits or the timeout ends
+    it; lan: on the boot LAN (real DHCP and TFTP) instead of QEMU's network."""
+    where = "boot LAN" if lan else "QEMU network"
+    with timed(f"client boot ({firmware}, {where})"):
+        if not lan:
+            return _boot(layout, mac, firmware, timeout, None, rom)
+        with lan_link(layout) as link:
+            return _boot(layout, mac, firmware, timeout, link, rom)
 
 
-def _boot(layout: Layout, mac: str, firmware: str, timeout: float) -> BootResult:
+@contextmanager
+def lan_link(layout: Layout, wait: float = 600) -> Iterator[int]:
+    """A free link to the boot LAN, held (by a lock file) while a client uses it."""
+    layout.run.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    while True:
+        for link in range(LAN_LINKS):
+            with (layout.run / f"lan{link}.lock").open("a") as held:
+                try:
+                    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                yield link
+                return
+        if time.monotonic() > deadline:
+            raise LabError(f"no free link to the boot LAN after {wait:.0f}s")
+        time.sleep(1)
+
+
+def _boot(
+    layout: Layout, mac: str, firmware: str, timeout: float, link: int | None, rom: bool
+) -> BootResult:
     mac = normalise_mac(mac)
     if firmware not in ("bios", "uefi"):
         raise LabError(f"unknown firmware {firmware!r}: use bios or uefi")
@@ -149,7 +203,7 @@ def _boot(layout: Layout, mac: str, firmware: str, timeout: float) -> BootResult
     pidfile = log.with_suffix(".pid")
     start = time.monotonic()
     proc = subprocess.Popen(
-        qemu_argv(layout, mac, firmware, log, pidfile),
+        qemu_argv(layout, mac, firmware, log, pidfile, link, rom),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

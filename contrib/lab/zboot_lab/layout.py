@@ -22,6 +22,18 @@ GUEST_LIO_PORT = 3260
 GUEST_TGT_PORT = 3261
 # How a QEMU user-network guest (a diskless client) reaches the host loopback.
 HOST_FROM_GUEST = "10.0.2.2"
+# The boot LAN: one L2 segment between the storage VM and the clients, with no
+# QEMU DHCP on it. Each client's NIC is a QEMU socket link (127.0.0.1 only) to
+# one of the storage VM's LAN NICs, which the guest bridges; DHCP and TFTP on
+# it are real servers the lab starts in the storage VM.
+LAN_SERVER = "192.168.150.1"  # the storage VM's address on the boot LAN
+LAN_PREFIX = 24
+LAN_SERVER6 = "fd5a:b007:150::1/64"  # a private IPv6 prefix, for router advertisements
+LAN_RANGE = ("192.168.150.100", "192.168.150.199")
+LAN_LINKS = 4  # clients on the LAN at once
+LAN_MAC_PREFIX = "52:54:00:1a:b0:"  # the storage VM's LAN NICs
+LAN_TFTP_DIR = "/srv/lab/tftp"
+GUEST_ISTGT_PORT = 3262
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,10 @@ class Layout:
     @property
     def istgt_control_port(self) -> int:
         return self.port_base + 3264
+
+    def lan_port(self, link: int) -> int:
+        """The 127.0.0.1 port of the storage VM's LAN NIC number link."""
+        return self.port_base + 500 + link
 
     def forwards(self) -> dict[int, int]:
         """Host port -> guest port, every one bound to 127.0.0.1."""
@@ -125,6 +141,14 @@ class Layout:
 
     def boot_url(self) -> str:
         return f"http://{HOST_FROM_GUEST}:{self.http_port}/"
+
+    def lan_boot_url(self) -> str:
+        return f"http://{LAN_SERVER}/"
+
+    def lan_portal(self, engine: str = "lio") -> str:
+        """The iSCSI portal as a client on the boot LAN sees it."""
+        port = {"lio": GUEST_LIO_PORT, "tgt": GUEST_TGT_PORT}.get(engine, GUEST_ISTGT_PORT)
+        return f"{LAN_SERVER}:{port}"
 
     def portal(self, engine: str = "lio") -> str:
         """The iSCSI portal as a diskless client sees it."""

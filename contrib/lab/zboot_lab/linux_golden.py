@@ -204,14 +204,20 @@ def root_filesystem(work: Path, out: Path) -> None:
 def grub_efi(work: Path) -> Path:
     cfg = work / "grub.cfg"
     cfg.write_text(
-        "set timeout=0\n"
-        "search --no-floppy --file --set=root /zboot-linux\n"
-        f"linux /vmlinuz {CMDLINE}\n"
-        "initrd /initrd.gz\n"
+        "insmod part_gpt\n"
+        "insmod fat\n"
+        "insmod linux\n"
+        "search --no-floppy --file --set=esp /zboot-linux\n"
+        'if [ -z "$esp" ]; then\n'
+        '  echo "ZBOOT-ERROR: GRUB found no disk with /zboot-linux"\n'
+        "  halt\n"
+        "fi\n"
+        f"linux ($esp)/vmlinuz {CMDLINE}\n"
+        "initrd ($esp)/initrd.gz\n"
         "boot\n"
     )
     efi = work / "BOOTX64.EFI"
-    modules = "part_gpt fat search search_fs_file linux normal echo"
+    modules = "part_gpt fat search search_fs_file linux normal echo test halt"
     run(
         [
             "grub-mkstandalone",

@@ -68,6 +68,10 @@ def prepare_files(layout: Layout) -> None:
         f"LAB_HTTP_PORT={L.GUEST_HTTP_PORT}\n"
         f"LAB_TGT_PORT={L.GUEST_TGT_PORT}\n"
         f"LAB_REPO={L.REPO_ROOT}\n"
+        f"LAB_LAN_SERVER={L.LAN_SERVER}/{L.LAN_PREFIX}\n"
+        f"LAB_LAN_SERVER6={L.LAN_SERVER6}\n"
+        f"LAB_LAN_MAC_PREFIX={L.LAN_MAC_PREFIX}\n"
+        f"LAB_TFTP_DIR={L.LAN_TFTP_DIR}\n"
     )
 
 
@@ -110,6 +114,7 @@ def vm_argv(layout: Layout, kernel: str) -> list[str]:
         f"user,id=lab0,{forwards}",
         "-device",
         "virtio-net-pci,netdev=lab0",
+        *lan_links(layout),
         # The host's /usr once more, for storage-init.sh to mount with the
         # guest's page cache on (the root's 9p mount has none): every program
         # and library the guest runs comes from /usr, read again over 9p at
@@ -127,6 +132,20 @@ def vm_argv(layout: Layout, kernel: str) -> list[str]:
         "-device",
         f"virtio-9p-pci,fsdev={REPO_TAG},mount_tag={REPO_TAG}",
     ]
+
+
+def lan_links(layout: Layout) -> list[str]:
+    """The storage VM's boot-LAN NICs: each waits on a 127.0.0.1 port for one
+    client's QEMU to connect (and again after it goes)."""
+    argv: list[str] = []
+    for link in range(L.LAN_LINKS):
+        argv += [
+            "-netdev",
+            f"socket,id=lan{link},listen=127.0.0.1:{layout.lan_port(link)}",
+            "-device",
+            f"virtio-net-pci,netdev=lan{link},mac={L.LAN_MAC_PREFIX}{link:02x}",
+        ]
+    return argv
 
 
 def wait_for_qemu(layout: Layout, launcher: subprocess.Popen[bytes]) -> int:
@@ -268,7 +287,8 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
             ensure_master(layout)
             forget_cached_files(layout)
         return
-    busy = [p for p in layout.forwards() if not port_free(p)]
+    ports = [*layout.forwards(), *(layout.lan_port(n) for n in range(L.LAN_LINKS))]
+    busy = [p for p in ports if not port_free(p)]
     if busy:
         raise LabError(f"ports {busy} on 127.0.0.1 are taken; set ZBOOT_LAB_PORT_BASE")
     with timed("storage VM boot (to SSH ready)"):

@@ -1,0 +1,160 @@
+"""A real operating system boots through zboot's whole chain on the lab's
+boot LAN: a real DHCP server fed by `zboot dhcp`, TFTP, iPXE, the per-MAC
+script, then the Linux image's initramfs logs in to its disk again with
+open-iscsi (`iscsistart -b`) from the iBFT alone, mounts its root from it,
+counts the boot there and reports the iBFT it saw.
+
+Which cells of the matrix (engine x firmware x CHAP x way in) run here, and
+which only in `lab test --full`: docs/boot.md, "The boot matrix"."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from zboot_cli import Zboot
+from zboot_lab import bootlan, client
+from zboot_lab.layout import Layout
+from zboot_lab.linux_golden import write_linux_golden
+from zboot_lab.remote import ssh, ssh_text
+
+pytestmark = pytest.mark.e2e
+
+A, B = "52:54:00:e2:01:01", "52:54:00:e2:01:02"
+UNKNOWN = "52:54:00:e2:01:ff"
+NO_GATEWAY = ("", "0.0.0.0")  # noqa: S104 (how an iBFT shows "no gateway")
+
+
+def on_lan(lab: Layout, zboot: Zboot, engine: str = "lio") -> Zboot:
+    """The zboot fixture's config, pointed at the boot LAN's portal and URL."""
+    config = Path(zboot.env["ZBOOT_CONFIG"])
+    text = (
+        config.read_text()
+        .replace(f'portal = "{lab.portal("lio")}"', f'portal = "{lab.lan_portal(engine)}"')
+        .replace(f'url = "{lab.boot_url()}"', f'url = "{lab.lan_boot_url()}"')
+        .replace('engine = "lio"', f'engine = "{engine}"')
+    )
+    config.write_text(text)
+    return zboot
+
+
+@pytest.fixture
+def lan(lab: Layout, zboot: Zboot) -> Iterator[Zboot]:
+    yield on_lan(lab, zboot)
+    bootlan.stop(lab)
+
+
+def linux_golden(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
+    image = tmp_path / "linux.img"
+    write_linux_golden(lab, image)
+    zboot("init")
+    zboot("image", "import", "linux", str(image))
+    zboot("image", "snapshot", "linux")
+
+
+def dhcp_lines(zboot: Zboot, kind: str, tmp_path: Path) -> str:
+    out = tmp_path / f"zboot-{kind}.conf"
+    zboot("dhcp", "--format", kind, "--write", str(out))
+    return out.read_text()
+
+
+def boot(lab: Layout, mac: str, firmware: str = "bios", rom: bool = True) -> client.BootResult:
+    return client.boot(lab, mac, firmware, timeout=180, lan=True, rom=rom)
+
+
+def ibft_lun(lun: int) -> str:
+    """A LUN as Linux shows the iBFT's 8-byte SCSI LUN: each byte in hex, unpadded."""
+    return "".join(f"{byte:x}" for byte in (0, lun, 0, 0, 0, 0, 0, 0))
+
+
+def assert_ibft_matches(
+    report: dict[str, Any] | None, host: dict[str, Any], mac: str, lun: int = 0
+) -> None:
+    """What the OS took from the iBFT is the host's record: its initiator,
+    its target, its NIC, its CHAP users, and no gateway (KB960104)."""
+    assert report is not None, "the OS did not boot, or did not report its iBFT"
+    assert report["initiator"] == host["initiator"], report
+    assert report["target"] == host["target"], report
+    assert report["lun"] == ibft_lun(lun), report
+    assert report["mac"] == mac, report
+    assert report["gateway"] in NO_GATEWAY, report
+    chap = host.get("chap_credentials") or {}
+    assert report["chap_user"] == (chap.get("user") or ""), report
+    assert report["reverse_chap_user"] == (chap.get("mutual_user") or ""), report
+
+
+def rewrite_script(lab: Layout, boot_file: str, change: Any) -> None:
+    script = ssh_text(lab, ["cat", boot_file])
+    changed = change(script)
+    assert changed != script
+    ssh(lab, ["sh", "-c", 'cat > "$1"', "sh", boot_file], stdin=changed.encode())
+
+
+def test_bios_linux_on_lio_through_dnsmasq(lab: Layout, lan: Zboot, tmp_path: Path) -> None:
+    """BIOS, QEMU's iPXE ROM, dnsmasq, LIO, no CHAP."""
+    linux_golden(lab, lan, tmp_path)
+    host = lan("clone", "linux", "pcl1", "--mac", A)["data"]
+    with bootlan.serving(lab, "dnsmasq", dhcp_lines(lan, "dnsmasq", tmp_path)):
+        first = boot(lab, A)
+        assert_ibft_matches(first.linux, host, A)
+        assert first.counter == 1 and first.san_devices == ["0x80"], first
+        assert first.linux is not None and first.linux["dhcp"] == "192.168.150.1"
+        assert boot(lab, A).counter == 2
+
+        # The check can fail: a gateway in the script reaches the OS's iBFT ...
+        line = "set initiator-iqn"
+        with_gateway = f"set net0/gateway 192.168.150.254\n{line}"
+        rewrite_script(lab, host["boot_file"], lambda s: s.replace(line, with_gateway))
+        gateway = boot(lab, A)
+        assert gateway.counter == 3 and gateway.linux is not None
+        assert gateway.linux["gateway"] == "192.168.150.254"
+        with pytest.raises(AssertionError):
+            assert_ibft_matches(gateway.linux, host, A)
+        # ... and a wrong initiator gets no disk, so no iBFT to match.
+        intruder = "iqn.2010-04.org.ipxe:intruder"
+        rewrite_script(lab, host["boot_file"], lambda s: s.replace(host["initiator"], intruder))
+        refused = boot(lab, A)
+        assert not refused.booted and refused.linux is None, refused
+        with pytest.raises(AssertionError):
+            assert_ibft_matches(refused.linux, host, A)
+
+        lan("mode", "pcl1", "normal")  # zboot writes the script again
+        # A powered-off machine does not log out: its session lasts until the
+        # target gives up on it. --force cuts it off (the machine is off).
+        lan("rollback", "pcl1", "--force")
+        back = boot(lab, A)
+        assert_ibft_matches(back.linux, host, A)
+        assert back.counter == 1
+
+        unknown = boot(lab, UNKNOWN)
+        assert not unknown.booted and not unknown.san_devices, unknown
+        assert any("No such file" in e for e in unknown.ipxe_errors), unknown
+        served = bootlan.log(lab)
+    assert "DHCPACK(lan0) 192.168.150." in served and A in served
+
+
+def test_uefi_linux_on_tgt_through_isc_and_tftp_with_mutual_chap(
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
+    """UEFI with the firmware's own PXE client (no iPXE ROM): ISC dhcpd sends
+    it snponly.efi over TFTP, that iPXE gets the per-MAC script; tgt, mutual CHAP."""
+    lan = on_lan(lab, zboot, "tgt")
+    try:
+        linux_golden(lab, lan, tmp_path)
+        host = lan("clone", "linux", "pcl2", "--mac", B, "--mutual-chap")["data"]
+        assert host["chap_credentials"]["mutual_user"]
+        with bootlan.serving(lab, "isc", dhcp_lines(lan, "isc", tmp_path)):
+            first = boot(lab, B, "uefi", rom=False)
+            assert_ibft_matches(first.linux, host, B, lun=1)  # tgt's LUN 0 is its own
+            assert first.counter == 1, first
+            log = Path(first.log).read_text(errors="replace")
+            assert "snponly.efi" in log  # the two-stage chain: firmware PXE, then iPXE
+            assert boot(lab, B, "uefi", rom=False).counter == 2
+            lan("rollback", "pcl2", "--force")
+            assert boot(lab, B, "uefi", rom=False).counter == 1
+            served = bootlan.log(lab)
+        assert "DHCPACK on 192.168.150." in served and B in served
+    finally:
+        bootlan.stop(lab)
