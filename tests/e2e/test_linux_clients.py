@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from zboot_cli import Zboot
 from zboot_lab import bootlan, client
+from zboot_lab.golden import write_golden
 from zboot_lab.layout import Layout
-from zboot_lab.linux_golden import write_linux_golden
+from zboot_lab.linux_golden import write_linux_golden, write_linux_installer
 from zboot_lab.remote import ssh, ssh_text
 
 pytestmark = pytest.mark.e2e
@@ -60,8 +61,15 @@ def dhcp_lines(zboot: Zboot, kind: str, tmp_path: Path) -> str:
     return out.read_text()
 
 
-def boot(lab: Layout, mac: str, firmware: str = "bios", rom: bool = True) -> client.BootResult:
-    return client.boot(lab, mac, firmware, timeout=180, lan=True, rom=rom)
+def boot(
+    lab: Layout,
+    mac: str,
+    firmware: str = "bios",
+    rom: bool = True,
+    disk: Path | None = None,
+    cdrom: Path | None = None,
+) -> client.BootResult:
+    return client.boot(lab, mac, firmware, timeout=300, lan=True, rom=rom, disk=disk, cdrom=cdrom)
 
 
 def ibft_lun(lun: int) -> str:
@@ -158,3 +166,52 @@ def test_uefi_linux_on_tgt_through_isc_and_tftp_with_mutual_chap(
         assert "DHCPACK on 192.168.150." in served and B in served
     finally:
         bootlan.stop(lab)
+
+
+@pytest.mark.parametrize(
+    "firmware",
+    # UEFI: after iPXE hands back, OVMF tries its own HTTP boot entries before
+    # the disk (about 150 s of timeouts): lab test --full only.
+    ["bios", pytest.param("uefi", marks=pytest.mark.full)],
+)
+def test_local_mode_boots_the_machines_own_disk(
+    lab: Layout, lan: Zboot, tmp_path: Path, firmware: str
+) -> None:
+    """local: the script attaches no SAN disk; BIOS boots drive 0x80 through
+    iPXE, UEFI hands back to the firmware (`exit`), which boots the next entry."""
+    lan("init")
+    lan("image", "create", "blank", "--size", "64M")
+    lan("image", "snapshot", "blank")
+    lan("clone", "blank", "pcll", "--mac", A)
+    lan("mode", "pcll", "local")
+    own_disk = tmp_path / "local.img"
+    write_golden(firmware, own_disk)  # a disk that counts its boots
+    with bootlan.serving(lab, "dnsmasq", dhcp_lines(lan, "dnsmasq", tmp_path)):
+        result = boot(lab, A, firmware, disk=own_disk)
+    assert result.booted and result.counter == 1, result
+    assert not result.san_devices, result
+
+
+def test_install_mode_installs_an_os_through_the_ibft_then_boots_it(
+    lab: Layout, lan: Zboot, tmp_path: Path
+) -> None:
+    """install: the blank disk is hooked (keep-san), iPXE falls through to the
+    machine's installer CD, whose Linux finds the disk through the iBFT and
+    writes an OS onto it; back in normal mode the machine boots that OS."""
+    lan("init")
+    lan("image", "create", "blank", "--size", "64M")
+    lan("image", "snapshot", "blank")
+    host = lan("clone", "blank", "pcli", "--mac", A)["data"]
+    lan("mode", "pcli", "install")
+    cd = tmp_path / "installer.iso"
+    write_linux_installer(lab, cd)
+    with bootlan.serving(lab, "dnsmasq", dhcp_lines(lan, "dnsmasq", tmp_path)):
+        installing = boot(lab, A, cdrom=cd)
+        assert installing.san_devices == ["0x80"], installing
+        log = Path(installing.log).read_text(errors="replace")
+        assert "ZBOOT-INSTALLED /dev/sda" in log, installing
+        lan("mode", "pcli", "normal", "--force")
+        installed = boot(lab, A)
+    assert_ibft_matches(installed.linux, host, A)
+    assert installed.linux is not None and installed.linux["installed"] == "zboot-lab installer"
+    assert installed.counter == 1

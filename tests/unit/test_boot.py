@@ -92,6 +92,13 @@ def test_local_never_attaches_the_san_disk() -> None:
     assert "sanboot --no-describe --drive 0x80" in text and TARGET.target not in text
 
 
+def test_local_on_efi_hands_back_to_the_firmware_before_any_sanboot() -> None:
+    """EFI iPXE cannot `sanboot --drive 0x80` a local disk: it exits first."""
+    body = lines(render("local", TARGET))
+    efi_exit = body.index("iseq ${platform} efi && exit 1 ||")  # a failure: next entry
+    assert efi_exit < next(i for i, line in enumerate(body) if line.startswith("sanboot"))
+
+
 @pytest.mark.parametrize("bad", ["iqn.x:pc 1", "iqn.x:pc;reboot", "iqn.x:${x}", ""])
 def test_values_ipxe_would_misread_are_refused(bad: str) -> None:
     with pytest.raises(InvalidInput):

@@ -4,7 +4,8 @@
 normal: set the initiator name (and CHAP), `sanboot` the host's disk; on a
 failure say why and retry, then reboot. install: keep the disk attached
 (`keep-san`, `sanhook --drive 0x80`) and boot WinPE through wimboot, or
-`exit` to the firmware's next boot device. local: boot the local disk.
+`exit` to the firmware's next boot device. local: boot the local disk (BIOS:
+`sanboot --drive 0x80`; UEFI: `exit`, back to the firmware's boot order).
 maintenance: like normal, with the golden image's own target."""
 
 from __future__ import annotations
@@ -134,6 +135,11 @@ def render(mode: str, t: BootTarget, winpe: str | None = None) -> str:
     elif mode == "local":
         body = [
             f"echo zboot: {t.host} boots its local disk",
+            # EFI builds of iPXE (QEMU's, Debian 12's) cannot boot a local
+            # drive: hand back to the firmware. With a failure status, for
+            # EDK2-based firmware ends its boot list at an entry that succeeds
+            # and would stop in its setup menu instead of the next entry.
+            "iseq ${platform} efi && exit 1 ||",
             "sanboot --no-describe --drive 0x80 || exit 0",
         ]
     else:

@@ -102,7 +102,7 @@ def network(layout: Layout, mac: str, link: int | None, rom: bool) -> list[str]:
     per-MAC script URL; iPXE expands ${mac:hexhyp} itself), or, given a link,
     on the boot LAN. rom=False takes the NIC's iPXE ROM away, so UEFI
     firmware boots it with its own PXE client (the two-stage chain)."""
-    nic = f"virtio-net-pci,netdev=net0,mac={mac}" + ("" if rom else ",romfile=")
+    nic = f"virtio-net-pci,netdev=net0,mac={mac},bootindex=1" + ("" if rom else ",romfile=")
     if link is None:
         bootfile = f"{layout.boot_url()}${{mac:hexhyp}}.ipxe"
         netdev = f"user,id=net0,bootfile={bootfile}"
@@ -119,6 +119,8 @@ def qemu_argv(
     pidfile: Path,
     link: int | None = None,
     rom: bool = True,
+    disk: Path | None = None,
+    cdrom: Path | None = None,
 ) -> list[str]:
     argv = [
         "qemu-system-x86_64",
@@ -138,9 +140,10 @@ def qemu_argv(
         "-serial",
         f"file:{log}",
         "-no-reboot",  # a client that gives up and reboots ends the run
-        # network only; when it fails, reboot (and so exit) at once
+        # the network first (and without a local disk, only); when booting
+        # fails, reboot (and so exit) at once
         "-boot",
-        "order=n,strict=on,reboot-timeout=0",
+        "reboot-timeout=0" + (",strict=on" if disk is None and cdrom is None else ""),
         *network(layout, mac, link, rom),
         "-device",
         f"isa-debug-exit,iobase={EXIT_PORT},iosize=0x04",
@@ -148,7 +151,23 @@ def qemu_argv(
         str(pidfile),
     ]
     if firmware == "uefi":
-        argv += ["-bios", str(OVMF)]
+        # OVMF's own PXE over IPv6 has nothing to answer it on the lab's LANs:
+        # off, as on a site without DHCPv6, so a fall-through reaches the disk.
+        argv += ["-bios", str(OVMF), "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n"]
+    if disk is not None:  # a local disk, the firmware's second boot entry
+        argv += [
+            "-drive",
+            f"file={disk},format=raw,if=none,id=local",
+            "-device",
+            "virtio-blk-pci,drive=local,bootindex=2",
+        ]
+    if cdrom is not None:  # an installer CD, the same way
+        argv += [
+            "-drive",
+            f"file={cdrom},format=raw,if=none,id=cd,media=cdrom,readonly=on",
+            "-device",
+            "ide-cd,drive=cd,bootindex=3",
+        ]
     return argv
 
 
@@ -160,15 +179,19 @@ def boot(
     *,
     lan: bool = False,
     rom: bool = True,
+    disk: Path | None = None,
+    cdrom: Path | None = None,
 ) -> BootResult:
     """Power on a diskless client and wait until it exits or the timeout ends
-    it; lan: on the boot LAN (real DHCP and TFTP) instead of QEMU's network."""
+    it; lan: on the boot LAN (real DHCP and TFTP) instead of QEMU's network;
+    disk, cdrom: a local disk (raw image) and a CD (ISO image) after the
+    network in its boot order."""
     where = "boot LAN" if lan else "QEMU network"
     with timed(f"client boot ({firmware}, {where})"):
         if not lan:
-            return _boot(layout, mac, firmware, timeout, None, rom)
+            return _boot(layout, mac, firmware, timeout, None, rom, disk, cdrom)
         with lan_link(layout) as link:
-            return _boot(layout, mac, firmware, timeout, link, rom)
+            return _boot(layout, mac, firmware, timeout, link, rom, disk, cdrom)
 
 
 @contextmanager
@@ -191,7 +214,14 @@ def lan_link(layout: Layout, wait: float = 600) -> Iterator[int]:
 
 
 def _boot(
-    layout: Layout, mac: str, firmware: str, timeout: float, link: int | None, rom: bool
+    layout: Layout,
+    mac: str,
+    firmware: str,
+    timeout: float,
+    link: int | None,
+    rom: bool,
+    disk: Path | None,
+    cdrom: Path | None,
 ) -> BootResult:
     mac = normalise_mac(mac)
     if firmware not in ("bios", "uefi"):
@@ -203,7 +233,7 @@ def _boot(
     pidfile = log.with_suffix(".pid")
     start = time.monotonic()
     proc = subprocess.Popen(
-        qemu_argv(layout, mac, firmware, log, pidfile, link, rom),
+        qemu_argv(layout, mac, firmware, log, pidfile, link, rom, disk, cdrom),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

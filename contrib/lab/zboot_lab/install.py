@@ -71,6 +71,8 @@ MAIN_PACKAGES = [
     "ipxe",
     "e2fsprogs",
     "cpio",
+    "isolinux",
+    "xorriso",  # the installer CD
 ]
 BACKPORTS_PACKAGES = ["zfs-dkms", "zfsutils-linux", "python3-pyzfs"]
 ALL_PACKAGES = KERNEL_PACKAGES + MAIN_PACKAGES + BACKPORTS_PACKAGES

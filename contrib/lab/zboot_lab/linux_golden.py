@@ -34,6 +34,8 @@ IMAGE_MIB = 64  # iPXE's INT 13h wants more than one 8 MB cylinder
 BUSYBOX = Path("/bin/busybox")
 ISCSISTART = Path("/usr/sbin/iscsistart")
 GPTMBR = Path("/usr/lib/syslinux/mbr/gptmbr.bin")
+ISOLINUX = Path("/usr/lib/ISOLINUX/isolinux.bin")
+LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 # What the initramfs loads, in this order (each with what it depends on):
 # the clients' NICs, the iSCSI initiator, the iBFT reader, disks and ext4.
 MODULES = [
@@ -67,8 +69,7 @@ def cached_paths(layout: Layout) -> dict[str, Path]:
     stem = layout.golden / f"linux-{digest(kernel)}"
     return {
         "disk": stem.with_suffix(".img"),
-        "kernel": stem.with_suffix(".vmlinuz"),
-        "installer": stem.with_suffix(".installer.gz"),
+        "installer": stem.with_suffix(".installer.iso"),
     }
 
 
@@ -87,10 +88,12 @@ def ensure_built(layout: Layout) -> dict[str, Path]:
         vmlinuz = Path(f"/boot/vmlinuz-{kernel}")
         initrd = initramfs(work / "initrd", kernel, work / "initrd.gz")
         disk = work / "disk.img"
-        write_disk(work, vmlinuz, initrd, disk)
-        installer = initramfs(work / "installer", kernel, work / "installer.gz", os_image=disk)
-        shutil.copyfile(vmlinuz, work / "vmlinuz")
-        (work / "vmlinuz").replace(paths["kernel"])
+        write_disk(work / "os", vmlinuz, initrd, disk, ROOT_MIB, "zboot-linux", CMDLINE)
+        installer_initrd = initramfs(
+            work / "installer", kernel, work / "installer.gz", os_image=disk
+        )
+        installer = work / "installer.iso"
+        installer_cd(work / "installer-cd", vmlinuz, installer_initrd, installer)
         installer.replace(paths["installer"])
         disk.replace(paths["disk"])  # last: its presence means all are there
     return paths
@@ -99,6 +102,12 @@ def ensure_built(layout: Layout) -> dict[str, Path]:
 def write_linux_golden(layout: Layout, out: Path) -> None:
     """Copy the golden Linux disk image to out (building it first if needed)."""
     shutil.copyfile(ensure_built(layout)["disk"], out)
+
+
+def write_linux_installer(layout: Layout, out: Path) -> None:
+    """Copy the installer's CD image to out: it boots (BIOS or UEFI), logs in
+    to the disk the iBFT names and writes the golden OS onto it."""
+    shutil.copyfile(ensure_built(layout)["installer"], out)
 
 
 def module_files(kernel: str) -> list[Path]:
@@ -174,7 +183,7 @@ def initramfs(root: Path, kernel: str, out: Path, *, os_image: Path | None = Non
     return out
 
 
-def root_filesystem(work: Path, out: Path) -> None:
+def root_filesystem(work: Path, out: Path, size_mib: int) -> None:
     """ext4 with busybox, the reporting /init and a counter at 0."""
     root = work / "rootfs"
     for directory in ("bin", "proc", "sys", "dev", "zboot"):
@@ -196,28 +205,28 @@ def root_filesystem(work: Path, out: Path) -> None:
             "-d",
             str(root),
             str(out),
-            f"{ROOT_MIB}M",
+            f"{size_mib}M",
         ]
     )
 
 
-def grub_efi(work: Path) -> Path:
+def grub_efi(work: Path, marker: str, cmdline: str) -> Path:
     cfg = work / "grub.cfg"
     cfg.write_text(
         "insmod part_gpt\n"
         "insmod fat\n"
         "insmod linux\n"
-        "search --no-floppy --file --set=esp /zboot-linux\n"
+        f"search --no-floppy --file --set=esp /{marker}\n"
         'if [ -z "$esp" ]; then\n'
-        '  echo "ZBOOT-ERROR: GRUB found no disk with /zboot-linux"\n'
+        f'  echo "ZBOOT-ERROR: GRUB found no disk with /{marker}"\n'
         "  halt\n"
         "fi\n"
-        f"linux ($esp)/vmlinuz {CMDLINE}\n"
+        f"linux ($esp)/vmlinuz {cmdline}\n"
         "initrd ($esp)/initrd.gz\n"
         "boot\n"
     )
     efi = work / "BOOTX64.EFI"
-    modules = "part_gpt fat search search_fs_file linux normal echo test halt"
+    modules = "part_gpt fat iso9660 search search_fs_file linux normal echo test halt"
     run(
         [
             "grub-mkstandalone",
@@ -235,7 +244,9 @@ def grub_efi(work: Path) -> Path:
     return efi
 
 
-def system_partition(work: Path, vmlinuz: Path, initrd: Path, out: Path) -> None:
+def system_partition(
+    work: Path, vmlinuz: Path, initrd: Path, out: Path, marker: str, cmdline: str
+) -> None:
     """FAT: SYSLINUX for BIOS, GRUB for UEFI, both loading the same kernel."""
     run(["mkfs.vfat", "-n", "ZBOOT-ESP", "-C", str(out), str(ESP_MIB * 1024)])
     run(["mmd", "-i", str(out), "::/syslinux", "::/EFI", "::/EFI/BOOT"])
@@ -243,53 +254,104 @@ def system_partition(work: Path, vmlinuz: Path, initrd: Path, out: Path) -> None
     cfg = work / "syslinux.cfg"
     cfg.write_text(
         f"DEFAULT linux\nPROMPT 0\nLABEL linux\n  KERNEL /vmlinuz\n"
-        f"  APPEND initrd=/initrd.gz {CMDLINE}\n"
+        f"  APPEND initrd=/initrd.gz {cmdline}\n"
     )
-    marker = work / "zboot-linux"
-    marker.write_text("zboot lab golden Linux\n")
+    marker_file = work / marker
+    marker_file.write_text(f"zboot lab: {marker}\n")
     copies = {
         cfg: "::/syslinux/syslinux.cfg",
         vmlinuz: "::/vmlinuz",
         initrd: "::/initrd.gz",
-        marker: "::/zboot-linux",
-        grub_efi(work): "::/EFI/BOOT/BOOTX64.EFI",
+        marker_file: f"::/{marker}",
+        grub_efi(work, marker, cmdline): "::/EFI/BOOT/BOOTX64.EFI",
     }
     for source, dest in copies.items():
         run(["mcopy", "-i", str(out), str(source), dest])
 
 
-def write_disk(work: Path, vmlinuz: Path, initrd: Path, image: Path) -> None:
+def write_disk(
+    work: Path,
+    vmlinuz: Path,
+    initrd: Path,
+    image: Path,
+    root_mib: int,
+    marker: str,
+    cmdline: str,
+) -> None:
+    """A GPT disk: the EFI system partition (both firmwares boot from it),
+    and an ext4 root of root_mib (none when 0)."""
+    work.mkdir(parents=True, exist_ok=True)
     esp = work / "esp.img"
-    root = work / "root.img"
-    system_partition(work, vmlinuz, initrd, esp)
-    root_filesystem(work, root)
+    system_partition(work, vmlinuz, initrd, esp, marker, cmdline)
+    partitions = [
+        "-n",
+        f"1:{ESP_START}:+{ESP_MIB}M",
+        "-t",
+        "1:ef00",
+        "-A",
+        "1:set:2",  # legacy BIOS bootable: gptmbr.bin boots this one
+        "-c",
+        "1:ZBOOT-ESP",
+    ]
     root_start = ESP_START + ESP_MIB * MIB // SECTOR
+    root = work / "root.img"
+    if root_mib:
+        root_filesystem(work, root, root_mib)
+        partitions += ["-n", f"2:{root_start}:+{root_mib}M", "-t", "2:8300", "-c", "2:zboot-root"]
     with image.open("wb") as disk:
         disk.truncate(IMAGE_MIB * MIB)
-    run(
-        [
-            "sgdisk",
-            "-o",
-            "-n",
-            f"1:{ESP_START}:+{ESP_MIB}M",
-            "-t",
-            "1:ef00",
-            "-A",
-            "1:set:2",  # legacy BIOS bootable: gptmbr.bin boots this one
-            "-c",
-            "1:ZBOOT-ESP",
-            "-n",
-            f"2:{root_start}:+{ROOT_MIB}M",
-            "-t",
-            "2:8300",
-            "-c",
-            "2:zboot-root",
-            str(image),
-        ]
-    )
+    run(["sgdisk", "-o", *partitions, str(image)])
     with image.open("r+b") as disk:
         disk.write(GPTMBR.read_bytes()[:440])  # boot code only: keep the protective MBR
         disk.seek(ESP_START * SECTOR)
         disk.write(esp.read_bytes())
-        disk.seek(root_start * SECTOR)
-        disk.write(root.read_bytes())
+        if root_mib:
+            disk.seek(root_start * SECTOR)
+            disk.write(root.read_bytes())
+
+
+def installer_cd(work: Path, vmlinuz: Path, initrd: Path, iso: Path) -> None:
+    """An El Torito CD for both firmwares (ISOLINUX; GRUB in an EFI image),
+    as a site's installer DVD: install mode falls through to it."""
+    cmdline = f"{CMDLINE} zboot.install"
+    tree = work / "tree"
+    (tree / "isolinux").mkdir(parents=True)
+    shutil.copy2(ISOLINUX, tree / "isolinux" / "isolinux.bin")
+    shutil.copy2(LDLINUX, tree / "isolinux" / "ldlinux.c32")
+    (tree / "isolinux" / "isolinux.cfg").write_text(
+        f"DEFAULT install\nPROMPT 0\nLABEL install\n  KERNEL /vmlinuz\n"
+        f"  APPEND initrd=/initrd.gz {cmdline}\n"
+    )
+    shutil.copy2(vmlinuz, tree / "vmlinuz")
+    shutil.copy2(initrd, tree / "initrd.gz")
+    (tree / "zboot-installer").write_text("zboot lab: installer\n")
+    efiboot = tree / "efiboot.img"
+    run(["mkfs.vfat", "-C", str(efiboot), "4096"])
+    run(["mmd", "-i", str(efiboot), "::/EFI", "::/EFI/BOOT"])
+    grub = grub_efi(work, "zboot-installer", cmdline)
+    run(["mcopy", "-i", str(efiboot), str(grub), "::/EFI/BOOT/BOOTX64.EFI"])
+    run(
+        [
+            "xorriso",
+            "-as",
+            "mkisofs",
+            "-quiet",
+            "-V",
+            "ZBOOT-INSTALLER",
+            "-o",
+            str(iso),
+            "-b",
+            "isolinux/isolinux.bin",
+            "-c",
+            "isolinux/boot.cat",
+            "-no-emul-boot",
+            "-boot-load-size",
+            "4",
+            "-boot-info-table",
+            "-eltorito-alt-boot",
+            "-e",
+            "efiboot.img",
+            "-no-emul-boot",
+            str(tree),
+        ]
+    )
