@@ -17,7 +17,7 @@ import pytest
 from zboot_cli import Zboot
 from zboot_lab import bootlan, client
 from zboot_lab.golden import write_golden
-from zboot_lab.layout import Layout
+from zboot_lab.layout import LAN_TFTP_DIR, Layout
 from zboot_lab.linux_golden import write_linux_golden, write_linux_installer
 from zboot_lab.remote import ssh, ssh_text
 
@@ -25,6 +25,12 @@ pytestmark = pytest.mark.e2e
 
 A, B = "52:54:00:e2:01:01", "52:54:00:e2:01:02"
 UNKNOWN = "52:54:00:e2:01:ff"
+# A PXELINUX site's DHCP: pxelinux.0 for everyone, and, as zboot's own lines
+# do, no router for iPXE (ipxe.lkrn asks with user class iPXE too): dnsmasq
+# gives its own address as router otherwise, and the iBFT would carry it.
+PXELINUX_SITE = (
+    "dhcp-boot=pxelinux.0\ndhcp-userclass=set:ipxe,iPXE\ndhcp-option=tag:ipxe,option:router\n"
+)
 NO_GATEWAY = ("", "0.0.0.0")  # noqa: S104 (how an iBFT shows "no gateway")
 
 
@@ -164,6 +170,30 @@ def test_uefi_linux_on_tgt_through_isc_and_tftp_with_mutual_chap(
             assert boot(lab, B, "uefi", rom=False).counter == 1
             served = bootlan.log(lab)
         assert "DHCPACK on 192.168.150." in served and B in served
+    finally:
+        bootlan.stop(lab)
+
+
+def test_bios_linux_on_istgt_through_pxelinux_with_chap(
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
+    """A PXELINUX site: its DHCP hands every machine pxelinux.0, whose
+    per-MAC file from `zboot pxelinux` chains iPXE (ipxe.lkrn) into the
+    host's script; istgt in the storage VM serves a zvol, with CHAP."""
+    lan = on_lan(lab, zboot, "istgt")
+    try:
+        linux_golden(lab, lan, tmp_path)
+        host = lan("clone", "linux", "pcl3", "--mac", A, "--chap")["data"]
+        lan("pxelinux", "pcl3", "--dir", LAN_TFTP_DIR)
+        with bootlan.serving(lab, "dnsmasq", PXELINUX_SITE):
+            first = boot(lab, A)
+            assert_ibft_matches(first.linux, host, A)
+            assert first.counter == 1, first
+            log = Path(first.log).read_text(errors="replace")
+            assert "PXELINUX" in log and "zboot-chain.ipxe" in log, first
+            assert boot(lab, A).counter == 2
+            lan("rollback", "pcl3", "--force")
+            assert boot(lab, A).counter == 1
     finally:
         bootlan.stop(lab)
 

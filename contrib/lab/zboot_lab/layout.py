@@ -33,7 +33,8 @@ LAN_RANGE = ("192.168.150.100", "192.168.150.199")
 LAN_LINKS = 4  # clients on the LAN at once
 LAN_MAC_PREFIX = "52:54:00:1a:b0:"  # the storage VM's LAN NICs
 LAN_TFTP_DIR = "/srv/lab/tftp"
-GUEST_ISTGT_PORT = 3262
+GUEST_ISTGT_PORT = 3262  # istgt in the storage VM (for boot-LAN clients)
+GUEST_ISTGT_CONTROL_PORT = 3264
 
 
 @dataclass(frozen=True)
