@@ -1,12 +1,12 @@
 """`lab demo`: the whole chain on the built-in lab. zboot imports a golden
-image, snapshots it and clones a host from it; the host's disk is exported over
-iSCSI to that host's initiator alone and gets a per-MAC iPXE script; a diskless
-client boots it twice (its counter goes 1, 2); `zboot rollback` gives it back
-its provisioned disk (the next boot counts 1 again).
-
-zboot exports the host's disk itself (LIO, one target per host, one allowed
-initiator). The boot files come with the next issue; until then the demo
-writes the host's iPXE script the way an admin would by hand."""
+Linux image, snapshots it and clones a host from it; the host's disk is
+exported over iSCSI (LIO) to that host's initiator alone and gets a per-MAC
+iPXE script; a diskless client boots it twice: iPXE attaches the disk, the
+Linux kernel takes it over through the iBFT, mounts its root from it and
+counts the boot there (1, 2); `zboot rollback` gives it back its provisioned
+disk (the next boot counts 1 again). The client is on QEMU's user network
+(its DHCP hands iPXE the script): the e2e tests use the boot LAN with real
+DHCP servers instead, which takes more setting up than a demo needs."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from pathlib import Path
 from . import client, exports, vm
 from .config import write_config
 from .devenv import ensure_venv
-from .golden import write_golden
 from .install import install_all
 from .layout import IQN_BASE, ZBOOT_ROOT, Layout
+from .linux_golden import write_linux_golden
 from .procs import LabError
 from .progress import say, step
 
@@ -67,6 +67,13 @@ def boot(layout: Layout, attempt: str) -> int | None:
         f"client: booted={result.booted} counter={result.counter} "
         f"SAN={','.join(result.san_devices) or '-'} ({result.seconds}s; log {result.log})"
     )
+    if result.linux:
+        ibft = result.linux
+        say(
+            "client's Linux took its disk over through the iBFT: "
+            f"initiator {ibft.get('initiator')}, target {ibft.get('target')} "
+            f"at {ibft.get('portal')}, NIC {ibft.get('mac')}"
+        )
     if not result.booted:
         raise LabError(f"the client did not boot its disk: {result.ipxe_errors}")
     return result.counter
@@ -77,13 +84,13 @@ def run_demo(layout: Layout) -> int:
     python = ensure_venv()
     vm.start(layout)
     config = write_config(layout)
-    image = layout.golden / "bios.img"
+    image = layout.golden / "demo-linux.img"
     with step("cleaning up after an earlier demo"):
         exports.lio_unexport(layout, ZVOL, IQN)  # an export made by hand by older demos
         zboot(python, config, "destroy", HOST, "--yes", "--force", check=False)
         zboot(python, config, "image", "destroy", IMAGE, "--yes", check=False)
     with step("provisioning with zboot"):
-        write_golden("bios", image)
+        write_linux_golden(layout, image)
         zboot(python, config, "init")
         zboot(python, config, "image", "import", IMAGE, str(image))
         zboot(python, config, "image", "snapshot", IMAGE, "-m", "demo golden image")
