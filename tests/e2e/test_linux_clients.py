@@ -165,9 +165,8 @@ def test_uefi_linux_on_tgt_through_isc_and_tftp_with_mutual_chap(
             assert first.counter == 1, first
             log = Path(first.log).read_text(errors="replace")
             assert "snponly.efi" in log  # the two-stage chain: firmware PXE, then iPXE
+            # (rollback with a client is row 1's; CI's time goes to more rows)
             assert boot(lab, B, "uefi", rom=False).counter == 2
-            lan("rollback", "pcl2", "--force")
-            assert boot(lab, B, "uefi", rom=False).counter == 1
             served = bootlan.log(lab)
         assert "DHCPACK on 192.168.150." in served and B in served
     finally:
@@ -192,8 +191,6 @@ def test_bios_linux_on_istgt_through_pxelinux_with_chap(
             log = Path(first.log).read_text(errors="replace")
             assert "PXELINUX" in log and "zboot-chain.ipxe" in log, first
             assert boot(lab, A).counter == 2
-            lan("rollback", "pcl3", "--force")
-            assert boot(lab, A).counter == 1
     finally:
         bootlan.stop(lab)
 
