@@ -53,7 +53,8 @@ def refuse_if_in_use(engine: TargetEngine, export: Export, force: bool) -> None:
 def in_use(export: Export, initiators: list[str]) -> Conflict:
     return Conflict(
         f"host {export.host!r} is in use: {', '.join(initiators)} is logged in to {export.target}",
-        hint="shut the machine down first, or give --force to cut it off",
+        hint="shut the machine down first (one just switched off stays logged in until "
+        "the target gives up on it: about a minute on LIO), or give --force to cut it off",
     )
 
 
