@@ -74,7 +74,7 @@ def cached_paths(layout: Layout) -> dict[str, Path]:
 
 
 def ensure_built(layout: Layout) -> dict[str, Path]:
-    """Build the disk image, and the installer's kernel and initramfs, once."""
+    """Build the disk image and the installer CD once per machine (by digest)."""
     paths = cached_paths(layout)
     if all(path.exists() for path in paths.values()):
         return paths
