@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from zboot_lab import vm
-from zboot_lab.layout import Layout
+from zboot_lab.layout import LAN_LINKS, Layout
 
 pytestmark = pytest.mark.lab
 
@@ -23,7 +23,8 @@ def test_every_port_the_vm_listens_on_is_on_loopback(lab: Layout) -> None:
         ["ss", "-ltnpH"], capture_output=True, text=True, check=True
     ).stdout.splitlines()
     mine = [line.split()[3] for line in listening if f"pid={pid}," in line]
-    assert sorted(int(a.rsplit(":", 1)[1]) for a in mine) == sorted(lab.forwards())
+    lan_links = [lab.lan_port(link) for link in range(LAN_LINKS)]  # the boot LAN's
+    assert sorted(int(a.rsplit(":", 1)[1]) for a in mine) == sorted([*lab.forwards(), *lan_links])
     assert all(address.startswith("127.0.0.1:") for address in mine), mine
 
 
