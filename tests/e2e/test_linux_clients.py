@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from zboot_cli import Zboot
-from zboot_lab import bootlan, client
+from zboot_lab import bootlan, client, istgt
 from zboot_lab.golden import write_golden
 from zboot_lab.layout import LAN_TFTP_DIR, Layout
 from zboot_lab.linux_golden import write_linux_golden, write_linux_installer
@@ -180,6 +180,7 @@ def test_bios_linux_on_istgt_through_pxelinux_with_chap(
     per-MAC file from `zboot pxelinux` chains iPXE (ipxe.lkrn) into the
     host's script; istgt in the storage VM serves a zvol, with CHAP."""
     lan = on_lan(lab, zboot, "istgt")
+    istgt.configure_in_guest(lab, istgt.lan_base_config(lab))
     try:
         linux_golden(lab, lan, tmp_path)
         host = lan("clone", "linux", "pcl3", "--mac", A, "--chap")["data"]
@@ -193,6 +194,7 @@ def test_bios_linux_on_istgt_through_pxelinux_with_chap(
             assert boot(lab, A).counter == 2
     finally:
         bootlan.stop(lab)
+        ssh(lab, ["sh", "-c", "service istgt stop >/dev/null 2>&1; true"])
 
 
 @pytest.mark.parametrize(

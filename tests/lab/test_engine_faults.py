@@ -5,7 +5,7 @@ way through a batch of targets).
 istgt: in the lab istgt runs on the host for its own tests, where there is no
 ZFS. Here it runs in the storage VM instead (the VM shares the host's /usr,
 and its /etc is its own), under Debian's service script (one bug of it fixed,
-see ISTGT_UP), with the lab's base config, so zboot drives it over SSH as
+see zboot_lab.istgt.configure_in_guest), with the lab's base config, so zboot drives it over SSH as
 on a real server. Each of clone, rollback and destroy goes through a chain of
 runs of the same command, each SIGKILLed at the next fault point (the points
 and their order are zboot's, from a dry run with a trace), then one run without a fault: the same
@@ -70,16 +70,6 @@ class IstgtServer(Server):
         )
 
 
-# istgt in the VM: the lab's base config, and Debian's service script with its
-# one bug fixed (it calls pidofproc with an extra argument, so every start
-# waits 5 s and says "failed"), bind-mounted over the guest's copy for the
-# module only. zboot runs `service istgt restart` as on any Debian server.
-ISTGT_UP = r"""
-mkdir -p /etc/istgt /var/istgt && cat >"$1" && : >"$2" && chmod 600 "$2" || exit 1
-sed 's/pidofproc -p $PIDFILE "$DAEMON" "$NAME"/pidofproc -p $PIDFILE "$DAEMON"/' \
-    /etc/init.d/istgt >/run/zboot-lab-istgt.init && chmod 755 /run/zboot-lab-istgt.init &&
-    mount --bind /run/zboot-lab-istgt.init /etc/init.d/istgt
-"""
 ISTGT_DOWN = r"""
 zfs destroy -r "$1" 2>/dev/null; service istgt stop >/dev/null 2>&1
 umount /etc/init.d/istgt 2>/dev/null; rm -f /run/zboot-lab-istgt.init; true
@@ -93,11 +83,7 @@ def on_istgt(
     """A root on istgt with an image and two ready hosts (one to roll back,
     one to destroy), and each operation's order of points."""
     lab = lab_session
-    ssh(
-        lab,
-        ["sh", "-c", ISTGT_UP, "sh", str(istgt.CONF), str(istgt.AUTH)],
-        stdin=istgt.base_config(lab).encode(),
-    )
+    istgt.configure_in_guest(lab, istgt.base_config(lab))
     s = IstgtServer(lab, tmp_path_factory.mktemp("istgt-faults"))
     try:
         disk = s.work / "gold.raw"

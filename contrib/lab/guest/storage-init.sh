@@ -140,35 +140,6 @@ if ls /etc/tgt/conf.d/*.conf >/dev/null 2>&1; then
 fi
 say "tgtd ready on port $LAB_TGT_PORT"
 
-# --- istgt: the third engine, on its own port; its files on the pool -------
-mkdir -p /srv/lab/istgt /etc/istgt
-mount --bind /srv/lab/istgt /etc/istgt
-if [ ! -s /etc/istgt/istgt.conf ]; then
-    cat >/etc/istgt/istgt.conf <<EOF
-# The zboot lab's istgt: what an admin writes before zboot adds its hosts.
-[Global]
-  NodeBase "$LAB_IQN_BASE"
-  PidFile /var/run/istgt.pid
-  AuthFile /etc/istgt/auth.conf
-  MediaDirectory /var/istgt
-  Timeout 30
-  NopInInterval 20
-  DiscoveryAuthMethod Auto
-  MaxSessions 64
-  MaxConnections 4
-[UnitControl]
-  AuthMethod None
-  Portal UC1 127.0.0.1:$LAB_ISTGT_CONTROL_PORT
-  Netmask 127.0.0.1
-[PortalGroup1]
-  Portal DA1 0.0.0.0:$LAB_ISTGT_PORT
-EOF
-    : >/etc/istgt/auth.conf
-    chmod 600 /etc/istgt/auth.conf
-fi
-service istgt start >/dev/null 2>&1 || say "WARNING: istgt did not start"
-say "istgt ready on port $LAB_ISTGT_PORT"
-
 # --- boot files over HTTP, the way a site serves per-host iPXE scripts -------
 nohup /usr/bin/python3 -m http.server "$LAB_HTTP_PORT" --bind 0.0.0.0 \
     --directory "$LAB_BOOT_DIR" >/var/log/zboot-lab-http.log 2>&1 &
