@@ -83,14 +83,9 @@ def increment_chain(limit: int = FAILED - 1) -> str:
     return "\n".join(lines)
 
 
-def uefi_image(work: Path, image: Path) -> None:
-    """A GPT disk whose EFI system partition holds a standalone GRUB as
-    \\EFI\\BOOT\\BOOTX64.EFI and its counter file."""
-    cfg = work / "grub.cfg"
-    template = (LAB_SRC / "golden" / "uefi-grub.cfg").read_text()
-    cfg.write_text(template.replace("@INCREMENT@", increment_chain()))
-    efi = work / "BOOTX64.EFI"
-    modules = "normal part_gpt fat search search_fs_file loadenv iorw echo sleep halt test"
+def grub_standalone(cfg: Path, efi: Path, modules: str) -> None:
+    """A standalone GRUB for x86_64 UEFI at efi, with cfg as its grub.cfg and
+    only the modules named (space-separated)."""
     run(
         [
             "grub-mkstandalone",
@@ -105,6 +100,17 @@ def uefi_image(work: Path, image: Path) -> None:
             f"boot/grub/grub.cfg={cfg}",
         ]
     )
+
+
+def uefi_image(work: Path, image: Path) -> None:
+    """A GPT disk whose EFI system partition holds a standalone GRUB as
+    \\EFI\\BOOT\\BOOTX64.EFI and its counter file."""
+    cfg = work / "grub.cfg"
+    template = (LAB_SRC / "golden" / "uefi-grub.cfg").read_text()
+    cfg.write_text(template.replace("@INCREMENT@", increment_chain()))
+    efi = work / "BOOTX64.EFI"
+    modules = "normal part_gpt fat search search_fs_file loadenv iorw echo sleep halt test"
+    grub_standalone(cfg, efi, modules)
     env = work / "counter.env"
     run(["grub-editenv", str(env), "create"])
     run(["grub-editenv", str(env), "set", "count=0"])

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from .costs import timed
+from .golden import grub_standalone
 from .install import guest_kernel
 from .layout import LAB_SRC, Layout
 from .procs import LabError, output, run
@@ -227,20 +228,7 @@ def grub_efi(work: Path, marker: str, cmdline: str) -> Path:
     )
     efi = work / "BOOTX64.EFI"
     modules = "part_gpt fat iso9660 search search_fs_file linux normal echo test halt"
-    run(
-        [
-            "grub-mkstandalone",
-            "-O",
-            "x86_64-efi",
-            "-o",
-            str(efi),
-            f"--install-modules={modules}",
-            "--locales=",
-            "--fonts=",
-            "--themes=",
-            f"boot/grub/grub.cfg={cfg}",
-        ]
-    )
+    grub_standalone(cfg, efi, modules)
     return efi
 
 
