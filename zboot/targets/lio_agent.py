@@ -25,24 +25,94 @@ from rtslib_fb import TPG as TargetPortalGroup  # type: ignore[import-untyped,im
 TARGETCLI_LOCK = "/var/run/targetcli.lock"  # targetcli-fb takes it for every command
 
 
-def owned(root: Any, prefix: str) -> dict[str, Any]:
-    """zboot's targets by IQN: each has a LUN backed by a storage object
-    whose name starts with prefix."""
-    found = {}
-    for so in root.storage_objects:
-        if not so.name.startswith(prefix):
-            continue
-        for lun in so.attached_luns:
-            target = lun.parent_tpg.parent_target
-            acls = list(lun.parent_tpg.node_acls)
-            found[target.wwn] = {
-                "host": so.name[len(prefix) :],
-                "target": target.wwn,
-                "device": so.udev_path,
-                "initiator": acls[0].node_wwn if acls else "",
-                "chap": chap_of(acls[0]) if acls else None,
-            }
-    return found
+class Lio:
+    """zboot's part of LIO, read in one walk per request: every target by
+    IQN, zboot's storage objects (names starting with prefix) by name, and
+    which targets use each. Kept up to date as this request changes LIO, so
+    a batch of N exports costs one walk, not N walks of every target (each
+    attribute is a configfs read)."""
+
+    def __init__(self, root: Any, prefix: str) -> None:
+        self.root = root
+        self.prefix = prefix
+        self.targets = {target.wwn: target for target in root.targets}
+        self.stores: dict[str, list[Any]] = {}
+        for so in root.storage_objects:
+            if so.name.startswith(prefix):
+                self.stores.setdefault(so.name, []).append(so)
+        self.users: dict[str, set[str]] = {}  # store name -> IQNs of the targets using it
+        self.luns: dict[str, list[Any]] = {}  # IQN -> its LUNs backed by zboot's stores
+        for iqn, target in self.targets.items():
+            for tpg in target.tpgs:
+                for lun in tpg.luns:
+                    so = lun.storage_object
+                    if so.name.startswith(prefix):
+                        self.users.setdefault(so.name, set()).add(iqn)
+                        self.luns.setdefault(iqn, []).append(lun)
+
+    def owned(self) -> dict[str, dict[str, Any]]:
+        """zboot's targets by IQN: each has a LUN backed by one of its stores."""
+        found = {}
+        for iqn, luns in self.luns.items():
+            for lun in luns:
+                so = lun.storage_object
+                acls = list(lun.parent_tpg.node_acls)
+                found[iqn] = {
+                    "host": so.name[len(self.prefix) :],
+                    "target": iqn,
+                    "device": so.udev_path,
+                    "initiator": acls[0].node_wwn if acls else "",
+                    "chap": chap_of(acls[0]) if acls else None,
+                }
+        return found
+
+    def orphans(self) -> dict[str, str]:
+        """zboot's storage objects that no LUN uses (a restart restored the
+        store but not its target), by name: their devices stay busy."""
+        return {
+            name: sos[0].udev_path
+            for name, sos in self.stores.items()
+            if sos and not self.users.get(name)
+        }
+
+    def remove_store(self, name: str) -> None:
+        """Delete zboot's storage object `name` if no LUN uses it."""
+        if name.startswith(self.prefix) and not self.users.get(name):
+            for so in self.stores.pop(name, []):
+                so.delete()
+
+    def delete(self, iqn: str) -> None:
+        """The target and its stores; the store its name implies even when
+        the target is gone (host `pc01`: target `...:pc01`, store
+        `zboot-pc01`; image `golden`: target `...:image.golden`, store
+        `zboot-image_golden`)."""
+        target = self.targets.pop(iqn, None)
+        if target is not None:
+            names = {lun.storage_object.name for lun in self.luns.pop(iqn, [])}
+            target.delete()
+            for name in names:
+                users = self.users.get(name, set())
+                users.discard(iqn)
+                self.remove_store(name)
+        self.remove_store(self.prefix + iqn.rsplit(":", 1)[-1].replace(".", "_"))
+
+    def add(self, target: Any, lun: Any, so: Any) -> None:
+        self.targets[target.wwn] = target
+        self.stores.setdefault(so.name, []).append(so)
+        self.users.setdefault(so.name, set()).add(target.wwn)
+        self.luns.setdefault(target.wwn, []).append(lun)
+
+    def sessions(self, wanted: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for iqn in wanted:
+            target = self.targets.get(iqn)
+            if target is None:
+                continue
+            for tpg in target.tpgs:
+                for acl in tpg.node_acls:
+                    if acl.session:  # any session counts, even one winding down
+                        found.setdefault(iqn, []).append(acl.node_wwn)
+        return found
 
 
 def chap_of(acl: Any) -> Any:
@@ -54,39 +124,6 @@ def chap_of(acl: Any) -> Any:
     return [acl.chap_userid, acl.chap_password, mutual, acl.chap_mutual_password or None]
 
 
-def orphans(root: Any, prefix: str) -> dict[str, str]:
-    """zboot's storage objects that no LUN uses (a restart restored the
-    store but not its target), by name: their devices stay busy."""
-    return {
-        so.name: so.udev_path
-        for so in root.storage_objects
-        if so.name.startswith(prefix) and not list(so.attached_luns)
-    }
-
-
-def remove_store(root: Any, name: str, prefix: str) -> None:
-    """Delete zboot's storage object `name` if no LUN uses it."""
-    if name.startswith(prefix) and name in orphans(root, prefix):
-        for so in list(root.storage_objects):
-            if so.name == name:
-                so.delete()
-
-
-def delete(root: Any, iqn: str, prefix: str) -> None:
-    """The target and its stores; the store its name implies even when the
-    target is gone (host `pc01`: target `...:pc01`, store `zboot-pc01`;
-    image `golden`: target `...:image.golden`, store `zboot-image_golden`)."""
-    for target in list(root.targets):
-        if target.wwn != iqn:
-            continue
-        stores = [lun.storage_object for tpg in target.tpgs for lun in tpg.luns]
-        target.delete()
-        for so in stores:
-            if so.name.startswith(prefix):
-                so.delete()
-    remove_store(root, prefix + iqn.rsplit(":", 1)[-1].replace(".", "_"), prefix)
-
-
 def wait_for(device: str, seconds: float = 60.0) -> None:
     """udev makes /dev/zvol links a moment after the zvol appears."""
     deadline = time.monotonic() + seconds
@@ -96,13 +133,10 @@ def wait_for(device: str, seconds: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def create(
-    root: Any, export: dict[str, Any], lun_number: int, portal: list[Any], prefix: str
-) -> None:
-    delete(root, export["target"], prefix)  # idempotent: make it afresh
-    for so in list(root.storage_objects):
-        if so.name == export["storage"]:
-            so.delete()
+def create(lio: Lio, export: dict[str, Any], lun_number: int, portal: list[Any]) -> None:
+    lio.delete(export["target"])  # idempotent: make it afresh
+    for so in lio.stores.pop(export["storage"], []):
+        so.delete()
     wait_for(export["device"])
     so = BlockStorageObject(export["storage"], dev=export["device"], wwn=export["serial"])
     target = Target(FabricModule("iscsi"), export["target"])
@@ -121,43 +155,33 @@ def create(
             acl.chap_mutual_password = chap["mutual_secret"]
     MappedLUN(acl, lun_number, lun)
     tpg.enable = True
-
-
-def sessions(root: Any, wanted: list[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for target in root.targets:
-        if target.wwn not in wanted:
-            continue
-        for tpg in target.tpgs:
-            for acl in tpg.node_acls:
-                if acl.session:  # any session counts, even one winding down
-                    found.setdefault(target.wwn, []).append(acl.node_wwn)
-    return found
+    lio.add(target, lun, so)
 
 
 def main() -> None:
     request = json.loads(REQUEST)  # type: ignore[name-defined]  # noqa: F821
-    root = RTSRoot()
-    prefix = request["prefix"]
-    if request["op"] == "observe":  # with their sessions: one process for both
-        found = owned(root, prefix)
-        answer: Any = {
-            "exports": found,
-            "sessions": sessions(root, list(found)),
-            "orphans": orphans(root, prefix),
-        }
-    elif request["op"] == "sessions":
-        answer = sessions(root, request["targets"])
-    elif request["op"] == "apply":
+    if request["op"] == "apply":
         # targetcli's own lock, so a targetcli run by hand waits for this batch
         held = open(TARGETCLI_LOCK, "w+")  # noqa: SIM115  # held until the process ends
         fcntl.flock(held, fcntl.LOCK_EX)
+    root = RTSRoot()
+    lio = Lio(root, request["prefix"])  # read once, under the lock when changing
+    if request["op"] == "observe":  # with their sessions: one process for both
+        found = lio.owned()
+        answer: Any = {
+            "exports": found,
+            "sessions": lio.sessions(list(found)),
+            "orphans": lio.orphans(),
+        }
+    elif request["op"] == "sessions":
+        answer = lio.sessions(request["targets"])
+    elif request["op"] == "apply":
         for iqn in request["delete"]:
-            delete(root, iqn, prefix)
+            lio.delete(iqn)
         for export in request["create"]:
-            create(root, export, request["lun"], request["portal"], prefix)
+            create(lio, export, request["lun"], request["portal"])
         for name in request.get("stores", []):
-            remove_store(root, name, prefix)
+            lio.remove_store(name)
         if request.get("save", True):
             root.save_to_file()
         answer = {"created": [e["target"] for e in request["create"]], "deleted": request["delete"]}
