@@ -150,6 +150,20 @@ def test_files_round_trip_atomically(runner: SshRunner, scratch: str) -> None:
         runner.read_file(path)
 
 
+def test_reads_run_side_by_side_and_are_recorded_in_order(runner: SshRunner) -> None:
+    """Two reads that can only finish together (one writes a FIFO the other
+    reads: run one after the other, the first would wait for its timeout)."""
+    fifo = f"/tmp/zboot-reads-{uuid.uuid4().hex[:8]}"
+    runner.run(["mkfifo", "-m", "600", fifo])
+    try:
+        argvs = [["sh", "-c", 'echo meet > "$1"', "sh", fifo], ["cat", fifo]]
+        written, read = runner.reads(argvs, timeout=30)
+        assert (written.returncode, read.returncode, read.text) == (0, 0, "meet\n")
+        assert runner.commands[-2:] == [tuple(argv) for argv in argvs]
+    finally:
+        runner.run(["rm", "-f", fifo])
+
+
 def test_one_connection_for_everything(runner: SshRunner) -> None:
     """Runs after the tests above, which all shared this runner."""
     transport = runner.transport()

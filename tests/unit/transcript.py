@@ -42,6 +42,7 @@ from zboot.remote.base import (
     Result,
     check_result,
     pump,
+    read_one_by_one,
 )
 from zboot.targets.base import Export
 
@@ -465,6 +466,12 @@ class Transcript:
         sent = bytearray()
         pump(source, sent.extend, chunk, on_progress)
         return self.run(argv, input=bytes(sent))
+
+    def reads(
+        self, argvs: Sequence[Sequence[str]], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Result]:
+        """Each read is the next Run step, in the order given."""
+        return read_one_by_one(self, argvs, timeout)
 
     def run_chains(
         self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT, **_: object

@@ -15,11 +15,11 @@ from .state import KIND, Image, now, read_state
 def ensure_layout(zfs: ZfsCli, config: Config, known: Collection[str] = ()) -> list[str]:
     """The root dataset and its images/hosts/archive children; returns what it
     created. Names in known (read just before) are not looked up again."""
-    made = []
-    for name in (config.root, config.images, config.hosts, config.archive):
-        if name not in known and not zfs.exists(name):
-            zfs.create_filesystem(name)
-            made.append(name)
+    wanted = [
+        n for n in (config.root, config.images, config.hosts, config.archive) if n not in known
+    ]
+    made = zfs.missing(wanted) if wanted else []
+    zfs.create_filesystems(made)
     return made
 
 

@@ -120,6 +120,15 @@ class Runner(Protocol):
         import); on_progress gets the bytes sent so far. Raises like run(check=True)."""
         ...
 
+    def reads(
+        self, argvs: Sequence[Sequence[str]], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Result]:
+        """Run read-only commands that do not depend on each other, at once
+        where the runner can (over SSH: a channel each on the one connection,
+        so the reads cost the slowest of them, not their sum). Recorded in the
+        order given; the results in that order, not checked."""
+        ...
+
     def run_chains(
         self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
     ) -> list[ChainFailure | None]:
@@ -152,6 +161,13 @@ class Runner(Protocol):
     def close(self) -> None:
         """Release connections; the runner may reconnect on next use."""
         ...
+
+
+def read_one_by_one(
+    runner: Runner, argvs: Sequence[Sequence[str]], timeout: float = DEFAULT_TIMEOUT
+) -> list[Result]:
+    """Runner.reads, one runner.run after the other (fakes, local runs)."""
+    return [runner.run(argv, timeout=timeout, check=False, read_only=True) for argv in argvs]
 
 
 def run_one_by_one(runner: Runner, chains: Sequence[Chain]) -> list[ChainFailure | None]:

@@ -25,6 +25,7 @@ from .base import (
     check_result,
     pump,
     read_file_by_command,
+    read_one_by_one,
     remove_file_by_command,
     run_one_by_one,
     write_file_by_command,
@@ -189,6 +190,12 @@ class LocalRunner:
         if proc.returncode < 0:
             raise ServerError(f"{shlex.join(args)} did not answer in {timeout:g} s (killed)")
         raise CommandFailed(args, proc.returncode, error.decode("utf-8", errors="replace"))
+
+    def reads(
+        self, argvs: Sequence[Sequence[str]], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Result]:
+        """One after the other: locally a process costs little."""
+        return read_one_by_one(self, argvs, timeout)
 
     def run_chains(
         self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT

@@ -229,6 +229,12 @@ class LockedRunner:
             raise CommandFailed(tuple(argv), err.returncode, err.stderr) from None
         return self._record(argv, result)
 
+    def reads(
+        self, argvs: Sequence[Sequence[str]], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Result]:
+        """Reads run as they are, like run(read_only=True), once the lock is held."""
+        return self._locked().reads(argvs, timeout)
+
     def run_chains(
         self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
     ) -> list[ChainFailure | None]:

@@ -90,6 +90,11 @@ class PlanRunner:
         finally:
             self.changes.append(describe_stream(argv, counted.count))
 
+    def reads(
+        self, argvs: Sequence[Sequence[str]], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Result]:
+        return self.inner.reads(argvs, timeout)
+
     def run_chains(
         self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT
     ) -> list[ChainFailure | None]:

@@ -13,6 +13,7 @@ import secrets
 import shlex
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
 
@@ -322,8 +323,8 @@ class SshRunner:
         feed: Callable[[paramiko.Channel], None] | None,
         timeout: float | None,
     ) -> Result:
+        """Run argv on a channel of its own (the caller records it)."""
         args = tuple(argv)
-        self.commands.append(args)
         line = command_line(args, self.sudo)
         transport = self.transport()
         try:
@@ -386,6 +387,7 @@ class SshRunner:
     ) -> Result:
         """Run argv in the remote shell as command_line(argv); see Runner.run."""
         feed = None if input is None else (lambda channel: channel.sendall(input))
+        self.commands.append(tuple(argv))
         return check_result(self._execute(argv, feed, timeout), check)
 
     def stream(
@@ -401,6 +403,7 @@ class SshRunner:
         def feed(channel: paramiko.Channel) -> None:
             pump(source, channel.sendall, chunk, on_progress)
 
+        self.commands.append(tuple(argv))
         return check_result(self._execute(argv, feed, timeout), True)
 
     def hold(
@@ -431,6 +434,16 @@ class SshRunner:
             raise ServerError(f"{self.where}: cannot run {line}: {exc}") from None
         channel.close()
         raise CommandFailed(args, status, error.decode("utf-8", errors="replace"))
+
+    def reads(
+        self, argvs: Sequence[Sequence[str]], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Result]:
+        """See Runner.reads: a channel each, all at once, on the one connection."""
+        self.commands.extend(tuple(argv) for argv in argvs)
+        self.transport()  # connected once, before the channels open side by side
+        with ThreadPoolExecutor(max(1, len(argvs)), thread_name_prefix="zboot-read") as pool:
+            running = [pool.submit(self._execute, argv, None, timeout) for argv in argvs]
+            return [future.result() for future in running]
 
     def run_chains(
         self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT

@@ -22,6 +22,7 @@ from ..remote.base import (
     Result,
     check_result,
     pump,
+    read_one_by_one,
     run_one_by_one,
 )
 
@@ -81,6 +82,11 @@ class RecordingRunner:
         sent = bytearray()
         pump(source, sent.extend, chunk, on_progress)
         return self.run(argv, input=bytes(sent))
+
+    def reads(
+        self, argvs: Sequence[Sequence[str]], timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Result]:
+        return read_one_by_one(self, argvs, timeout)
 
     def run_chains(
         self, chains: Sequence[Chain], timeout: float = DEFAULT_TIMEOUT

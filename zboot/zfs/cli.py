@@ -13,6 +13,7 @@ from ..remote.chains import CHUNK
 from . import program
 
 PREFIX = "org.zboot:"
+VALUES = "name,property,value"
 LIST_FIELDS = (
     "name",
     "type",
@@ -145,6 +146,10 @@ def change_argv(change: Change) -> list[str]:
     raise ValueError(f"no zfs change {change.verb!r}")
 
 
+def filesystem_argv(name: str) -> list[str]:
+    return ["zfs", "create", "-p", "-o", "mountpoint=none", name]
+
+
 def translate(error: CommandFailed) -> Exception:
     for pattern, kind in ERRORS:
         if pattern.search(error.stderr):
@@ -195,49 +200,22 @@ class ZfsCli:
         return found
 
     def datasets(self, root: str) -> dict[str, Dataset]:
-        """Every dataset and snapshot under root, with zboot's local properties."""
-        listed = self.runner.run(
+        """Every dataset and snapshot under root, with zboot's local
+        properties: two zfs commands, run side by side (Runner.reads)."""
+        fields = ",".join(LIST_FIELDS)
+        listed, got = self.runner.reads(
             [
-                "zfs",
-                "list",
-                "-Hp",
-                "-r",
-                "-t",
-                "all",
-                "-s",
-                "createtxg",
-                "-o",
-                ",".join(LIST_FIELDS),
-                root,
-            ],
-            check=False,
-            read_only=True,
+                ["zfs", "list", "-Hp", "-r", "-t", "all", "-s", "createtxg", "-o", fields, root],
+                ["zfs", "get", "-Hp", "-r", "-s", "local", "-t", "all", "-o", VALUES, "all", root],
+            ]
         )
-        if listed.returncode != 0:
-            if "does not exist" in listed.stderr.decode(errors="replace"):
+        for result in (listed, got):
+            if result.ok:
+                continue
+            error = result.stderr.decode(errors="replace")
+            if "does not exist" in error:
                 return {}
-            raise translate(
-                CommandFailed(
-                    listed.argv, listed.returncode, listed.stderr.decode(errors="replace")
-                )
-            )
-        got = self._run(
-            [
-                "zfs",
-                "get",
-                "-Hp",
-                "-r",
-                "-s",
-                "local",
-                "-t",
-                "all",
-                "-o",
-                "name,property,value",
-                "all",
-                root,
-            ],
-            read_only=True,
-        )
+            raise translate(CommandFailed(result.argv, result.returncode, error))
         return parse_datasets(listed.text, got.text)
 
     def exists(self, name: str) -> bool:
@@ -246,8 +224,32 @@ class ZfsCli:
         )
         return result.returncode == 0
 
+    def missing(self, names: Sequence[str]) -> list[str]:
+        """Those of names that do not exist, in their order (one `zfs list`)."""
+        listed = self.runner.run(
+            ["zfs", "list", "-H", "-o", "name", *names], check=False, read_only=True
+        )
+        if listed.ok:  # zfs list exits 0 only when it found every name
+            return []
+        found = set(listed.text.splitlines())
+        return [name for name in names if name not in found]
+
     def create_filesystem(self, name: str) -> None:
-        self._run(["zfs", "create", "-p", "-o", "mountpoint=none", name])
+        self._run(filesystem_argv(name))
+
+    def create_filesystems(self, names: Sequence[str]) -> None:
+        """Filesystems in order, stopping at the first that fails; over SSH
+        several share one remote shell."""
+        if len(names) == 1:
+            self.create_filesystem(names[0])
+        elif names:
+            [failed] = self.runner.run_chains([[filesystem_argv(name) for name in names]])
+            if failed is not None:
+                r = failed.result
+                err = CommandFailed(
+                    r.argv, r.returncode, r.stderr.decode("utf-8", errors="replace")
+                )
+                raise translate(err) from err
 
     def create_volume(
         self,
