@@ -75,9 +75,8 @@ def test_local_run_uses_libzfs_core(lab: Layout) -> None:
         zboot_on_server(lab, config, "image", "create", "blank", "--size", "8M")
         zboot_on_server(lab, config, "image", "snapshot", "fromdev", "-m", "from a device")
         zboot_on_server(lab, config, "clone", "fromdev", "pcd", "--mac", "52:54:00:0b:00:02")
-        images = {i["name"]: i for i in zboot_on_server(lab, config, "image", "list")}
-        assert set(images) == {"fromqcow", "fromdev", "blank"}
-        assert images["fromdev"]["hosts"] == 1 and images["blank"]["versions"] == 0
+        # (each zboot start costs about 10 s in the emulated VM; `list` and
+        # `image list` read the same state as `show` and `image show`)
         shown = zboot_on_server(lab, config, "image", "show", "fromdev")
         assert [(v["version"], v["message"], v["hosts"]) for v in shown["versions"]] == [
             ("v1", "from a device", "pcd")
@@ -88,9 +87,9 @@ def test_local_run_uses_libzfs_core(lab: Layout) -> None:
         assert rolled["archive"].startswith(f"{root}/archive/pcd-")
         names = ssh_text(lab, ["zfs", "list", "-H", "-r", "-t", "all", "-o", "name", root]).split()
         assert f"{root}/hosts/pcd@p1" in names  # promoted back to the host
-        [host] = zboot_on_server(lab, config, "list")
-        assert (host["name"], host["image"]) == ("pcd", "fromdev@v1")
-        archived = zboot_on_server(lab, config, "show", "pcd")["archives"]
+        shown_host = zboot_on_server(lab, config, "show", "pcd")
+        assert (shown_host["record"]["image"], shown_host["record"]["version"]) == ("fromdev", "v1")
+        archived = shown_host["archives"]
         assert [a["name"] for a in archived] == [rolled["archive"].rsplit("/", 1)[1]]
         assert zboot_on_server(lab, config, "prune", "pcd", "--yes")["pruned"] == [
             archived[0]["name"]

@@ -99,27 +99,27 @@ def run_tests(layout: Layout, pytest_args: list[str], started: float, full: bool
 
     timings = Timings()
     timings.add("set-up (packages, ZFS module, venvs)", time.monotonic() - started, "ok")
-    # Every phase runs even after one failed: one CI log shows all that is wrong.
-    codes = [
-        _timed(timings, name, argv, env)
-        for name, argv in (
-            ("lint: ruff", [python, "-m", "ruff", "check", *LINTED]),
-            ("lint: ruff format", [python, "-m", "ruff", "format", "--check", *LINTED]),
-            ("lint: mypy --strict", [python, "-m", "mypy", *TYPED]),
-        )
-    ]
-
-    # Each phase's per-test times, for a closer look than --durations gives.
-    reports = layout.state / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
+    # The storage VM boots beside lint and the unit tests (it needs neither).
     was_running = vm.running_pid(layout) is not None
     boot = BackgroundBoot(layout)
     boot.start()
     try:
+        # Every phase runs even after one failed: one CI log shows all that is wrong.
+        codes = [
+            _timed(timings, name, argv, env)
+            for name, argv in (
+                ("lint: ruff", [python, "-m", "ruff", "check", *LINTED]),
+                ("lint: ruff format", [python, "-m", "ruff", "format", "--check", *LINTED]),
+                ("lint: mypy --strict", [python, "-m", "mypy", *TYPED]),
+            )
+        ]
+        # Each phase's per-test times, for a closer look than --durations gives.
+        reports = layout.state / "reports"
+        reports.mkdir(parents=True, exist_ok=True)
         codes.append(
             _timed(
                 timings,
-                "unit (VM boots beside it)",
+                "unit (the VM boots beside it)",
                 [
                     python,
                     "-m",
@@ -137,7 +137,7 @@ def run_tests(layout: Layout, pytest_args: list[str], started: float, full: bool
         with step("waiting for the storage VM"):
             boot.join()
         timings.add(
-            "storage VM boot (beside unit)",
+            "storage VM boot (beside lint and unit)",
             boot.seconds,
             "reused" if was_running else ("ok" if boot.error is None else "FAILED"),
         )
