@@ -27,6 +27,7 @@ class World:
     stores: list[StorageObject] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     saves: int = 0
+    walks: int = 0  # listings of every target or store (each a configfs walk)
 
 
 class RTSLibError(Exception):
@@ -40,6 +41,10 @@ class StorageObject:
 
     @property
     def attached_luns(self) -> list[LUN]:
+        self.world.walks += 1  # rtslib walks every target's LUNs for this
+        return self._luns()
+
+    def _luns(self) -> list[LUN]:
         return [
             lun
             for t in self.world.targets
@@ -48,8 +53,8 @@ class StorageObject:
             if lun.storage_object is self
         ]
 
-    def delete(self) -> None:
-        if self.attached_luns:
+    def delete(self) -> None:  # (rtslib's own check; not counted as the agent's walk)
+        if self._luns():
             raise RTSLibError(f"storage object {self.name} is in use")
         self.world.stores.remove(self)
 
@@ -99,10 +104,12 @@ def module(world: World) -> types.ModuleType:
     class RTSRoot:
         @property
         def storage_objects(self) -> list[StorageObject]:
+            world.walks += 1
             return list(world.stores)
 
         @property
         def targets(self) -> list[Target]:
+            world.walks += 1
             return list(world.targets)
 
         def save_to_file(self) -> None:

@@ -50,3 +50,32 @@ def test_observe_reports_orphan_stores_and_chap(tmp_path: Path) -> None:
     assert found["exports"][TARGET]["chap"] == [INITIATOR, "Kx7Vq2LmPa9RtY4w", None, None]
     apply(world, tmp_path, [], stores=["zboot-pc02"])
     assert [so.name for so in world.stores] == ["zboot-pc01"]
+
+
+def test_a_batch_reads_lio_once_whatever_its_size(tmp_path: Path) -> None:
+    """A rollback of 20 hosts makes their 20 exports again (each create
+    deletes the old export first): the agent lists the targets and the
+    stores once, not once per host (each listing walks configfs; the lab's
+    batch of 20 went from 13 s to 5 s)."""
+    world = World()
+    hosts = [f"pc{n:02}" for n in range(20)]
+    for host in hosts:
+        export(world, host, f"iqn.2026-11.local.zboot:{host}", f"/dev/{host}", INITIATOR)
+    create = [
+        {
+            "host": host,
+            "target": f"iqn.2026-11.local.zboot:{host}",
+            "device": str(tmp_path),  # a path that exists: the agent waits for the device
+            "initiator": INITIATOR,
+            "serial": host,
+            "storage": f"zboot-{host}",
+            "chap": None,
+        }
+        for host in hosts
+    ]
+    world.walks = 0
+    apply(world, tmp_path, [], create=create)
+    assert world.walks <= 2, world.walks
+    assert sorted(t.wwn.rsplit(":", 1)[1] for t in world.targets) == hosts
+    assert sorted(so.name for so in world.stores) == [f"zboot-{h}" for h in hosts]
+    assert world.saves == 1

@@ -102,17 +102,19 @@ class Lio:
         self.users.setdefault(so.name, set()).add(target.wwn)
         self.luns.setdefault(target.wwn, []).append(lun)
 
-    def sessions(self, wanted: list[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for iqn in wanted:
-            target = self.targets.get(iqn)
-            if target is None:
-                continue
-            for tpg in target.tpgs:
-                for acl in tpg.node_acls:
-                    if acl.session:  # any session counts, even one winding down
-                        found.setdefault(iqn, []).append(acl.node_wwn)
-        return found
+
+def sessions(targets: dict[str, Any], wanted: list[str]) -> dict[str, list[str]]:
+    """Who is logged in to the wanted targets (targets: every target by IQN)."""
+    found: dict[str, list[str]] = {}
+    for iqn in wanted:
+        target = targets.get(iqn)
+        if target is None:
+            continue
+        for tpg in target.tpgs:
+            for acl in tpg.node_acls:
+                if acl.session:  # any session counts, even one winding down
+                    found.setdefault(iqn, []).append(acl.node_wwn)
+    return found
 
 
 def chap_of(acl: Any) -> Any:
@@ -165,16 +167,18 @@ def main() -> None:
         held = open(TARGETCLI_LOCK, "w+")  # noqa: SIM115  # held until the process ends
         fcntl.flock(held, fcntl.LOCK_EX)
     root = RTSRoot()
+    if request["op"] == "sessions":  # no walk of the LUNs: the targets alone
+        answer: Any = sessions({t.wwn: t for t in root.targets}, request["targets"])
+        json.dump(answer, sys.stdout)
+        return
     lio = Lio(root, request["prefix"])  # read once, under the lock when changing
     if request["op"] == "observe":  # with their sessions: one process for both
         found = lio.owned()
-        answer: Any = {
+        answer = {
             "exports": found,
-            "sessions": lio.sessions(list(found)),
+            "sessions": sessions(lio.targets, list(found)),
             "orphans": lio.orphans(),
         }
-    elif request["op"] == "sessions":
-        answer = lio.sessions(request["targets"])
     elif request["op"] == "apply":
         for iqn in request["delete"]:
             lio.delete(iqn)
