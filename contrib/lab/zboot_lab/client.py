@@ -10,8 +10,10 @@ import fcntl
 import json
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +33,8 @@ PROGRAM_LINE_RE = re.compile(r"ZBOOT-[A-Z]+[:=].*")
 COUNTER_RE = re.compile(r"ZBOOT-COUNTER=(\d+)")
 # The golden Linux image's report: what the OS took from the iBFT, and its counter.
 LINUX_RE = re.compile(r"ZBOOT-LINUX (\{.*\})")
+# The writer image's report: blocks written, checksums, the kernel's errors.
+WRITER_RE = re.compile(r"ZBOOT-WRITER (\{.*\})")
 SAN_RE = re.compile(r"Registered SAN device (0x[0-9a-f]+)")
 ANSI_RE = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|c)")
 CONSOLE_WIDTH = 80  # SeaBIOS' serial mirror wraps lines at 80 columns
@@ -81,6 +85,8 @@ class BootResult:
     program_output: list[str] = field(default_factory=list)
     # The Linux image's report (counter, iBFT fields), when that image booted.
     linux: dict[str, Any] | None = None
+    # The writer image's report (ZBOOT-WRITER), when that image ran.
+    writer: dict[str, Any] | None = None
     seconds: float = 0.0
     log: str = ""
 
@@ -181,17 +187,84 @@ def boot(
     rom: bool = True,
     disk: Path | None = None,
     cdrom: Path | None = None,
+    log: Path | None = None,
 ) -> BootResult:
     """Power on a diskless client and wait until it exits or the timeout ends
     it; lan: on the boot LAN (real DHCP and TFTP) instead of QEMU's network;
     disk, cdrom: a local disk (raw image) and a CD (ISO image) after the
-    network in its boot order."""
+    network in its boot order; log: its serial console's file (one of its own
+    under the lab's clients directory by default)."""
     where = "boot LAN" if lan else "QEMU network"
+    log = log or console_log(layout, mac, firmware)
     with timed(f"client boot ({firmware}, {where})"):
         if not lan:
-            return _boot(layout, mac, firmware, timeout, None, rom, disk, cdrom)
+            return _boot(layout, mac, firmware, timeout, None, rom, disk, cdrom, log)
         with lan_link(layout) as link:
-            return _boot(layout, mac, firmware, timeout, link, rom, disk, cdrom)
+            return _boot(layout, mac, firmware, timeout, link, rom, disk, cdrom, log)
+
+
+def console_log(layout: Layout, mac: str, firmware: str) -> Path:
+    """A new file for a client's serial console."""
+    mac = normalise_mac(mac)
+    layout.clients.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    unique = f"{stamp}-{time.time_ns() % 10**6:06d}"
+    return layout.clients / f"{mac.replace(':', '-')}-{firmware}-{unique}.log"
+
+
+class Background:
+    """A client booting (client.boot on the boot LAN) in a thread of its own,
+    while the caller acts on the server; its console can be read meanwhile."""
+
+    def __init__(self, layout: Layout, mac: str, firmware: str = "bios", timeout: float = 300):
+        self.log = console_log(layout, mac, firmware)
+        self._future: Future[BootResult] = Future()
+
+        def run() -> None:
+            try:
+                self._future.set_result(
+                    boot(layout, mac, firmware, timeout, lan=True, log=self.log)
+                )
+            except BaseException as error:  # handed to whoever waits for the result
+                self._future.set_exception(error)
+
+        threading.Thread(target=run, name=f"client {mac}", daemon=True).start()
+
+    def console(self) -> str:
+        """The console so far, as readable lines."""
+        return console_text(self.log.read_text(errors="replace")) if self.log.exists() else ""
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        """The last match of pattern on the console, once there is one; a
+        LabError if the client ends or the timeout passes first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = list(re.finditer(pattern, self.console()))
+            if found:
+                return found[-1]
+            if self._future.done():
+                raise LabError(f"the client ended before {pattern!r}: {self.result()}")
+            if time.monotonic() > deadline:
+                raise LabError(f"no {pattern!r} on {self.log} after {timeout:.0f}s")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Power the client off now, if it still runs (by its QEMU's PID)."""
+        pidfile = self.log.with_suffix(".pid")
+        try:
+            pid = int(pidfile.read_text())
+        except (OSError, ValueError):
+            return
+        if not self._future.done():
+            stop(pid)
+
+    def done(self) -> bool:
+        """Whether the client has ended."""
+        return self._future.done()
+
+    def result(self, timeout: float | None = None) -> BootResult:
+        """Wait for the client to end (it powers off, or boot's timeout stops it)."""
+        return self._future.result(timeout)
 
 
 @contextmanager
@@ -222,14 +295,11 @@ def _boot(
     rom: bool,
     disk: Path | None,
     cdrom: Path | None,
+    log: Path,
 ) -> BootResult:
     mac = normalise_mac(mac)
     if firmware not in ("bios", "uefi"):
         raise LabError(f"unknown firmware {firmware!r}: use bios or uefi")
-    layout.clients.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    unique = f"{stamp}-{time.time_ns() % 10**6:06d}"
-    log = layout.clients / f"{mac.replace(':', '-')}-{firmware}-{unique}.log"
     pidfile = log.with_suffix(".pid")
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -278,6 +348,7 @@ def interpret(
         ipxe_errors=[m.strip() for m in IPXE_ERROR_RE.findall(text)],
         program_output=PROGRAM_LINE_RE.findall(text),
         linux=linux,
+        writer=writer_report(text),
         seconds=round(seconds, 1),
         log=str(log),
     )
@@ -285,11 +356,24 @@ def interpret(
 
 def linux_report(text: str) -> dict[str, Any] | None:
     """The Linux image's last report line, parsed (None if there is none)."""
-    found = LINUX_RE.findall(text)
+    return last_json(LINUX_RE, text)
+
+
+def writer_report(text: str) -> dict[str, Any] | None:
+    """The writer image's report line (ZBOOT-WRITER {...}), parsed (None if
+    there is none): blocks, seconds, write_failures, sha_written, sha_read,
+    stalls, io_errors, conn_errors, recovered."""
+    return last_json(WRITER_RE, text)
+
+
+def last_json(pattern: re.Pattern[str], text: str) -> dict[str, Any] | None:
+    """The JSON object of pattern's last line in text; {"unreadable": line}
+    when it is not one (kernel lines may carry control characters: allowed)."""
+    found = pattern.findall(text)
     if not found:
         return None
     try:
-        value = json.loads(found[-1])
+        value = json.loads(found[-1], strict=False)
     except json.JSONDecodeError:
         return {"unreadable": found[-1]}
     return value if isinstance(value, dict) else {"unreadable": found[-1]}

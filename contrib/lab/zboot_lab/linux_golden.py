@@ -1,9 +1,12 @@
 """A golden Linux image, built from Debian's own packages: the installed
-kernel, open-iscsi's `iscsistart` and busybox. Its initramfs takes the iSCSI
-disk over through the iBFT that iPXE leaves in memory, as an operating system
-does after a SAN boot, and mounts its root from that disk; the root's /init
-prints what it took from the iBFT and a boot counter kept on the disk, then
-powers off.
+kernel, open-iscsi's `iscsistart` and `iscsid`, and busybox. Its initramfs
+takes the iSCSI disk over through the iBFT that iPXE leaves in memory, as an
+operating system does after a SAN boot, and mounts its root from that disk;
+the root's /init starts iscsid (which takes the boot session over, so the disk
+survives a target restart), prints what it took from the iBFT and a boot
+counter kept on the disk, then powers off. The writer image is the same OS
+whose /init writes to its disk in a loop instead (linux-root-writer.sh), for
+the tests that change the server under a running machine.
 
 One disk boots on both firmwares: GPT with an EFI system partition that holds
 SYSLINUX (BIOS, through gptmbr.bin and the partition's legacy-boot flag) and
@@ -30,10 +33,21 @@ MIB = 1024 * 1024
 SECTOR = 512
 ESP_START = 2048  # sectors
 ESP_MIB = 40
-ROOT_MIB = 8
+ROOT_MIB = 22  # busybox, iscsid and its libraries (15 MiB), the writer's 2 MiB file
 IMAGE_MIB = 64  # iPXE's INT 13h wants more than one 8 MB cylinder
 BUSYBOX = Path("/bin/busybox")
 ISCSISTART = Path("/usr/sbin/iscsistart")
+ISCSID = Path("/usr/sbin/iscsid")
+# iscsid's settings for the sessions it takes over (the rest are its defaults):
+# a connection that breaks is logged in again for up to replacement_timeout
+# seconds, and I/O waits meanwhile; after that the disk fails its I/O. A
+# target that stops answering without closing the connection is noticed by
+# the NOP-Out pings (every 5 s, 5 s to answer).
+ISCSID_CONF = """\
+node.session.timeo.replacement_timeout = 120
+node.conn[0].timeo.noop_out_interval = 5
+node.conn[0].timeo.noop_out_timeout = 5
+"""
 GPTMBR = Path("/usr/lib/syslinux/mbr/gptmbr.bin")
 ISOLINUX = Path("/usr/lib/ISOLINUX/isolinux.bin")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
@@ -50,7 +64,7 @@ MODULES = [
     "ext4",
 ]
 CMDLINE = "console=ttyS0,115200 panic=1 quiet"
-SOURCES = ("linux-initramfs.sh", "linux-root-init.sh")
+SOURCES = ("linux-initramfs.sh", "linux-root-init.sh", "linux-root-writer.sh")
 
 
 def digest(kernel: str) -> str:
@@ -59,6 +73,7 @@ def digest(kernel: str) -> str:
     versions = output(
         ["dpkg-query", "-W", "-f", "${Package}=${Version}\n", "open-iscsi", "busybox-static"]
     )
+    versions += output(["ldd", str(ISCSID)])  # its libraries are copied in too
     parts = [Path(__file__).read_bytes(), kernel.encode(), versions.encode()]
     parts += [(LAB_SRC / "golden" / name).read_bytes() for name in SOURCES]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
@@ -74,6 +89,12 @@ def cached_paths(layout: Layout) -> dict[str, Path]:
     }
 
 
+def writer_path(layout: Layout, iscsid: bool = True) -> Path:
+    """The writer image's cached file (without iscsid: a file of its own)."""
+    stem = layout.golden / f"linux-{digest(guest_kernel())}"
+    return stem.with_suffix(".writer.img" if iscsid else ".writer-no-iscsid.img")
+
+
 def ensure_built(layout: Layout) -> dict[str, Path]:
     """Build the disk image and the installer CD once per machine (by digest)."""
     paths = cached_paths(layout)
@@ -87,9 +108,7 @@ def ensure_built(layout: Layout) -> dict[str, Path]:
         work = Path(tmp)
         kernel = guest_kernel()
         vmlinuz = Path(f"/boot/vmlinuz-{kernel}")
-        initrd = initramfs(work / "initrd", kernel, work / "initrd.gz")
-        disk = work / "disk.img"
-        write_disk(work / "os", vmlinuz, initrd, disk, ROOT_MIB, "zboot-linux", CMDLINE)
+        disk = os_disk(work, kernel)
         installer_initrd = initramfs(
             work / "installer", kernel, work / "installer.gz", os_image=disk
         )
@@ -100,9 +119,37 @@ def ensure_built(layout: Layout) -> dict[str, Path]:
     return paths
 
 
+def os_disk(work: Path, kernel: str, extra: dict[str, bytes] | None = None) -> Path:
+    """The OS's disk image, built in work (extra: more files on its root)."""
+    initrd = initramfs(work / "initrd", kernel, work / "initrd.gz")
+    disk = work / "disk.img"
+    vmlinuz = Path(f"/boot/vmlinuz-{kernel}")
+    write_disk(work / "os", vmlinuz, initrd, disk, ROOT_MIB, "zboot-linux", CMDLINE, extra)
+    return disk
+
+
 def write_linux_golden(layout: Layout, out: Path) -> None:
     """Copy the golden Linux disk image to out (building it first if needed)."""
     shutil.copyfile(ensure_built(layout)["disk"], out)
+
+
+def write_linux_writer_golden(layout: Layout, out: Path, *, iscsid: bool = True) -> None:
+    """Copy the writer image to out (building it first if needed): the golden
+    OS whose /init writes to its disk in a loop until the server says stop,
+    then reports (ZBOOT-WRITER). iscsid=False: an image whose /init does not
+    start iscsid, to show what a target restart does to such a machine."""
+    path = writer_path(layout, iscsid)
+    if not path.exists():
+        layout.golden.mkdir(parents=True, exist_ok=True)
+        with (
+            timed("linux writer image build"),
+            tempfile.TemporaryDirectory(prefix=".zboot-linux-", dir=layout.golden) as tmp,
+        ):
+            extra = {"zboot/writer": (LAB_SRC / "golden" / "linux-root-writer.sh").read_bytes()}
+            if not iscsid:
+                extra["zboot/no-iscsid"] = b"the writer without iscsid\n"
+            os_disk(Path(tmp), guest_kernel(), extra).replace(path)
+    shutil.copyfile(path, out)
 
 
 def write_linux_installer(layout: Layout, out: Path) -> None:
@@ -184,12 +231,26 @@ def initramfs(root: Path, kernel: str, out: Path, *, os_image: Path | None = Non
     return out
 
 
-def root_filesystem(work: Path, out: Path, size_mib: int) -> None:
-    """ext4 with busybox, the reporting /init and a counter at 0."""
+def root_filesystem(
+    work: Path, out: Path, size_mib: int, extra: dict[str, bytes] | None = None
+) -> None:
+    """ext4 with busybox, iscsid and its libraries, the reporting /init, a
+    counter at 0 and the extra files (path in the root: content)."""
     root = work / "rootfs"
-    for directory in ("bin", "proc", "sys", "dev", "zboot"):
+    for directory in ("bin", "sbin", "proc", "sys", "dev", "run", "etc/iscsi", "zboot"):
         (root / directory).mkdir(parents=True, exist_ok=True)
     shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+    copy_into(root, ISCSID, Path("/sbin/iscsid"))
+    for lib in shared_libraries(ISCSID):
+        copy_into(root, lib)
+    (root / "etc" / "iscsi" / "iscsid.conf").write_text(ISCSID_CONF)
+    # iscsid answers requests (its own session sync among them) only from a
+    # user it can look up: without root in /etc/passwd it refuses them all
+    # ("peeruser_unix: unknown local user with uid 0") and takes nothing over.
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\n")
+    for name, content in (extra or {}).items():
+        (root / name).write_bytes(content)
     init = root / "init"
     shutil.copyfile(LAB_SRC / "golden" / "linux-root-init.sh", init)
     init.chmod(0o755)
@@ -265,9 +326,10 @@ def write_disk(
     root_mib: int,
     marker: str,
     cmdline: str,
+    extra: dict[str, bytes] | None = None,
 ) -> None:
     """A GPT disk: the EFI system partition (both firmwares boot from it),
-    and an ext4 root of root_mib (none when 0)."""
+    and an ext4 root of root_mib (none when 0) with the extra files."""
     work.mkdir(parents=True, exist_ok=True)
     esp = work / "esp.img"
     system_partition(work, vmlinuz, initrd, esp, marker, cmdline)
@@ -284,7 +346,7 @@ def write_disk(
     root_start = ESP_START + ESP_MIB * MIB // SECTOR
     root = work / "root.img"
     if root_mib:
-        root_filesystem(work, root, root_mib)
+        root_filesystem(work, root, root_mib, extra)
         partitions += ["-n", f"2:{root_start}:+{root_mib}M", "-t", "2:8300", "-c", "2:zboot-root"]
     with image.open("wb") as disk:
         disk.truncate(IMAGE_MIB * MIB)
