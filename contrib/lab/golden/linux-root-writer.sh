@@ -16,7 +16,13 @@ SLOTS=32
 CAP=300
 data=/zboot/writer.bin
 mac=$(field ethernet0/mac | tr ':' '-')
-stop_url="http://$(field target0/ip-addr)/zboot-writer-stop-$mac"
+server=$(field target0/ip-addr)
+# Asked with a bare HTTP request through nc: the static busybox's wget
+# crashes (glibc's resolver, linked statically), nc does not.
+stop_asked() {
+    printf 'HEAD /zboot-writer-stop-%s HTTP/1.0\r\n\r\n' "$mac" |
+        nc -w 3 "$server" 80 2>/dev/null | head -n 1 | grep -q ' 200 '
+}
 centis() { read -r up _ </proc/uptime; echo "${up%.*}${up#*.}"; }
 head -c 65520 /dev/urandom >/run/seed
 block() { printf 'zboot-blk%06d\n' "$1"; cat /run/seed; }
@@ -61,7 +67,7 @@ while :; do
     fi
     if [ $((n % 16)) -eq 0 ]; then
         echo "ZBOOT-WRITER-AT $n" >/dev/console
-        wget -q -T 3 -O /dev/null "$stop_url" 2>/dev/null && break
+        stop_asked && break
     fi
     [ $((now - start)) -ge $((CAP * 100)) ] && break
 done
