@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from zboot_cli import Zboot
+from zboot_cli import Zboot, zboot_root
 from zboot_lab import bootlan, client, istgt
 from zboot_lab.golden import write_golden
 from zboot_lab.layout import LAN_TFTP_DIR, Layout
@@ -59,6 +59,32 @@ def linux_golden(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
     zboot("init")
     zboot("image", "import", "linux", str(image))
     zboot("image", "snapshot", "linux")
+
+
+@pytest.fixture(scope="module")
+def linux_root(lab_session: Layout, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Zboot]:
+    """One root with the Linux image imported once for the rows that boot it
+    (init, import and snapshot cost about 20 s a row in the emulated VM)."""
+    work = tmp_path_factory.mktemp("linux")
+    with zboot_root(lab_session, work) as run:
+        linux_golden(lab_session, run, work)
+        yield run
+
+
+@pytest.fixture
+def linux(lab: Layout, linux_root: Zboot, tmp_path: Path) -> Iterator[Zboot]:
+    """A row's zboot on the shared root, with a config of its own (each row
+    points it at its engine); the row's hosts go when it ends, taken down by
+    the engine that exported them."""
+    config = tmp_path / "zboot.toml"
+    config.write_text(Path(linux_root.env["ZBOOT_CONFIG"]).read_text())
+    run = Zboot(config, linux_root.root)
+    yield run
+    hosts = ssh_text(
+        lab, ["zfs", "list", "-H", "-o", "name", "-d", "1", "-t", "volume", f"{run.root}/hosts"]
+    ).split()
+    if hosts:
+        run.raw("destroy", *(name.rsplit("/", 1)[1] for name in hosts), "--yes", "--force")
 
 
 def dhcp_lines(zboot: Zboot, kind: str, tmp_path: Path) -> str:
@@ -106,9 +132,9 @@ def rewrite_script(lab: Layout, boot_file: str, change: Any) -> None:
     ssh(lab, ["sh", "-c", 'cat > "$1"', "sh", boot_file], stdin=changed.encode())
 
 
-def test_bios_linux_on_lio_through_dnsmasq(lab: Layout, lan: Zboot, tmp_path: Path) -> None:
+def test_bios_linux_on_lio_through_dnsmasq(lab: Layout, linux: Zboot, tmp_path: Path) -> None:
     """BIOS, QEMU's iPXE ROM, dnsmasq, LIO, no CHAP."""
-    linux_golden(lab, lan, tmp_path)
+    lan = on_lan(lab, linux)
     host = lan("clone", "linux", "pcl1", "--mac", A)["data"]
     with bootlan.serving(lab, "dnsmasq", dhcp_lines(lan, "dnsmasq", tmp_path)):
         first = boot(lab, A)
@@ -150,13 +176,12 @@ def test_bios_linux_on_lio_through_dnsmasq(lab: Layout, lan: Zboot, tmp_path: Pa
 
 
 def test_uefi_linux_on_tgt_through_isc_and_tftp_with_mutual_chap(
-    lab: Layout, zboot: Zboot, tmp_path: Path
+    lab: Layout, linux: Zboot, tmp_path: Path
 ) -> None:
     """UEFI with the firmware's own PXE client (no iPXE ROM): ISC dhcpd sends
     it snponly.efi over TFTP, that iPXE gets the per-MAC script; tgt, mutual CHAP."""
-    lan = on_lan(lab, zboot, "tgt")
+    lan = on_lan(lab, linux, "tgt")
     try:
-        linux_golden(lab, lan, tmp_path)
         host = lan("clone", "linux", "pcl2", "--mac", B, "--mutual-chap")["data"]
         assert host["chap_credentials"]["mutual_user"]
         with bootlan.serving(lab, "isc", dhcp_lines(lan, "isc", tmp_path)):
@@ -174,15 +199,14 @@ def test_uefi_linux_on_tgt_through_isc_and_tftp_with_mutual_chap(
 
 
 def test_bios_linux_on_istgt_through_pxelinux_with_chap(
-    lab: Layout, zboot: Zboot, tmp_path: Path
+    lab: Layout, linux: Zboot, tmp_path: Path
 ) -> None:
     """A PXELINUX site: its DHCP hands every machine pxelinux.0, whose
     per-MAC file from `zboot pxelinux` chains iPXE (ipxe.lkrn) into the
     host's script; istgt in the storage VM serves a zvol, with CHAP."""
-    lan = on_lan(lab, zboot, "istgt")
+    lan = on_lan(lab, linux, "istgt")
     istgt.configure_in_guest(lab, istgt.lan_base_config(lab))
     try:
-        linux_golden(lab, lan, tmp_path)
         host = lan("clone", "linux", "pcl3", "--mac", A, "--chap")["data"]
         lan("pxelinux", "pcl3", "--dir", LAN_TFTP_DIR)
         with bootlan.serving(lab, "dnsmasq", PXELINUX_SITE):
