@@ -33,7 +33,6 @@ class Lio:
     attribute is a configfs read)."""
 
     def __init__(self, root: Any, prefix: str) -> None:
-        self.root = root
         self.prefix = prefix
         self.targets = {target.wwn: target for target in root.targets}
         self.stores: dict[str, list[Any]] = {}
@@ -91,8 +90,7 @@ class Lio:
             names = {lun.storage_object.name for lun in self.luns.pop(iqn, [])}
             target.delete()
             for name in names:
-                users = self.users.get(name, set())
-                users.discard(iqn)
+                self.users.get(name, set()).discard(iqn)
                 self.remove_store(name)
         self.remove_store(self.prefix + iqn.rsplit(":", 1)[-1].replace(".", "_"))
 

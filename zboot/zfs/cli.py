@@ -158,6 +158,12 @@ def translate(error: CommandFailed) -> Exception:
     return error
 
 
+def failure(result: Result) -> Exception:
+    """The error a failed zfs command's result stands for (see translate)."""
+    error = result.stderr.decode("utf-8", errors="replace")
+    return translate(CommandFailed(result.argv, result.returncode, error))
+
+
 def prop_args(props: Mapping[str, str]) -> list[str]:
     args = []
     for key, value in props.items():
@@ -212,17 +218,13 @@ class ZfsCli:
         for result in (listed, got):
             if result.ok:
                 continue
-            error = result.stderr.decode(errors="replace")
-            if "does not exist" in error:
+            if b"does not exist" in result.stderr:
                 return {}
-            raise translate(CommandFailed(result.argv, result.returncode, error))
+            raise failure(result)
         return parse_datasets(listed.text, got.text)
 
     def exists(self, name: str) -> bool:
-        result = self.runner.run(
-            ["zfs", "list", "-H", "-o", "name", name], check=False, read_only=True
-        )
-        return result.returncode == 0
+        return not self.missing([name])
 
     def missing(self, names: Sequence[str]) -> list[str]:
         """Those of names that do not exist, in their order (one `zfs list`)."""
@@ -245,11 +247,7 @@ class ZfsCli:
         elif names:
             [failed] = self.runner.run_chains([[filesystem_argv(name) for name in names]])
             if failed is not None:
-                r = failed.result
-                err = CommandFailed(
-                    r.argv, r.returncode, r.stderr.decode("utf-8", errors="replace")
-                )
-                raise translate(err) from err
+                raise failure(failed.result)
 
     def create_volume(
         self,
@@ -318,17 +316,14 @@ class ZfsCli:
             if self.on_progress is not None:
                 self.on_progress(len(failures), len(argvs))
         outcomes: list[StepFailed | None] = []
-        for failure in failures:
-            if failure is None:
+        for failed in failures:
+            if failed is None:
                 outcomes.append(None)
                 continue
-            r = failure.result
-            err = translate(
-                CommandFailed(r.argv, r.returncode, r.stderr.decode("utf-8", errors="replace"))
-            )
+            err = failure(failed.result)
             outcomes.append(
                 StepFailed(
-                    failure.step, err if isinstance(err, ZbootError) else ServerError(str(err))
+                    failed.step, err if isinstance(err, ZbootError) else ServerError(str(err))
                 )
             )
         return outcomes
