@@ -18,8 +18,7 @@ mkdir -p /run/lock/iscsi
 ibft=/sys/firmware/ibft
 field() { [ -r "$ibft/$1" ] && tr -d '\n' <"$ibft/$1"; }
 echo "InitiatorName=$(field initiator/initiator-name)" >/etc/iscsi/initiatorname.iscsi
-# (/zboot/no-iscsid: a writer image built to show what happens without it)
-[ -e /zboot/no-iscsid ] || /sbin/iscsid -f -n >>/run/iscsid.log 2>&1 &
+/sbin/iscsid -f -n >>/run/iscsid.log 2>&1 &
 [ -e /zboot/writer ] && . /zboot/writer
 count=$(( $(cat /zboot/counter) + 1 ))
 echo "$count" >/zboot/counter

@@ -31,16 +31,14 @@ sync
 # iscsid takes the boot session over by logging in again on it: wait for
 # that, then start its log afresh, so what it logs from here on is about
 # what the server did (iscsid appends to it: truncating is safe).
-if [ ! -e /zboot/no-iscsid ]; then
-    for _ in $(seq 150); do
-        grep -q operational /run/iscsid.log && break
-        sleep 0.1
-    done
-    echo "ZBOOT-WRITER-TAKEOVER $(tr -d '\n' </run/iscsid.log)" >/dev/console
-    : >/run/iscsid.log
-    # what iscsid does from here on, on the console as it happens
-    tail -f /run/iscsid.log >/dev/console 2>&1 &
-fi
+for _ in $(seq 150); do
+    grep -q operational /run/iscsid.log && break
+    sleep 0.1
+done
+echo "ZBOOT-WRITER-TAKEOVER $(tr -d '\n' </run/iscsid.log)" >/dev/console
+: >/run/iscsid.log
+# what iscsid does from here on, on the console as it happens
+tail -f /run/iscsid.log >/dev/console 2>&1 &
 echo "ZBOOT-WRITER-START" >/dev/kmsg
 echo "ZBOOT-WRITER-START" >/dev/console
 n=0

@@ -21,6 +21,8 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .costs import timed
@@ -79,20 +81,30 @@ def digest(kernel: str) -> str:
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
 
+def cache_stem(layout: Layout) -> Path:
+    """Where the built files go, named by digest (a suffix each)."""
+    return layout.golden / f"linux-{digest(guest_kernel())}"
+
+
 def cached_paths(layout: Layout) -> dict[str, Path]:
-    """The built files under the lab's state directory, named by digest."""
-    kernel = guest_kernel()
-    stem = layout.golden / f"linux-{digest(kernel)}"
+    """The golden OS's built files under the lab's state directory."""
+    stem = cache_stem(layout)
     return {
         "disk": stem.with_suffix(".img"),
         "installer": stem.with_suffix(".installer.iso"),
     }
 
 
-def writer_path(layout: Layout, iscsid: bool = True) -> Path:
-    """The writer image's cached file (without iscsid: a file of its own)."""
-    stem = layout.golden / f"linux-{digest(guest_kernel())}"
-    return stem.with_suffix(".writer.img" if iscsid else ".writer-no-iscsid.img")
+@contextmanager
+def building(layout: Layout, what: str) -> Iterator[Path]:
+    """A scratch directory beside the cache (a file moved from it into the
+    cache appears whole), the build timed as `what`."""
+    layout.golden.mkdir(parents=True, exist_ok=True)
+    with (
+        timed(what),
+        tempfile.TemporaryDirectory(prefix=".zboot-linux-", dir=layout.golden) as tmp,
+    ):
+        yield Path(tmp)
 
 
 def ensure_built(layout: Layout) -> dict[str, Path]:
@@ -100,12 +112,7 @@ def ensure_built(layout: Layout) -> dict[str, Path]:
     paths = cached_paths(layout)
     if all(path.exists() for path in paths.values()):
         return paths
-    layout.golden.mkdir(parents=True, exist_ok=True)
-    with (
-        timed("linux image build"),
-        tempfile.TemporaryDirectory(prefix=".zboot-linux-", dir=layout.golden) as tmp,
-    ):
-        work = Path(tmp)
+    with building(layout, "linux image build") as work:
         kernel = guest_kernel()
         vmlinuz = Path(f"/boot/vmlinuz-{kernel}")
         disk = os_disk(work, kernel)
@@ -133,22 +140,15 @@ def write_linux_golden(layout: Layout, out: Path) -> None:
     shutil.copyfile(ensure_built(layout)["disk"], out)
 
 
-def write_linux_writer_golden(layout: Layout, out: Path, *, iscsid: bool = True) -> None:
+def write_linux_writer_golden(layout: Layout, out: Path) -> None:
     """Copy the writer image to out (building it first if needed): the golden
     OS whose /init writes to its disk in a loop until the server says stop,
-    then reports (ZBOOT-WRITER). iscsid=False: an image whose /init does not
-    start iscsid, to show what a target restart does to such a machine."""
-    path = writer_path(layout, iscsid)
+    then reports (ZBOOT-WRITER)."""
+    path = cache_stem(layout).with_suffix(".writer.img")
     if not path.exists():
-        layout.golden.mkdir(parents=True, exist_ok=True)
-        with (
-            timed("linux writer image build"),
-            tempfile.TemporaryDirectory(prefix=".zboot-linux-", dir=layout.golden) as tmp,
-        ):
+        with building(layout, "linux writer image build") as work:
             extra = {"zboot/writer": (LAB_SRC / "golden" / "linux-root-writer.sh").read_bytes()}
-            if not iscsid:
-                extra["zboot/no-iscsid"] = b"the writer without iscsid\n"
-            os_disk(Path(tmp), guest_kernel(), extra).replace(path)
+            os_disk(work, guest_kernel(), extra).replace(path)
     shutil.copyfile(path, out)
 
 
