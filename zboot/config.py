@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import InvalidInput
-from .names import dataset_name, iqn, url
+from .names import dataset_name, image_name, iqn, name_pattern, size_bytes, url
 
 DEFAULT_PATHS = (Path.home() / ".config" / "zboot" / "config.toml", Path("/etc/zboot/config.toml"))
 LOCAL = "local"
@@ -47,10 +47,29 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """`zboot serve`, the boot service ([serve] table; docs/boot.md)."""
+
+    listen: str | None = None  # the address it listens on; default the boot URL's host
+    port: int | None = None  # default the boot URL's port (80 for http)
+    interface: str | None = None  # the boot LAN's interface: Wake-on-LAN goes out there
+    check_mac: bool = True  # answer a MAC's script only to that MAC (neighbour table)
+    discover_limit: int = 256  # unknown machines recorded at most (0: none)
+    adopt_image: str | None = None  # provision unknown machines from it at once
+    adopt_names: str = "pc{n:03}"  # the names those machines get
+
+
+SCRIPTS = ("files", "service")  # where clients get their iPXE scripts
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     pool: str = "tank"
     root: str = "tank/zboot"
+    # free space clone, commit and rebase leave untouched: "N%" of the space
+    # the root can use, a size ("50G"), or "0" for none
+    reserve: str = "10%"
     engine: str = "auto"
     portal: str | None = None
     iqn_base: str | None = None
@@ -58,6 +77,10 @@ class Config:
     boot_dir: str = "/srv/zboot/boot"
     boot_url: str | None = None
     winpe: str | None = None  # install mode: URL of wimboot + WinPE files
+    # "files": zboot writes each host's script into boot_dir for a web server;
+    # "service": `zboot serve` answers for every host and zboot writes none
+    scripts: str = "files"
+    serve: ServeConfig = field(default_factory=ServeConfig)
     path: Path | None = None  # the file it was read from
 
     @property
@@ -120,6 +143,8 @@ SYSTEM_DIRS = frozenset(
 )
 VOLATILE = ("/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp")  # noqa: S108 (refused)
 MAX_SECONDS = 86400.0
+MAX_DISCOVERED = 4096
+_INTERFACE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}")
 _MAX_PATH = 1024
 _HOST_NAME_RE = re.compile(
     r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -169,6 +194,31 @@ def _seconds(value: object) -> float:
     ):
         raise InvalidInput(f"must be a number of seconds 0-{MAX_SECONDS:.0f}, not {_show(value)}")
     return float(value)
+
+
+RESERVE_RE = re.compile(r"([0-9]{1,2})%")
+
+
+def _reserve(value: object) -> str:
+    text = _text(value)
+    if text == "0" or RESERVE_RE.fullmatch(text):
+        return text
+    try:
+        size_bytes(text)
+    except InvalidInput:
+        raise InvalidInput(
+            f"must be a share of the pool like 10%, a size like 50G, or 0, not {_show(text)}"
+        ) from None
+    return text
+
+
+def reserve_bytes(reserve: str, capacity: int) -> int:
+    """The reserve in bytes, for a root that can use `capacity` bytes."""
+    if reserve == "0":
+        return 0
+    if match := RESERVE_RE.fullmatch(reserve):
+        return capacity * int(match[1]) // 100
+    return size_bytes(reserve)
 
 
 def _ipv6(value: str) -> bool:
@@ -296,6 +346,44 @@ def _boot_url(value: object) -> str:
     return text
 
 
+def _scripts(value: object) -> str:
+    text = _text(value)
+    if text not in SCRIPTS:
+        raise InvalidInput(f"{_show(text)} is not one of {', '.join(SCRIPTS)}")
+    return text
+
+
+def _ip_address(value: object) -> str:
+    text = _text(value)
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise InvalidInput(
+            f"{_show(text)} is not an IP address", hint="e.g. 10.0.0.1 (the boot LAN's)"
+        ) from None
+
+
+def _interface(value: object) -> str:
+    text = _text(value)
+    if not _INTERFACE_RE.fullmatch(text):
+        raise InvalidInput(f"{_show(text)} is not a network interface name", hint="e.g. eno1")
+    return text
+
+
+def _limit(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DISCOVERED:
+        raise InvalidInput(f"must be a whole number 0-{MAX_DISCOVERED}, not {_show(value)}")
+    return value
+
+
+def _image(value: object) -> str:
+    return image_name(_text(value))
+
+
+def _pattern(value: object) -> str:
+    return name_pattern(_text(value))
+
+
 Check = Callable[[object], object]
 KEYS: dict[str, dict[str, Check]] = {
     "server": {
@@ -307,14 +395,23 @@ KEYS: dict[str, dict[str, Check]] = {
         "sudo": _flag,
         "lock_timeout": _seconds,
     },
-    "zfs": {"pool": _pool, "root": _dataset},
+    "zfs": {"pool": _pool, "root": _dataset, "reserve": _reserve},
     "target": {
         "engine": _engine,
         "portal": _portal,
         "iqn_base": _iqn_base,
         "secrets_dir": _server_dir,
     },
-    "boot": {"dir": _server_dir, "url": _boot_url, "winpe": _boot_url},
+    "boot": {"dir": _server_dir, "url": _boot_url, "winpe": _boot_url, "scripts": _scripts},
+    "serve": {
+        "listen": _ip_address,
+        "port": _port,
+        "interface": _interface,
+        "check_mac": _flag,
+        "discover_limit": _limit,
+        "adopt_image": _image,
+        "adopt_names": _pattern,
+    },
 }
 ALL_KEYS = [f"{table}.{key}" for table, keys in KEYS.items() for key in keys]
 
@@ -403,7 +500,7 @@ def secrets_name(root: str) -> str:
 def from_tables(tables: dict[str, dict[str, Any]], path: Path | None) -> Config:
     """The Config of checked tables (defaults for what they leave out), with the
     checks that span keys: root in pool, secrets outside the boot directory."""
-    s, z, t, b = (tables[n] for n in ("server", "zfs", "target", "boot"))
+    s, z, t, b, v = (tables[n] for n in ("server", "zfs", "target", "boot", "serve"))
     where = str(path)
     pool = z.get("pool", "tank")
     root = z.get("root", f"{pool}/zboot")
@@ -420,6 +517,7 @@ def from_tables(tables: dict[str, dict[str, Any]], path: Path | None) -> Config:
         server=ServerConfig(**s),
         pool=pool,
         root=root,
+        reserve=z.get("reserve", Config.reserve),
         engine=t.get("engine", "auto"),
         portal=t.get("portal"),
         iqn_base=t.get("iqn_base"),
@@ -427,6 +525,8 @@ def from_tables(tables: dict[str, dict[str, Any]], path: Path | None) -> Config:
         boot_dir=b.get("dir", Config.boot_dir),
         boot_url=b.get("url"),
         winpe=b.get("winpe"),
+        scripts=b.get("scripts", Config.scripts),
+        serve=ServeConfig(**v),
         path=path,
     )
     if _under(config.secrets_dir, (config.boot_dir,)) or _under(
@@ -461,7 +561,7 @@ def sections(config: Config) -> dict[str, dict[str, object]]:
             "sudo": s.sudo,
             "lock_timeout": s.lock_timeout,
         },
-        "zfs": {"pool": config.pool, "root": config.root},
+        "zfs": {"pool": config.pool, "root": config.root, "reserve": config.reserve},
         "target": {
             "engine": config.engine,
             "portal": config.portal,
@@ -469,6 +569,21 @@ def sections(config: Config) -> dict[str, dict[str, object]]:
             "secrets_dir": config.secrets_dir,
         },
         "boot": {"dir": config.boot_dir, "url": config.boot_url, "winpe": config.winpe},
+    }
+
+
+def serve_sections(config: Config) -> dict[str, object]:
+    """The [serve] table's keys (not written by `zboot init`: a site that runs
+    the service sets them)."""
+    v = config.serve
+    return {
+        "listen": v.listen,
+        "port": v.port,
+        "interface": v.interface,
+        "check_mac": v.check_mac,
+        "discover_limit": v.discover_limit,
+        "adopt_image": v.adopt_image,
+        "adopt_names": v.adopt_names,
     }
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "MacAddress",
     "SnapshotName",
     "address",
+    "age_seconds",
     "compression",
     "dataset_name",
     "host_name",
@@ -32,6 +33,8 @@ __all__ = [
     "mac",
     "mac_hexhyp",
     "message",
+    "name_pattern",
+    "pattern_name",
     "size_bytes",
     "snapshot_name",
     "url",
@@ -393,3 +396,63 @@ def url(value: str, what: str = "URL") -> str:
             hint="e.g. http://10.0.0.1/winpe (percent-encode anything else)",
         )
     return value
+
+
+_PATTERN_RE = re.compile(
+    r"(?P<head>[A-Za-z0-9-]*)\{n(?::0?(?P<width>[1-6])d?)?\}(?P<tail>[A-Za-z0-9-]*)"
+)
+PATTERN_FIRST = 1  # the number the first name of a pattern gets
+
+
+def name_pattern(value: str) -> str:
+    """A pattern for host names: letters, digits and '-' around one `{n}` or
+    `{n:0W}` (W 1-6: the number padded with zeros to W digits), as in pc{n:02}
+    -> pc01, pc02. Each name it makes is a valid host name. Returned as given."""
+    value = _require_str(value, "name pattern")
+    match = _PATTERN_RE.fullmatch(value)
+    if match is None:
+        raise InvalidInput(
+            f"name pattern {_show(value)} is not letters, digits and '-' around one {{n}} "
+            "or {n:0W}",
+            hint="e.g. pc{n:02} (pc01, pc02, ...) or lab-{n}",
+        )
+    host_name(pattern_name(value, 10 ** int(match["width"] or 1) - 1))
+    host_name(pattern_name(value, PATTERN_FIRST))
+    return value
+
+
+def pattern_name(pattern: str, n: int) -> HostName:
+    """The pattern's n-th name (the pattern checked by name_pattern)."""
+    match = _PATTERN_RE.fullmatch(pattern)
+    if match is None:
+        raise InvalidInput(f"name pattern {_show(pattern)} is not valid")
+    width = int(match["width"] or 1)
+    return host_name(f"{match['head']}{n:0{width}d}{match['tail']}")
+
+
+_AGE_RE = re.compile(r"([0-9]{1,6})([mhdw])")
+_AGE_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def age_seconds(value: str) -> int:
+    """An age such as 90m, 12h, 30d or 2w, in seconds (at least one minute)."""
+    value = _require_str(value, "age")
+    match = _AGE_RE.fullmatch(value)
+    if not match or int(match[1]) == 0:
+        raise InvalidInput(
+            f"{_show(value)} is not an age",
+            hint="a whole number and a unit: m (minutes), h, d or w, e.g. 30d",
+        )
+    return int(match[1]) * _AGE_UNITS[match[2]]
+
+
+def human_size(value: int | None) -> str:
+    """Bytes as people read them (binary units, as ZFS prints them): 8.0K, 1.5G."""
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "K", "M", "G", "T"):
+        if size < 1024 or unit == "T":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return str(value)

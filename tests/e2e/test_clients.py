@@ -15,6 +15,7 @@ from zboot_cli import Zboot
 from zboot_lab import client
 from zboot_lab.golden import write_golden
 from zboot_lab.layout import Layout
+from zboot_lab.remote import ssh_text
 
 pytestmark = pytest.mark.e2e
 
@@ -48,3 +49,37 @@ def test_maintenance_updates_the_image_for_hosts_cloned_afterwards(
     zboot("clone", "gold", "pce2en", "--mac", B)  # from v2
     assert boot(lab, B).counter == 2  # it sees the change made in maintenance
     assert boot(lab, A).counter == 1  # A's own disk, from v1, does not
+
+
+C, D, E = "52:54:00:e2:00:11", "52:54:00:e2:00:12", "52:54:00:e2:00:13"
+
+
+@pytest.mark.full  # CI runs commit and rebase in the lab phase: docs/lab.md
+def test_a_hosts_disk_becomes_the_next_version_and_hosts_rebase_onto_it(
+    lab: Layout, zboot: Zboot, tmp_path: Path
+) -> None:
+    """Issue 19's fleet walk without data disks: pc C counts two boots, its
+    disk is committed as v2; a host cloned from v2 continues at 3; host D,
+    which counted on its own v1 disk, is rebased onto v2 and continues from
+    the committed state too, its CHAP secret and script unchanged."""
+    golden(zboot, tmp_path, "bios")
+    zboot("clone", "gold", "pce2ec", "--mac", C)
+    zboot("clone", "gold", "pce2er", "--mac", D, "--chap")
+    assert [boot(lab, C).counter, boot(lab, C).counter, boot(lab, D).counter] == [1, 2, 1]
+    committed = zboot("commit", "pce2ec", "-m", "counted twice")["data"]
+    assert (committed["version"], committed["base"]) == ("v2", "gold@v1")
+    zboot("clone", "gold", "pce2en", "--mac", E)  # from v2
+    assert boot(lab, E).counter == 3  # the committed disk's count, plus this boot
+    script = lab_script(lab, zboot, D)
+    moved = zboot("rebase", "pce2er", "--to", "gold")["data"]
+    assert moved["moved"] and moved["source"].endswith("/gold@v2")
+    assert lab_script(lab, zboot, D) == script  # same target, same CHAP secret
+    assert boot(lab, D).counter == 3  # v2's count, not its own 1, goes on
+    assert boot(lab, C).counter == 3  # C's disk is its own: the commit left it as it was
+
+
+def lab_script(lab: Layout, zboot: Zboot, mac: str) -> str:
+    """The host's iPXE script as the server has it (CHAP secret included)."""
+    config = Path(zboot.env["ZBOOT_CONFIG"]).read_text()
+    boot_dir = next(line.split('"')[1] for line in config.splitlines() if line.startswith("dir"))
+    return ssh_text(lab, ["cat", f"{boot_dir}/{mac.replace(':', '-')}.ipxe"])

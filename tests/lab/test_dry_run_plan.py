@@ -112,6 +112,11 @@ def every_change(
     assert any(line.startswith(f"zfs rename {zboot.root}/hosts/{one} ") for line in rolled)
     plan_then_run(lab, zboot, "mode", two, "install")
     step(lab, zboot, "mode", two, "normal")
+    # the image's lifecycle: a host's disk sent as the next version (v2),
+    # and a host moved onto it (its export down and up: the engine's calls)
+    step(lab, zboot, "commit", three, "-m", "three's disk")
+    rebased = plan_then_run(lab, zboot, "rebase", two, "--to", "gold")
+    assert any(line.startswith("zfs clone ") and "/gold@v2 " in line for line in rebased)
     # drift for sync to repair: the CHAP host's secret file lost, so new
     # secrets, its export made again with them (by the engine), and its script
     secret = f"{lab_secrets(zboot)}/{zboot.root.replace('/', '_')}/{one}.chap"
@@ -144,6 +149,7 @@ def auto_engine(lab: Layout, zboot: Zboot) -> tuple[str, str]:
     return dry, auto("doctor")["data"]["engine"]
 
 
+@pytest.mark.full  # CI's time budget: the plans are unit-tested; docs/lab.md
 def test_a_dry_run_plans_what_the_real_run_changes_on_lio_and_tgt(
     lab: Layout, tmp_path: Path
 ) -> None:

@@ -120,6 +120,7 @@ def server_state(lab: Layout, root: str) -> tuple[str, str]:
     return datasets, targets
 
 
+@pytest.mark.full  # a minute of waiting for the lease: CI's time budget (docs/lab.md)
 def test_a_vanished_zboot_lets_go_within_a_minute_and_lands_nothing_after(
     lab: Layout, zboot: Zboot, tmp_path: Path
 ) -> None:

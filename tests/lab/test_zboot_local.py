@@ -50,6 +50,7 @@ sha256sum < "$1.raw"
 """
 
 
+@pytest.mark.full  # zboot in the emulated VM: CI runs the contract on both backends
 def test_local_run_uses_libzfs_core(lab: Layout) -> None:
     tag = uuid.uuid4().hex[:8]
     root, device_source = f"{POOL}/l-{tag}", f"{POOL}/l-{tag}-src"

@@ -1,6 +1,8 @@
 """The zboot CLI over SSH against the lab's real pool: init -> import (raw and
 qcow2, verified byte for byte) -> snapshot -> clone two hosts -> write ->
-rollback (bytes back, discarded state kept) -> destroy refused while hosts
+rollback (bytes back, discarded state kept) -> a new image version and a
+rebase of both hosts onto it (the export serves its bytes, the host stays
+who it was) -> destroy refused while hosts
 depend on the image -> destroy hosts -> destroy image. A dry import changes
 nothing (the other commands' dry runs: test_dry_run_plan.py)."""
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from zboot_cli import Zboot
+from zboot_lab import iscsi
 from zboot_lab.layout import POOL, Layout
 from zboot_lab.remote import ssh, ssh_text
 
@@ -114,6 +117,32 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     assert finished["archive"] == cut
     assert zvol_sha(lab, pc2, len(data)) == want
     assert [h["state"] for h in zboot("list")["data"] if h["name"] == "pc2"] == ["ready"]
+
+    # The image's next version, and both hosts rebased onto it in one batch:
+    # new disks cloned from v2 under the same names, so pc1's export (same
+    # target, same initiator) serves v2's bytes; the old disks are archived.
+    image = f"{root}/images/fromqcow"
+    ssh(lab, ["sh", "-c", 'head -c 4096 /dev/urandom > "/dev/zvol/$1"; sync', "sh", image])
+    v2 = zvol_sha(lab, image, len(data))
+    assert zboot("image", "snapshot", "fromqcow", "-m", "second")["data"]["version"] == "v2"
+    was = {h["name"]: h for h in zboot("list")["data"]}
+    moved = zboot("rebase", "pc1", "pc2", "--to", "fromqcow")["data"]["hosts"]
+    assert [(h["host"], h["moved"]) for h in moved] == [("pc1", True), ("pc2", True)]
+    after = {h["name"]: h for h in zboot("list")["data"]}
+    for name in ("pc1", "pc2"):
+        assert after[name]["image"] == "fromqcow@v2"
+        assert {k: v for k, v in after[name].items() if k not in ("image", "used", "state")} == {
+            k: v for k, v in was[name].items() if k not in ("image", "used", "state")
+        }
+    read = tmp_path / "pc1.raw"
+    shown = zboot("show", "pc1")["data"]
+    record = shown["record"]
+    iscsi.read_lun(f"127.0.0.1:{lab.lio_port}", record["target"], 0, record["initiator"], read)
+    assert record["rebased-from"] == "fromqcow@v1"
+    assert hashlib.sha256(read.read_bytes()[: len(data)]).hexdigest() == v2
+    assert len(shown["archives"]) == 2  # the rollback's, and the rebase's
+    again = zboot("rebase", "pc1", "--to", "fromqcow@v2")["data"]
+    assert again["moved"] is False  # on v2 already: nothing changes
 
     refused = zboot("image", "destroy", "fromqcow", "--yes", code=4)
     assert "pc1" in refused["errors"][0]["message"]

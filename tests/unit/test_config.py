@@ -75,7 +75,7 @@ def test_render_round_trips() -> None:
         "sudo": False,
         "lock_timeout": 300.0,
     }
-    assert again["zfs"] == {"pool": "tank", "root": "tank/zb"}
+    assert again["zfs"] == {"pool": "tank", "root": "tank/zb", "reserve": "10%"}
     assert again["target"] == {
         "engine": "tgt",
         "portal": "10.0.0.1:3260",
@@ -113,7 +113,7 @@ def test_add_missing_keeps_what_the_admin_wrote() -> None:
         "iqn_base": "iqn.2026-11.lan.zboot",
         "secrets_dir": "/etc/zboot/secrets",
     }
-    assert data["zfs"] == {"pool": "tank", "root": "tank/zboot"}  # a new table
+    assert data["zfs"] == {"pool": "tank", "root": "tank/zboot", "reserve": "10%"}  # a new table
     assert "# the box in rack 2" in text and text.startswith("# the admin's own notes stay")
     assert "target.iqn_base" in added and "target.engine" not in added
     assert "server.host" not in added

@@ -39,6 +39,7 @@ BASE: dict[str, dict[str, object]] = {
     "zfs": {"pool": "tank", "root": "tank/zboot"},
     "target": {"portal": "10.0.0.1:3260", "iqn_base": "iqn.2024-01.lan.example.zboot"},
     "boot": {"url": "http://10.0.0.1/boot", "winpe": "http://10.0.0.1/winpe"},
+    "serve": {},
 }
 VALID: dict[str, list[object]] = {
     "server.host": ["local", "storage", "storage.example.org", "10.0.0.2", "fd00::2"],
@@ -50,6 +51,7 @@ VALID: dict[str, list[object]] = {
     "server.lock_timeout": [300, 2.5],
     "zfs.pool": ["tank", "rpool", "data_1"],
     "zfs.root": ["tank/zboot", "tank/lab_a", "tank/a/b"],
+    "zfs.reserve": ["10%", "0", "50G", "1.5T"],
     "target.engine": ["auto", *config_mod.ENGINES],
     "target.portal": ["10.0.0.1:3260", "san.example.org", "[fd00::1]:3260"],
     "target.iqn_base": ["iqn.2024-01.lan.example.zboot", "iqn.2003-01.org.example:x"],
@@ -57,7 +59,17 @@ VALID: dict[str, list[object]] = {
     "boot.dir": ["/srv/zboot/boot", "/var/www/html/zboot"],
     "boot.url": ["http://10.0.0.1/boot", "https://boot.example.org:8080/zb/"],
     "boot.winpe": ["http://10.0.0.1/winpe", "tftp://boot.example.org/winpe"],
+    "boot.scripts": list(config_mod.SCRIPTS),
+    "serve.listen": ["10.0.0.1", "fd00::1"],
+    "serve.port": [80, 8080],
+    "serve.interface": ["eno1", "lan0", "br-boot.10"],
+    "serve.check_mac": [True, False],
+    "serve.discover_limit": [0, 256, 4096],
+    "serve.adopt_image": ["win11", "gold-2"],
+    "serve.adopt_names": ["pc{n:02}", "lab-{n}"],
 }
+NUMBERS = {"server.port": 65535, "server.lock_timeout": 86400, "serve.port": 65535}
+NUMBERS["serve.discover_limit"] = config_mod.MAX_DISCOVERED
 WRONG_TYPES = st.one_of(
     st.booleans(),
     st.integers(),
@@ -155,17 +167,25 @@ def harmless_in_output(key: str, c: Config) -> None:
             assert was == line or any(f in line for f in found), (key, line)
 
 
-def harmless_value(key: str, value: object, c: Config) -> None:
+def value_of(c: Config, key: str) -> object:
+    """The value the config holds for key."""
     table, name = key.split(".")
-    got = config_mod.sections(c)[table][name]
-    if isinstance(value, bool) or key == "server.sudo":
+    if table == "serve":
+        return config_mod.serve_sections(c)[name]
+    return c.scripts if key == "boot.scripts" else config_mod.sections(c)[table][name]
+
+
+def harmless_value(key: str, value: object, c: Config) -> None:
+    got = value_of(c, key)
+    if isinstance(value, bool) or key in ("server.sudo", "serve.check_mac"):
         assert isinstance(value, bool) and got is value
-    elif key in ("server.port", "server.lock_timeout"):
+    elif key in NUMBERS:
         assert isinstance(value, int | float) and not isinstance(value, bool) and got == value
-        assert 0 <= float(value) <= (65535 if key == "server.port" else 86400)
+        assert 0 <= float(value) <= NUMBERS[key]
     else:
         assert isinstance(value, str) and isinstance(got, str) and got in (value, value.rstrip("/"))
-        assert got and set(got) <= PLAIN and not got.startswith("-"), (key, got)
+        braces = {"{", "}"} if key == "serve.adopt_names" else set()  # pc{n:02}
+        assert got and set(got) <= PLAIN | braces and not got.startswith("-"), (key, got)
         if key in ("target.secrets_dir", "boot.dir"):
             assert got.startswith("/") and ".." not in got.split("/") and got.count("/") >= 2
     if key in ("target.secrets_dir", "zfs.root", "zfs.pool"):

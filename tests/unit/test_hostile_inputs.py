@@ -22,6 +22,7 @@ its own is some case's rule (`test_every_validator_in_names_has_cases`).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import subprocess
@@ -454,10 +455,11 @@ HOST_NAME, IMAGE_NAME, SNAPSHOT_NAME = (
 MAC, IQN, SIZE = validator(names.mac), validator(names.iqn), validator(names.size_bytes)
 DATASET, ADDRESS = validator(names.dataset_name), validator(names.address)
 COMPRESSION, MESSAGE = validator(names.compression), validator(names.message)
-URL = validator(names.url)
+URL, AGE = validator(names.url), validator(names.age_seconds)
 MODE, DHCP_FORMAT = one_of(MODES, "mode"), one_of(DHCP_FORMATS, "DHCP format")
 CHAP, IMAGE_FORMAT = one_of(CHAP_KINDS, "chap kind"), one_of(IMAGE_FORMATS, "image format")
 SERVER = Rule(server_check)
+SWITCH = one_of(("on", "off"), "ephemeral/keep switch")
 
 
 # --- the cases: every name, in every place the CLI takes it ----------------------
@@ -495,6 +497,36 @@ class Case:
         return self.values if self.values is not None else hostile(self.valid, self.known_bad)
 
 
+def with_boot_lan(p: Place) -> Place:
+    """p with a config that names the boot LAN's interface ([serve]), which
+    `power on` needs before it reads the server's state."""
+    config = p.work / "zboot-lan.toml"
+    config.write_text(CONFIG + '[serve]\ninterface = "eth1"\n')
+    return dataclasses.replace(p, config=config)
+
+
+def names_csv(p: Place, value: str) -> str:
+    """A hosts file of one column (host) with the value among valid hosts."""
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerows([["host"], *([h] for h in p.hosts(value))])
+    path = p.work / "names.csv"
+    path.write_text(out.getvalue(), encoding="utf-8", errors="surrogatepass")
+    return str(path)
+
+
+def switch_argv(flag: str, host: str | None) -> Callable[[str, Place], list[str]]:
+    """`zboot ephemeral|keep HOST... on|off` with the value as the hosts
+    (host None) or as the switch (for host)."""
+
+    def argv(value: str, p: Place) -> list[str]:
+        if host is None:
+            return p.cli(flag, "--", *p.hosts(value), "on")
+        return p.cli(flag, "--", *p.hosts(host), value)
+
+    return argv
+
+
 def hosts_csv(column: str) -> Callable[[str, Place], list[str]]:
     def argv(value: str, p: Place) -> list[str]:
         row = {"host": "pc01", "mac": GOOD_MAC, "initiator": "", "chap": ""} | {column: value}
@@ -505,7 +537,8 @@ def hosts_csv(column: str) -> Callable[[str, Place], list[str]]:
         writer.writeheader()
         writer.writerow(row)
         path = p.work / "hosts.csv"
-        path.write_text(out.getvalue(), encoding="utf-8")
+        # a lone surrogate becomes bytes that are not UTF-8: hostile too
+        path.write_text(out.getvalue(), encoding="utf-8", errors="surrogatepass")
         return p.cli("clone", "--hosts", str(path), "golden")
 
     return argv
@@ -756,12 +789,39 @@ CASES: list[Case] = [
         HOST_BAD,
     ),
     Case(
-        "prune HOST",
-        ("prune", "host"),
+        "prune HOST...",
+        ("prune", "hosts"),
         HOST_NAME,
         HOST,
         "pc01",
-        lambda v, p: p.cli("prune", "--yes", "--", v),
+        lambda v, p: p.cli("prune", "--yes", "--", *p.hosts(v)),
+        HOST_BAD,
+    ),
+    Case(
+        "commit HOST",
+        ("commit", "host"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("commit", "--message=updates", "--", v),
+        HOST_BAD,
+    ),
+    Case(
+        "rebase HOST...",
+        ("rebase", "hosts"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("rebase", "--to=golden", "--", *p.hosts(v)),
+        HOST_BAD,
+    ),
+    Case(
+        "rebase --hosts FILE",
+        ("rebase", "hosts_file"),
+        read_back(HOST_NAME, True),
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("rebase", "--to=golden", "--hosts", names_csv(p, v)),
         HOST_BAD,
     ),
     Case(
@@ -780,6 +840,15 @@ CASES: list[Case] = [
         HOST,
         "pc01",
         lambda v, p: p.cli("mode", "--", *p.hosts(v), "normal"),
+        HOST_BAD,
+    ),
+    Case(
+        "power on HOST...",
+        ("power on", "hosts"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: with_boot_lan(p).cli("power", "on", "--", *p.hosts(v)),
         HOST_BAD,
     ),
     Case(
@@ -847,6 +916,24 @@ CASES: list[Case] = [
         COMPONENT_BAD,
     ),
     Case(
+        "rebase --to IMAGE",
+        ("rebase", "to"),
+        image_spec(),
+        COMPONENT,
+        "golden",
+        lambda v, p: p.cli("rebase", f"--to={v}", "--", "pc09"),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "image prune NAME",
+        ("image prune", "name"),
+        IMAGE_NAME,
+        COMPONENT,
+        "golden",
+        lambda v, p: p.cli("image", "prune", "--keep=2", "--yes", "--", v),
+        COMPONENT_BAD,
+    ),
+    Case(
         "image create NAME",
         ("image create", "name"),
         IMAGE_NAME,
@@ -909,6 +996,33 @@ CASES: list[Case] = [
         "v1",
         clone("--mac", GOOD_MAC, "--", "golden@{}", "pc01"),
         ("", *COMPONENT_BAD),
+    ),
+    Case(
+        "rebase --to IMAGE@VERSION: version",
+        ("rebase", "to"),
+        image_spec(image="golden"),
+        COMPONENT,
+        "v1",
+        lambda v, p: p.cli("rebase", f"--to=golden@{v}", "--", "pc09"),
+        ("", *COMPONENT_BAD),
+    ),
+    Case(
+        "commit --from",
+        ("commit", "from_"),
+        SNAPSHOT_NAME,
+        COMPONENT,
+        "before-update",
+        lambda v, p: p.cli("commit", "--message=updates", f"--from={v}", "--", "pc09"),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "prune --older-than",
+        ("prune", "older_than"),
+        AGE,
+        st.builds(lambda n, u: f"{n}{u}", st.integers(1, 999), st.sampled_from("mhdw")),
+        "30d",
+        lambda v, p: p.cli("prune", "--yes", f"--older-than={v}"),
+        ("0d", "30", "d", "30 d", "-1d", "30D", "1y", "30d\n", "\u0663d", "1.5h"),
     ),
     Case(
         "image snapshot NAME VERSION",
@@ -1083,6 +1197,15 @@ CASES: list[Case] = [
         values=MESSAGES,
     ),
     Case(
+        "commit --message",
+        ("commit", "message"),
+        MESSAGE,
+        st.just("monthly updates"),
+        "monthly updates",
+        lambda v, p: p.cli("commit", f"--message={v}", "--", "pc09"),
+        values=MESSAGES,
+    ),
+    Case(
         "mode --message",
         ("mode", "message"),
         MESSAGE,
@@ -1090,6 +1213,39 @@ CASES: list[Case] = [
         "monthly updates",
         lambda v, p: p.cli("mode", f"--message={v}", "--", *p.hosts("pc09"), "normal"),
         values=MESSAGES,
+    ),
+    *(
+        Case(
+            f"{flag} HOST... on|off",
+            (flag, "hosts"),
+            HOST_NAME,
+            HOST,
+            "pc01",
+            switch_argv(flag, host=None),
+            HOST_BAD,
+        )
+        for flag in ("ephemeral", "keep")
+    ),
+    *(
+        Case(
+            f"{flag} HOST... on|off (the switch)",
+            (flag, "value"),
+            SWITCH,
+            st.sampled_from(("on", "off")),
+            "off",
+            switch_argv(flag, host="pc09"),
+            WORD_BAD,
+        )
+        for flag in ("ephemeral", "keep")
+    ),
+    Case(
+        "reset HOST...",
+        ("reset", "hosts"),
+        HOST_NAME,
+        HOST,
+        "pc01",
+        lambda v, p: p.cli("reset", "--yes", "--", *p.hosts(v)),
+        HOST_BAD,
     ),
     Case(
         "mode --winpe",
@@ -1165,6 +1321,37 @@ CASES: list[Case] = [
     ),
 ]
 
+# zboot adopt: MACs, the image, the name pattern
+CASES += [
+    Case(
+        "adopt MAC...",
+        ("adopt", "macs"),
+        MAC,
+        valid_mac(),
+        GOOD_MAC,
+        lambda v, p: p.cli("adopt", "--image", "golden", "--", GOOD_MAC, v),
+        MAC_BAD,
+    ),
+    Case(
+        "adopt --image",
+        ("adopt", "image"),
+        image_spec(),
+        COMPONENT,
+        "golden",
+        lambda v, p: p.cli("adopt", f"--image={v}", "--", GOOD_MAC),
+        COMPONENT_BAD,
+    ),
+    Case(
+        "adopt --names",
+        ("adopt", "names"),
+        validator(names.name_pattern),
+        st.sampled_from(["pc{n:02}", "lab-{n}", "pc{n:03}x", "{n}a", "Room4-{n:1}"]),
+        "lab{n:02}",
+        lambda v, p: p.cli("adopt", "--image", "golden", f"--names={v}", "--", GOOD_MAC),
+        ("pc{n", "pc{m}", "pc{n:07}", "pc{n}{n}", "-pc{n}", "pc {n}", "pc{n}\n", "a" * 62 + "{n}"),
+    ),
+]
+
 # Text arguments that are not names zboot checks, and why.
 NOT_NAMES = {
     ("dhcp", "write"): "a file on this machine that the admin has the config written to",
@@ -1173,7 +1360,10 @@ NOT_NAMES = {
 }
 
 # Validators in zboot.names that check no input of their own.
-DERIVED = {"mac_hexhyp": "mac() in another spelling, for MACs mac() has checked"}
+DERIVED = {
+    "mac_hexhyp": "mac() in another spelling, for MACs mac() has checked",
+    "pattern_name": "the n-th name of a pattern name_pattern() has checked",
+}
 
 
 # --- the checks -------------------------------------------------------------------

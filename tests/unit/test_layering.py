@@ -15,7 +15,8 @@ SHARED = {"errors", "names", "config", "faults", "chap", "__init__"}
 # what each layer may import from zboot, besides the shared modules
 ALLOWED = {
     "entry": {"cli"},  # zboot/__main__.py
-    "cli": {"cli", "ops", "zfs", "targets", "boot", "remote", "testing"},
+    "cli": {"cli", "serve", "ops", "zfs", "targets", "boot", "remote", "testing"},
+    "serve": {"serve", "ops", "boot", "remote"},  # the boot service: an HTTP front on ops
     "testing": {"ops", "zfs", "targets", "boot", "remote"},  # only under tests
     "ops": {"ops", "zfs", "targets", "boot", "remote"},
     "zfs": {"zfs", "remote"},

@@ -141,7 +141,7 @@ LIST_ARGV = (
     "-s",
     "createtxg",
     "-o",
-    "name,type,used,referenced,volsize,origin,creation,compressratio",
+    "name,type,used,referenced,volsize,origin,creation,compressratio,available",
     "tank/zboot",
 )
 GET_ARGV = (
@@ -270,21 +270,21 @@ def context(t: Transcript, engine: str = "lio") -> Context:
 # --- rollback ---------------------------------------------------------------------------
 
 
-def planned(host: str, archive: str = ARCHIVE, source: str = GOLDEN_V1) -> Run:
+def planned(
+    host: str, archive: str = ARCHIVE, source: str = GOLDEN_V1, discard: bool = False
+) -> Run:
     """The plan written onto the disk before anything moves."""
     return zfs_set(
-        {
-            "host": host,
-            "rollback-to": source,
-            "rollback-archive": archive,
-            "step": "rollback:planned",
-            "state": "rolling-back",
-        },
+        {"host": host, "rollback-to": source, "rollback-archive": archive}
+        | ({"rollback-discard": "on"} if discard else {})
+        | {"step": "rollback:planned", "state": "rolling-back"},
         disk(host),
     )
 
 
-def cloned(host: str, archive: str = ARCHIVE, source: str = GOLDEN_V1, **extra: str) -> Run:
+def cloned(
+    host: str, archive: str = ARCHIVE, source: str = GOLDEN_V1, discard: bool = False, **extra: str
+) -> Run:
     """The new disk: the old record, the plan, not ready yet."""
     record = {
         "kind": "host",
@@ -299,6 +299,7 @@ def cloned(host: str, archive: str = ARCHIVE, source: str = GOLDEN_V1, **extra: 
         **extra,
         "rollback-to": source,
         "rollback-archive": archive,
+        **({"rollback-discard": "on"} if discard else {}),
         "step": "rollback:cloned",
         "rolled-back": "<time>",
     }
@@ -384,10 +385,16 @@ def test_rollback_with_discard_destroys_the_replaced_disk_last() -> None:
         [
             *state_reads(world),
             Sessions([target("pc01")], {}),
-            Chains([planned("pc01")]),  # the plan, before the export comes down
+            Chains([planned("pc01", discard=True)]),  # the plan, before the export comes down
             Apply(delete=[target("pc01")], persist=False),
             Chains([Run("zfs", "rename", disk("pc01"), ARCHIVE)]),
-            Chains([cloned("pc01"), archive_mark(ARCHIVE), Run("zfs", "destroy", "-r", ARCHIVE)]),
+            Chains(
+                [
+                    cloned("pc01", discard=True),
+                    archive_mark(ARCHIVE),
+                    Run("zfs", "destroy", "-r", ARCHIVE),
+                ]
+            ),
             Apply(create=[export("pc01")]),
             zfs_set(ROLLED_BACK, disk("pc01")),
         ]

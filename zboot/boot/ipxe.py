@@ -174,3 +174,48 @@ def pxelinux_config(host: str) -> str:
 def pxelinux_name(mac: str) -> str:
     """PXELINUX looks for 01-<mac, lowercase, dashes> (01 = Ethernet)."""
     return f"01-{mac_hexhyp(mac)}"
+
+
+# --- what `zboot serve` answers besides a host's own script --------------------
+
+# The facts a machine reports about itself when its MAC is unknown: iPXE's
+# settings, each URI-encoded by the `uristring` type.
+FACTS = ("uuid", "manufacturer", "product", "serial", "platform", "buildarch")
+RETRY_SECONDS = 30
+
+
+def _own_url(base: str) -> str:
+    """The URL the machine's script came from, as iPXE expands it for itself."""
+    return f"{base.rstrip('/')}/${{mac:hexhyp}}.ipxe"
+
+
+def report_script(base: str) -> str:
+    """For a MAC zboot does not know: fetch the same script again with what
+    iPXE knows about the machine, so the service can record it."""
+    # uuid as its text form: its uristring is the raw 16 bytes, %00s and all,
+    # which iPXE decodes and cuts the URL at
+    query = "&".join(
+        f"{fact}=${{{fact}}}" if fact == "uuid" else f"{fact}=${{{fact}:uristring}}"
+        for fact in FACTS
+    )
+    return (
+        "#!ipxe\n# zboot serve: an unknown machine reports itself\n"
+        f"chain --replace --autofree {_own_url(base)}?{query}\n"
+    )
+
+
+def waiting_script(base: str, why: str) -> str:
+    """For a machine no host has yet: say why, wait, ask again (its next
+    request finds its host once `zboot adopt` made one)."""
+    return (
+        "#!ipxe\n# zboot serve: no host for this machine yet\n"
+        f"echo zboot: ${{mac}}: {_plain(why)}\n"
+        f"echo zboot: asking again in {RETRY_SECONDS} seconds\n"
+        f"sleep {RETRY_SECONDS}\n"
+        f"chain --replace --autofree {_own_url(base)}\n"
+    )
+
+
+def _plain(text: str) -> str:
+    """A message iPXE's echo prints as it is: no $ expansion, one line."""
+    return "".join(c if c.isprintable() and c not in "$\\" else "?" for c in text)[:200]

@@ -10,7 +10,20 @@ import typer
 
 from ..ops import setup
 from ..ops.setup import Initialized
-from . import boot, doctor, exports, hosts, images, modes, restore
+from . import (
+    boot,
+    doctor,
+    enrol,
+    ephemeral,
+    exports,
+    hosts,
+    images,
+    lifecycle,
+    modes,
+    power,
+    restore,
+    serve,
+)
 from .session import Outcome, Session, run
 
 app = typer.Typer(
@@ -21,13 +34,18 @@ app = typer.Typer(
 )
 app.add_typer(images.app, name="image")
 app.add_typer(exports.app, name="export")
+app.add_typer(power.app, name="power")
 app.command("doctor")(doctor.doctor)
 app.command("sync")(doctor.sync)
 app.command("unlock")(doctor.unlock)
 hosts.register(app)
 restore.register(app)
+lifecycle.register(app)
 boot.register(app)
 modes.register(app)
+serve.register(app)
+ephemeral.register(app)
+enrol.register(app)
 
 
 @app.callback()

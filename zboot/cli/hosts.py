@@ -11,7 +11,7 @@ import typer
 
 from ..chap import Chap
 from ..errors import InvalidInput
-from ..names import host_name, iqn, snapshot_name
+from ..names import host_name, human_size, iqn, snapshot_name
 from ..ops import hosts as ops
 from ..ops import provision
 from ..ops.hostfile import HostSpec, read_hosts
@@ -20,7 +20,7 @@ from ..ops.provision import Provisioned
 from ..ops.state import Host, leaf
 from .batch import HostResult, batch_outcome, one_or_batch
 from .images import stamp
-from .output import human_size, table
+from .output import table
 from .session import Outcome, Session, run
 
 
@@ -30,6 +30,7 @@ def host_row(h: Host, in_use: dict[str, list[str]]) -> dict[str, object]:
         "mac": h.record.mac,
         "image": f"{h.get('image')}@{h.get('version')}",
         "mode": h.record.mode,
+        "ephemeral": h.record.ephemeral == "on",
         "state": h.record.state,
         "used": h.dataset.used,
         "created": h.record.created,
@@ -47,14 +48,56 @@ RECORD_ORDER = (
     "mac",
     "initiator",
     "mode",
+    "ephemeral",
+    "keep",
     "created",
     "rolled-back",
+    "rebased",
+    "rebased-from",
+    "last-reset",
+    "reset-discarded",
+    "resets",
 )
 
 
 def record_order(key: str) -> tuple[int, str]:
     """A host's record in the order people read it; unknown keys last."""
     return (RECORD_ORDER.index(key) if key in RECORD_ORDER else len(RECORD_ORDER), key)
+
+
+def reset_view(h: Host) -> dict[str, object]:
+    """Whether the host's boots reset its disk, and its last reset."""
+    r = h.record
+    discarded = h.get("reset-discarded")
+    return {
+        "ephemeral": r.ephemeral == "on",
+        "keep": r.keep == "on",
+        "resets_at_boot": r.resets_at_boot,
+        "last_reset": h.get("last-reset") or None,
+        "discarded": int(discarded) if discarded.isdigit() else None,
+        "resets": int(h.get("resets")) if h.get("resets").isdigit() else 0,
+    }
+
+
+def ephemeral_cell(h: Host) -> str:
+    """list's column: "on", "keep" (ephemeral, keeping changes) or "-"."""
+    if h.record.ephemeral != "on":
+        return "-"
+    return "keep" if h.record.keep == "on" else "on"
+
+
+def reset_text(view: dict[str, object]) -> str:
+    boots = (
+        "ephemeral: each boot starts from the image version"
+        if view["resets_at_boot"]
+        else "ephemeral, keeping changes until keep off"
+        if view["ephemeral"]
+        else "not ephemeral"
+    )
+    if not view["last_reset"]:
+        return f"{boots}; never reset"
+    shown = human_size(d) if isinstance(d := view["discarded"], int) else "unknown"
+    return f"{boots}; last reset {view['last_reset']} ({shown} discarded), {view['resets']} in all"
 
 
 def chap_view(chap: Chap | None, show_secrets: bool) -> dict[str, str | None] | None:
@@ -137,6 +180,12 @@ def clone(
         bool,
         typer.Option("--show-secrets", help="print the CHAP secrets (else kept on the server)"),
     ] = False,
+    ephemeral: Annotated[
+        bool,
+        typer.Option(
+            "--ephemeral", help="each boot starts from the image version (zboot ephemeral)"
+        ),
+    ] = False,
 ) -> None:
     """Provision a host (or a batch) from an image version (latest when omitted).
     Example: zboot clone win11 pc01 --mac 52:54:00:12:34:01"""
@@ -157,7 +206,7 @@ def clone(
                 iqn(initiator)  # given empty is not "the default"
             kind = "mutual" if mutual_chap else "one-way" if chap else ""
             specs = [HostSpec(host, mac, initiator, kind)]
-        results = provision.clone(s.context, image, specs)
+        results = provision.clone(s.context, image, specs, ephemeral)
         return one_or_batch(
             results,
             lambda one: single_outcome(s, one, show_secrets),
@@ -179,6 +228,7 @@ def list_(ctx: typer.Context) -> None:
             row
             | {
                 "used": human_size(h.dataset.used),
+                "ephemeral": ephemeral_cell(h),
                 "target": row["target"] or "-",
                 "in use": ", ".join(in_use.get(h.record.target, [])) or "-",
             }
@@ -193,6 +243,7 @@ def list_(ctx: typer.Context) -> None:
                     "mac",
                     "image",
                     "mode",
+                    "ephemeral",
                     "state",
                     "used",
                     "created",
@@ -227,15 +278,18 @@ def show(ctx: typer.Context, host: str) -> None:
             for a in h.archives
         ]
         props = h.dataset.record()
-        record = {k: props[k] for k in sorted(props, key=record_order)}
+        record = {k: props[k] for k in sorted(props, key=record_order) if props[k]}
+        resets = reset_view(h)
         data = {
             "name": h.name,
             "dataset": h.dataset.name,
             "record": record,
+            "ephemeral": resets,
             "restore_points": points,
             "archives": archives,
         }
         text = "\n".join(f"{k}: {v}" for k, v in record.items())
+        text += "\n" + reset_text(resets)
         text += "\n\nrestore points:\n" + table(points, ["name", "created", "used"])
         text += "\n\narchived states (zboot prune to remove):\n"
         text += table(archives, ["name", "archived", "used"])

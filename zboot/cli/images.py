@@ -9,11 +9,11 @@ import typer
 
 from ..errors import InvalidInput
 from ..names import compression as compression_name
-from ..names import image_name, size_bytes, snapshot_name
+from ..names import human_size, image_name, size_bytes, snapshot_name
 from ..names import message as message_text
 from ..ops import images as ops
 from ..ops.importer import FORMATS, import_image
-from .output import human_size, progress_bar, table
+from .output import progress_bar, table
 from .session import Outcome, Session, confirm, run
 
 app = typer.Typer(
@@ -179,6 +179,7 @@ def show(ctx: typer.Context, name: str) -> None:
                 "created": stamp(v.dataset.creation),
                 "message": v.dataset.prop("message") or "",
                 "hosts": ", ".join(v.dependents),
+                "from": v.dataset.prop("committed-from") or "",
             }
             for v in image.versions
         ]
@@ -195,7 +196,7 @@ def show(ctx: typer.Context, name: str) -> None:
             f"image {image.name} ({ds.name})\n"
             f"size {human_size(ds.volsize)}, used {human_size(ds.used)}, referenced "
             f"{human_size(ds.referenced)}, compressratio {ds.compressratio}\n\n"
-            + table(versions, ["version", "created", "message", "hosts"])
+            + table(versions, ["version", "created", "message", "from", "hosts"])
         )
         return Outcome(data, text)
 
@@ -221,3 +222,33 @@ def destroy(
         return Outcome({"destroyed": gone}, f"destroyed {', '.join(gone)}")
 
     run(ctx, "image destroy", action)
+
+
+@app.command("prune")
+def prune(
+    ctx: typer.Context,
+    name: str,
+    keep: Annotated[
+        int, typer.Option("--keep", metavar="N", help="how many of the newest versions stay")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+) -> None:
+    """Destroy an image's old versions, all but the newest N; a version that a
+    host or an archived disk still depends on stays, and says why.
+    Example: zboot image prune win11 --keep 3"""
+
+    def action(s: Session) -> Outcome:
+        image_name(name)  # bad input stops here, before the server
+        if keep < 1:
+            raise InvalidInput(f"--keep must be at least 1, not {keep}", hint="the newest stays")
+        question = f"destroy the versions of image {name} older than its newest {keep}?"
+        if not s.dry_run and not confirm(question, yes, s.json):
+            return Outcome({"image": name, "removed": [], "kept": []}, "nothing destroyed")
+        done = ops.prune_versions(s.context.zfs, s.config, name, keep)
+        kept = [{"version": v, "depends": why} for v, why in done.kept.items()]
+        text = f"image {name}: removed {', '.join(done.removed) or 'no version'}"
+        if kept:
+            text += "\nkept (still in use):\n" + table(kept, ["version", "depends"])
+        return Outcome({"image": name, "removed": done.removed, "kept": kept}, text)
+
+    run(ctx, "image prune", action)

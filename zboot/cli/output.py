@@ -45,17 +45,6 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     )
 
 
-def human_size(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "K", "M", "G", "T"):
-        if size < 1024 or unit == "T":
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
-        size /= 1024
-    return str(value)
-
-
 def report_error(command: str, err: ZbootError, as_json: bool) -> int:
     if as_json:
         emit_json(command, None, [err.to_json()], int(err.exit_code))

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..names import host_name, snapshot_name
+from ..errors import InvalidInput
+from ..names import age_seconds, host_name, snapshot_name
 from ..ops import destroy as destroy_ops
 from ..ops import rollback
 from ..ops.destroy import Retired
@@ -99,14 +100,34 @@ def rollback_(
 
 
 def prune(
-    ctx: typer.Context, host: str, yes: Annotated[bool, typer.Option("--yes", "-y")] = False
+    ctx: typer.Context,
+    hosts: Annotated[list[str] | None, typer.Argument(metavar="[HOST]...")] = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="only states archived longer ago than AGE (e.g. 30d, 12h); "
+            "without HOST, every host's",
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
 ) -> None:
-    """Remove a host's archived states (what rollbacks kept)."""
+    """Remove archived states (what rollbacks and rebases kept): all of the
+    hosts given, or with --older-than the old ones (of every host when no
+    HOST is given). Example: zboot prune --older-than 30d --yes"""
 
     def action(s: Session) -> Outcome:
-        if not s.dry_run and not confirm(f"remove the archived states of {host}?", yes, s.json):
+        names = [host_name(h) for h in hosts or []] or None
+        age = age_seconds(older_than) if older_than is not None else None
+        if names is None and age is None:
+            raise InvalidInput("give HOST..., or --older-than AGE for every host's")
+        whose = ", ".join(names) if names else "every host"
+        aged = f" archived more than {older_than} ago" if older_than else ""
+        question = f"remove the archived states of {whose}{aged}?"
+        if not s.dry_run and not confirm(question, yes, s.json):
             return Outcome({"pruned": []}, "nothing removed")
-        pruned = destroy_ops.prune(s.context, host_name(host))
+        pruned = destroy_ops.prune(s.context, names, age)
         return Outcome(
             {"pruned": pruned},
             f"removed {len(pruned)} archived state{'' if len(pruned) == 1 else 's'}",

@@ -8,7 +8,7 @@ setgid bit hands every new file) read it, nobody else; see docs/boot.md,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from ..boot import dhcp, ipxe
@@ -19,8 +19,9 @@ from ..errors import InvalidInput
 from ..names import HostName, address
 from ..remote.base import Runner
 from .context import Context
+from .maintenance import image_export
 from .paths import host_target, script_path
-from .state import HostRecord, read_state
+from .state import HostRecord, State, read_state
 
 # With a secret: owner and group only. Without: nothing a boot client does not
 # see anyway (its initiator name goes out in DHCP option 203 too), so any web
@@ -48,8 +49,10 @@ def boot_target(
 
 
 def ensure_boot_dir(runner: Runner, config: Config) -> None:
-    """The boot directory, once per run, before any script is written."""
-    runner.run(["mkdir", "-p", config.boot_dir])
+    """The boot directory, once per run, before any script is written (none
+    is where `zboot serve` answers)."""
+    if config.scripts != "service":
+        runner.run(["mkdir", "-p", config.boot_dir])
 
 
 def write_script(
@@ -61,12 +64,32 @@ def write_script(
     winpe: str | None = None,
 ) -> str:
     """(Re)write the host's script for mode (into the directory ensure_boot_dir
-    made); returns its path on the server."""
+    made); returns its path on the server, "" where `zboot serve` answers for
+    the hosts ([boot] scripts = "service": no script is written, so no secret
+    sits in a file)."""
+    if config.scripts == "service":
+        return ""
     path = script_path(config, mac)
     text = render(mode, target, winpe)
     access = SECRET_SCRIPT_MODE if has_secret(text) else PLAIN_SCRIPT_MODE
     runner.write_file(path, text.encode(), mode=access)
     return path
+
+
+def recorded_script(
+    config: Config, lun: int, state: State, host: str, record: HostRecord, chap: Chap | None
+) -> tuple[str, BootTarget, str | None] | None:
+    """What the host's script is for its recorded mode: the mode, the target
+    it attaches (the golden image's in maintenance) and the WinPE URL (install
+    mode: [boot] winpe); None when the config names no portal."""
+    target = boot_target(config, lun, host, record, chap)
+    if target is None:
+        return None
+    mode = record.mode or "normal"
+    if mode == "maintenance" and record.image in state.images:
+        gold = image_export(config, state.images[record.image], record.initiator, None)
+        target = replace(target, target=gold.target)
+    return mode, target, config.winpe if mode == "install" else None
 
 
 def secret_script_problems(runner: Runner, config: Config, scripts: Mapping[str, str]) -> list[str]:

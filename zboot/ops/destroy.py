@@ -5,6 +5,7 @@ finished by the same command (or `zboot sync`)."""
 
 from __future__ import annotations
 
+import calendar
 import time
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ from .. import faults
 from ..errors import Conflict, ZbootError
 from ..names import HostName
 from ..targets.base import Export
-from ..zfs.cli import ZfsCli
+from ..zfs.cli import Dataset, ZfsCli
 from . import chap as chap_store
 from .bootfiles import remove_script
 from .context import Context
@@ -132,10 +133,26 @@ def destroy_in_order(zfs: ZfsCli, names: list[str], busy_retries: int = 15) -> l
     return gone
 
 
-def prune(c: Context, host: HostName) -> list[str]:
-    """Destroy the host's archived states."""
-    h = read_state(c.zfs, c.config).host(host)
-    return [leaf(name) for name in destroy_in_order(c.zfs, [a.name for a in h.archives])]
+def archived_at(archive: Dataset) -> int:
+    """When a disk went into the archive (its `archived` record, else when
+    the disk itself was made), in seconds since the epoch."""
+    stamp = archive.prop("archived") or ""
+    try:
+        return calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return archive.creation
+
+
+def prune(c: Context, hosts: list[HostName] | None, older_than: int | None = None) -> list[str]:
+    """Destroy archived states: those of hosts (None: every host's), only
+    those archived more than older_than seconds ago when given."""
+    state = read_state(c.zfs, c.config)
+    chosen = [state.host(h) for h in hosts] if hosts is not None else state.hosts.values()
+    cutoff = time.time() - older_than if older_than is not None else None
+    names = [
+        a.name for h in chosen for a in h.archives if cutoff is None or archived_at(a) < cutoff
+    ]
+    return [leaf(name) for name in destroy_in_order(c.zfs, names)]
 
 
 def host_datasets(state: State, host: HostName) -> list[str]:

@@ -323,6 +323,16 @@ def _scripts(config: Config, lun: int, s: Survey) -> list[Finding]:
     halfway = {
         script_name(r["mac"]) for r in s.state.unfinished_rollbacks.values() if r.get("mac")
     }  # the rollback's re-run keeps their scripts
+    if config.scripts == "service":  # `zboot serve` answers for every host
+        return [
+            Finding(
+                "orphan-boot-file",
+                name,
+                'boot scripts come from `zboot serve` ([boot] scripts = "service")',
+                "remove it",
+            )
+            for name in sorted(s.scripts)
+        ]
     for name in sorted(s.scripts):
         if name not in macs and name not in halfway:
             out.append(Finding("orphan-boot-file", name, "no host has this MAC", "remove it"))

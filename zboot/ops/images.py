@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass, field
 
 from .. import names
 from ..config import Config
-from ..errors import Conflict
+from ..errors import Conflict, InvalidInput
 from ..names import ImageName, image_name, snapshot_name
 from ..zfs.cli import ZfsCli
-from .state import KIND, Image, now, read_state
+from .state import KIND, Image, State, leaf, now, read_state
 
 
 def ensure_layout(zfs: ZfsCli, config: Config, known: Collection[str] = ()) -> list[str]:
@@ -104,3 +105,48 @@ def list_images(zfs: ZfsCli, config: Config) -> list[Image]:
 
 def show_image(zfs: ZfsCli, config: Config, name: ImageName) -> Image:
     return read_state(zfs, config).image(name)
+
+
+@dataclass
+class PrunedVersions:
+    """What `image prune` removed, and the old versions it kept, with why."""
+
+    image: str
+    removed: list[str] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)  # version -> what depends on it
+
+
+def depends_on(state: State, image: Image, version: str) -> str:
+    """What keeps a version: hosts on it (by their records), and any disk ZFS
+    made from it (an archived disk, a host whose record says otherwise)."""
+    v = image.version(version)
+    hosts = sorted(set(v.dependents))
+    disks = sorted(leaf(d) for d in state.clones.get(v.dataset.name, []) if leaf(d) not in hosts)
+    parts = ([f"hosts {', '.join(hosts)}"] if hosts else []) + (
+        [f"disks {', '.join(disks)}"] if disks else []
+    )
+    return "; ".join(parts)
+
+
+def prune_versions(zfs: ZfsCli, config: Config, name: str, keep: int) -> PrunedVersions:
+    """Destroy the image's versions older than its newest `keep`, but none
+    that a host or an archived disk depends on; oldest first, each alone (a
+    version something took meanwhile is kept, with the reason)."""
+    if keep < 1:
+        raise InvalidInput(f"--keep must be at least 1, not {keep}", hint="the newest stays")
+    name = image_name(name)
+    state = read_state(zfs, config)
+    image = state.image(name)
+    result = PrunedVersions(name)
+    for v in image.versions[: max(len(image.versions) - keep, 0)]:
+        if why := depends_on(state, image, v.name):
+            result.kept[v.name] = why
+        else:
+            result.removed.append(v.name)
+    for version in list(result.removed):
+        try:
+            zfs.destroy(f"{image.dataset.name}@{version}")
+        except Conflict as err:  # something took it since the state was read
+            result.removed.remove(version)
+            result.kept[version] = err.message
+    return result

@@ -20,7 +20,7 @@ from .. import faults
 from ..chap import Chap
 from ..config import Config
 from ..errors import Conflict, NotFound, ZbootError
-from ..names import host_name, image_name, iqn, mac, snapshot_name
+from ..names import HostName, host_name, image_name, iqn, mac, snapshot_name
 from ..remote.base import Runner
 from ..targets.base import TargetEngine
 from ..zfs.cli import Change, ZfsCli
@@ -33,6 +33,8 @@ from .hostfile import HostSpec
 from .hosts import PlannedClone
 from .images import ensure_layout
 from .paths import host_dataset, host_target, target_iqn
+from .reset import take_bases
+from .space import check_reserve
 from .state import HostRecord, HostState, State, reached, read_state
 from .state import done as done_mark
 
@@ -49,7 +51,9 @@ class Provisioned:
     fresh: bool = False  # cloned by this run (not a half-made host resumed)
 
 
-def _plan(config: Config, image: str, spec: HostSpec, state: State) -> PlannedClone:
+def _plan(
+    config: Config, image: str, spec: HostSpec, state: State, props: dict[str, str]
+) -> PlannedClone:
     name = host_name(spec.host)
     wants_chap = bool(spec.chap)
     # CHAP needs a target name: without a base, target_iqn says to run init
@@ -62,7 +66,7 @@ def _plan(config: Config, image: str, spec: HostSpec, state: State) -> PlannedCl
         spec.mac,
         spec.initiator,
         target,
-        extra={"chap": spec.chap} if wants_chap else None,
+        extra=({"chap": spec.chap} if wants_chap else {}) | props,
     )
 
 
@@ -104,24 +108,15 @@ def checked(specs: list[HostSpec]) -> list[tuple[HostSpec, Provisioned]]:
     return out
 
 
-def provision(
-    zfs: ZfsCli,
+def _plan_all(
     config: Config,
-    runner: Runner,
-    engine: Callable[[], TargetEngine],
+    state: State,
     image: str,
-    specs: list[HostSpec],
-) -> list[Provisioned]:
-    """Clone and export every host of specs; one result per spec, in order."""
-    name, at, version = image.partition("@")
-    image_name(name)  # a bad image name fails the batch before anything runs
-    if at:
-        snapshot_name(version)  # "image@" names no version
-    todo = checked(specs)
-    results = [done for _, done in todo]
-    if all(done.error for done in results):
-        return results
-    state = read_state(zfs, config)
+    todo: list[tuple[HostSpec, Provisioned]],
+    props: dict[str, str],
+) -> tuple[dict[str, tuple[HostSpec, PlannedClone]], list[Provisioned]]:
+    """The clones to make, by host, and the half-made hosts to resume; a host
+    that cannot be planned gets its error."""
     plans: dict[str, tuple[HostSpec, PlannedClone]] = {}
     resumed: list[Provisioned] = []
     for spec, done in todo:
@@ -131,11 +126,37 @@ def provision(
                     done.record = state.hosts[done.host].dataset.record()
                     resumed.append(done)
                     continue
-                plans[done.host] = (spec, _plan(config, image, spec, state))
+                plans[done.host] = (spec, _plan(config, image, spec, state, props))
             except ZbootError as err:
                 done.error = err
+    return plans, resumed
+
+
+def provision(
+    zfs: ZfsCli,
+    config: Config,
+    runner: Runner,
+    engine: Callable[[], TargetEngine],
+    image: str,
+    specs: list[HostSpec],
+    props: dict[str, str] | None = None,
+) -> list[Provisioned]:
+    """Clone and export every host of specs; one result per spec, in order.
+    props: more properties for every new disk (e.g. ephemeral=on)."""
+    name, at, version = image.partition("@")
+    image_name(name)  # a bad image name fails the batch before anything runs
+    if at:
+        snapshot_name(version)  # "image@" names no version
+    todo = checked(specs)
+    results = [done for _, done in todo]
+    if all(done.error for done in results):
+        return results
+    state = read_state(zfs, config)
+    plans, resumed = _plan_all(config, state, image, todo, props or {})
     if not plans and not resumed:
         return results
+    if plans:  # a host resumed takes no more space than it has
+        check_reserve(config, state, f"cloning {', '.join(plans)}")
     ensure_layout(zfs, config, state.names)
     pending = [r for r in results if r.host in plans and r.error is None]
     try:
@@ -336,6 +357,13 @@ def _drop(
     r.error = err
 
 
-def clone(c: Context, image: str, specs: list[HostSpec]) -> list[Provisioned]:
-    """`zboot clone`: provision() with the run's context."""
-    return provision(c.zfs, c.config, c.runner, lambda: c.engine, image, specs)
+def clone(
+    c: Context, image: str, specs: list[HostSpec], ephemeral: bool = False
+) -> list[Provisioned]:
+    """`zboot clone`: provision() with the run's context; an ephemeral host
+    has ephemeral=on from its first property write (the clone's own)."""
+    props = {"ephemeral": "on"} if ephemeral else None
+    made = provision(c.zfs, c.config, c.runner, lambda: c.engine, image, specs, props)
+    if ephemeral:  # the disks as cloned: what their resets roll back to
+        take_bases(c, [HostName(r.host) for r in made if r.error is None])
+    return made

@@ -8,6 +8,7 @@ forced); the exports go back up once the hosts have a disk again."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 
@@ -65,9 +66,16 @@ class Rollback:
 
 
 def plan_rollback(
-    config: Config, state: State, host: HostName, point: SnapshotName | None, discard: bool
+    config: Config,
+    state: State,
+    host: HostName,
+    point: SnapshotName | None,
+    discard: bool,
+    props: Mapping[str, str] | None = None,
+    to: str | None = None,
 ) -> Rollback:
-    """Give the host the disk it was provisioned with, or one of its restore points.
+    """Give the host the disk it was provisioned with, or one of its restore
+    points, or (to: an image version's snapshot, for rebase) another version.
 
     ZFS cannot roll back past newer snapshots without destroying them, so the
     current disk is not rolled back in place: it is renamed into the archive
@@ -76,20 +84,24 @@ def plan_rollback(
 
     The plan is written onto the disk before anything moves, so a rollback
     cut short (after the rename, before the new clone) is finished by the
-    next `zboot rollback` of that host."""
+    next `zboot rollback` of that host. A discarding plan says so on the
+    disk, so whatever finishes it (`zboot sync` too) discards. props go onto
+    the new disk alone."""
     if host not in state.hosts and (half := state.unfinished_rollbacks.get(host)):
-        return finish_plan(config, host, half, discard, renamed_at=0)
+        return finish_plan(config, host, half, discard, renamed_at=0, props=props)
     h = state.host(host)
     if h.record.state == HostState.ROLLING_BACK and h.record.step == "rollback:cloned":
         # cut short after the new disk was made: its export is missing, and
-        # perhaps the old disk's mark as an archive
+        # perhaps the old disk's mark as an archive or its destruction
         archive = h.get("rollback-archive")
+        discard = discard or h.get(DISCARD) == "on"
+        left = [archive_mark(archive)] + ([Change.destroy(archive, True)] if discard else [])
         return Rollback(
             host,
             h.get("rollback-to"),
             archive,
             discard,
-            [archive_mark(archive)] if archive in state.names else [],
+            left if archive in state.names else [],
             renamed_at=0,
         )
     if point is not None:
@@ -98,6 +110,8 @@ def plan_rollback(
             raise NotFound(
                 f"host {h.name!r} has no restore point {point!r}", hint=f"zboot show {h.name}"
             )
+    elif to is not None:
+        source = to
     else:
         source = h.record.origin
         if not source:
@@ -106,27 +120,50 @@ def plan_rollback(
     archive = archive_name(config, h.name)
     if point is not None:
         source = source.replace(current + "@", archive + "@")
-    plan = {"host": h.name, "rollback-to": source, "rollback-archive": archive} | reached(
-        "rollback", "planned", HostState.ROLLING_BACK
-    )
-    finish = finish_plan(config, h.name, h.dataset.record() | plan, discard, renamed_at=2)
+    plan = {"host": h.name, "rollback-to": source, "rollback-archive": archive}
+    if discard or h.get(DISCARD):  # an earlier plan's mark is cleared, not kept
+        plan[DISCARD] = "on" if discard else ""
+    plan |= reached("rollback", "planned", HostState.ROLLING_BACK)
+    finish = finish_plan(config, h.name, h.dataset.record() | plan, discard, 2, props)
     finish.changes[:0] = [Change.set(current, plan), Change.rename(current, archive)]
     finish.marked_at = 1
     return finish
+
+
+def version_record(config: Config, source: str) -> dict[str, str]:
+    """What a disk cloned from source records about its image: the image, the
+    version and the origin, when source is an image version (a rollback to
+    the origin records what it had; a rebase, the new version). Derived from
+    the plan on the disk, so whatever finishes a cut-short plan records it."""
+    dataset, _, version = source.partition("@")
+    if not version or dataset.rsplit("/", 1)[0] != config.images:
+        return {}  # a restore point: the host keeps its image and origin
+    return {"image": leaf(dataset), "version": version, "origin": source}
 
 
 def archive_mark(archive: str) -> Change:
     return Change.set(archive, {KIND: "archive", "state": "archived", "archived": now()})
 
 
+DISCARD = "rollback-discard"  # "on": the plan destroys what it replaces
+
+
 def finish_plan(
-    config: Config, host: HostName, archived: dict[str, str], discard: bool, renamed_at: int
+    config: Config,
+    host: HostName,
+    archived: dict[str, str],
+    discard: bool,
+    renamed_at: int,
+    props: Mapping[str, str] | None = None,
 ) -> Rollback:
     """The steps after the rename: mark the archive, clone the chosen state as
-    the host's new disk, and promote it when it came from a restore point."""
+    the host's new disk (with props on it), and promote it when it came from
+    a restore point; destroy the archive when the plan discards."""
     archive, source = archived["rollback-archive"], archived["rollback-to"]
     current = host_dataset(config, host)
+    discard = discard or archived.get(DISCARD) == "on"
     record = {k: v for k, v in archived.items() if k not in ("host", "archived")}
+    record |= version_record(config, source) | dict(props or {})
     # The new disk first (not "ready" until its export is back: the caller
     # marks it), then the old one marked as an archive: stopped in between,
     # the host still has a disk, and the next rollback marks the archive.
@@ -153,13 +190,18 @@ def plan_all(
     hosts: list[HostName],
     point: SnapshotName | None,
     discard: bool,
+    props: Mapping[str, Mapping[str, str]] | None = None,
+    to: str | None = None,
 ) -> list[Rollback]:
-    """Every host's plan; a host whose plan cannot be made (unknown, no such
+    """Every host's plan (props: by host, for its new disk; to: see
+    plan_rollback); a host whose plan cannot be made (unknown, no such
     restore point) fails alone. Nothing changes."""
     plans = []
     for host in hosts:
         try:
-            plans.append(plan_rollback(config, state, host, point, discard))
+            plans.append(
+                plan_rollback(config, state, host, point, discard, (props or {}).get(host), to)
+            )
         except ZbootError as err:
             plans.append(Rollback(host, error=err))
     return plans
@@ -226,17 +268,26 @@ def _exports(c: Context, state: State, plans: list[Rollback], force: bool) -> di
 
 
 def rollback(
-    c: Context, names: list[HostName], point: SnapshotName | None, discard: bool, force: bool
+    c: Context,
+    names: list[HostName],
+    point: SnapshotName | None,
+    discard: bool,
+    force: bool,
+    state: State | None = None,
+    props: Mapping[str, Mapping[str, str]] | None = None,
+    to: str | None = None,
 ) -> list[Rollback]:
-    """Roll hosts back: every plan made and every export looked up (refused
+    """Roll hosts back (to: onto another image version instead, see
+    ops.rebase): every plan made and every export looked up (refused
     while in use, unless force) before anything changes; each plan written
     onto its disk (one chain batch) before the exports come down (one engine
     call), so a rollback cut short there leaves the hosts "rolling-back",
     never "ready" without an export; the renames and clones in one chain
     batch each; the exports of the hosts that have a disk again put back in
-    one engine call."""
-    state = read_state(c.zfs, c.config)
-    plans = plan_all(c.config, state, names, point, discard)
+    one engine call. state: as the caller read it; props: by host, for
+    its new disk."""
+    state = state or read_state(c.zfs, c.config)
+    plans = plan_all(c.config, state, names, point, discard, props, to)
     exports = _exports(c, state, plans, force)
     run_stage(c.zfs, plans, 0)
     # a host whose plan could not be written keeps its export

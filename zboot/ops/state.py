@@ -15,6 +15,13 @@ from ..names import HostName
 from ..zfs.cli import Dataset, ZfsCli
 
 KIND = "kind"  # image | host | archive
+# An ephemeral host's disk as it was cloned: resets roll back to it in place
+# (ops/reset.py). Not a restore point.
+BASE = "zboot-base"
+# A host's disk as `zboot commit` sends it (ops/commit.py); gone when the
+# commit ends. Not a restore point either.
+COMMIT = "zboot-commit"
+HIDDEN = (BASE, COMMIT)
 
 
 # A host's `state` is "ready" once every step of the last operation on it is
@@ -49,6 +56,8 @@ class HostRecord:
     chap: str = ""  # "", "one-way" or "mutual"
     state: str = ""  # a HostState value ("" for a host made before states)
     step: str = ""  # "<operation>:<step>" last reached
+    ephemeral: str = ""  # "on": the disk returns to its base when the machine boots
+    keep: str = ""  # "on": an ephemeral host's boots keep their changes until "off"
 
     @classmethod
     def of(cls, props: Mapping[str, str]) -> HostRecord:
@@ -58,6 +67,12 @@ class HostRecord:
     def unfinished(self) -> bool:
         """An operation on the host stopped before its last step."""
         return self.state not in (READY, "")
+
+    @property
+    def resets_at_boot(self) -> bool:
+        """An ephemeral host not told to keep its changes: its next boot
+        starts from the image version it was cloned from."""
+        return self.ephemeral == "on" and self.keep != "on"
 
 
 def reached(op: str, step: str, state: str | None = None) -> dict[str, str]:
@@ -134,6 +149,13 @@ class State:
     # rollback that stopped before the new clone was made
     unfinished_rollbacks: dict[str, dict[str, str]] = field(default_factory=dict)
     names: frozenset[str] = frozenset()  # every dataset and snapshot under the root
+    # the properties of <root>/discovered (ops/enrol.py: machines no host has)
+    discovered: dict[str, str] = field(default_factory=dict)
+    # snapshot -> the datasets ZFS made from it (hosts, archived disks): what
+    # keeps a snapshot from being destroyed, whatever the records say
+    clones: dict[str, list[str]] = field(default_factory=dict)
+    # the root dataset's used and available bytes (None: no root yet)
+    space: tuple[int, int] | None = None
 
     def image(self, name: str) -> Image:
         if name not in self.images:
@@ -156,6 +178,11 @@ class State:
         if name not in self.hosts:
             raise NotFound(f"no host named {name!r}", hint="zboot list")
         return self.hosts[name]
+
+
+def discovered_dataset(config: Config) -> str:
+    """Where the boot service records machines that no host has (ops/enrol.py)."""
+    return f"{config.root}/discovered"
 
 
 def read_state(zfs: ZfsCli, config: Config) -> State:
@@ -192,7 +219,25 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
     hosts: dict[str, Host] = {}
     for ds in host_sets:
         name = HostName(leaf(ds.name))
-        hosts[name] = Host(name, ds, snaps.get(ds.name, []), archives.get(name, []))
+        points = [s for s in snaps.get(ds.name, []) if s.name.split("@")[1] not in HIDDEN]
+        hosts[name] = Host(name, ds, points, archives.get(name, []))
+    seen = all_sets.get(discovered_dataset(config))
+    clones: dict[str, list[str]] = {}
+    for ds in all_sets.values():
+        if ds.origin:
+            clones.setdefault(ds.origin, []).append(ds.name)
     return State(
-        images=images, hosts=hosts, unfinished_rollbacks=unfinished, names=frozenset(all_sets)
+        images=images,
+        hosts=hosts,
+        unfinished_rollbacks=unfinished,
+        names=frozenset(all_sets),
+        discovered=seen.record() if seen is not None else {},
+        clones=clones,
+        space=root_space(all_sets.get(config.root)),
     )
+
+
+def root_space(root: Dataset | None) -> tuple[int, int] | None:
+    if root is None or root.available is None:
+        return None
+    return root.used, root.available

@@ -13,12 +13,12 @@ from ..errors import ZbootError
 from ..names import HostName
 from ..targets.base import Export
 from . import chap as chap_store
-from .bootfiles import boot_target, ensure_boot_dir, remove_script, write_script
+from .bootfiles import ensure_boot_dir, recorded_script, remove_script, write_script
 from .context import Context
 from .destroy import destroy
 from .doctor import ShowsMore, Survey, mid_operation, survey, wanted_exports
 from .exports import host_export
-from .maintenance import HOLDER, image_export
+from .maintenance import HOLDER
 from .modes import finish_switch
 from .paths import host_target, secret_path
 from .rollback import rollback_hosts
@@ -242,24 +242,9 @@ def _scripts(
         ensure_boot_dir(c.runner, c.config)
     for name in names:
         h = serve[name]
-        record = h.record
-        target = boot_target(c.config, c.engine.lun, name, record, secrets.of(h))
-        if target is None:
-            continue
-        mode = record.mode or "normal"
-        if mode == "maintenance" and record.image in found.state.images:
-            gold = image_export(c.config, found.state.images[record.image], record.initiator, None)
-            target = replace(target, target=gold.target)
-        synced.boot_files.append(
-            write_script(
-                c.runner,
-                c.config,
-                record.mac,
-                mode,
-                target,
-                c.config.winpe if mode == "install" else None,
-            )
-        )
+        script = recorded_script(c.config, c.engine.lun, found.state, name, h.record, secrets.of(h))
+        if script is not None and (path := write_script(c.runner, c.config, h.record.mac, *script)):
+            synced.boot_files.append(path)
     for f in found.findings:
         if f.kind == "orphan-boot-file":
             remove_script(c.runner, c.config, f.subject.removesuffix(".ipxe"))

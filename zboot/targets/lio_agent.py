@@ -125,7 +125,13 @@ def chap_of(acl: Any) -> Any:
 
 
 def wait_for(device: str, seconds: float = 60.0) -> None:
-    """udev makes /dev/zvol links a moment after the zvol appears."""
+    """udev makes /dev/zvol links a moment after the zvol appears; after a
+    batch of many new zvols its queue can take longer than a minute (on a
+    slow server), so a missing link first waits for udev's queue to empty."""
+    if not os.path.exists(device):
+        import subprocess  # only then: every request pays for the agent's imports
+
+        subprocess.run(["udevadm", "settle", "--timeout=300"], check=False)
     deadline = time.monotonic() + seconds
     while not os.path.exists(device):
         if time.monotonic() > deadline:

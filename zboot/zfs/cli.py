@@ -23,6 +23,7 @@ LIST_FIELDS = (
     "origin",
     "creation",
     "compressratio",
+    "available",
 )
 
 # stderr of zfs(8) -> the error the user should see; patterns checked against
@@ -51,6 +52,7 @@ class Dataset:
     creation: int
     compressratio: str
     props: Mapping[str, str] = field(default_factory=dict)  # org.zboot:* set locally
+    available: int | None = None  # bytes it can still take (None: a snapshot, or not read)
 
     def prop(self, key: str) -> str | None:
         return self.props.get(PREFIX + key)
@@ -76,7 +78,7 @@ def parse_datasets(list_text: str, props_text: str) -> dict[str, Dataset]:
             props.setdefault(name, {})[prop] = value
     result = {}
     for row in parse_list(list_text):
-        name, kind, used, referenced, volsize, origin, creation, ratio = row
+        name, kind, used, referenced, volsize, origin, creation, ratio = row[:8]
         result[name] = Dataset(
             name=name,
             type=kind,
@@ -87,6 +89,7 @@ def parse_datasets(list_text: str, props_text: str) -> dict[str, Dataset]:
             creation=_int(creation) or 0,
             compressratio=ratio,
             props=props.get(name, {}),
+            available=_int(row[8]) if len(row) > 8 else None,
         )
     return result
 
@@ -120,6 +123,11 @@ class Change:
     def destroy(name: str, recursive: bool = False) -> Change:
         return Change("destroy", (name,), recursive=recursive)
 
+    @staticmethod
+    def rollback(snapshot: str) -> Change:
+        """The dataset back to its snapshot, which must be its latest."""
+        return Change("rollback", (snapshot,))
+
 
 @dataclass(frozen=True)
 class StepFailed:
@@ -141,7 +149,7 @@ def change_argv(change: Change) -> list[str]:
         return ["zfs", "set", *(f"{full_key(k)}={v}" for k, v in props.items()), *change.names]
     if change.verb == "destroy":
         return ["zfs", "destroy", *(["-r"] if change.recursive else []), *change.names]
-    if change.verb in ("rename", "promote"):
+    if change.verb in ("rename", "promote", "rollback"):
         return ["zfs", change.verb, *change.names]
     raise ValueError(f"no zfs change {change.verb!r}")
 
@@ -169,6 +177,9 @@ def prop_args(props: Mapping[str, str]) -> list[str]:
     for key, value in props.items():
         args += ["-o", f"{full_key(key)}={value}"]
     return args
+
+
+SEND_RECEIVE = 'zfs send -i "$1" "$2" | zfs receive "$3"'
 
 
 class ZfsCli:
@@ -284,6 +295,13 @@ class ZfsCli:
 
     def set_props(self, name: str, props: Mapping[str, str]) -> None:
         self._run(change_argv(Change.set(name, props)))
+
+    def send_incremental(self, base: str, snapshot: str, target: str) -> None:
+        """snapshot's changes since base (an earlier snapshot, or its clone's
+        origin) received as the snapshot target, in one pipe on the server.
+        Its exit status is receive's: a send that fails cuts the stream
+        short, and receive takes a stream whole or not at all."""
+        self._run(["sh", "-c", SEND_RECEIVE, "sh", base, snapshot, target], timeout=24 * 3600)
 
     def written(self, name: str) -> int:
         """Bytes written to a dataset since its latest snapshot."""

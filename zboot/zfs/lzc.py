@@ -8,13 +8,18 @@ from __future__ import annotations
 import errno
 import importlib
 import importlib.util
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
 from ..errors import Conflict, NotFound, ServerError, ZbootError
-from ..remote.base import Runner
-from .cli import PREFIX, Change, PlannedZfs, StepFailed, ZfsCli
+from ..remote.base import Result, Runner
+from . import program
+from .cli import PREFIX, Change, Dataset, PlannedZfs, StepFailed, ZfsCli, full_key
+
+CONCURRENT = 16  # chains of a batch under way at once
 
 
 def lzc_available() -> bool:
@@ -51,6 +56,7 @@ class LzcZfs(ZfsCli):
     def __init__(self, runner: Runner) -> None:
         super().__init__(runner)
         self._lzc: ModuleType | None = None
+        self._commands = threading.RLock()
 
     @property
     def lzc(self) -> ModuleType:
@@ -122,20 +128,77 @@ class LzcZfs(ZfsCli):
         return result
 
     def run_changes(self, chains: Sequence[Sequence[Change]]) -> list[StepFailed | None]:
-        """One libzfs_core call per change: in-process, no command to save."""
-        outcomes: list[StepFailed | None] = []
-        for chain in chains:
-            failed = None
-            for number, change in enumerate(chain):
-                try:
-                    self.apply(change)
-                except ZbootError as err:
-                    failed = StepFailed(number, err)
-                    break
-            outcomes.append(failed)
+        """Wave by wave: the n-th change of every chain still going, together.
+        The property sets of a wave are one channel program, its recursive
+        destroys another (one transaction group each); its clones, renames and
+        promotes go through libzfs_core side by side, CONCURRENT at once (ZFS
+        makes the changes that wait together in one transaction group). A
+        chain stops at its first failure, the others go on. So a batch waits
+        about as often as its longest chain has steps, whatever its size."""
+        outcomes: list[StepFailed | None] = [None] * len(chains)
+        if chains:
+            self.lzc  # noqa: B018 (imported once, before any thread)
+        for step in range(max((len(c) for c in chains), default=0)):
+            wave = {
+                n: chain[step]
+                for n, chain in enumerate(chains)
+                if step < len(chain) and outcomes[n] is None
+            }
+            for n, err in self._wave(wave).items():
+                if err is not None:
+                    outcomes[n] = StepFailed(step, err)
             if self.on_progress is not None:
-                self.on_progress(len(outcomes), len(chains))
+                ended = sum(
+                    o is not None or len(c) <= step + 1
+                    for o, c in zip(outcomes, chains, strict=True)
+                )
+                self.on_progress(ended, len(chains))
         return outcomes
+
+    def _wave(self, wave: Mapping[int, Change]) -> dict[int, ZbootError | None]:
+        sets = {n: c for n, c in wave.items() if c.verb == "set"}
+        gone = {n: c for n, c in wave.items() if c.verb == "destroy" and c.recursive}
+        rest = {n: c for n, c in wave.items() if n not in sets and n not in gone}
+        result: dict[int, ZbootError | None] = {}
+        if sets:
+            names = [c.names[0] for c in sets.values()]
+            props = [(c.names[0], {full_key(k): v for k, v in c.props}) for c in sets.values()]
+            ran = self._run(
+                program.set_props_argv(names[0].split("/")[0], props),
+                input=program.SET_PROPS.encode(),
+            )
+            result |= dict(zip(sets, program.parse_set(ran.text, names), strict=True))
+        if gone:
+            destroyed = ZfsCli.destroy_many(self, [c.names[0] for c in gone.values()])
+            result |= {n: destroyed[c.names[0]] for n, c in gone.items()}
+        if rest:
+            with ThreadPoolExecutor(min(CONCURRENT, len(rest))) as pool:
+                done = pool.map(self._try, rest.values())
+                result |= dict(zip(rest, done, strict=True))
+        return result
+
+    def _try(self, change: Change) -> ZbootError | None:
+        try:
+            self.apply(change)
+        except ZbootError as err:
+            return err
+        return None
+
+    def _run(
+        self,
+        argv: Sequence[str],
+        timeout: float = 300.0,
+        input: bytes | None = None,
+        read_only: bool = False,
+    ) -> Result:
+        """Commands (zfs set, a recursive destroy's listing) one at a time,
+        whichever chain's thread asks: the runner keeps one record."""
+        with self._commands:
+            return super()._run(argv, timeout, input, read_only)
+
+    def datasets(self, root: str) -> dict[str, Dataset]:
+        with self._commands:
+            return super().datasets(root)
 
     def apply(self, change: Change) -> None:
         props, names = dict(change.props), change.names
@@ -149,6 +212,10 @@ class LzcZfs(ZfsCli):
             self.promote(names[0])
         elif change.verb == "destroy":
             self.destroy(names[0], recursive=change.recursive)
+        elif change.verb == "rollback":
+            snapshot = names[0]
+            dataset = snapshot.split("@")[0].encode()
+            self._call(f"rollback {snapshot}", self.lzc.lzc_rollback_to, dataset, snapshot.encode())
         else:
             raise ValueError(f"no zfs change {change.verb!r}")
 

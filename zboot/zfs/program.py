@@ -65,3 +65,55 @@ def parse_destroyed(output: str, names: Sequence[str]) -> dict[str, ZbootError |
         raise ServerError(
             f"zfs program printed something unexpected ({err}): {output.strip()[:300]}"
         ) from err
+
+
+# Each dataset's user properties, set in one transaction group. The arguments
+# are, per dataset: its name, how many properties follow, then each as
+# key=value. Returns {position of the dataset in the arguments (1, 2, ...):
+# 0 or the errno of the first property that failed}.
+SET_PROPS = """\
+local args = (...)["argv"]
+local result = {}
+local i, n = 1, 0
+while i <= #args do
+  local name, count = args[i], tonumber(args[i + 1])
+  local err = 0
+  n = n + 1
+  if not zfs.exists(name) then err = 2 end
+  for j = 1, count do
+    local key, value = string.match(args[i + 1 + j], "^([^=]+)=(.*)$")
+    if err == 0 then err = zfs.sync.set_prop(name, key, value) end
+  end
+  result[tostring(n)] = err
+  i = i + 2 + count
+end
+return result
+"""
+
+
+def set_props_argv(pool: str, props: Sequence[tuple[str, dict[str, str]]]) -> list[str]:
+    """`zfs program` setting each (dataset, {full property name: value})."""
+    argv = ["zfs", "program", "-j", pool, "/dev/stdin"]
+    for name, values in props:
+        argv += [name, str(len(values)), *(f"{k}={v}" for k, v in values.items())]
+    return argv
+
+
+def parse_set(output: str, names: Sequence[str]) -> list[ZbootError | None]:
+    """Each dataset's outcome, in the order given."""
+    try:
+        codes = json.loads(output)["return"]
+        found = [int(codes[str(n)]) for n in range(1, len(names) + 1)]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ServerError(
+            f"zfs program printed something unexpected ({err}): {output.strip()[:300]}"
+        ) from err
+    return [_set_error(name, code) for name, code in zip(names, found, strict=True)]
+
+
+def _set_error(name: str, code: int) -> ZbootError | None:
+    if code == 0:
+        return None
+    if code == errno.ENOENT:
+        return NotFound(f"cannot set properties of '{name}': dataset does not exist")
+    return ServerError(f"cannot set properties of '{name}': {errno.errorcode.get(code, code)}")

@@ -35,6 +35,10 @@ LAN_MAC_PREFIX = "52:54:00:1a:b0:"  # the storage VM's LAN NICs
 LAN_TFTP_DIR = "/srv/lab/tftp"
 GUEST_ISTGT_PORT = 3262  # istgt in the storage VM (for boot-LAN clients)
 GUEST_ISTGT_CONTROL_PORT = 3264
+# Below Linux's ephemeral range (32768-60999 by default): a port in it can be
+# taken for a while by any client connection's local end, even one in
+# TIME_WAIT, and istgt (which does not share its ports) then fails to restart.
+DEFAULT_PORT_BASE = 20000
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class Layout:
     @classmethod
     def from_env(cls) -> Layout:
         state = Path(os.environ.get("ZBOOT_LAB_DIR", "/var/lib/zboot-lab"))
-        base = int(os.environ.get("ZBOOT_LAB_PORT_BASE", "40000"))
+        base = int(os.environ.get("ZBOOT_LAB_PORT_BASE", str(DEFAULT_PORT_BASE)))
         return cls(state=state, port_base=base)
 
     # --- ports on 127.0.0.1 -------------------------------------------------
@@ -79,6 +83,11 @@ class Layout:
     def lan_port(self, link: int) -> int:
         """The 127.0.0.1 port of the storage VM's LAN NIC number link."""
         return self.port_base + 500 + link
+
+    def host_ports(self) -> list[int]:
+        """Every port the lab listens on at 127.0.0.1 on the host."""
+        lan = (self.lan_port(n) for n in range(LAN_LINKS))
+        return [*self.forwards(), self.istgt_port, self.istgt_control_port, *lan]
 
     def forwards(self) -> dict[int, int]:
         """Host port -> guest port, every one bound to 127.0.0.1."""

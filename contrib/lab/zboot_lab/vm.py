@@ -37,6 +37,12 @@ def running_pid(layout: Layout) -> int | None:
     return pid if pid is not None and alive(pid) else None
 
 
+def ephemeral_range() -> tuple[int, int]:
+    """The local ports Linux picks from for outgoing connections."""
+    low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    return int(low), int(high)
+
+
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -287,6 +293,14 @@ def start(layout: Layout, *, timeout: float = 600) -> None:
             ensure_master(layout)
             forget_cached_files(layout)
         return
+    low, high = ephemeral_range()
+    ephemeral = [p for p in layout.host_ports() if low <= p <= high]
+    if ephemeral:
+        raise LabError(
+            f"ports {ephemeral} are in this machine's ephemeral range {low}-{high} "
+            "(net.ipv4.ip_local_port_range): a client connection could hold one; "
+            "set ZBOOT_LAB_PORT_BASE so that base..base+3264 lie outside it"
+        )
     ports = [*layout.forwards(), *(layout.lan_port(n) for n in range(L.LAN_LINKS))]
     busy = [p for p in ports if not port_free(p)]
     if busy:
