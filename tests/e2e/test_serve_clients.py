@@ -94,6 +94,7 @@ def test_ephemeral_keep_and_persistent_hosts_through_the_service_bios(
     ephemeral_and_persistent(lab, served, tmp_path, "bios")
 
 
+@pytest.mark.full  # CI records and adopts on the server: docs/lab.md
 def test_an_unknown_machine_is_discovered_then_adopted_bios(
     lab: Layout, served: Zboot, tmp_path: Path
 ) -> None:

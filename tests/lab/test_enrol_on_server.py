@@ -20,9 +20,9 @@ from zboot.names import mac
 from zboot.ops import enrol
 from zboot.ops.enrol import RECORDED, Seen
 
-# CI leaves it to `lab test --full`: the e2e enrolment test (test_serve_clients)
-# records and adopts a machine through the real service.
-pytestmark = [pytest.mark.lab, pytest.mark.full]
+# CI runs this one; the e2e enrolment through the real service and a real
+# client's boot is left to `lab test --full` (docs/lab.md).
+pytestmark = pytest.mark.lab
 
 
 def test_two_machines_are_recorded_listed_and_adopted(lab: Layout, zboot: Zboot) -> None:

@@ -107,14 +107,22 @@ FINISH = {"lio": "the same command", "tgt": "zboot sync"}
 
 
 # Chains that `lab test --full` walks and CI leaves out (its time budget):
-# rebase runs rollback's steps, which CI faults in rollback's own chains.
+# rebase runs rollback's steps, which CI faults in rollback's own chains;
+# on tgt, every chain (CI faults every point once on LIO, a kill or a drop,
+# and every engine point with an engine failure; the full run adds the other
+# kind of each on tgt, finished by `zboot sync`).
 FULL_ONLY = {"rebase"}
+FULL_ONLY_ENGINES = {"tgt"}
+
+
+def full_only(engine: str, op: str = "") -> list[pytest.MarkDecorator]:
+    return [pytest.mark.full] if engine in FULL_ONLY_ENGINES or op in FULL_ONLY else []
 
 
 def chains() -> list[Any]:
     """(engine, variant number): a chain of faulted runs for each."""
     return [
-        pytest.param(engine, n, marks=[pytest.mark.full] if v.op in FULL_ONLY else [])
+        pytest.param(engine, n, marks=full_only(engine, v.op))
         for engine in ENGINES
         for n, v in enumerate(VARIANTS)
         if not v.own_chain or engine in v.own_chain
@@ -420,6 +428,17 @@ def test_faults_at_every_step_then_the_run_converges(
     )
 
 
+def test_every_point_gets_a_fault_and_every_engine_point_an_engine_failure(
+    servers: Servers,
+) -> None:
+    """After LIO's chains (the ones CI runs): each point had a kill or a drop,
+    and each point an engine call follows an engine failure."""
+    covered = servers.get(ENGINES[0]).covered
+    assert {p for p, _ in covered} == set(POINTS)
+    assert {p for p, k in covered if k == "engine"} == {p for p, calls in POINTS.items() if calls}
+
+
+@pytest.mark.full
 def test_every_point_gets_every_fault_on_some_engine(servers: Servers) -> None:
     """After both engines' chains: each point had a kill and a drop (one on
     each engine), and each engine point an engine failure."""
@@ -438,7 +457,7 @@ def test_every_operation_has_fault_points() -> None:
     assert any(POINTS.values())  # engine failures are injected somewhere
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=full_only(e)) for e in ENGINES])
 def test_the_server_holds_nothing_else_and_the_image_is_intact(
     servers: Servers, engine: str
 ) -> None:

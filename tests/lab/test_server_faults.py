@@ -80,6 +80,15 @@ def test_a_full_pool_fails_clone_and_import_cleanly(
     )
     assert findings(zboot) == ["pool-full"]
 
+    # the pool's reserve (10% by default) refuses first, before anything is made
+    refused = zboot("clone", "gold", "pcfull1", "--mac", "52:54:00:fe:00:01", code=4)
+    assert "below its reserve" in refused["errors"][0]["message"], refused
+    assert "zboot prune" in refused["errors"][0]["hint"], refused
+    # with no reserve, ZFS itself runs out of space half way
+    config = Path(zboot.env["ZBOOT_CONFIG"])
+    config.write_text(
+        config.read_text().replace(f'pool = "{pool}"\n', f'pool = "{pool}"\nreserve = "0"\n')
+    )
     failed = zboot("clone", "gold", "pcfull1", "--mac", "52:54:00:fe:00:01", code=5)
     assert "out of space" in failed["errors"][0]["message"]
     bigger = tmp_path / "bigger.raw"

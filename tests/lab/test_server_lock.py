@@ -51,6 +51,7 @@ def start(zboot: Zboot, *args: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.full  # CI's time budget: docs/lab.md
 def test_two_zboots_provisioning_at_once_take_turns(
     lab: Layout, zboot: Zboot, tmp_path: Path
 ) -> None:

@@ -296,6 +296,7 @@ def login(portal: str, target: str, initiator: str, lun: int = 0, **chap: str) -
     ).returncode
 
 
+@pytest.mark.full  # CI: CHAP in the fault walk and the e2e rows; docs/lab.md
 def test_chap_and_mutual_chap(lab: Layout, zboot: Zboot, tmp_path: Path) -> None:
     portal = f"127.0.0.1:{lab.lio_port}"
     golden(zboot, tmp_path, os.urandom(MIB))
@@ -498,6 +499,7 @@ def counted(lab: Layout) -> Iterator[dict[str, int]]:
     counts["saves"] = created.split().count("saveconfig.json.temp")
 
 
+@pytest.mark.full  # CI's time budget: docs/lab.md
 def test_a_batch_of_20_is_one_ssh_connection_and_one_save(
     lab: Layout, zboot: Zboot, tmp_path: Path
 ) -> None:

@@ -70,10 +70,12 @@ def start(layout: Layout, config: Path, **serve: Any) -> None:
         f">{RUN}/serve.log 2>&1 & echo $! >{RUN}/serve.pid"
     )
     ssh(layout, ["sh", "-c", command])
-    deadline = time.monotonic() + 30
-    while "listening on" not in log(layout):
-        if time.monotonic() > deadline or "Traceback" in log(layout):
-            raise LabError(f"zboot serve did not start:\n{log(layout)}")
+    # Its first start after the cache drop reads Python and zboot over 9p:
+    # on a slow day of the emulated VM, over 30 s.
+    deadline = time.monotonic() + 180
+    while "listening on" not in (said := log(layout)):
+        if time.monotonic() > deadline or "Traceback" in said:
+            raise LabError(f"zboot serve did not start:\n{said}")
         time.sleep(0.5)
 
 
