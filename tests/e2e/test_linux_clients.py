@@ -9,7 +9,6 @@ which only in `lab test --full`: docs/boot.md, "The boot matrix"."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,7 +214,7 @@ def test_bios_linux_on_istgt_through_pxelinux_with_chap(
             assert_ibft_matches(first.linux, host, A)
             assert first.counter == 1, first
             # PXELINUX moves the console's cursor mid-line ("zboot-cha\x1b[25;17H...")
-            log = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", Path(first.log).read_text(errors="replace"))
+            log = client.console_text(Path(first.log).read_text(errors="replace"))
             assert "PXELINUX" in log and "zboot-chain.ipxe" in log, first
             assert boot(lab, A).counter == 2
     finally:

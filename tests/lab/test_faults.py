@@ -441,12 +441,9 @@ def test_every_point_gets_a_fault_and_every_engine_point_an_engine_failure(
 @pytest.mark.full
 def test_every_point_gets_every_fault_on_some_engine(servers: Servers) -> None:
     """After both engines' chains: each point had a kill and a drop (one on
-    each engine), and each engine point an engine failure."""
+    each engine). (Each engine point's engine failure, on LIO: the test above.)"""
     for engine in ENGINES:
         assert {p for p, _ in servers.get(engine).covered} == set(POINTS), engine
-    assert {p for p, k in servers.get(ENGINES[0]).covered if k == "engine"} == {
-        p for p, calls in POINTS.items() if calls
-    }
     kinds = {(p, k) for e in ENGINES for p, k in servers.get(e).covered}
     assert {(p, k) for p in POINTS for k in ("kill", "drop")} <= kinds
 
