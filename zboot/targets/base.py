@@ -24,9 +24,25 @@ def storage_name(host: str) -> str:
     return f"zboot-{host}"
 
 
+# Host names are [A-Za-z0-9-], so no host's store is named like another's data store.
+DATA_SUFFIX = ".data"
+
+
+def data_storage_name(host: str) -> str:
+    """The engine-side name of the host's data disk's backing store."""
+    return f"{storage_name(host)}{DATA_SUFFIX}"
+
+
+def data_serial(host: str) -> str:
+    """The data disk's unit serial: deterministic, and not the OS disk's."""
+    return str(uuid.uuid5(SERIAL_NAMESPACE, f"{host}{DATA_SUFFIX}"))
+
+
 @dataclass(frozen=True)
 class Export:
-    """One host's disk as one target with one LUN, for one initiator."""
+    """One host's disk as one target for one initiator: the OS disk at the
+    engine's LUN (`TargetEngine.lun`) and, when the host has one, its data
+    disk at the LUN after it."""
 
     host: str
     target: str  # the target IQN
@@ -34,6 +50,7 @@ class Export:
     initiator: str  # the only initiator IQN let in
     # Engines do not report secrets back, so two exports compare without them.
     chap: Chap | None = field(default=None, compare=False)
+    data_device: str = ""  # /dev/zvol/<pool>/.../data/<host>; "": no data disk
 
     @property
     def serial(self) -> str:
@@ -43,10 +60,18 @@ class Export:
     def storage(self) -> str:
         return storage_name(self.host)
 
+    @property
+    def data_serial(self) -> str:
+        return data_serial(self.host)
+
+    @property
+    def data_storage(self) -> str:
+        return data_storage_name(self.host)
+
 
 class TargetEngine(Protocol):
     name: str
-    lun: int  # the LUN number the host's disk really gets
+    lun: int  # the LUN number the host's disk really gets; its data disk gets lun + 1
 
     def exports(self) -> dict[str, Export]:
         """The exports zboot made that the engine has now, by target IQN."""
