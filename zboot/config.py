@@ -92,6 +92,11 @@ class Config:
         return f"{self.root}/hosts"
 
     @property
+    def data(self) -> str:
+        """Where hosts' data disks are (one zvol per host, beside its OS disk)."""
+        return f"{self.root}/data"
+
+    @property
     def archive(self) -> str:
         """Where a host's discarded states are kept until pruned."""
         return f"{self.root}/archive"

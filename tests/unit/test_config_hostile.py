@@ -116,6 +116,7 @@ def write(path: Path, key: str, value: object) -> None:
             for t, kv in tables.items()
         ),
         encoding="utf-8",
+        errors="surrogatepass",  # a lone surrogate is written as the bytes a hostile file has
     )
 
 

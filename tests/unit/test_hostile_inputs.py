@@ -916,6 +916,15 @@ CASES: list[Case] = [
         COMPONENT_BAD,
     ),
     Case(
+        "clone --data-image IMAGE",
+        ("clone", "data_image"),
+        image_spec(),
+        COMPONENT,
+        "games",
+        clone("--mac", GOOD_MAC, "--data-image={}", "--", "golden", "pc01"),
+        COMPONENT_BAD,
+    ),
+    Case(
         "rebase --to IMAGE",
         ("rebase", "to"),
         image_spec(),
@@ -1137,6 +1146,15 @@ CASES: list[Case] = [
         WORD_BAD,
     ),
     # sizes
+    Case(
+        "clone --data-disk",
+        ("clone", "data_disk"),
+        SIZE,
+        VALID_SIZE,
+        "1G",
+        clone("--mac", GOOD_MAC, "--data-disk={}", "--", "golden", "pc01"),
+        SIZE_BAD,
+    ),
     Case(
         "image create --size",
         ("image create", "size"),

@@ -42,10 +42,15 @@ class BootTarget:
     initiator: str
     chap: Chap | None = None
     root: str = ""  # the zboot root that wrote it (doctor tells its scripts by it)
+    data: bool = False  # the host has a data disk: the LUN after lun, as drive 0x81
 
     @property
     def uri(self) -> str:
         return root_path(self.portal, self.lun, self.target)
+
+    @property
+    def data_uri(self) -> str:
+        return root_path(self.portal, self.lun + 1, self.target)
 
 
 def _setting(value: str) -> str:
@@ -79,13 +84,26 @@ def _identity(t: BootTarget) -> list[str]:
     return lines
 
 
-def _sanboot(t: BootTarget, label: str) -> list[str]:
+DATA_DRIVE = "0x81"  # the data disk's BIOS drive number; the OS disk is 0x80
+
+
+def _sanboot(t: BootTarget, label: str, data: bool = False) -> list[str]:
     """sanboot with a few retries, then a reboot: a machine left at a prompt
-    in a LAN room helps nobody."""
+    in a LAN room helps nobody. data: the host's data disk is attached
+    (sanhook) as the second drive first, in the same attempt; an attempt
+    that failed half way lets go of it before the next."""
+    if data:
+        attempt = [
+            f"sanunhook --drive {DATA_DRIVE} ||",
+            f"sanhook --drive {DATA_DRIVE} {t.data_uri} && sanboot --drive 0x80 {t.uri} "
+            "&& goto booted ||",
+        ]
+    else:
+        attempt = [f"sanboot {t.uri} && goto booted ||"]
     return [
         "set attempt:int32 0",
         ":retry",
-        f"sanboot {t.uri} && goto booted ||",
+        *attempt,
         f"echo zboot: {label}: cannot boot {t.target} from {t.portal}",
         "inc attempt",
         f"iseq ${{attempt}} {RETRIES} && goto reboot ||",
@@ -106,7 +124,7 @@ def render(mode: str, t: BootTarget, winpe: str | None = None) -> str:
     root = f", root {t.root}" if t.root else ""
     head = ["#!ipxe", f"# zboot: host {t.host}, mode {mode}{root}; rewritten by `zboot mode`"]
     if mode == "normal":
-        body = _identity(t) + _sanboot(t, t.host)
+        body = _identity(t) + _sanboot(t, t.host, t.data)
     elif mode == "maintenance":
         body = [
             *_identity(t),
@@ -120,6 +138,11 @@ def render(mode: str, t: BootTarget, winpe: str | None = None) -> str:
             f"sanhook --drive 0x80 {t.uri} || goto failed",
             f"echo zboot: {t.host}: disk {t.target} attached as 0x80",
         ]
+        if t.data:
+            body += [
+                f"sanhook --drive {DATA_DRIVE} {t.data_uri} || goto failed",
+                f"echo zboot: {t.host}: data disk attached as {DATA_DRIVE}",
+            ]
         if winpe:
             base = url(winpe, "the WinPE URL").rstrip("/")
             body += [

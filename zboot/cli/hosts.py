@@ -11,13 +11,14 @@ import typer
 
 from ..chap import Chap
 from ..errors import InvalidInput
-from ..names import host_name, human_size, iqn, snapshot_name
+from ..names import host_name, human_size, image_name, iqn, size_bytes, snapshot_name
 from ..ops import hosts as ops
 from ..ops import provision
 from ..ops.hostfile import HostSpec, read_hosts
 from ..ops.paths import target_iqn
 from ..ops.provision import Provisioned
 from ..ops.state import Host, leaf
+from ..zfs.cli import Dataset
 from .batch import HostResult, batch_outcome, one_or_batch
 from .images import stamp
 from .output import table
@@ -150,6 +151,27 @@ def clone_batch_outcome(image: str, results: list[Provisioned], show_secrets: bo
     return outcome
 
 
+def data_disk_spec(size: str | None, image: str | None) -> provision.DataDisk | None:
+    """--data-disk SIZE or --data-image IMAGE[@VERSION] (not both) as what
+    provisioning makes."""
+    if size is not None and image is not None:
+        raise InvalidInput(
+            "give --data-disk SIZE or --data-image IMAGE, not both",
+            hint="a data disk is either empty or a clone of an image",
+        )
+    if size is not None:
+        # a zvol's size is a whole number of its blocks: whole MiB always is
+        mib = 1 << 20
+        return provision.DataDisk(size=-(-size_bytes(size) // mib) * mib)
+    if image is not None:
+        name, at, version = image.partition("@")
+        image_name(name)
+        if at:
+            snapshot_name(version)
+        return provision.DataDisk(source=image)
+    return None
+
+
 def clone(
     ctx: typer.Context,
     image: Annotated[str, typer.Argument(metavar="IMAGE[@VERSION]")],
@@ -186,11 +208,29 @@ def clone(
             "--ephemeral", help="each boot starts from the image version (zboot ephemeral)"
         ),
     ] = False,
+    data_disk: Annotated[
+        str | None,
+        typer.Option(
+            "--data-disk",
+            metavar="SIZE",
+            help="give each host an empty data disk of SIZE (e.g. 100G), kept across "
+            "rollback, rebase and resets",
+        ),
+    ] = None,
+    data_image: Annotated[
+        str | None,
+        typer.Option(
+            "--data-image",
+            metavar="IMAGE[@VERSION]",
+            help="give each host a data disk cloned from this image (e.g. games)",
+        ),
+    ] = None,
 ) -> None:
     """Provision a host (or a batch) from an image version (latest when omitted).
     Example: zboot clone win11 pc01 --mac 52:54:00:12:34:01"""
 
     def action(s: Session) -> Outcome:
+        data = data_disk_spec(data_disk, data_image)
         if hosts_file is not None:
             if host or mac or initiator or chap or mutual_chap:
                 raise InvalidInput(
@@ -206,7 +246,7 @@ def clone(
                 iqn(initiator)  # given empty is not "the default"
             kind = "mutual" if mutual_chap else "one-way" if chap else ""
             specs = [HostSpec(host, mac, initiator, kind)]
-        results = provision.clone(s.context, image, specs, ephemeral)
+        results = provision.clone(s.context, image, specs, ephemeral, data)
         return one_or_batch(
             results,
             lambda one: single_outcome(s, one, show_secrets),
@@ -256,11 +296,32 @@ def list_(ctx: typer.Context) -> None:
     run(ctx, "list", action, changes=False)
 
 
+def data_disk_view(data: Dataset | None) -> dict[str, str] | None:
+    """The host's data disk for show: where it is, how big, what it came from."""
+    if data is None:
+        return None
+    return {
+        "dataset": data.name,
+        "size": human_size(data.volsize or 0),
+        "used": human_size(data.used),
+        "origin": data.prop("origin") or "",
+        "created": data.prop("created") or "",
+    }
+
+
+def data_disk_text(view: dict[str, str] | None) -> str:
+    if view is None:
+        return "data disk: none"
+    source = f", a clone of {leaf(view['origin'])}" if view["origin"] else ", empty when made"
+    return f"data disk: {view['dataset']} ({view['size']}, {view['used']} used{source})"
+
+
 def show(ctx: typer.Context, host: str) -> None:
     """One host's record, restore points and archived states."""
 
     def action(s: Session) -> Outcome:
-        h = ops.show_host(s.context, host_name(host))
+        view = ops.show_host(s.context, host_name(host))
+        h = view.host
         points = [
             {
                 "name": p.name.split("@")[1],
@@ -280,6 +341,7 @@ def show(ctx: typer.Context, host: str) -> None:
         props = h.dataset.record()
         record = {k: props[k] for k in sorted(props, key=record_order) if props[k]}
         resets = reset_view(h)
+        disk = data_disk_view(view.data)
         data = {
             "name": h.name,
             "dataset": h.dataset.name,
@@ -287,9 +349,11 @@ def show(ctx: typer.Context, host: str) -> None:
             "ephemeral": resets,
             "restore_points": points,
             "archives": archives,
+            "data_disk": disk,
         }
         text = "\n".join(f"{k}: {v}" for k, v in record.items())
         text += "\n" + reset_text(resets)
+        text += "\n" + data_disk_text(disk)
         text += "\n\nrestore points:\n" + table(points, ["name", "created", "used"])
         text += "\n\narchived states (zboot prune to remove):\n"
         text += table(archives, ["name", "archived", "used"])

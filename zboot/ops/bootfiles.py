@@ -45,6 +45,7 @@ def boot_target(
         initiator=record.initiator,
         chap=chap,
         root=config.root,
+        data=record.data == "on",
     )
 
 

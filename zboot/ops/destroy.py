@@ -156,8 +156,10 @@ def prune(c: Context, hosts: list[HostName] | None, older_than: int | None = Non
 
 
 def host_datasets(state: State, host: HostName) -> list[str]:
-    """The host's archived states, then its disk: the order that usually works
-    (an archive made by a rollback to a restore point is a clone of one of the
-    disk's snapshots); destroy_in_order sorts out the rest."""
+    """The host's archived states, then its disk, then its data disk: the
+    order that usually works (an archive made by a rollback to a restore
+    point is a clone of one of the disk's snapshots); destroy_in_order sorts
+    out the rest."""
     h: Host = state.host(host)
-    return [a.name for a in h.archives] + [h.dataset.name]
+    data = [state.data[host].name] if host in state.data else []
+    return [a.name for a in h.archives] + [h.dataset.name] + data

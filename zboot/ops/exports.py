@@ -4,7 +4,7 @@ pulled from under a logged-in machine unless the admin says --force."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..config import Config
 from ..errors import Conflict
@@ -13,31 +13,27 @@ from ..remote.base import Runner
 from ..targets.base import Export, TargetEngine
 from . import chap as chap_store
 from .context import Context
-from .paths import host_device, target_iqn
+from .paths import data_device, host_device, target_iqn
 from .state import HostRecord, read_state
 
 
-def host_export(config: Config, host: str, initiator: str) -> Export:
+def host_export(config: Config, host: str, initiator: str, data: bool = False) -> Export:
+    """data: the host has a data disk, exported as the LUN after its OS disk."""
     return Export(
         host=host,
         target=target_iqn(config, host),
         device=host_device(config, host),
         initiator=initiator,
+        data_device=data_device(config, host) if data else "",
     )
 
 
 def record_export(runner: Runner, config: Config, host: str, record: HostRecord) -> Export:
     """The export a host's record asks for; its CHAP secrets come from the
     server's secret file."""
-    export = host_export(config, host, record.initiator)
+    export = host_export(config, host, record.initiator, record.data == "on")
     if record.chap:
-        return Export(
-            export.host,
-            export.target,
-            export.device,
-            export.initiator,
-            chap=chap_store.load(runner, config, host),
-        )
+        return replace(export, chap=chap_store.load(runner, config, host))
     return export
 
 

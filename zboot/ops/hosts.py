@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..config import Config
 from ..errors import Conflict, ZbootError
 from ..names import HostName, SnapshotName, host_name, image_name, iqn, mac, snapshot_name
-from ..zfs.cli import ZfsCli
+from ..zfs.cli import Dataset, ZfsCli
 from .context import Context
 from .paths import host_dataset
 from .state import KIND, Host, HostState, State, now, reached, read_state
@@ -112,5 +112,12 @@ def list_hosts(c: Context) -> Listing:
     return Listing(hosts, c.engine.sessions(targets) if targets else {})
 
 
-def show_host(c: Context, host: HostName) -> Host:
-    return read_state(c.zfs, c.config).host(host)
+@dataclass(frozen=True)
+class HostView:
+    host: Host
+    data: Dataset | None  # its data disk, when it has one
+
+
+def show_host(c: Context, host: HostName) -> HostView:
+    state = read_state(c.zfs, c.config)
+    return HostView(state.host(host), state.data.get(host))

@@ -13,12 +13,14 @@ from ..zfs.cli import ZfsCli
 from .state import KIND, Image, State, leaf, now, read_state
 
 
-def ensure_layout(zfs: ZfsCli, config: Config, known: Collection[str] = ()) -> list[str]:
-    """The root dataset and its images/hosts/archive children; returns what it
-    created. Names in known (read just before) are not looked up again."""
-    wanted = [
-        n for n in (config.root, config.images, config.hosts, config.archive) if n not in known
-    ]
+def ensure_layout(
+    zfs: ZfsCli, config: Config, known: Collection[str] = (), data: bool = False
+) -> list[str]:
+    """The root dataset and its images/hosts/archive children (data: and the
+    parent of data disks); returns what it created. Names in known (read
+    just before) are not looked up again."""
+    layout = (config.root, config.images, config.hosts, config.archive)
+    wanted = [n for n in layout + ((config.data,) if data else ()) if n not in known]
     made = zfs.missing(wanted) if wanted else []
     zfs.create_filesystems(made)
     return made

@@ -18,6 +18,15 @@ def host_device(config: Config, host: str) -> str:
     return f"/dev/zvol/{host_dataset(config, host)}"
 
 
+def data_dataset(config: Config, host: str) -> str:
+    """The host's data disk: exported as the LUN after its OS disk."""
+    return f"{config.data}/{host}"
+
+
+def data_device(config: Config, host: str) -> str:
+    return f"/dev/zvol/{data_dataset(config, host)}"
+
+
 def target_iqn(config: Config, host: str) -> str:
     if not config.iqn_base:
         raise InvalidInput(

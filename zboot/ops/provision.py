@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from .. import faults
 from ..chap import Chap
 from ..config import Config
-from ..errors import Conflict, NotFound, ZbootError
+from ..errors import Conflict, InvalidInput, NotFound, ZbootError
 from ..names import HostName, host_name, image_name, iqn, mac, snapshot_name
 from ..remote.base import Runner
 from ..targets.base import TargetEngine
@@ -32,11 +32,36 @@ from .exports import host_export
 from .hostfile import HostSpec
 from .hosts import PlannedClone
 from .images import ensure_layout
-from .paths import host_dataset, host_target, target_iqn
+from .paths import data_dataset, host_dataset, host_target, target_iqn
 from .reset import take_bases
 from .space import check_reserve
-from .state import HostRecord, HostState, State, reached, read_state
+from .state import (
+    KIND,
+    HostRecord,
+    HostState,
+    State,
+    leaf,
+    now,
+    reached,
+    read_state,
+    version_snapshot,
+)
 from .state import done as done_mark
+
+
+@dataclass(frozen=True)
+class DataDisk:
+    """Each new host's data disk: an empty zvol of size bytes, or a clone of
+    a data image's version (source: IMAGE[@VERSION], its newest by default).
+    Exported as the LUN after the OS disk; kept by rollback, rebase and
+    resets; destroyed with the host."""
+
+    size: int | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.size is None) == (not self.source):
+            raise InvalidInput("a data disk is a size (--data-disk) or an image (--data-image)")
 
 
 @dataclass
@@ -49,6 +74,7 @@ class Provisioned:
     error: ZbootError | None = None
     boot_file: str | None = None  # the host's iPXE script on the server
     fresh: bool = False  # cloned by this run (not a half-made host resumed)
+    data: bool = False  # this run made (or tried to make) its data disk
 
 
 def _plan(
@@ -70,6 +96,25 @@ def _plan(
     )
 
 
+def _data_change(config: Config, state: State, data: DataDisk, host: str) -> Change:
+    """The change that makes the host's data disk; refused if one is there
+    already (left by hand or by something else: never reused, never lost)."""
+    dataset = data_dataset(config, host)
+    if dataset in state.names:
+        raise Conflict(
+            f"a data disk {dataset} exists already",
+            hint="destroy it with zfs if nothing needs it, or give the host another name",
+        )
+    props = {KIND: "data", "host": host, "created": now()}
+    if data.size is not None:
+        return Change.volume(dataset, data.size, props)
+    snapshot = version_snapshot(state, data.source)
+    image, _, version = leaf(snapshot).partition("@")
+    return Change.clone(
+        snapshot, dataset, props | {"image": image, "version": version, "origin": snapshot}
+    )
+
+
 def undo(zfs: ZfsCli, config: Config, runner: Runner, made: list[Provisioned]) -> None:
     """Take hosts out of the batch; remove those this run cloned (they hold
     nothing yet) and their secrets. A resumed host keeps its disk, secret
@@ -79,7 +124,10 @@ def undo(zfs: ZfsCli, config: Config, runner: Runner, made: list[Provisioned]) -
         r.record = None
     if not fresh:
         return
-    left = zfs.destroy_many([host_dataset(config, r.host) for r in fresh])
+    left = zfs.destroy_many(
+        [host_dataset(config, r.host) for r in fresh]
+        + [data_dataset(config, r.host) for r in fresh if r.data]
+    )
     for error in left.values():
         if error is not None and not isinstance(error, NotFound):
             raise error
@@ -108,16 +156,22 @@ def checked(specs: list[HostSpec]) -> list[tuple[HostSpec, Provisioned]]:
     return out
 
 
+Plan = tuple[HostSpec, PlannedClone, list[Change]]  # the spec, its clone, every change
+
+
 def _plan_all(
     config: Config,
     state: State,
     image: str,
     todo: list[tuple[HostSpec, Provisioned]],
     props: dict[str, str],
-) -> tuple[dict[str, tuple[HostSpec, PlannedClone]], list[Provisioned]]:
-    """The clones to make, by host, and the half-made hosts to resume; a host
-    that cannot be planned gets its error."""
-    plans: dict[str, tuple[HostSpec, PlannedClone]] = {}
+    data: DataDisk | None,
+) -> tuple[dict[str, Plan], list[Provisioned]]:
+    """The clones to make, by host (a data disk first, when asked for: the
+    host's record, on its disk, then never names a data disk that is not
+    there), and the half-made hosts to resume; a host that cannot be planned
+    gets its error."""
+    plans: dict[str, Plan] = {}
     resumed: list[Provisioned] = []
     for spec, done in todo:
         if done.error is None:
@@ -126,10 +180,21 @@ def _plan_all(
                     done.record = state.hosts[done.host].dataset.record()
                     resumed.append(done)
                     continue
-                plans[done.host] = (spec, _plan(config, image, spec, state, props))
+                if data is None:
+                    planned = _plan(config, image, spec, state, props)
+                    plans[done.host] = (spec, planned, [_os_change(planned)])
+                    continue
+                first = _data_change(config, state, data, done.host)
+                planned = _plan(config, image, spec, state, props | {"data": "on"})
+                plans[done.host] = (spec, planned, [first, _os_change(planned)])
+                done.data = True
             except ZbootError as err:
                 done.error = err
     return plans, resumed
+
+
+def _os_change(p: PlannedClone) -> Change:
+    return Change.clone(p.snapshot, p.dataset, p.record)
 
 
 def provision(
@@ -140,9 +205,11 @@ def provision(
     image: str,
     specs: list[HostSpec],
     props: dict[str, str] | None = None,
+    data: DataDisk | None = None,
 ) -> list[Provisioned]:
     """Clone and export every host of specs; one result per spec, in order.
-    props: more properties for every new disk (e.g. ephemeral=on)."""
+    props: more properties for every new disk (e.g. ephemeral=on); data:
+    every new host's data disk."""
     name, at, version = image.partition("@")
     image_name(name)  # a bad image name fails the batch before anything runs
     if at:
@@ -152,12 +219,12 @@ def provision(
     if all(done.error for done in results):
         return results
     state = read_state(zfs, config)
-    plans, resumed = _plan_all(config, state, image, todo, props or {})
+    plans, resumed = _plan_all(config, state, image, todo, props or {}, data)
     if not plans and not resumed:
         return results
     if plans:  # a host resumed takes no more space than it has
         check_reserve(config, state, f"cloning {', '.join(plans)}")
-    ensure_layout(zfs, config, state.names)
+    ensure_layout(zfs, config, state.names, data=data is not None)
     pending = [r for r in results if r.host in plans and r.error is None]
     try:
         _clone_all(zfs, config, runner, pending, plans)
@@ -256,21 +323,23 @@ def _clone_all(
     config: Config,
     runner: Runner,
     pending: list[Provisioned],
-    plans: dict[str, tuple[HostSpec, PlannedClone]],
+    plans: dict[str, Plan],
 ) -> None:
-    """Every clone in one chain batch, then the CHAP secrets of those made.
-    Records are set first, so an interruption undoes whatever was made."""
+    """Every clone (and data disk) in one chain batch, then the CHAP secrets
+    of those made. Records are set first, so an interruption undoes whatever
+    was made."""
     for r in pending:
         r.record, r.fresh = plans[r.host][1].record, True
-    outcomes = zfs.run_changes(
-        [
-            [Change.clone(p.snapshot, p.dataset, p.record)]
-            for _, p in (plans[r.host] for r in pending)
-        ]
-    )
+    outcomes = zfs.run_changes([plans[r.host][2] for r in pending])
+    half_made = []
     for r, failed in zip(pending, outcomes, strict=True):
         if failed is not None:
             r.record, r.error = None, failed.error
+            if failed.step > 0:  # its data disk was made, its clone was not
+                half_made.append(data_dataset(config, r.host))
+    for left in zfs.destroy_many(half_made).values():
+        if left is not None and not isinstance(left, NotFound):
+            raise left
     wanted = {
         r.host: chap_store.new_chap(
             r.record["initiator"], r.record["target"], plans[r.host][0].chap == "mutual"
@@ -296,7 +365,10 @@ def _export(
     """Every export in one engine call; if the engine refuses the batch, each
     host alone, so the one it refuses fails alone (its clone is undone)."""
     exports = {
-        r.host: replace(host_export(config, r.host, r.record["initiator"]), chap=r.chap)
+        r.host: replace(
+            host_export(config, r.host, r.record["initiator"], r.record.get("data") == "on"),
+            chap=r.chap,
+        )
         for r in made
         if r.record is not None
     }
@@ -358,12 +430,16 @@ def _drop(
 
 
 def clone(
-    c: Context, image: str, specs: list[HostSpec], ephemeral: bool = False
+    c: Context,
+    image: str,
+    specs: list[HostSpec],
+    ephemeral: bool = False,
+    data: DataDisk | None = None,
 ) -> list[Provisioned]:
     """`zboot clone`: provision() with the run's context; an ephemeral host
     has ephemeral=on from its first property write (the clone's own)."""
     props = {"ephemeral": "on"} if ephemeral else None
-    made = provision(c.zfs, c.config, c.runner, lambda: c.engine, image, specs, props)
+    made = provision(c.zfs, c.config, c.runner, lambda: c.engine, image, specs, props, data)
     if ephemeral:  # the disks as cloned: what their resets roll back to
         take_bases(c, [HostName(r.host) for r in made if r.error is None])
     return made

@@ -20,7 +20,7 @@ from .context import Context
 from .reset import take_bases
 from .rollback import Rollback, rollback
 from .space import check_reserve
-from .state import HostState, State, leaf, now, read_state
+from .state import HostState, State, leaf, now, read_state, version_snapshot
 
 
 @dataclass
@@ -43,13 +43,6 @@ class Rebased:
     def result(self) -> dict[str, object]:
         archive = self.plan.result()["archive"] if self.moved and self.plan else ""
         return {"host": self.host, "source": self.to, "archive": archive, "moved": self.moved}
-
-
-def version_snapshot(state: State, spec: str) -> str:
-    """IMAGE[@VERSION] (default: its newest version) as a snapshot name."""
-    name, _, version = spec.partition("@")
-    image = state.image(image_name(name))
-    return image.version(snapshot_name(version) if version else None).dataset.name
 
 
 def _check(state: State, host: HostName, to: str) -> Rebased | None:

@@ -11,10 +11,10 @@ from functools import cached_property
 
 from ..config import Config
 from ..errors import NotFound
-from ..names import HostName
+from ..names import HostName, image_name, snapshot_name
 from ..zfs.cli import Dataset, ZfsCli
 
-KIND = "kind"  # image | host | archive
+KIND = "kind"  # image | host | archive | data
 # An ephemeral host's disk as it was cloned: resets roll back to it in place
 # (ops/reset.py). Not a restore point.
 BASE = "zboot-base"
@@ -58,6 +58,7 @@ class HostRecord:
     step: str = ""  # "<operation>:<step>" last reached
     ephemeral: str = ""  # "on": the disk returns to its base when the machine boots
     keep: str = ""  # "on": an ephemeral host's boots keep their changes until "off"
+    data: str = ""  # "on": the host has a data disk (<root>/data/<host>, the next LUN)
 
     @classmethod
     def of(cls, props: Mapping[str, str]) -> HostRecord:
@@ -156,6 +157,8 @@ class State:
     clones: dict[str, list[str]] = field(default_factory=dict)
     # the root dataset's used and available bytes (None: no root yet)
     space: tuple[int, int] | None = None
+    # host name -> its data disk (<root>/data/<host>, kind "data")
+    data: dict[str, Dataset] = field(default_factory=dict)
 
     def image(self, name: str) -> Image:
         if name not in self.images:
@@ -178,6 +181,13 @@ class State:
         if name not in self.hosts:
             raise NotFound(f"no host named {name!r}", hint="zboot list")
         return self.hosts[name]
+
+
+def version_snapshot(state: State, spec: str) -> str:
+    """IMAGE[@VERSION] (default: its newest version) as a snapshot name."""
+    name, _, version = spec.partition("@")
+    image = state.image(image_name(name))
+    return image.version(snapshot_name(version) if version else None).dataset.name
 
 
 def discovered_dataset(config: Config) -> str:
@@ -221,6 +231,11 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
         name = HostName(leaf(ds.name))
         points = [s for s in snaps.get(ds.name, []) if s.name.split("@")[1] not in HIDDEN]
         hosts[name] = Host(name, ds, points, archives.get(name, []))
+    data = {
+        leaf(ds.name): ds
+        for ds in all_sets.values()
+        if ds.prop(KIND) == "data" and ds.name.startswith(config.data + "/")
+    }
     seen = all_sets.get(discovered_dataset(config))
     clones: dict[str, list[str]] = {}
     for ds in all_sets.values():
@@ -234,6 +249,7 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
         discovered=seen.record() if seen is not None else {},
         clones=clones,
         space=root_space(all_sets.get(config.root)),
+        data=data,
     )
 
 

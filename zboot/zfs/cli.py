@@ -98,14 +98,21 @@ def parse_datasets(list_text: str, props_text: str) -> dict[str, Dataset]:
 class Change:
     """One zfs change, to run in a batch (ZfsCli.run_changes)."""
 
-    verb: str  # clone, promote, rename, destroy, set
-    names: tuple[str, ...]  # clone: snapshot, target; rename: old, new; else: the dataset
+    verb: str  # clone, volume, promote, rename, destroy, set
+    # clone: snapshot, target; rename: old, new; volume: size in bytes, the
+    # new zvol; else: the dataset
+    names: tuple[str, ...]
     props: tuple[tuple[str, str], ...] = ()
     recursive: bool = False
 
     @staticmethod
     def clone(snapshot: str, target: str, props: Mapping[str, str] | None = None) -> Change:
         return Change("clone", (snapshot, target), tuple((props or {}).items()))
+
+    @staticmethod
+    def volume(name: str, size: int, props: Mapping[str, str] | None = None) -> Change:
+        """A new, empty, sparse zvol of size bytes."""
+        return Change("volume", (str(size), name), tuple((props or {}).items()))
 
     @staticmethod
     def set(name: str, props: Mapping[str, str]) -> Change:
@@ -145,6 +152,9 @@ def change_argv(change: Change) -> list[str]:
     props = dict(change.props)
     if change.verb == "clone":
         return ["zfs", "clone", *prop_args(props), *change.names]
+    if change.verb == "volume":
+        size, name = change.names
+        return ["zfs", "create", "-s", "-V", size, *prop_args(props), name]
     if change.verb == "set":
         return ["zfs", "set", *(f"{full_key(k)}={v}" for k, v in props.items()), *change.names]
     if change.verb == "destroy":
