@@ -51,30 +51,41 @@ def test_maintenance_updates_the_image_for_hosts_cloned_afterwards(
     assert boot(lab, A).counter == 1  # A's own disk, from v1, does not
 
 
-C, D, E = "52:54:00:e2:00:11", "52:54:00:e2:00:12", "52:54:00:e2:00:13"
+C, D, E, G = "52:54:00:e2:00:11", "52:54:00:e2:00:12", "52:54:00:e2:00:13", "52:54:00:e2:00:14"
 
 
-@pytest.mark.full  # CI runs commit and rebase in the lab phase: docs/lab.md
+@pytest.mark.full  # CI runs commit, rebase and data disks in the lab phase: docs/lab.md
 def test_a_hosts_disk_becomes_the_next_version_and_hosts_rebase_onto_it(
     lab: Layout, zboot: Zboot, tmp_path: Path
 ) -> None:
-    """Issue 19's fleet walk without data disks: pc C counts two boots, its
-    disk is committed as v2; a host cloned from v2 continues at 3; host D,
-    which counted on its own v1 disk, is rebased onto v2 and continues from
-    the committed state too, its CHAP secret and script unchanged."""
+    """Issue 19's fleet walk: pc C counts two boots, its disk is committed as
+    v2; a host cloned from v2 continues at 3. Hosts D (an empty data disk,
+    CHAP) and G (a data disk cloned from a data image) counted on their own
+    v1 disks and on their data disks (drive 0x81); rebased onto v2 they go
+    on from the committed state, their data disks keep their own count, D's
+    CHAP secret and script are unchanged."""
     golden(zboot, tmp_path, "bios")
+    zboot("image", "create", "games", "--size", "1M")
+    zboot("image", "snapshot", "games")
     zboot("clone", "gold", "pce2ec", "--mac", C)
-    zboot("clone", "gold", "pce2er", "--mac", D, "--chap")
-    assert [boot(lab, C).counter, boot(lab, C).counter, boot(lab, D).counter] == [1, 2, 1]
+    zboot("clone", "gold", "pce2er", "--mac", D, "--chap", "--data-disk", "1M")
+    zboot("clone", "gold", "pce2eg", "--mac", G, "--data-image", "games")
+    assert [boot(lab, C).counter, boot(lab, C).counter] == [1, 2]
+    first = [boot(lab, D), boot(lab, G)]
+    assert [(b.counter, b.data_counter) for b in first] == [(1, 1), (1, 1)]
+    assert first[0].san_devices == ["0x81", "0x80"]  # the data disk hooked, then the OS's
     committed = zboot("commit", "pce2ec", "-m", "counted twice")["data"]
     assert (committed["version"], committed["base"]) == ("v2", "gold@v1")
     zboot("clone", "gold", "pce2en", "--mac", E)  # from v2
     assert boot(lab, E).counter == 3  # the committed disk's count, plus this boot
     script = lab_script(lab, zboot, D)
-    moved = zboot("rebase", "pce2er", "--to", "gold")["data"]
-    assert moved["moved"] and moved["source"].endswith("/gold@v2")
+    moved = zboot("rebase", "pce2er", "pce2eg", "--to", "gold")["data"]["hosts"]
+    assert [h["moved"] for h in moved] == [True, True]
+    assert all(h["source"].endswith("/gold@v2") for h in moved)
     assert lab_script(lab, zboot, D) == script  # same target, same CHAP secret
-    assert boot(lab, D).counter == 3  # v2's count, not its own 1, goes on
+    after = [boot(lab, D), boot(lab, G)]
+    # v2's count goes on (not their own 1); each data disk's own count goes on
+    assert [(b.counter, b.data_counter) for b in after] == [(3, 2), (3, 2)]
     assert boot(lab, C).counter == 3  # C's disk is its own: the commit left it as it was
 
 

@@ -81,7 +81,9 @@ class Variant:
 
     op: str
     argv: Callable[[str, str], list[str]]
-    before: str | None  # None, "normal" or "maintenance"
+    # None, "normal", "maintenance", or "newest": normal, rebased onto the
+    # image's newest version first (what a commit needs)
+    before: str | None
     after: str | None  # the mode afterwards; None: the host is gone
     # an operation built on another's steps (reset: a discarding rollback):
     # its chain faults every point it passes, on these engines alone
@@ -100,6 +102,8 @@ VARIANTS = [
     Variant(
         "rebase", lambda h, mac: ["rebase", h, "--to", "gold@v2"], "normal", "normal", ("lio",)
     ),
+    # commit: the host's disk as gold's next version; its own points
+    Variant("commit", lambda h, mac: ["commit", h, "-m", "faulted"], "newest", "normal", ("lio",)),
 ]
 
 
@@ -263,7 +267,30 @@ def prepare(s: Server, variant: Variant) -> tuple[str, str]:
     host, mac = s.ready.pop()
     if variant.before == "maintenance":
         s.zboot("mode", host, "maintenance")
+    if variant.before == "newest":
+        s.zboot("rebase", host, "--to", "gold")
     return host, mac
+
+
+def versions(s: Server) -> dict[str, str]:
+    """gold's versions as ZFS has them: name -> message (a commit's staged
+    snapshot, zboot-commit, is not a version)."""
+    out = ssh_text(
+        s.lab,
+        [
+            "zfs",
+            "list",
+            "-H",
+            "-t",
+            "snapshot",
+            "-o",
+            "name,org.zboot:message",
+            "-r",
+            f"{s.root}/images/gold",
+        ],
+    )
+    found = dict(line.split("\t") for line in out.splitlines())
+    return {k.split("@")[1]: v for k, v in found.items() if not k.endswith("@zboot-commit")}
 
 
 def settle(s: Server, host: str, variant: Variant) -> None:
@@ -348,6 +375,9 @@ def converged(s: Server, host: str, variant: Variant) -> None:
     if variant.op == "reset":  # the old disk is gone, however the reset was finished
         listed = ssh_text(s.lab, ["zfs", "list", "-H", "-o", "name", "-r", s.root + "/archive"])
         assert f"/{host}-" not in listed and got["resets"] == "1", (listed, got)
+    if variant.op == "commit":  # nothing staged is left, however it was finished
+        snapshots = ["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-r", s.root]
+        assert "@zboot-commit" not in ssh_text(s.lab, snapshots)
     if variant.op == "rebase":  # on the new version, however the rebase was finished
         assert (got["version"], got["rebased-from"]) == ("v2", "gold@v1"), got
     chap = json.loads(found["chap"]["json"]) if "json" in found["chap"] else None
@@ -408,6 +438,7 @@ def test_faults_at_every_step_then_the_run_converges(
     chain = plan_chain(server, passed, variant)
     host, mac = prepare(server, variant)
     argv = variant.argv(host, mac)
+    before = versions(server)
     for point, fault in chain:
         trace = server.work / f"trace-{uuid.uuid4().hex[:6]}"
         broken = server.run(argv, fault=f"{point}:{fault}", trace=trace)
@@ -417,9 +448,17 @@ def test_faults_at_every_step_then_the_run_converges(
         else:  # a clear error, in the envelope
             assert json.loads(broken.stdout)["exit_code"] == 5, (point, fault, broken.stdout)
         server.injected += 1
+        if variant.op == "commit":  # the image as before, or the version whole
+            now = versions(server)
+            assert now == before or (
+                len(now) == len(before) + 1 and now.items() >= before.items()
+            ), (point, fault, before, now)
+            assert now == before or "faulted" in now.values(), (point, fault, now)
     finish = server.run(argv if server.engine == "lio" else ["sync"])
     assert finish.returncode == 0, (finish.stdout, finish.stderr)
     converged(server, host, variant)
+    if variant.op == "commit":  # committed exactly once
+        assert len(versions(server)) == len(before) + 1
     settle(server, host, variant)
     print(
         f"\n{engine} {' '.join(argv[:1] + argv[2:3])}: "
@@ -450,7 +489,8 @@ def test_every_point_gets_every_fault_on_some_engine(servers: Servers) -> None:
 
 def test_every_operation_has_fault_points() -> None:
     ops = {p.split(".")[0] for p in POINTS}
-    assert ops == {"clone", "rollback", "destroy", "mode"}, ops  # reset: rollback's points
+    # reset and rebase: rollback's points
+    assert ops == {"clone", "rollback", "destroy", "mode", "commit"}, ops
     assert any(POINTS.values())  # engine failures are injected somewhere
 
 

@@ -94,7 +94,14 @@ class NodeACL:
         self.chap_userid = self.chap_password = ""
         self.chap_mutual_userid = self.chap_mutual_password = ""
         self.session: dict[str, str] | None = None
+        self.mapped_luns: list[MappedLUN] = []
         tpg.node_acls.append(self)
+
+
+class MappedLUN:
+    def __init__(self, acl: NodeACL, mapped_lun: int, tpg_lun: LUN) -> None:
+        self.parent_nodeacl, self.mapped_lun, self.tpg_lun = acl, mapped_lun, tpg_lun
+        acl.mapped_luns.append(self)
 
 
 def module(world: World) -> types.ModuleType:
@@ -124,19 +131,25 @@ def module(world: World) -> types.ModuleType:
         "NetworkPortal": lambda tpg, ip, port: None,
         "LUN": LUN,
         "NodeACL": NodeACL,
-        "MappedLUN": lambda acl, n, lun: None,
+        "MappedLUN": MappedLUN,
     }
     for name, value in names.items():
         setattr(fake, name, value)
     return fake
 
 
-def export(world: World, host: str, target: str, device: str, initiator: str) -> NodeACL:
-    """A host's export as the agent makes it (no CHAP); returns its ACL."""
-    so = StorageObject(world, f"zboot-{host}", device)
+def export(
+    world: World, host: str, target: str, device: str, initiator: str, data_device: str = ""
+) -> NodeACL:
+    """A host's export as the agent makes it (no CHAP), with its data disk at
+    LUN 1 when data_device; returns its ACL."""
     tpg = TPG(Target(world, target), 1)
-    LUN(tpg, 0, so)
-    return NodeACL(tpg, initiator)
+    acl = NodeACL(tpg, initiator)
+    MappedLUN(acl, 0, LUN(tpg, 0, StorageObject(world, f"zboot-{host}", device)))
+    if data_device:
+        data = StorageObject(world, f"zboot-{host}.data", data_device)
+        MappedLUN(acl, 1, LUN(tpg, 1, data))
+    return acl
 
 
 def run_agent(world: World, request: dict[str, Any], lock: Path) -> Any:

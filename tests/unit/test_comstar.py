@@ -17,9 +17,10 @@ from zboot.errors import InvalidInput, ServerError
 from zboot.names import iqn
 from zboot.ops.exports import host_export
 from zboot.remote.base import Result
-from zboot.targets.base import disk_serial
+from zboot.targets.base import data_serial, disk_serial
 from zboot.targets.comstar import (
     ComstarEngine,
+    data_lu_guid,
     group_name,
     lu_guid,
     parse_created_guid,
@@ -413,3 +414,95 @@ def test_an_export_missing_its_view_is_not_reported() -> None:
         return ok(argv, text) if argv[1] == "list-lu" else samples(argv, data)
 
     assert ComstarEngine(RecordingRunner(respond)).exports() == {}
+
+
+# --- the data disk: a second LU, seen as LUN 1 through the same groups -----------
+DATA = "/dev/zvol/tank/zboot/data/pct1"
+PCT1_DATA = replace(PCT1, data_device=DATA)
+
+
+def test_a_data_disk_is_a_second_lu_in_a_view_of_the_same_groups() -> None:
+    state, runner = comstar()
+    ComstarEngine(runner).apply(create=[PCT1_DATA])
+    guid, data_guid = lu_guid("pct1"), data_lu_guid("pct1")
+    rdsk, data_rdsk = rdsk_path(PCT1.device), "/dev/zvol/rdsk/tank/zboot/data/pct1"
+    assert [c[-2] for c in runner.commands if c[0] == "sh"] == [rdsk, data_rdsk]
+    sent = changes(runner)
+    assert sent[1] == (
+        "stmfadm",
+        "create-lu",
+        "-p",
+        "blk=512",
+        "-p",
+        f"serial={data_serial('pct1')}",
+        "-p",
+        f"guid={data_guid}",
+        "-p",
+        "alias=zboot-pct1.data",
+        data_rdsk,
+    )
+    assert sent[-2:] == [
+        ("stmfadm", "add-view", "-h", "zboot-pct1", "-t", "zboot-pct1", "-n", "0", guid),
+        ("stmfadm", "add-view", "-h", "zboot-pct1", "-t", "zboot-pct1", "-n", "1", data_guid),
+    ]
+    assert state.views == {
+        guid: [("zboot-pct1", "zboot-pct1", "0")],
+        data_guid: [("zboot-pct1", "zboot-pct1", "1")],
+    }
+    assert list(state.hgs) == ["zboot-pct1"]  # one host group: the one initiator
+    assert ComstarEngine(runner).exports() == {PCT1.target: PCT1_DATA}
+
+
+def test_an_export_reads_back_with_or_without_its_data_disk() -> None:
+    state, runner = comstar()
+    ComstarEngine(runner).apply(create=[PCT1, replace(PCT2, data_device=PCT2.device + "-data")])
+    found = ComstarEngine(runner).exports()
+    assert found[PCT1.target] == PCT1 and found[PCT1.target].data_device == ""
+    assert found[PCT2.target].data_device == PCT2.device + "-data"
+    state.views.pop(data_lu_guid("pct2"))  # a data LU nobody sees is no data disk
+    assert ComstarEngine(runner).exports()[PCT2.target] == PCT2
+
+
+def test_delete_removes_the_data_lu_too() -> None:
+    state, runner = comstar()
+    ComstarEngine(runner).apply(create=[PCT1_DATA])
+    runner.commands.clear()
+    ComstarEngine(runner).apply(delete=[PCT1.target])
+    assert state.empty()
+    assert ("stmfadm", "delete-lu", data_lu_guid("pct1")) in changes(runner)
+
+
+def test_made_again_without_its_data_disk_the_data_lu_goes() -> None:
+    state, runner = comstar()
+    ComstarEngine(runner).apply(create=[PCT1_DATA])
+    ComstarEngine(runner).apply(create=[PCT1])
+    assert list(state.lus) == [lu_guid("pct1")]
+    assert ComstarEngine(runner).exports() == {PCT1.target: PCT1}
+
+
+def test_a_leftover_data_lu_is_removed_when_its_host_is_made_again() -> None:
+    """A failed create can leave the data LU without a view or a target
+    group: the host's next re-create finds it by alias and GUID."""
+    state, runner = comstar()
+    state.fail = "create-hg"
+    with pytest.raises(ServerError):
+        ComstarEngine(runner).apply(create=[PCT1_DATA])
+    assert set(state.lus) == {lu_guid("pct1"), data_lu_guid("pct1")}
+    state.fail = ""
+    ComstarEngine(runner).apply(create=[PCT1])
+    assert list(state.lus) == [lu_guid("pct1")]
+
+
+@pytest.mark.parametrize("host", ["pct1", "a", "host-with-a-long-name-0123456789" * 3])
+def test_data_lu_guids_follow_the_rules_and_differ_from_the_os_disks(host: str) -> None:
+    guid = data_lu_guid(host)
+    assert re.fullmatch(r"[0-9A-F]{32}", guid) and guid.startswith("600144F")
+    assert guid == data_lu_guid(host) != lu_guid(host)
+    assert guid not in (lu_guid(host + "x"), data_lu_guid(host + "x"))
+
+
+def test_a_data_disk_that_is_no_zvol_is_refused_before_any_command() -> None:
+    state, runner = comstar()
+    with pytest.raises(InvalidInput, match="/dev/sdb"):
+        ComstarEngine(runner).apply(create=[replace(PCT1, data_device="/dev/sdb")])
+    assert runner.commands == [] and state.empty()

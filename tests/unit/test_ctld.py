@@ -11,13 +11,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zboot.chap import Chap
 from zboot.config import Config
 from zboot.errors import InvalidInput, ServerError
 from zboot.ops.exports import host_export
 from zboot.remote.base import WAIT_SCRIPT, Result
-from zboot.targets.base import Export, disk_serial
+from zboot.targets.base import Export, data_serial, disk_serial
 from zboot.targets.ctld import (
     BEGIN,
     CANDIDATE,
@@ -29,6 +31,7 @@ from zboot.targets.ctld import (
     parse_islist,
     split_conf,
     stanza,
+    stanza_export,
 )
 from zboot.testing.recording import RecordingRunner
 
@@ -192,7 +195,7 @@ def check(text: str) -> Checked:
 def zboot_problems(conf: str) -> list[str]:
     """check() plus zboot's own rules on its block: every name and value quoted
     (numbers aside), every auth-group typed (an untyped group
-    denies everybody), at most one `lun 0` per target."""
+    denies everybody), `lun 0` and at most `lun 1` (the data disk) per target."""
     checked = check(conf)
     problems = list(checked.problems)
     _, stanzas, _ = split_conf(conf)
@@ -205,8 +208,9 @@ def zboot_problems(conf: str) -> list[str]:
             inner = [k.keyword for k in s.body or []]
             if s.keyword == "auth-group" and inner.count("auth-type") != 1:
                 problems.append(f"auth-group {s.args[0][0]} has no single auth-type")
-            if s.keyword == "target" and inner.count("lun") != 1:
-                problems.append(f"target {s.args[0][0]} has not exactly one LUN")
+            numbers = [k.args[0][0] for k in s.body or [] if k.keyword == "lun" and k.args]
+            if s.keyword == "target" and numbers not in (["0"], ["0", "1"]):
+                problems.append(f"target {s.args[0][0]} has not LUN 0 and at most LUN 1 besides")
     return problems
 
 
@@ -360,7 +364,13 @@ def test_chap_goes_into_the_auth_group(chap: Chap, lines: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "exports", [[PCT1], [PCT1, with_chap(PCT2, ONE_WAY)], [with_chap(PCT1, MUTUAL), PCT2]]
+    "exports",
+    [
+        [PCT1],
+        [PCT1, with_chap(PCT2, ONE_WAY)],
+        [with_chap(PCT1, MUTUAL), PCT2],
+        [replace(PCT1, data_device="/dev/zvol/tank/zboot/data/pct1"), with_chap(PCT2, MUTUAL)],
+    ],
 )
 def test_generated_config_obeys_ctl_conf_syntax(exports: list[Export]) -> None:
     server = FakeCtld()
@@ -555,3 +565,78 @@ def test_a_damaged_block_is_not_guessed_at() -> None:
     with pytest.raises(ServerError, match="damaged zboot block"):
         server.engine().apply(create=[PCT1])
     assert server.runner.commands == []
+
+
+# --- the data disk: lun 1 of the host's target --------------------------------
+DATA = "/dev/zvol/tank/zboot/data/pct1"
+PCT1_DATA = replace(PCT1, data_device=DATA)
+
+
+def test_a_data_disk_is_lun_1_of_the_same_target() -> None:
+    serial, data = disk_serial("pct1"), data_serial("pct1")
+    assert stanza(PCT1_DATA) == stanza(PCT1).replace(
+        "\t}\n}\n",
+        "\t}\n"
+        "\tlun 1 {\n"
+        f'\t\tpath "{DATA}"\n'
+        f'\t\tserial "{data}"\n'
+        f'\t\tdevice-id "{data}"\n'
+        "\t\tblocksize 512\n"
+        "\t}\n"
+        "}\n",
+    )
+    assert serial != data
+    assert zboot_problems(f"{BEGIN}\n{stanza(PCT1_DATA)}{END}\n") == []
+
+
+def test_a_data_disk_is_applied_polled_for_and_read_back() -> None:
+    server = FakeCtld()
+    engine = server.engine()
+    engine.apply(create=[PCT1_DATA, PCT2])
+    waits = [c[-2] for c in server.runner.commands if c[0] == "sh"]
+    assert waits == [PCT1.device, DATA, PCT2.device]
+    assert (f"{PCT1.target},lun,1", DATA) in server.luns
+    assert engine.exports() == {PCT1.target: PCT1_DATA, PCT2.target: PCT2}
+    assert engine.exports()[PCT2.target].data_device == ""
+
+
+def test_polling_waits_for_the_data_lun_too() -> None:
+    server = FakeCtld(asleep=True)
+    with pytest.raises(ServerError, match=rf"no LUN {re.escape(PCT1.target)},lun,1"):
+        CtldEngine(server.runner, polls=2, interval=0).apply(create=[PCT1_DATA])
+
+
+@pytest.mark.parametrize(
+    ("create", "delete"),
+    [([], [PCT1.target]), ([PCT1], [])],  # destroyed; made again without it
+    ids=["delete", "recreate-without-data"],
+)
+def test_the_data_zvol_is_let_go_before_apply_returns(
+    create: list[Export], delete: list[str]
+) -> None:
+    server = FakeCtld()
+    server.engine().apply(create=[PCT1_DATA])
+    server.asleep = True  # ctld keeps the old LUNs
+    with pytest.raises(ServerError, match=f"{DATA} still backs a LUN"):
+        CtldEngine(server.runner, polls=2, interval=0).apply(create, delete)
+    assert DATA not in server.installed()
+    server.asleep = False  # again from the start, ctld awake
+    server.runner.files[CONF] = ADMIN.encode()
+    server.engine().apply(create=[PCT1_DATA])
+    server.hold_polls = 1  # it lets go of the old LUNs a poll after the reload
+    server.engine().apply(create, delete)
+    assert all(path != DATA for _, path in server.luns + server.held)
+
+
+@settings(max_examples=60, database=None, deadline=None)
+@given(
+    host=st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True),
+    with_data=st.booleans(),
+    lun=st.integers(0, 5),
+)
+def test_a_stanza_reads_back_as_its_export(host: str, with_data: bool, lun: int) -> None:
+    export = replace(
+        host_export(CONFIG, host, f"iqn.2010-04.org.ipxe:{host}"),
+        data_device=f"/dev/zvol/tank/zboot/data/{host}" if with_data else "",
+    )
+    assert stanza_export(stanza(export, lun=lun), lun) == export

@@ -235,8 +235,9 @@ def test_a_commit_sends_the_hosts_changes_as_the_images_next_version() -> None:
         "from": "pc01@zboot-commit",
         "base": "golden@v1",
     }
-    snap, send, mark, drop = changes(runner)
+    snap, send, mark, name, drop = changes(runner)
     assert snap == ("zfs", "snapshot", "tank/zboot/hosts/pc01@zboot-commit")
+    # received under a staging name: not a version until it is whole and described
     assert send == (
         "sh",
         "-c",
@@ -244,10 +245,16 @@ def test_a_commit_sends_the_hosts_changes_as_the_images_next_version() -> None:
         "sh",
         "tank/zboot/images/golden@v1",
         "tank/zboot/hosts/pc01@zboot-commit",
+        "tank/zboot/images/golden@zboot-commit",
+    )
+    assert mark[:2] == ("zfs", "set") and mark[-1] == "tank/zboot/images/golden@zboot-commit"
+    assert "org.zboot:message=drivers" in mark and "org.zboot:committed-from=pc01" in mark
+    assert name == (
+        "zfs",
+        "rename",
+        "tank/zboot/images/golden@zboot-commit",
         "tank/zboot/images/golden@v2",
     )
-    assert mark[:2] == ("zfs", "set") and mark[-1] == "tank/zboot/images/golden@v2"
-    assert "org.zboot:message=drivers" in mark and "org.zboot:committed-from=pc01" in mark
     assert drop == ("zfs", "destroy", "tank/zboot/hosts/pc01@zboot-commit")
 
 
@@ -256,8 +263,13 @@ def test_a_commit_from_a_restore_point_sends_it_and_takes_no_snapshot() -> None:
     listed = LIST + f"{point}\tsnapshot\t0\t69632\t4194304\t-\t1795239300\t1.33\n"
     runner = world(listed, written=0)
     done = commit_of(runner, "before")
-    [send, mark] = changes(runner)
-    assert send[-3:] == ("tank/zboot/images/golden@v1", point, "tank/zboot/images/golden@v2")
+    [send, mark, name] = changes(runner)
+    assert send[-3:] == (
+        "tank/zboot/images/golden@v1",
+        point,
+        "tank/zboot/images/golden@zboot-commit",
+    )
+    assert name[-1] == "tank/zboot/images/golden@v2"
     assert "org.zboot:committed-from=pc01@before" in mark
     assert done.result()["from"] == "pc01@before"
 
@@ -295,6 +307,39 @@ def test_a_commit_left_half_way_is_tidied_by_the_next() -> None:
     # and it is never shown as a restore point
     state = read_state(ZfsCli(world(LIST + f"{stale}\tsnapshot\t0\t1\t1\t-\t1\t1.00\n")), CONFIG)
     assert state.host("pc01").restore_points == []
+
+
+def test_a_commit_cut_short_after_its_receive_is_undone_then_made_again() -> None:
+    """The stream was received as golden@zboot-commit, not yet named: it is
+    no version; the next commit takes the image back to v1 and starts over."""
+    staged = "tank/zboot/images/golden@zboot-commit"
+    runner = world(
+        LIST + f"{staged}\tsnapshot\t0\t69632\t4194304\t-\t1795239300\t1.33\n", written=0
+    )
+    assert [v.name for v in read_state(ZfsCli(runner), CONFIG).image("golden").versions] == ["v1"]
+    runner = world(
+        LIST + f"{staged}\tsnapshot\t0\t69632\t4194304\t-\t1795239300\t1.33\n", written=0
+    )
+    done = commit_of(runner)
+    assert done.version == "v2"
+    made = changes(runner)
+    assert made[:2] == [
+        ("zfs", "destroy", staged),
+        ("zfs", "rollback", "tank/zboot/images/golden@v1"),
+    ]
+    assert made[-2][-1] == "tank/zboot/images/golden@v2"  # then the whole commit again
+
+
+def test_a_commit_cut_short_after_naming_the_version_is_finished() -> None:
+    """v2 is there, committed from pc01, and pc01's snapshot is still there:
+    the same command drops the snapshot and reports v2, committing nothing again."""
+    stale = "tank/zboot/hosts/pc01@zboot-commit"
+    listed = TWO_LIST + f"{stale}\tsnapshot\t0\t69632\t4194304\t-\t1795239300\t1.33\n"
+    got = TWO_GET + "tank/zboot/images/golden@v2\torg.zboot:committed-from\tpc01\n"
+    runner = world(listed, got, written=0)
+    done = commit_of(runner)
+    assert (done.version, done.result()["base"]) == ("v2", "golden@v1")
+    assert changes(runner) == [("zfs", "destroy", stale)]
 
 
 @pytest.mark.parametrize(

@@ -5,17 +5,21 @@ putting the old files back when istgt does not come back, `istgtcontrol info`.""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zboot.chap import Chap
 from zboot.errors import InvalidInput, ServerError
 from zboot.remote.base import Result
 from zboot.remote.plan import PlanRunner
-from zboot.targets.base import Export
+from zboot.targets.base import Export, data_serial, disk_serial
 from zboot.targets.istgt import (
     BEGIN,
+    END,
     RESTART,
     IstgtEngine,
     parse_block,
@@ -199,3 +203,73 @@ def test_a_dry_run_plans_the_restart_without_waiting_for_it() -> None:
     assert time.monotonic() - started < 2
     assert " ".join(RESTART) in dry.changes
     assert server.files["/etc/istgt/istgt.conf"].decode() == ADMIN  # nothing written
+
+
+# --- the data disk: LUN1 of the host's own LogicalUnit ---------------------
+DATA = "/dev/zvol/tank/zboot/data/pc1"
+PLAIN_DATA = replace(PLAIN, data_device=DATA)
+
+
+def luns(conf: str, target: str) -> dict[str, list[list[str]]]:
+    """The LUNn lines of the LogicalUnit serving target, by key."""
+    [unit] = [s for s in parse_sections(conf) if s.get("TargetName") == [target]]
+    found: dict[str, list[list[str]]] = {}
+    for key, values in unit.items:
+        if key.startswith("LUN"):
+            found.setdefault(key, []).append(values)
+    return found
+
+
+def test_a_data_disk_is_lun1_of_the_hosts_unit() -> None:
+    conf = render_block([PLAIN_DATA, MUTUAL], 7, 3)
+    serial, data = disk_serial("pc1").replace("-", "")[:16], data_serial("pc1").replace("-", "")
+    assert luns(conf, PLAIN.target) == {
+        "LUN0": [["Storage", PLAIN.device, "Auto"], ["Option", "Serial", serial]],
+        "LUN1": [["Storage", DATA, "Auto"], ["Option", "Serial", data[:16]]],
+    }
+    assert serial != data[:16]
+    assert list(luns(conf, MUTUAL.target)) == ["LUN0"]  # no data disk, no LUN1
+    # one unit, one mapping: the data disk is for the same initiator group alone
+    [unit] = [s for s in parse_sections(conf) if s.get("TargetName") == [PLAIN.target]]
+    assert [v for k, v in unit.items if k == "Mapping"] == [["PortalGroup3", "InitiatorGroup7"]]
+    assert parse_block(conf, render_auth_block([PLAIN_DATA, MUTUAL], 7)) == [PLAIN_DATA, MUTUAL]
+
+
+def test_a_data_disk_is_exported_read_back_and_removed() -> None:
+    server = Istgt()
+    engine = IstgtEngine(server, wait_seconds=1)
+    engine.apply(create=[PLAIN_DATA, MUTUAL])
+    waits = [c[-2] for c in server.commands if c[0] == "sh"]
+    assert waits == [PLAIN.device, DATA, MUTUAL.device]
+    assert engine.exports() == {PLAIN.target: PLAIN_DATA, MUTUAL.target: MUTUAL}
+    assert engine.exports()[MUTUAL.target].data_device == ""
+    engine.apply(create=[PLAIN])  # the host's data disk is taken away
+    assert engine.exports()[PLAIN.target] == PLAIN != PLAIN_DATA
+    assert DATA not in server.files["/etc/istgt/istgt.conf"].decode()
+    engine.apply(create=[PLAIN_DATA])
+    engine.apply(delete=[PLAIN.target])
+    assert DATA not in server.files["/etc/istgt/istgt.conf"].decode()
+    assert server.serving == ["admins-own", MUTUAL.target]
+
+
+HOSTS = st.lists(st.from_regex(r"[a-z][a-z0-9-]{0,12}", fullmatch=True), unique=True, max_size=4)
+
+
+@settings(max_examples=60, database=None, deadline=None)
+@given(hosts=HOSTS, data=st.lists(st.booleans(), min_size=4, max_size=4))
+def test_any_mix_of_hosts_with_and_without_data_disks_reads_back(
+    hosts: list[str], data: list[bool]
+) -> None:
+    exports = [
+        Export(
+            h,
+            f"iqn.2026-11.lab.zboot:{h}",
+            f"/dev/zvol/tank/zboot/hosts/{h}",
+            f"iqn.2010-04.org.ipxe:{h}",
+            data_device=f"/dev/zvol/tank/zboot/data/{h}" if with_data else "",
+        )
+        for h, with_data in zip(hosts, data, strict=False)
+    ]
+    conf = render_block(exports, 2, 1)
+    assert conf.endswith(f"{END}\n")
+    assert parse_block(conf, render_auth_block(exports, 2)) == exports

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 from agents import agent_request, imported_modules
@@ -18,7 +19,7 @@ from zboot.ops.paths import target_iqn
 from zboot.remote.base import Result
 from zboot.remote.plan import PlanRunner
 from zboot.targets.agent import python_argv
-from zboot.targets.base import Export, NoEngine, disk_serial
+from zboot.targets.base import DATA_SUFFIX, Export, NoEngine, data_serial, disk_serial
 from zboot.targets.lio import AGENT, LioEngine
 from zboot.targets.registry import NAMES as BUILT_ENGINES
 from zboot.targets.registry import make_engine
@@ -172,3 +173,18 @@ def test_every_built_engine_can_be_made_and_others_are_refused() -> None:
         assert make_engine(name, RecordingRunner()).name == name
     with pytest.raises(InvalidInput, match="scst"):
         make_engine("scst", RecordingRunner())
+
+
+def test_the_agent_is_sent_each_exports_data_disk() -> None:
+    runner = RecordingRunner({(): Result((), 0, b"{}", b"")})
+    data = replace(EXPORT, data_device="/dev/zvol/tank/zboot/data/pc01")
+    plain = host_export(CONFIG, "pc02", "iqn.2010-04.org.ipxe:pc02")
+    LioEngine(runner).apply(create=[data, plain])
+    request = agent_request(runner.inputs[0], AGENT)
+    assert request["data_suffix"] == DATA_SUFFIX
+    sent = [(e["data_device"], e["data_storage"], e["data_serial"]) for e in request["create"]]
+    assert sent == [
+        ("/dev/zvol/tank/zboot/data/pc01", "zboot-pc01.data", data_serial("pc01")),
+        ("", "zboot-pc02.data", data_serial("pc02")),
+    ]
+    assert data_serial("pc01") != disk_serial("pc01")

@@ -15,8 +15,9 @@ from zboot.errors import InvalidInput, ServerError
 from zboot.ops.chap import new_chap
 from zboot.ops.exports import host_export
 from zboot.remote.base import Result
+from zboot.remote.plan import PlanRunner
 from zboot.targets.agent import SERVER_PYTHON, bootstrap, python_argv
-from zboot.targets.base import Export, disk_serial
+from zboot.targets.base import Export, data_serial, disk_serial
 from zboot.targets.tgt import (
     AGENT,
     TGTADM,
@@ -248,3 +249,79 @@ def test_chap_that_the_conf_file_would_break_is_refused() -> None:
     with pytest.raises(InvalidInput, match="CHAP"):
         TgtEngine(runner).apply(create=[bad])
     assert runner.commands == []
+
+
+# --- the data disk: LUN 2, the LUN after the OS disk's, in the same target ---
+DATA = "/dev/zvol/tank/zboot/data/pct1"
+PCT1_DATA = dataclasses.replace(PCT1, data_device=DATA)
+# target 7 with a second disk, as tgtadm lists one (the LUN 1 block, renumbered)
+SHOW_WITH_DATA = SHOW.replace(
+    "    Account information:\n",
+    "        LUN: 2\n"
+    "            Type: disk\n"
+    "            SCSI ID: IET     00070002\n"
+    f"            SCSI SN: {data_serial('pct1')}\n"
+    "            Size: 4 MB, Block size: 512\n"
+    "            Online: Yes\n"
+    "            Backing store type: rdwr\n"
+    f"            Backing store path: {DATA}\n"
+    "            Backing store flags: \n"
+    "    Account information:\n",
+    1,
+)
+
+
+UPDATE = ("--op", "update", "--mode", "logicalunit", "--tid", "1", "--lun")
+
+
+def test_a_data_disk_is_lun_2_of_the_same_target_for_the_same_initiator() -> None:
+    runner = server(targets="")
+    TgtEngine(runner).apply(create=[PCT1_DATA])
+    waits = [c[-2] for c in runner.commands if c[0] == "sh"]
+    assert waits == [PCT1.device, DATA]  # both devices before the target is made
+    tgtadm = [c[3:] for c in runner.commands if c[0] == "tgtadm" and "show" not in c]
+    assert tgtadm == [
+        ("--op", "new", "--mode", "target", "--tid", "1", "-T", PCT1.target),
+        ("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1", "-b", PCT1.device),
+        (*UPDATE, "1", "--params", f"scsi_sn={disk_serial('pct1')}"),
+        ("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "2", "-b", DATA),
+        (*UPDATE, "2", "--params", f"scsi_sn={data_serial('pct1')}"),
+        ("--op", "bind", "--mode", "target", "--tid", "1", "-Q", PCT1.initiator),  # one ACL
+    ]
+    assert runner.files[conf_path("pct1")] == conf_text(PCT1_DATA).encode()
+
+
+def test_the_conf_file_restores_the_data_disk_as_lun_2() -> None:
+    text = conf_text(PCT1_DATA)
+    assert (
+        f"    <backing-store {PCT1.device}>\n        lun 1\n"
+        f"        scsi_sn {disk_serial('pct1')}\n    </backing-store>\n"
+        f"    <backing-store {DATA}>\n        lun 2\n"
+        f"        scsi_sn {data_serial('pct1')}\n    </backing-store>\n"
+        f"    initiator-name {PCT1.initiator}\n"
+    ) in text
+    assert "lun 2" not in conf_text(PCT1) and DATA not in conf_text(PCT1)
+
+
+def test_exports_read_the_data_disk_back_from_lun_2() -> None:
+    assert parse_show(SHOW_WITH_DATA)[0].luns == {0: "None", 1: PCT1.device, 2: DATA}
+    assert TgtEngine(server(SHOW_WITH_DATA)).exports() == {PCT1.target: PCT1_DATA}
+    assert TgtEngine(server(SHOW)).exports()[PCT1.target].data_device == ""
+    assert TgtEngine(server(SHOW)).exports() != {PCT1.target: PCT1_DATA}  # sync sees it missing
+
+
+def test_deleting_a_target_with_a_data_disk_is_one_delete() -> None:
+    """tgtd deletes a target with all its LUNs: no store is left on the data zvol."""
+    runner = server(SHOW_WITH_DATA)
+    TgtEngine(runner).apply(delete=[PCT1.target])
+    assert [c for c in runner.commands if "show" not in c] == [
+        (*TGTADM, "--op", "delete", "--mode", "target", "--tid", "7", "--force"),
+        ("rm", "-f", "/etc/tgt/conf.d/zboot-pct1.conf"),
+    ]
+
+
+def test_a_dry_run_sees_the_data_disk_it_planned() -> None:
+    dry = PlanRunner(server(targets=""), execute=False)
+    engine = TgtEngine(dry)
+    engine.apply(create=[PCT1_DATA])
+    assert engine.exports() == {PCT1.target: PCT1_DATA}

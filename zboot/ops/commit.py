@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import names
+from .. import faults, names
 from ..errors import Conflict, NotFound
 from ..names import HostName, SnapshotName
+from ..zfs.cli import Change
 from .context import Context
 from .exports import record_export
 from .images import next_version
@@ -87,6 +88,39 @@ def _check(c: Context, state: State, host: HostName, point: SnapshotName | None)
     return base
 
 
+def _finish_committed(c: Context, state: State, host: HostName) -> Committed | None:
+    """A commit of host that got as far as naming the new version and was
+    cut short before it let go of the host's snapshot: finish it (the same
+    command again is how a cut-short commit is finished)."""
+    h = state.host(host)
+    temporary = f"{h.dataset.name}@{COMMIT}"
+    image = state.images.get(h.record.image)
+    if image is None or not image.versions or temporary not in state.names:
+        return None
+    newest = image.versions[-1]
+    if newest.dataset.prop("committed-from") != host or newest.dataset.name == h.record.origin:
+        return None
+    c.zfs.destroy(temporary)
+    return Committed(host, image.name, newest.name, temporary, h.record.origin)
+
+
+def _undo_received(c: Context, state: State, image: str) -> None:
+    """A commit cut short between its receive and the new version's name
+    left the stream received as image@zboot-commit: take the image back to
+    its newest version, exactly as before that commit."""
+    staged = f"{state.image(image).dataset.name}@{COMMIT}"
+    if staged not in state.names:
+        return
+    versions = state.image(image).versions
+    # the staged snapshot first: a rollback goes to the newest snapshot only
+    chain = [Change.destroy(staged)]
+    if versions:
+        chain.append(Change.rollback(versions[-1].dataset.name))
+    [failed] = c.zfs.run_changes([chain])
+    if failed is not None:
+        raise failed.error
+
+
 def commit(
     c: Context,
     host: HostName,
@@ -94,20 +128,31 @@ def commit(
     point: SnapshotName | None = None,
 ) -> Committed:
     """The host's disk now (or its restore point `point`) as its image's
-    next version, with message on it."""
+    next version, with message on it.
+
+    Steps: the host's snapshot (unless a restore point is given); the
+    stream received as image@zboot-commit (the image's versions unchanged);
+    its properties set; renamed to the next version (one atomic rename: the
+    version appears whole, with its message); the host's snapshot dropped.
+    Cut short anywhere, the same command finishes or redoes it; until then
+    the image's versions are exactly as before."""
     names.message(message)
     state = read_state(c.zfs, c.config)
     h = state.host(host)
+    if point is None and (finished := _finish_committed(c, state, host)) is not None:
+        return finished
     if point is not None:
         source = f"{h.dataset.name}@{point}"
         if source not in {p.name for p in h.restore_points}:
             raise NotFound(
                 f"host {host!r} has no restore point {point!r}", hint=f"zboot show {host}"
             )
+    _undo_received(c, state, h.record.image)
     base = _check(c, state, host, point)
     check_reserve(c.config, state, f"committing {host}")
     image = state.image(h.record.image)
     version = next_version(image)
+    staged = f"{image.dataset.name}@{COMMIT}"
     target = f"{image.dataset.name}@{version}"
     temporary = f"{h.dataset.name}@{COMMIT}"
     if point is None:
@@ -115,10 +160,15 @@ def commit(
             c.zfs.destroy(temporary)
         c.zfs.snapshot([temporary])
         source = temporary
-    c.zfs.send_incremental(base, source, target)
+        faults.point("commit.snapshot")
+    c.zfs.send_incremental(base, source, staged)
+    faults.point("commit.received")
     committed_from = host if point is None else f"{host}@{point}"
     props = {"created": now(), "message": message, "committed-from": committed_from}
-    c.zfs.set_props(target, props)
+    c.zfs.set_props(staged, props)
+    faults.point("commit.described")
+    c.zfs.rename(staged, target)
     if point is None:
+        faults.point("commit.named")
         c.zfs.destroy(temporary)
     return Committed(host, image.name, version, source, base)

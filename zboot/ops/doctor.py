@@ -217,7 +217,7 @@ def wanted_exports(config: Config, state: State) -> dict[str, Export]:
     wanted = {}
     for h in state.hosts.values():
         if h.record.target and h.record.state == READY:
-            export = host_export(config, h.name, h.record.initiator)
+            export = host_export(config, h.name, h.record.initiator, h.record.data == "on")
             wanted[export.target] = export
         if h.record.mode == "maintenance" and h.record.image in state.images:
             image = state.images[h.record.image]

@@ -18,8 +18,9 @@ KIND = "kind"  # image | host | archive | data
 # An ephemeral host's disk as it was cloned: resets roll back to it in place
 # (ops/reset.py). Not a restore point.
 BASE = "zboot-base"
-# A host's disk as `zboot commit` sends it (ops/commit.py); gone when the
-# commit ends. Not a restore point either.
+# A host's disk as `zboot commit` sends it, and the image's new version as
+# it is received, before it takes its name (ops/commit.py); gone when the
+# commit ends. Not a restore point, not a version.
 COMMIT = "zboot-commit"
 HIDDEN = (BASE, COMMIT)
 
@@ -224,6 +225,7 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
             versions = [
                 Version(s.name.split("@")[1], s, sorted(hosts_by_origin.get(s.name, [])))
                 for s in snaps.get(ds.name, [])
+                if s.name.split("@")[1] not in HIDDEN
             ]
             images[leaf(ds.name)] = Image(leaf(ds.name), ds, versions)
     hosts: dict[str, Host] = {}

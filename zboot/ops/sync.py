@@ -192,7 +192,7 @@ def _exports(
     wanted = wanted_exports(c.config, state)
     for h in to_ready.values():
         if h.record.target:
-            export = host_export(c.config, h.name, h.record.initiator)
+            export = host_export(c.config, h.name, h.record.initiator, h.record.data == "on")
             wanted[export.target] = export
     synced.checked = len(wanted)
     create: list[Export] = []

@@ -12,7 +12,10 @@ Per host, every object is named or marked `zboot-<host>` (`storage_name`):
   an initiator can be in one host group only);
 - target group `zboot-<host>` holding only the target (a target must be
   offline to join one: offline, add, online);
-- one view: that host group, through that target group, sees the LU as LUN 0.
+- one view: that host group, through that target group, sees the LU as LUN 0;
+- when the host has a data disk, a second LU on its zvol, alias
+  `zboot-<host>.data` (`data_storage_name`), serial `data_serial(host)`, GUID
+  `data_lu_guid(host)`, and a second view of the same groups: LUN 1.
 
 CHAP secrets never travel in argv. itadm(8) offers `-s` (prompt) and
 `-S path`; itadm.c (illumos-gate usr/src/cmd/itadm/itadm.c,
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 from ..chap import Chap
 from ..errors import InvalidInput, ServerError
 from ..remote.base import Result, Runner
-from .base import Export, disk_serial, storage_name
+from .base import Export, data_serial, data_storage_name, disk_serial, storage_name
 
 STMFADM = "stmfadm"
 ITADM = "itadm"
@@ -66,10 +69,20 @@ def group_name(host: str) -> str:
     return storage_name(host)
 
 
-def lu_guid(host: str) -> str:
-    """The host's deterministic LU GUID: 32 upper-case hex digits, NAA 6."""
-    digest = hashlib.sha256(disk_serial(host).encode()).hexdigest().upper()
+def guid_of(serial: str) -> str:
+    """A deterministic LU GUID for a unit serial: 32 upper-case hex digits, NAA 6."""
+    digest = hashlib.sha256(serial.encode()).hexdigest().upper()
     return GUID_PREFIX + digest[: 32 - len(GUID_PREFIX)]
+
+
+def lu_guid(host: str) -> str:
+    """The host's deterministic LU GUID."""
+    return guid_of(disk_serial(host))
+
+
+def data_lu_guid(host: str) -> str:
+    """The deterministic GUID of the host's data disk's LU."""
+    return guid_of(data_serial(host))
 
 
 def rdsk_path(device: str) -> str:
@@ -174,6 +187,8 @@ class Snapshot:
 def check_export(export: Export) -> None:
     """Refuse what COMSTAR would refuse, before any command runs."""
     rdsk_path(export.device)
+    if export.data_device:
+        rdsk_path(export.data_device)
     if len(group_name(export.host)) > MAX_GROUP_NAME:
         raise InvalidInput(f"host name {export.host!r} is too long for a COMSTAR group name")
     if export.chap is not None:
@@ -231,6 +246,8 @@ class ComstarEngine:
 
     def exports(self) -> dict[str, Export]:
         snap = self._snapshot(with_targets=False)
+        # data disks' LUs in a view, by alias (`zboot-<host>.data`)
+        data = {lu.alias: zvol_path(lu.data_file) for lu in snap.lus if lu.views >= 1}
         found = {}
         for lu in snap.lus:
             m = HOST_DATA_FILE.match(lu.data_file)
@@ -244,6 +261,7 @@ class ComstarEngine:
                     target=targets[0],
                     device=zvol_path(lu.data_file),
                     initiator=initiators[0],
+                    data_device=data.get(data_storage_name(m["host"]), ""),
                 )
         return found
 
@@ -284,11 +302,9 @@ class ComstarEngine:
         view names them), then the initiator's CHAP context. What is removed
         leaves snap, so a second call for the same host does nothing."""
         name = group_name(host) if host is not None else ""
-        lus = [
-            lu
-            for lu in snap.lus
-            if host is not None and (lu.alias == name or lu.guid == lu_guid(host))
-        ]
+        aliases = {name, data_storage_name(host)} if host is not None else set()
+        guids = {lu_guid(host), data_lu_guid(host)} if host is not None else set()
+        lus = [lu for lu in snap.lus if lu.alias in aliases or lu.guid in guids]
         for lu in lus:
             if lu.views:
                 self._run("remove the views", [STMFADM, "remove-view", "-a", "-l", lu.guid])
@@ -333,30 +349,42 @@ class ComstarEngine:
             f"run zboot sync again: it removes what is left of {name} first; "
             f"stmfadm/itadm on the server say more"
         )
-        self._run(
-            f"wait for {data_file}", ["sh", "-c", WAIT_SCRIPT, "sh", data_file, "60"], hint=again
-        )
-        made = self._run(
-            f"create the LU on {data_file}",
-            [
-                STMFADM,
-                "create-lu",
-                "-p",
-                "blk=512",
-                "-p",
-                f"serial={export.serial}",
-                "-p",
-                f"guid={guid}",
-                "-p",
-                f"alias={name}",
-                data_file,
-            ],
-            hint=again,
-        )
-        if parse_created_guid(made.text) != guid:
-            raise ServerError(
-                f"COMSTAR: stmfadm create-lu made {made.text.strip()!r}, not LU {guid}", hint=again
+        # (LU GUID, device, serial, alias) of the OS disk, then of any data disk
+        disks = [(guid, data_file, export.serial, name)]
+        if export.data_device:
+            disks.append(
+                (
+                    data_lu_guid(export.host),
+                    rdsk_path(export.data_device),
+                    export.data_serial,
+                    data_storage_name(export.host),
+                )
             )
+        for _, path, _, _ in disks:
+            self._run(f"wait for {path}", ["sh", "-c", WAIT_SCRIPT, "sh", path, "60"], hint=again)
+        for lu, path, serial, alias in disks:
+            made = self._run(
+                f"create the LU on {path}",
+                [
+                    STMFADM,
+                    "create-lu",
+                    "-p",
+                    "blk=512",
+                    "-p",
+                    f"serial={serial}",
+                    "-p",
+                    f"guid={lu}",
+                    "-p",
+                    f"alias={alias}",
+                    path,
+                ],
+                hint=again,
+            )
+            if parse_created_guid(made.text) != lu:
+                raise ServerError(
+                    f"COMSTAR: stmfadm create-lu made {made.text.strip()!r}, not LU {lu}",
+                    hint=again,
+                )
         self._run(f"create host group {name}", [STMFADM, "create-hg", name], hint=again)
         self._run(
             f"add {export.initiator} to {name}",
@@ -384,8 +412,10 @@ class ComstarEngine:
         self._run(f"offline target {t}", [STMFADM, "offline-target", t], hint=again)
         self._run(f"add {t} to {name}", [STMFADM, "add-tg-member", "-g", name, t], hint=again)
         self._run(f"online target {t}", [STMFADM, "online-target", t], hint=again)
-        self._run(
-            f"add the view of {guid}",
-            [STMFADM, "add-view", "-h", name, "-t", name, "-n", str(self.lun), guid],
-            hint=again,
-        )
+        # the same host group through the same target group: the same one initiator
+        for n, (lu, _, _, _) in enumerate(disks):
+            self._run(
+                f"add the view of {lu}",
+                [STMFADM, "add-view", "-h", name, "-t", name, "-n", str(self.lun + n), lu],
+                hint=again,
+            )

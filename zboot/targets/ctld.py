@@ -17,7 +17,8 @@ code says nothing about whether ctld took the file, and zfs must not destroy a
 zvol ctld still holds open.
 
 Per host: an auth-group naming the one initiator let in, and a target using it
-with LUN 0 on the zvol. Without CHAP the group says `auth-type none`: a group
+with LUN 0 on the zvol (and LUN 1 on the host's data disk's zvol, if it has
+one). Without CHAP the group says `auth-type none`: a group
 with only `initiator-name` has no type, and ctld then denies everybody
 ("auth-type not set, denying access", login.cc). With CHAP the group says
 `auth-type chap` (or `chap-mutual`) and carries one credential line; the
@@ -151,6 +152,18 @@ def stanza(export: Export, portal_group: str = "default", lun: int = 0) -> str:
             )
     group = _q(auth_group_name(export.target), "auth-group name")
     auth = "".join(f"\t{line}\n" for line in _auth_lines(export))
+    disks = [(export.device, export.serial)]
+    if export.data_device:  # the data disk: the LUN after, same target, same auth-group
+        disks.append((export.data_device, export.data_serial))
+    luns = "".join(
+        f"\tlun {lun + n} {{\n"
+        f"\t\tpath {_q(device, 'device')}\n"
+        f"\t\tserial {_q(serial, 'serial')}\n"
+        f"\t\tdevice-id {_q(serial, 'device id')}\n"
+        f"\t\tblocksize 512\n"
+        f"\t}}\n"
+        for n, (device, serial) in enumerate(disks)
+    )
     return (
         f"{EXPORT_MARK}{export.target}\n"
         f"auth-group {group} {{\n"
@@ -160,12 +173,7 @@ def stanza(export: Export, portal_group: str = "default", lun: int = 0) -> str:
         f"target {_q(export.target, 'target name')} {{\n"
         f"\tauth-group {group}\n"
         f"\tportal-group {_q(portal_group, 'portal-group')}\n"
-        f"\tlun {lun} {{\n"
-        f"\t\tpath {_q(export.device, 'device')}\n"
-        f"\t\tserial {_q(export.serial, 'serial')}\n"
-        f"\t\tdevice-id {_q(export.serial, 'device id')}\n"
-        f"\t\tblocksize 512\n"
-        f"\t}}\n"
+        f"{luns}"
         f"}}\n"
     )
 
@@ -205,8 +213,10 @@ def join_conf(before: str, stanzas: dict[str, str], after: str) -> str:
     return f"{before}{BEGIN}\n{body}{END}\n{after}"
 
 
-def stanza_export(text: str) -> Export | None:
-    """The export a stanza of zboot's block describes (without its secrets)."""
+def stanza_export(text: str, lun: int = 0) -> Export | None:
+    """The export a stanza of zboot's block describes (without its secrets):
+    the path of `lun <lun>` is the host's disk, that of the LUN after it the
+    host's data disk."""
     tokens = [
         t.strip('"')
         for line in text.splitlines()
@@ -214,17 +224,24 @@ def stanza_export(text: str) -> Export | None:
         for t in TOKEN.findall(line)
     ]
     found: dict[str, str] = {}
+    paths: dict[int, str] = {}  # by LUN number
+    number = None
     for keyword, value in pairwise(tokens):
-        if keyword in ("target", "initiator-name", "path"):
+        if keyword in ("target", "initiator-name"):
             found.setdefault(keyword, value)
-    m = HOST_DEVICE.match(found.get("path", ""))
+        elif keyword == "lun" and value.isdigit():
+            number = int(value)
+        elif keyword == "path" and number is not None:
+            paths.setdefault(number, value)
+    m = HOST_DEVICE.match(paths.get(lun, ""))
     if m is None or "target" not in found:
         return None
     return Export(
         host=m["host"],
         target=found["target"],
-        device=found["path"],
+        device=paths[lun],
         initiator=found.get("initiator-name", ""),
+        data_device=paths.get(lun + 1, ""),
     )
 
 
@@ -261,7 +278,7 @@ class CtldEngine:
         _, stanzas, _ = split_conf(self._conf())
         found = {}
         for text in stanzas.values():
-            if (export := stanza_export(text)) is not None:
+            if (export := stanza_export(text, self.lun)) is not None:
                 found[export.target] = export
         return found
 
@@ -283,13 +300,18 @@ class CtldEngine:
             return
         new = {e.target: stanza(e, self.portal_group, self.lun) for e in create}
         before, stanzas, after = split_conf(self._conf())
-        gone = [stanza_export(stanzas.pop(name)) for name in [*delete, *new] if name in stanzas]
+        gone = [
+            stanza_export(stanzas.pop(name), self.lun)
+            for name in [*delete, *new]
+            if name in stanzas
+        ]
         if not new and not gone:
             return  # none of the targets to delete is zboot's
         stanzas.update(new)
         text = join_conf(before, stanzas, after)
         for export in create:
-            wait_for_path(self.runner, export.device, seconds=60)
+            for device in filter(None, (export.device, export.data_device)):
+                wait_for_path(self.runner, device, seconds=60)
         self._validate(text)
         self.runner.write_file(CONF, text.encode(), mode=0o600)
         reload = self.runner.run([SERVICE, "ctld", "reload"], check=False)
@@ -299,11 +321,11 @@ class CtldEngine:
                 + reload.stderr.decode(errors="replace").strip(),
                 hint="sysrc ctld_enable=YES && service ctld start",
             )
-        kept = {e.device for e in create}
-        self._wait(
-            wanted={f"{e.target},lun,{self.lun}": e.device for e in create},
-            released={e.device for e in gone if e is not None} - kept,
-        )
+        wanted = {f"{e.target},lun,{self.lun}": e.device for e in create} | {
+            f"{e.target},lun,{self.lun + 1}": e.data_device for e in create if e.data_device
+        }
+        released = {d for e in gone if e is not None for d in (e.device, e.data_device) if d}
+        self._wait(wanted=wanted, released=released - set(wanted.values()))
 
     def _validate(self, text: str) -> None:
         self.runner.write_file(CANDIDATE, text.encode(), mode=0o600)

@@ -1,7 +1,8 @@
 """istgt, the userspace target of FreeBSD's ports (and Debian's `istgt`).
 
 zboot owns one marked block at the end of istgt.conf (a LogicalUnit and an
-InitiatorGroup per host) and one in istgt's AuthFile (an AuthGroup per CHAP
+InitiatorGroup per host; the unit's LUN0 is the host's disk, LUN1 its data
+disk if it has one) and one in istgt's AuthFile (an AuthGroup per CHAP
 host, root-only); the admin's text around them is kept as it is. Every host
 maps through the first PortalGroup the admin defined.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..chap import Chap
 from ..errors import InvalidInput, NotFound, ServerError
@@ -93,9 +94,17 @@ def quoted(value: str) -> str:
     return f'"{value}"'
 
 
-def istgt_serial(export: Export) -> str:
+def istgt_serial(serial: str) -> str:
     """istgt's unit serial is at most 16 characters: the UUID serial's first 16 hex."""
-    return export.serial.replace("-", "")[:16]
+    return serial.replace("-", "")[:16]
+
+
+def lun_storage(section: Section, lun: int) -> str:
+    """The device of `LUN<lun> Storage <device> <size>` in a LogicalUnit ("": none)."""
+    return next(
+        (v[1] for k, v in section.items if k == f"LUN{lun}" and len(v) > 1 and v[0] == "Storage"),
+        "",
+    )
 
 
 def render_block(exports: Sequence[Export], first_tag: int, portal_group: int) -> str:
@@ -115,12 +124,15 @@ def render_block(exports: Sequence[Export], first_tag: int, portal_group: int) -
         ]
         if e.chap is not None:
             lines.append(f"  AuthGroup AuthGroup{tag}")
-        lines += [
-            "  UseDigest Auto",
-            "  UnitType Disk",
-            f"  LUN0 Storage {quoted(e.device)} Auto",
-            f"  LUN0 Option Serial {quoted(istgt_serial(e))}",
-        ]
+        lines += ["  UseDigest Auto", "  UnitType Disk"]
+        disks = [(e.device, e.serial)]
+        if e.data_device:  # the data disk: LUN1 of the same unit, so the same initiator
+            disks.append((e.data_device, e.data_serial))
+        for lun, (device, serial) in enumerate(disks):
+            lines += [
+                f"  LUN{lun} Storage {quoted(device)} Auto",
+                f"  LUN{lun} Option Serial {quoted(istgt_serial(serial))}",
+            ]
     return "\n".join([*lines, END]) + "\n"
 
 
@@ -160,9 +172,10 @@ def parse_block(conf_block: str, auth_block: str) -> list[Export]:
             Export(
                 host=comment["host"],
                 target=s.get("TargetName")[0],
-                device=s.get("LUN0")[1],
+                device=lun_storage(s, 0),
                 initiator=initiator[0],
                 chap=chap,
+                data_device=lun_storage(s, 1),
             )
         )
     return found
@@ -247,7 +260,7 @@ class IstgtEngine:
         return result.text
 
     def exports(self) -> dict[str, Export]:
-        return {e.target: Export(e.host, e.target, e.device, e.initiator) for e in self._current()}
+        return {e.target: replace(e, chap=None) for e in self._current()}
 
     def sessions(self, targets: Iterable[str]) -> dict[str, list[str]]:
         wanted = set(targets)
@@ -287,7 +300,8 @@ class IstgtEngine:
         taken = [s.tag or 0 for s in [*admin, *parse_sections(admin_auth)]]
         first = max(taken, default=0) + 1
         for e in create:
-            wait_for_path(self.runner, e.device, seconds=60)
+            for device in filter(None, (e.device, e.data_device)):
+                wait_for_path(self.runner, device, seconds=60)
         new_conf = admin_conf + render_block(wanted, first, groups[0])
         new_auth = admin_auth + render_auth_block(wanted, first)
         if (new_conf, new_auth) == (conf, auth):

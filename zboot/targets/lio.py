@@ -10,7 +10,7 @@ from typing import Any
 from ..chap import Chap, digest
 from ..remote.base import Runner
 from .agent import SERVER_PYTHON, agent_source, bootstrap, python_argv, run_agent
-from .base import Export, storage_name
+from .base import DATA_SUFFIX, Export, storage_name
 
 __all__ = ["AGENT", "BOOTSTRAP", "SERVER_PYTHON", "LioEngine", "has_rtslib"]
 
@@ -44,7 +44,7 @@ class LioEngine:
             self.runner,
             "lio",
             AGENT,
-            request | {"prefix": PREFIX},
+            request | {"prefix": PREFIX, "data_suffix": DATA_SUFFIX},
             read_only=read_only,
             what=f"LIO ({request['op']})",
             hint="is rtslib-fb installed (python3-rtslib-fb) and target_core_mod loaded?",
@@ -62,7 +62,11 @@ class LioEngine:
         self._orphans = found.get("orphans", {})
         return {
             iqn: Export(
-                host=e["host"], target=e["target"], device=e["device"], initiator=e["initiator"]
+                host=e["host"],
+                target=e["target"],
+                device=e["device"],
+                initiator=e["initiator"],
+                data_device=e.get("data_device", ""),
             )
             for iqn, e in owned.items()
         }
@@ -78,6 +82,10 @@ class LioEngine:
                 "initiator": e.initiator,
                 "serial": e.serial,
                 "storage": e.storage,
+                # the data disk, at the LUN after the OS disk's ("": none)
+                "data_device": e.data_device,
+                "data_storage": e.data_storage,
+                "data_serial": e.data_serial,
                 "chap": None
                 if e.chap is None
                 else {
@@ -113,7 +121,8 @@ class LioEngine:
 
     def orphan_stores(self) -> dict[str, str]:
         """zboot's storage objects that no target uses, as the last exports()
-        read them (name -> device): a restart can leave one holding a zvol."""
+        read them (name -> device): a restart can leave one holding a zvol.
+        `zboot-<host>.data` is host <host>'s data disk's store."""
         return dict(self._orphans)
 
     def remove_stores(self, names: Iterable[str]) -> None:

@@ -32,8 +32,9 @@ class Lio:
     a batch of N exports costs one walk, not N walks of every target (each
     attribute is a configfs read)."""
 
-    def __init__(self, root: Any, prefix: str) -> None:
+    def __init__(self, root: Any, prefix: str, data_suffix: str) -> None:
         self.prefix = prefix
+        self.data_suffix = data_suffix  # `zboot-<host><suffix>`: host's data disk's store
         self.targets = {target.wwn: target for target in root.targets}
         self.stores: dict[str, list[Any]] = {}
         for so in root.storage_objects:
@@ -50,11 +51,17 @@ class Lio:
                         self.luns.setdefault(iqn, []).append(lun)
 
     def owned(self) -> dict[str, dict[str, Any]]:
-        """zboot's targets by IQN: each has a LUN backed by one of its stores."""
+        """zboot's targets by IQN: each has a LUN backed by one of its stores,
+        the host's OS disk; a LUN backed by a data store (`zboot-<host>.data`)
+        is the host's data disk ("data_device", "" without one)."""
         found = {}
         for iqn, luns in self.luns.items():
+            data = ""
             for lun in luns:
                 so = lun.storage_object
+                if so.name.endswith(self.data_suffix):
+                    data = so.udev_path
+                    continue
                 acls = list(lun.parent_tpg.node_acls)
                 found[iqn] = {
                     "host": so.name[len(self.prefix) :],
@@ -63,6 +70,8 @@ class Lio:
                     "initiator": acls[0].node_wwn if acls else "",
                     "chap": chap_of(acls[0]) if acls else None,
                 }
+            if iqn in found:  # a target with a data LUN alone is not an export zboot made
+                found[iqn]["data_device"] = data
         return found
 
     def orphans(self) -> dict[str, str]:
@@ -81,10 +90,10 @@ class Lio:
                 so.delete()
 
     def delete(self, iqn: str) -> None:
-        """The target and its stores; the store its name implies even when
-        the target is gone (host `pc01`: target `...:pc01`, store
-        `zboot-pc01`; image `golden`: target `...:image.golden`, store
-        `zboot-image_golden`)."""
+        """The target and its stores (the data disk's too); the stores its
+        name implies even when the target is gone (host `pc01`: target
+        `...:pc01`, stores `zboot-pc01` and `zboot-pc01.data`; image `golden`:
+        target `...:image.golden`, store `zboot-image_golden`)."""
         target = self.targets.pop(iqn, None)
         if target is not None:
             names = {lun.storage_object.name for lun in self.luns.pop(iqn, [])}
@@ -92,13 +101,17 @@ class Lio:
             for name in names:
                 self.users.get(name, set()).discard(iqn)
                 self.remove_store(name)
-        self.remove_store(self.prefix + iqn.rsplit(":", 1)[-1].replace(".", "_"))
+        implied = self.prefix + iqn.rsplit(":", 1)[-1].replace(".", "_")
+        self.remove_store(implied)
+        self.remove_store(implied + self.data_suffix)
 
-    def add(self, target: Any, lun: Any, so: Any) -> None:
+    def add(self, target: Any, luns: list[tuple[Any, Any]]) -> None:
+        """A target made by this request, with its (LUN, storage object) pairs."""
         self.targets[target.wwn] = target
-        self.stores.setdefault(so.name, []).append(so)
-        self.users.setdefault(so.name, set()).add(target.wwn)
-        self.luns.setdefault(target.wwn, []).append(lun)
+        for lun, so in luns:
+            self.stores.setdefault(so.name, []).append(so)
+            self.users.setdefault(so.name, set()).add(target.wwn)
+            self.luns.setdefault(target.wwn, []).append(lun)
 
 
 def sessions(targets: dict[str, Any], wanted: list[str]) -> dict[str, list[str]]:
@@ -140,18 +153,28 @@ def wait_for(device: str, seconds: float = 60.0) -> None:
 
 
 def create(lio: Lio, export: dict[str, Any], lun_number: int, portal: list[Any]) -> None:
+    """The host's target: its OS disk at lun_number and, when the export has
+    one, its data disk at the LUN after it, both mapped for its one initiator."""
+    data_device = export.get("data_device") or ""
     lio.delete(export["target"])  # idempotent: make it afresh
-    for so in lio.stores.pop(export["storage"], []):
-        so.delete()
+    for name in (export["storage"], export["storage"] + lio.data_suffix):
+        for so in lio.stores.pop(name, []):
+            so.delete()
     wait_for(export["device"])
-    so = BlockStorageObject(export["storage"], dev=export["device"], wwn=export["serial"])
+    if data_device:
+        wait_for(data_device)
+    disks = [BlockStorageObject(export["storage"], dev=export["device"], wwn=export["serial"])]
+    if data_device:
+        disks.append(
+            BlockStorageObject(export["data_storage"], dev=data_device, wwn=export["data_serial"])
+        )
     target = Target(FabricModule("iscsi"), export["target"])
     tpg = TargetPortalGroup(target, 1)
     chap = export.get("chap")
     tpg.set_attribute("authentication", "1" if chap else "0")
     tpg.set_attribute("generate_node_acls", "0")  # only listed initiators
     NetworkPortal(tpg, portal[0], int(portal[1]))
-    lun = LUN(tpg, lun_number, so)
+    luns = [(LUN(tpg, lun_number + n, so), so) for n, so in enumerate(disks)]
     acl = NodeACL(tpg, export["initiator"])
     if chap:
         acl.chap_userid = chap["user"]
@@ -159,9 +182,10 @@ def create(lio: Lio, export: dict[str, Any], lun_number: int, portal: list[Any])
         if chap.get("mutual_secret"):
             acl.chap_mutual_userid = chap["mutual_user"]
             acl.chap_mutual_password = chap["mutual_secret"]
-    MappedLUN(acl, lun_number, lun)
+    for n, (lun, _) in enumerate(luns):
+        MappedLUN(acl, lun_number + n, lun)
     tpg.enable = True
-    lio.add(target, lun, so)
+    lio.add(target, luns)
 
 
 def main() -> None:
@@ -175,7 +199,8 @@ def main() -> None:
         answer: Any = sessions({t.wwn: t for t in root.targets}, request["targets"])
         json.dump(answer, sys.stdout)
         return
-    lio = Lio(root, request["prefix"])  # read once, under the lock when changing
+    # read once, under the lock when changing
+    lio = Lio(root, request["prefix"], request["data_suffix"])
     if request["op"] == "observe":  # with their sessions: one process for both
         found = lio.owned()
         answer = {

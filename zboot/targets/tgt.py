@@ -31,6 +31,7 @@ from .agent import agent_source, run_agent
 from .base import Export
 
 TGTADM = ["tgtadm", "--lld", "iscsi"]
+LUN = 1  # the OS disk's LUN: LUN 0 is tgt's own controller; the data disk's is LUN + 1
 CONF_DIR = "/etc/tgt/conf.d"
 HOST_DEVICE = re.compile(r"^/dev/zvol/.+/hosts/(?P<host>[^/]+)$")
 IMAGE_DEVICE = re.compile(r"^/dev/zvol/.+/images/(?P<image>[^/]+)$")  # maintenance
@@ -132,13 +133,20 @@ def conf_text(export: Export) -> str:
     users = "" if chap is None else f"    incominguser {chap.user} {chap.secret}\n"
     if chap is not None and chap.mutual_user and chap.mutual_secret:
         users += f"    outgoinguser {chap.mutual_user} {chap.mutual_secret}\n"
+    stores = [(export.device, LUN, export.serial)]
+    if export.data_device:
+        stores.append((export.data_device, LUN + 1, export.data_serial))
+    backing = "".join(
+        f"    <backing-store {device}>\n"
+        f"        lun {lun}\n"
+        f"        scsi_sn {serial}\n"
+        f"    </backing-store>\n"
+        for device, lun, serial in stores
+    )
     return (
         f"# Written by zboot for host {export.host}; `zboot sync` re-creates it.\n"
         f"<target {export.target}>\n"
-        f"    <backing-store {export.device}>\n"
-        f"        lun 1\n"
-        f"        scsi_sn {export.serial}\n"
-        f"    </backing-store>\n"
+        f"{backing}"
         f"    initiator-name {export.initiator}\n"
         f"    initiator-address 0.0.0.0\n"
         f"{users}"
@@ -152,7 +160,7 @@ def conf_path(host: str, conf_dir: str = CONF_DIR) -> str:
 
 class TgtEngine:
     name = "tgt"
-    lun = 1  # LUN 0 is tgt's own controller
+    lun = LUN  # LUN 0 is tgt's own controller
 
     def __init__(self, runner: Runner, control_port: int = 0, conf_dir: str = CONF_DIR) -> None:
         self.runner = runner
@@ -183,10 +191,17 @@ class TgtEngine:
         self._made[export.target] = TgtTarget(
             tid,
             export.target,
-            luns={self.lun: export.device},
+            luns=self._luns(export),
             acl=[export.initiator],
             accounts=[a["user"] for a in chap_accounts(tid, export)],
         )
+
+    def _luns(self, export: Export) -> dict[int, str]:
+        """The export's disks by LUN: its OS disk's, then its data disk's."""
+        luns = {self.lun: export.device}
+        if export.data_device:
+            luns[self.lun + 1] = export.data_device
+        return luns
 
     def _tgtadm(self, *args: str) -> None:
         self.runner.run([*self.tgtadm, *args])
@@ -215,7 +230,11 @@ class TgtEngine:
             device = t.luns.get(self.lun, "")
             if host := export_name(device):
                 found[t.name] = Export(
-                    host=host, target=t.name, device=device, initiator=t.acl[0] if t.acl else ""
+                    host=host,
+                    target=t.name,
+                    device=device,
+                    initiator=t.acl[0] if t.acl else "",
+                    data_device=t.luns.get(self.lun + 1, ""),
                 )
         return found
 
@@ -286,34 +305,30 @@ class TgtEngine:
         )
 
     def _create(self, tid: int, export: Export) -> None:
-        """The target and its LUN, nobody admitted yet."""
+        """The target and its LUNs (the OS disk, then any data disk), nobody
+        admitted yet. Deleting the target later takes every LUN with it."""
         t = str(tid)
-        wait_for_path(self.runner, export.device, seconds=60)
+        luns = self._luns(export)
+        serials = {self.lun: export.serial, self.lun + 1: export.data_serial}
+        for device in luns.values():
+            wait_for_path(self.runner, device, seconds=60)
         self._tgtadm("--op", "new", "--mode", "target", "--tid", t, "-T", export.target)
-        self._tgtadm(
-            "--op",
-            "new",
-            "--mode",
-            "logicalunit",
-            "--tid",
-            t,
-            "--lun",
-            str(self.lun),
-            "-b",
-            export.device,
-        )
-        self._tgtadm(
-            "--op",
-            "update",
-            "--mode",
-            "logicalunit",
-            "--tid",
-            t,
-            "--lun",
-            str(self.lun),
-            "--params",
-            f"scsi_sn={export.serial}",
-        )
+        for lun, device in luns.items():
+            self._tgtadm(
+                "--op", "new", "--mode", "logicalunit", "--tid", t, "--lun", str(lun), "-b", device
+            )
+            self._tgtadm(
+                "--op",
+                "update",
+                "--mode",
+                "logicalunit",
+                "--tid",
+                t,
+                "--lun",
+                str(lun),
+                "--params",
+                f"scsi_sn={serials[lun]}",
+            )
 
     def _admit(self, tid: int, export: Export) -> None:
         """Let the host's initiator in, and persist the export."""

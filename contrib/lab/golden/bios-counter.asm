@@ -5,6 +5,8 @@
 ; increments the counter, writes the sector back, prints the new value on COM1
 ; and leaves QEMU through isa-debug-exit (port 0xf4) so the value is also the
 ; exit status: (value << 1) | 1. Any failure exits with value 127.
+; A second drive (0x81: the host's data disk) gets a counter of its own in its
+; sector 1, started on a blank sector, printed as ZBOOT-DATA=<n>.
 
 bits 16
 org 0x7c00
@@ -14,6 +16,7 @@ EXIT_PORT   equ 0xf4
 BUF         equ 0x7e00
 MAGIC_LEN   equ 8
 FAILED      equ 127
+DATA_DRIVE  equ 0x81
 
 start:
     cli
@@ -49,11 +52,45 @@ start:
     mov si, msg_count
     call puts
     mov al, [BUF + MAGIC_LEN]
+    mov [count], al
     call putdec
     mov si, msg_eol
     call puts
-    call pause
+
+    mov byte [drive], DATA_DRIVE ; a data disk as the second drive: count there too
+    mov ah, 0x02
+    call disk_io
+    jc .done                    ; no second drive
+    mov si, magic
+    mov di, BUF
+    mov cx, MAGIC_LEN
+    repe cmpsb
+    je .data_count
+    xor al, al                  ; not a counter: start one only on a blank sector
+    mov di, BUF
+    mov cx, MAGIC_LEN + 1
+    repe scasb
+    jne .done
+    mov si, magic
+    mov di, BUF
+    mov cx, MAGIC_LEN
+    rep movsb
+.data_count:
+    cmp byte [BUF + MAGIC_LEN], FAILED - 1
+    jae .done
+    inc byte [BUF + MAGIC_LEN]
+    mov ah, 0x03
+    call disk_io
+    jc .done
+    mov si, msg_data
+    call puts
     mov al, [BUF + MAGIC_LEN]
+    call putdec
+    mov si, msg_eol
+    call puts
+.done:
+    call pause
+    mov al, [count]
     jmp exit
 
 fail:
@@ -130,9 +167,11 @@ pause:
     ret
 
 drive:      db 0
+count:      db 0
 magic:      db "ZBOOTCNT"
 msg_hello:  db "ZBOOT-BIOS: boot sector running", 13, 10, 0
 msg_count:  db "ZBOOT-COUNTER=", 0
+msg_data:   db "ZBOOT-DATA=", 0
 msg_eol:    db 13, 10, 0
 msg_fail:   db "ZBOOT-ERROR: counter sector unreadable or full", 13, 10, 0
 

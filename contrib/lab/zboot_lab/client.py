@@ -32,6 +32,7 @@ EXIT_PORT = "0xf4"
 IPXE_ERROR_RE = re.compile(r"^.*\(https?://ipxe\.org/[0-9a-f]{8}\)\s*$", re.MULTILINE)
 PROGRAM_LINE_RE = re.compile(r"ZBOOT-[A-Z]+[:=].*")
 COUNTER_RE = re.compile(r"ZBOOT-COUNTER=(\d+)")
+DATA_RE = re.compile(r"ZBOOT-DATA=(\d+)")  # the BIOS program's count on drive 0x81
 # The golden Linux image's report: what the OS took from the iBFT, and its counter.
 LINUX_RE = re.compile(r"ZBOOT-LINUX (\{.*\})")
 # The writer image's report: blocks written, checksums, the kernel's errors.
@@ -88,6 +89,8 @@ class BootResult:
     linux: dict[str, Any] | None = None
     # The writer image's report (ZBOOT-WRITER), when that image ran.
     writer: dict[str, Any] | None = None
+    # The BIOS program's count on the second drive (the host's data disk).
+    data_counter: int | None = None
     seconds: float = 0.0
     log: str = ""
 
@@ -384,6 +387,7 @@ def interpret(
         program_output=PROGRAM_LINE_RE.findall(text),
         linux=linux,
         writer=writer_report(text),
+        data_counter=int(found[-1]) if (found := DATA_RE.findall(text)) else None,
         seconds=round(seconds, 1),
         log=str(log),
     )
