@@ -30,7 +30,15 @@ def fill(lab: Layout, dataset: str, data: bytes) -> None:
     """Write data at the start of the zvol on the server."""
     ssh(
         lab,
-        ["sh", "-c", 'cat > "/dev/zvol/$1"; sync', "sh", dataset],
+        [
+            "sh",
+            "-c",
+            # a zvol just made takes a moment to get its device node
+            'd="/dev/zvol/$1"; i=0; while [ ! -b "$d" ] && [ $i -lt 300 ]; do '
+            'sleep 0.1; i=$((i+1)); done; [ -b "$d" ] && cat > "$d" && sync',
+            "sh",
+            dataset,
+        ],
         stdin=data,
     )
 
@@ -65,7 +73,7 @@ def test_a_data_disk_is_the_next_lun_and_outlives_rollback_and_rebase(
     zboot("clone", "gold", "pcd3", "--mac", "52:54:00:da:00:03")  # none
     one, two = zboot("show", "pcd1")["data"], zboot("show", "pcd2")["data"]
     assert one["data_disk"]["dataset"] == f"{root}/data/pcd1"
-    assert (one["data_disk"]["size"], one["data_disk"]["origin"]) == ("6M", "")
+    assert (one["data_disk"]["size"], one["data_disk"]["origin"]) == ("6.0M", "")
     assert two["data_disk"]["origin"] == f"{root}/images/games@v1"
     assert zboot("show", "pcd3")["data"]["data_disk"] is None
 
