@@ -376,8 +376,9 @@ def converged(s: Server, host: str, variant: Variant) -> None:
         listed = ssh_text(s.lab, ["zfs", "list", "-H", "-o", "name", "-r", s.root + "/archive"])
         assert f"/{host}-" not in listed and got["resets"] == "1", (listed, got)
     if variant.op == "commit":  # nothing staged is left, however it was finished
-        snapshots = ["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-r", s.root]
-        assert "@zboot-commit" not in ssh_text(s.lab, snapshots)
+        snapshots = ["zfs", "list", "-H", "-t", "all", "-o", "name", "-r", s.root]
+        listed = ssh_text(s.lab, snapshots)
+        assert "@zboot-commit" not in listed and f"{s.root}/commit/" not in listed, listed
     if variant.op == "rebase":  # on the new version, however the rebase was finished
         assert (got["version"], got["rebased-from"]) == ("v2", "gold@v1"), got
     chap = json.loads(found["chap"]["json"]) if "json" in found["chap"] else None

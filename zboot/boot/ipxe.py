@@ -89,14 +89,16 @@ DATA_DRIVE = "0x81"  # the data disk's BIOS drive number; the OS disk is 0x80
 
 def _sanboot(t: BootTarget, label: str, data: bool = False) -> list[str]:
     """sanboot with a few retries, then a reboot: a machine left at a prompt
-    in a LAN room helps nobody. data: the host's data disk is attached
-    (sanhook) as the second drive first, in the same attempt; an attempt
-    that failed half way lets go of it before the next."""
+    in a LAN room helps nobody. data: the OS disk is hooked as 0x80 and the
+    data disk as 0x81, in that order (each takes the BIOS's next drive
+    number, so iPXE remaps nothing), then 0x80 is booted; an attempt that
+    failed half way lets go of both before the next."""
     if data:
         attempt = [
             f"sanunhook --drive {DATA_DRIVE} ||",
-            f"sanhook --drive {DATA_DRIVE} {t.data_uri} && sanboot --drive 0x80 {t.uri} "
-            "&& goto booted ||",
+            "sanunhook --drive 0x80 ||",
+            f"sanhook --drive 0x80 {t.uri} && sanhook --drive {DATA_DRIVE} {t.data_uri} "
+            "&& sanboot --drive 0x80 && goto booted ||",
         ]
     else:
         attempt = [f"sanboot {t.uri} && goto booted ||"]

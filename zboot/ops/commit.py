@@ -1,11 +1,21 @@
 """Commit: a host's disk becomes its image's next version.
 
-The host's disk is a clone of image@vN. Its changes since vN go into the
-image as one incremental stream on the server, `zfs send -i image@vN
-host@snap | zfs receive image@vN+1`: ZFS receives a stream whole or not at
-all, so a commit that fails or is killed half way leaves the image and its
-versions exactly as they were. The host itself does not change: it stays a
-clone of vN until it is rebased (`zboot rebase HOST --to IMAGE`).
+The host's disk is a clone of image@vN. Its changes since vN travel as one
+incremental stream on the server, but ZFS receives a stream sent from a
+clone's origin only as a new clone (the stream is marked so), never onto
+the image itself. So the commit receives it as a staged clone of image@vN,
+<root>/commit/<image>@vN+1, describes it (message, author, the image's own
+properties), and then swaps it in, in one remote shell: `zfs promote` moves
+image@v1..vN under the staged dataset (every host's origin with them), the
+old image dataset (now an unused clone of vN) is destroyed, and the staged
+one is renamed to the image's name. Only the changed blocks are written.
+
+Cut short before the swap, the image and its versions are exactly as they
+were (a staged clone is no version; the same command drops it and starts
+again); cut short inside the swap, the same command finishes it; cut short
+after it, the same command lets go of the host's snapshot and reports the
+version. The host itself does not change: it stays a clone of vN until it
+is rebased (`zboot rebase HOST --to IMAGE`).
 
 What it refuses, before anything changes: a host that is logged in (its
 disk is changing; `--from` a restore point taken before is consistent), an
@@ -18,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import faults, names
+from ..config import Config
 from ..errors import Conflict, NotFound
 from ..names import HostName, SnapshotName
 from ..zfs.cli import Change
@@ -88,6 +99,11 @@ def _check(c: Context, state: State, host: HostName, point: SnapshotName | None)
     return base
 
 
+def staged_dataset(config: Config, image: str) -> str:
+    """Where a commit receives the image's next version before the swap."""
+    return f"{config.root}/commit/{image}"
+
+
 def _finish_committed(c: Context, state: State, host: HostName) -> Committed | None:
     """A commit of host that got as far as naming the new version and was
     cut short before it let go of the host's snapshot: finish it (the same
@@ -104,21 +120,33 @@ def _finish_committed(c: Context, state: State, host: HostName) -> Committed | N
     return Committed(host, image.name, newest.name, temporary, h.record.origin)
 
 
-def _undo_received(c: Context, state: State, image: str) -> None:
-    """A commit cut short between its receive and the new version's name
-    left the stream received as image@zboot-commit: take the image back to
-    its newest version, exactly as before that commit."""
-    staged = f"{state.image(image).dataset.name}@{COMMIT}"
-    if staged not in state.names:
-        return
-    versions = state.image(image).versions
-    # the staged snapshot first: a rollback goes to the newest snapshot only
-    chain = [Change.destroy(staged)]
-    if versions:
-        chain.append(Change.rollback(versions[-1].dataset.name))
+def _swap(c: Context, staged: str, image: str, old_image_there: bool) -> None:
+    """The staged clone becomes the image, in one remote shell: promoted (the
+    image's versions move under it), the old image dataset destroyed (an
+    unused clone of the newest old version by then), renamed into place."""
+    chain = [Change.promote(staged)] if old_image_there else []
+    if old_image_there:
+        chain.append(Change.destroy(image))
+    chain.append(Change.rename(staged, image))
     [failed] = c.zfs.run_changes([chain])
     if failed is not None:
-        raise failed.error
+        raise failed.error.retold(hint="the same zboot commit finishes it")
+
+
+def _recover(c: Context, state: State, image: str) -> bool:
+    """What a commit of image cut short left: a staged clone not yet swapped
+    in is dropped (the image is as before); one promoted is swapped in.
+    True when something was done (the state must be read again)."""
+    staged = staged_dataset(c.config, image)
+    found = state.datasets.get(staged)
+    if found is None:
+        return False
+    dataset = f"{c.config.images}/{image}"
+    if found.origin:  # not promoted: the image is untouched, drop it
+        c.zfs.destroy(staged, recursive=True)
+    else:
+        _swap(c, staged, dataset, dataset in state.names)
+    return True
 
 
 def commit(
@@ -128,17 +156,15 @@ def commit(
     point: SnapshotName | None = None,
 ) -> Committed:
     """The host's disk now (or its restore point `point`) as its image's
-    next version, with message on it.
-
-    Steps: the host's snapshot (unless a restore point is given); the
-    stream received as image@zboot-commit (the image's versions unchanged);
-    its properties set; renamed to the next version (one atomic rename: the
-    version appears whole, with its message); the host's snapshot dropped.
-    Cut short anywhere, the same command finishes or redoes it; until then
-    the image's versions are exactly as before."""
+    next version, with message on it. Steps: the host's snapshot (unless a
+    restore point is given), the stream received as a staged clone, its
+    description, the swap, the host's snapshot dropped (module docstring)."""
     names.message(message)
     state = read_state(c.zfs, c.config)
     h = state.host(host)
+    if _recover(c, state, h.record.image):
+        state = read_state(c.zfs, c.config)
+        h = state.host(host)
     if point is None and (finished := _finish_committed(c, state, host)) is not None:
         return finished
     if point is not None:
@@ -147,13 +173,11 @@ def commit(
             raise NotFound(
                 f"host {host!r} has no restore point {point!r}", hint=f"zboot show {host}"
             )
-    _undo_received(c, state, h.record.image)
     base = _check(c, state, host, point)
     check_reserve(c.config, state, f"committing {host}")
     image = state.image(h.record.image)
     version = next_version(image)
-    staged = f"{image.dataset.name}@{COMMIT}"
-    target = f"{image.dataset.name}@{version}"
+    staged = staged_dataset(c.config, image.name)
     temporary = f"{h.dataset.name}@{COMMIT}"
     if point is None:
         if temporary in state.names:  # left by a commit that was cut short
@@ -161,14 +185,17 @@ def commit(
         c.zfs.snapshot([temporary])
         source = temporary
         faults.point("commit.snapshot")
-    c.zfs.send_incremental(base, source, staged)
+    if staged.rsplit("/", 1)[0] not in state.names:
+        c.zfs.create_filesystems([staged.rsplit("/", 1)[0]])
+    c.zfs.send_incremental(base, source, f"{staged}@{version}")
     faults.point("commit.received")
     committed_from = host if point is None else f"{host}@{point}"
     props = {"created": now(), "message": message, "committed-from": committed_from}
-    c.zfs.set_props(staged, props)
+    c.zfs.set_props(f"{staged}@{version}", props)
+    c.zfs.set_props(staged, image.dataset.record())  # kind=image and the rest
     faults.point("commit.described")
-    c.zfs.rename(staged, target)
+    _swap(c, staged, image.dataset.name, True)
     if point is None:
-        faults.point("commit.named")
+        faults.point("commit.swapped")
         c.zfs.destroy(temporary)
     return Committed(host, image.name, version, source, base)

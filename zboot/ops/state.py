@@ -160,6 +160,8 @@ class State:
     space: tuple[int, int] | None = None
     # host name -> its data disk (<root>/data/<host>, kind "data")
     data: dict[str, Dataset] = field(default_factory=dict)
+    # every dataset and snapshot under the root, by name
+    datasets: dict[str, Dataset] = field(default_factory=dict)
 
     def image(self, name: str) -> Image:
         if name not in self.images:
@@ -252,6 +254,7 @@ def read_state(zfs: ZfsCli, config: Config) -> State:
         clones=clones,
         space=root_space(all_sets.get(config.root)),
         data=data,
+        datasets=all_sets,
     )
 
 
