@@ -235,9 +235,18 @@ def test_a_commit_sends_the_hosts_changes_as_the_images_next_version() -> None:
         "from": "pc01@zboot-commit",
         "base": "golden@v1",
     }
-    snap, send, mark, name, drop = changes(runner)
-    assert snap == ("zfs", "snapshot", "tank/zboot/hosts/pc01@zboot-commit")
-    # received under a staging name: not a version until it is whole and described
+    staged = "tank/zboot/commit/golden"
+    assert changes(runner)[0] == ("zfs", "snapshot", "tank/zboot/hosts/pc01@zboot-commit")
+    assert changes(runner)[1] == (
+        "zfs",
+        "create",
+        "-p",
+        "-o",
+        "mountpoint=none",
+        "tank/zboot/commit",
+    )
+    send, mark, props, promote, old, name, drop = changes(runner)[2:]
+    # received as a staged clone of v1: no version until it is swapped in
     assert send == (
         "sh",
         "-c",
@@ -245,16 +254,15 @@ def test_a_commit_sends_the_hosts_changes_as_the_images_next_version() -> None:
         "sh",
         "tank/zboot/images/golden@v1",
         "tank/zboot/hosts/pc01@zboot-commit",
-        "tank/zboot/images/golden@zboot-commit",
+        f"{staged}@v2",
     )
-    assert mark[:2] == ("zfs", "set") and mark[-1] == "tank/zboot/images/golden@zboot-commit"
+    assert mark[:2] == ("zfs", "set") and mark[-1] == f"{staged}@v2"
     assert "org.zboot:message=drivers" in mark and "org.zboot:committed-from=pc01" in mark
-    assert name == (
-        "zfs",
-        "rename",
-        "tank/zboot/images/golden@zboot-commit",
-        "tank/zboot/images/golden@v2",
-    )
+    assert "org.zboot:kind=image" in props and props[-1] == staged  # the image's own record
+    # the swap: the versions move under the staged clone, which takes the image's name
+    assert promote == ("zfs", "promote", staged)
+    assert old == ("zfs", "destroy", "tank/zboot/images/golden")
+    assert name == ("zfs", "rename", staged, "tank/zboot/images/golden")
     assert drop == ("zfs", "destroy", "tank/zboot/hosts/pc01@zboot-commit")
 
 
@@ -263,13 +271,11 @@ def test_a_commit_from_a_restore_point_sends_it_and_takes_no_snapshot() -> None:
     listed = LIST + f"{point}\tsnapshot\t0\t69632\t4194304\t-\t1795239300\t1.33\n"
     runner = world(listed, written=0)
     done = commit_of(runner, "before")
-    [send, mark, name] = changes(runner)
-    assert send[-3:] == (
-        "tank/zboot/images/golden@v1",
-        point,
-        "tank/zboot/images/golden@zboot-commit",
-    )
-    assert name[-1] == "tank/zboot/images/golden@v2"
+    made = changes(runner)
+    assert not any(c[:2] == ("zfs", "snapshot") for c in made)
+    [send] = [c for c in made if c[0] == "sh"]
+    assert send[-3:] == ("tank/zboot/images/golden@v1", point, "tank/zboot/commit/golden@v2")
+    [mark] = [c for c in made if c[:2] == ("zfs", "set") and c[-1].endswith("@v2")]
     assert "org.zboot:committed-from=pc01@before" in mark
     assert done.result()["from"] == "pc01@before"
 
@@ -309,25 +315,38 @@ def test_a_commit_left_half_way_is_tidied_by_the_next() -> None:
     assert state.host("pc01").restore_points == []
 
 
-def test_a_commit_cut_short_after_its_receive_is_undone_then_made_again() -> None:
-    """The stream was received as golden@zboot-commit, not yet named: it is
-    no version; the next commit takes the image back to v1 and starts over."""
-    staged = "tank/zboot/images/golden@zboot-commit"
-    runner = world(
-        LIST + f"{staged}\tsnapshot\t0\t69632\t4194304\t-\t1795239300\t1.33\n", written=0
+STAGED = "tank/zboot/commit/golden"
+
+
+def test_a_commit_cut_short_before_its_swap_is_dropped_then_made_again() -> None:
+    """The stream was received as the staged clone (its origin still v1): the
+    image is untouched; the next commit drops the clone and starts over."""
+    listed = LIST + (
+        f"{STAGED}\tvolume\t8192\t69632\t4194304\ttank/zboot/images/golden@v1\t1795239300\t1.33\n"
+        f"{STAGED}@v2\tsnapshot\t0\t69632\t4194304\t-\t1795239301\t1.33\n"
     )
-    assert [v.name for v in read_state(ZfsCli(runner), CONFIG).image("golden").versions] == ["v1"]
-    runner = world(
-        LIST + f"{staged}\tsnapshot\t0\t69632\t4194304\t-\t1795239300\t1.33\n", written=0
-    )
-    done = commit_of(runner)
-    assert done.version == "v2"
+    versions = read_state(ZfsCli(world(listed)), CONFIG).image("golden").versions
+    assert [v.name for v in versions] == ["v1"]
+    runner = world(listed, written=0)
+    assert commit_of(runner).version == "v2"
     made = changes(runner)
-    assert made[:2] == [
-        ("zfs", "destroy", staged),
-        ("zfs", "rollback", "tank/zboot/images/golden@v1"),
+    assert made[0] == ("zfs", "destroy", "-r", STAGED)
+    assert ("zfs", "rename", STAGED, "tank/zboot/images/golden") in made  # committed again
+
+
+def test_a_commit_cut_short_inside_its_swap_is_finished() -> None:
+    """The staged clone was promoted (no origin): the image's versions are
+    under it; the next commit destroys the old image dataset and renames."""
+    listed = LIST.replace(
+        "tank/zboot/archive\t",
+        f"{STAGED}\tvolume\t8192\t69632\t4194304\t-\t1795239300\t1.33\ntank/zboot/archive\t",
+    )
+    runner = world(listed, written=0)
+    commit_of(runner)
+    assert changes(runner)[:2] == [
+        ("zfs", "destroy", "tank/zboot/images/golden"),
+        ("zfs", "rename", STAGED, "tank/zboot/images/golden"),
     ]
-    assert made[-2][-1] == "tank/zboot/images/golden@v2"  # then the whole commit again
 
 
 def test_a_commit_cut_short_after_naming_the_version_is_finished() -> None:

@@ -120,11 +120,12 @@ def _finish_committed(c: Context, state: State, host: HostName) -> Committed | N
     return Committed(host, image.name, newest.name, temporary, h.record.origin)
 
 
-def _swap(c: Context, staged: str, image: str, old_image_there: bool) -> None:
+def _swap(c: Context, staged: str, image: str, promote: bool, old_image_there: bool) -> None:
     """The staged clone becomes the image, in one remote shell: promoted (the
     image's versions move under it), the old image dataset destroyed (an
-    unused clone of the newest old version by then), renamed into place."""
-    chain = [Change.promote(staged)] if old_image_there else []
+    unused clone of the newest old version by then), renamed into place.
+    A swap cut short is finished without the steps it got through."""
+    chain = [Change.promote(staged)] if promote else []
     if old_image_there:
         chain.append(Change.destroy(image))
     chain.append(Change.rename(staged, image))
@@ -145,7 +146,7 @@ def _recover(c: Context, state: State, image: str) -> bool:
     if found.origin:  # not promoted: the image is untouched, drop it
         c.zfs.destroy(staged, recursive=True)
     else:
-        _swap(c, staged, dataset, dataset in state.names)
+        _swap(c, staged, dataset, False, dataset in state.names)
     return True
 
 
@@ -194,7 +195,7 @@ def commit(
     c.zfs.set_props(f"{staged}@{version}", props)
     c.zfs.set_props(staged, image.dataset.record())  # kind=image and the rest
     faults.point("commit.described")
-    _swap(c, staged, image.dataset.name, True)
+    _swap(c, staged, image.dataset.name, True, True)
     if point is None:
         faults.point("commit.swapped")
         c.zfs.destroy(temporary)
