@@ -68,19 +68,19 @@ def test_a_data_disk_is_the_next_lun_and_outlives_rollback_and_rebase(
     fill(lab, f"{root}/images/games", games_bytes)
     zboot("image", "snapshot", "games")
 
-    zboot("clone", "gold", "pcd1", "--mac", "52:54:00:da:00:01", "--data-disk", "6M")
+    zboot("clone", "gold", "pcd1", "--mac", "52:54:00:da:00:01", "--data-disk", "12M")
     zboot("clone", "gold", "pcd2", "--mac", "52:54:00:da:00:02", "--data-image", "games")
     zboot("clone", "gold", "pcd3", "--mac", "52:54:00:da:00:03")  # none
     one, two = zboot("show", "pcd1")["data"], zboot("show", "pcd2")["data"]
     assert one["data_disk"]["dataset"] == f"{root}/data/pcd1"
-    assert (one["data_disk"]["size"], one["data_disk"]["origin"]) == ("6.0M", "")
+    assert (one["data_disk"]["size"], one["data_disk"]["origin"]) == ("12.0M", "")
     assert two["data_disk"]["origin"] == f"{root}/images/games@v1"
     assert zboot("show", "pcd3")["data"]["data_disk"] is None
 
     # the OS disk where it always was, the data disk right after it
     assert read(lab, portal, one, os_lun, tmp_path / "os.raw")[:MIB] == gold_bytes
     empty = read(lab, portal, one, os_lun + 1, tmp_path / "data1.raw")
-    assert len(empty) == 6 * MIB and empty == bytes(6 * MIB)
+    assert len(empty) == 12 * MIB and empty == bytes(12 * MIB)
     assert read(lab, portal, two, os_lun + 1, tmp_path / "data2.raw")[:MIB] == games_bytes
     refused = iscsi.inquiry(portal, one["record"]["target"], os_lun + 1, "iqn.2026-12.org.x:y")
     assert refused.returncode != 0  # the data LUN lets in the host's initiator only
@@ -106,10 +106,14 @@ def test_a_data_disk_is_the_next_lun_and_outlives_rollback_and_rebase(
     # a host whose data disk name is taken is refused, nothing made
     ssh(lab, ["zfs", "create", "-s", "-V", "1M", f"{root}/data/pcd4"])
     refused_clone = zboot(
-        "clone", "gold", "pcd4", "--mac", "52:54:00:da:00:04", "--data-disk", "1M", code=4
+        "clone", "gold", "pcd4", "--mac", "52:54:00:da:00:04", "--data-disk", "8M", code=4
     )
     assert "exists already" in refused_clone["errors"][0]["message"]
     assert "pcd4" not in {h["name"] for h in zboot("list")["data"]}
+    too_small = zboot(
+        "clone", "gold", "pcd5", "--mac", "52:54:00:da:00:05", "--data-disk", "1M", code=2
+    )
+    assert "too small" in too_small["errors"][0]["message"]
     ssh(lab, ["zfs", "destroy", f"{root}/data/pcd4"])
 
     zboot("destroy", "pcd1", "pcd2", "pcd3", "--yes")

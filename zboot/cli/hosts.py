@@ -151,6 +151,11 @@ def clone_batch_outcome(image: str, results: list[Provisioned], show_secrets: bo
     return outcome
 
 
+# iPXE's BIOS disk emulation has no whole cylinder below about 8M, and a
+# firmware addressing the disk by cylinders cannot use it
+MIN_DATA_DISK = 8 << 20
+
+
 def data_disk_spec(size: str | None, image: str | None) -> provision.DataDisk | None:
     """--data-disk SIZE or --data-image IMAGE[@VERSION] (not both) as what
     provisioning makes."""
@@ -162,7 +167,13 @@ def data_disk_spec(size: str | None, image: str | None) -> provision.DataDisk | 
     if size is not None:
         # a zvol's size is a whole number of its blocks: whole MiB always is
         mib = 1 << 20
-        return provision.DataDisk(size=-(-size_bytes(size) // mib) * mib)
+        wanted = -(-size_bytes(size) // mib) * mib
+        if wanted < MIN_DATA_DISK:
+            raise InvalidInput(
+                f"a data disk of {size} is too small: 8M at least",
+                hint="give a size with a unit, e.g. --data-disk 100G",
+            )
+        return provision.DataDisk(size=wanted)
     if image is not None:
         name, at, version = image.partition("@")
         image_name(name)

@@ -1,11 +1,13 @@
 """The fleet benchmark (`contrib/bench/fleet`): zboot's batches against the
 pattern other tools use, on the lab's storage VM, in one run, one table.
 
-- zboot: `clone IMAGE --hosts FILE`, `rollback HOST...`, `destroy HOST...`
-  for N = 1, 10, 50, 100 hosts, run as a user runs them (the CLI).
+- zboot: `clone IMAGE --hosts FILE`, `rollback HOST...`, `rebase HOST...
+  --to IMAGE` (onto a version made just before), `destroy HOST...` for N =
+  1, 10, 50, 100 hosts, run as a user runs them (the CLI).
 - The baseline at N = 1 and 10, per host: a fresh `ssh` for each `zfs`
   command and for each `targetcli` step (backstore, target, LUN, ACL; for a
-  rollback, delete and re-create them), a fresh `ssh ... targetcli
+  rollback or a rebase, delete them, rename the disk away, clone the
+  version, re-create them), a fresh `ssh ... targetcli
   saveconfig`, and a fresh `ssh` writing the boot file: what the Proxmox
   ZFS-over-iSCSI plugin and home scripts do. Its disks live in their own
   dataset (BASE), so zboot never sees them.
@@ -47,7 +49,7 @@ IMAGE = "benchgold"
 IMAGE_MIB = 64
 BASE = f"{POOL}/zboot-bench-baseline"  # the baseline's own disks, outside zboot's root
 PERF_SECONDS = 10
-OPS = ("provision", "rollback", "destroy")
+OPS = ("provision", "rollback", "rebase", "destroy")
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,9 @@ class Bench:
                 Timing("zboot", "provision", n, self.timed("clone", IMAGE, "--hosts", str(listing)))
             )
             out.append(Timing("zboot", "rollback", n, self.timed("rollback", *names)))
+            self.zboot("image", "snapshot", IMAGE, "-m", f"bench: the version {n} hosts move to")
+            rebase = self.timed("rebase", *names, "--to", IMAGE)
+            out.append(Timing("zboot", "rebase", n, rebase))
             out.append(Timing("zboot", "destroy", n, self.timed("destroy", *names, "--yes")))
         return out
 
@@ -166,11 +171,24 @@ class Bench:
                 self.export_steps(host)
                 self.targetcli("saveconfig")
             out.append(Timing("baseline", "rollback", n, time.monotonic() - start))
+            made = self.zboot("image", "snapshot", IMAGE, "-m", f"bench: baseline {n}")
+            version = f"{ZBOOT_ROOT}/images/{IMAGE}@{made['version']}"
+            start = time.monotonic()
+            for host, _ in pairs:  # by hand: the old disk away, a clone of the version
+                self.unexport_steps(host)
+                self.fresh_ssh(
+                    shlex.join(["zfs", "rename", f"{BASE}/{host}", f"{BASE}/{host}-prev"])
+                )
+                self.clone(version, host)
+                self.export_steps(host)
+                self.targetcli("saveconfig")
+            out.append(Timing("baseline", "rebase", n, time.monotonic() - start))
             start = time.monotonic()
             for host, mac in pairs:
                 self.unexport_steps(host)
                 self.targetcli("saveconfig")
                 self.fresh_ssh(shlex.join(["zfs", "destroy", "-r", f"{BASE}/{host}-old"]))
+                self.fresh_ssh(shlex.join(["zfs", "destroy", "-r", f"{BASE}/{host}-prev"]))
                 self.fresh_ssh(shlex.join(["zfs", "destroy", "-r", f"{BASE}/{host}"]))
                 self.fresh_ssh(
                     shlex.join(["rm", "-f", f"{boot}/bench-{mac.replace(':', '-')}.ipxe"])
@@ -362,12 +380,15 @@ def report(timings: Sequence[Timing], perf: tuple[float, float], seconds: float)
             "The storage VM is emulated, so every process it starts is slow: compare "
             "ratios, not absolute times.",
             "",
-            "## Provision, rollback, destroy",
+            "## Provision, rollback, rebase, destroy",
             "",
             "zboot: one command per operation for all N hosts (`clone IMAGE --hosts FILE`, "
-            "`rollback HOST...`, `destroy HOST...`). Baseline: per host a fresh `ssh` for "
+            "`rollback HOST...`, `rebase HOST... --to IMAGE` onto a version made just "
+            "before, `destroy HOST...`). Baseline: per host a fresh `ssh` for "
             "every `zfs` command and every `targetcli` step, then `targetcli saveconfig`, "
-            "and a fresh `ssh` for the boot file.",
+            "and a fresh `ssh` for the boot file; its rebase is the fleet update done by "
+            "hand: the export taken down, the old disk renamed away, a clone of the new "
+            "version, the export made again.",
             "",
             table(timings),
             "",
