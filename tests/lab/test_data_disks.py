@@ -1,7 +1,8 @@
 """Data disks on the real server and engines: `clone --data-disk` and
 `--data-image` make a second zvol per host, exported as the LUN after the
 OS disk of the host's own target (real iSCSI reads through libiscsi), kept
-as it is by rollback and rebase, shown by `show`, destroyed with the host."""
+as it is by rollback and rebase, moved onto a data image's next version by
+`data rebase`, shown by `show`, destroyed with the host (archives too)."""
 
 from __future__ import annotations
 
@@ -102,6 +103,22 @@ def test_a_data_disk_is_the_next_lun_and_outlives_rollback_and_rebase(
     assert read(lab, portal, one, os_lun + 1, tmp_path / "data1.raw")[:MIB] == mine
     assert read(lab, portal, two, os_lun + 1, tmp_path / "data2.raw")[:MIB] == games_bytes
     assert zboot("show", "pcd1")["data"]["data_disk"]["dataset"] == f"{root}/data/pcd1"
+
+    # the data image's next version: pcd2's data disk moves onto it, the old
+    # one archived; its OS disk, target and script stay
+    fill(lab, f"{root}/images/games", games_v2 := os.urandom(MIB))
+    zboot("image", "snapshot", "games")
+    os_before = read(lab, portal, two, os_lun, tmp_path / "os2.raw")
+    moved_data = zboot("data", "rebase", "pcd2", "--to", "games")["data"]
+    assert moved_data["moved"] and moved_data["source"] == f"{root}/images/games@v2"
+    assert read(lab, portal, two, os_lun + 1, tmp_path / "data2.raw")[:MIB] == games_v2
+    assert read(lab, portal, two, os_lun, tmp_path / "os2.raw") == os_before
+    shown = zboot("show", "pcd2")["data"]
+    assert shown["data_disk"]["origin"] == f"{root}/images/games@v2"
+    assert [a["name"] for a in shown["archives"]][-1] == moved_data["archive"].rsplit("/", 1)[1]
+    assert zboot("data", "rebase", "pcd2", "--to", "games")["data"]["moved"] is False
+    refused = zboot("data", "rebase", "pcd3", "--to", "games", code=4)
+    assert "has no data disk" in refused["errors"][0]["message"]
 
     # a host whose data disk name is taken is refused, nothing made
     ssh(lab, ["zfs", "create", "-s", "-V", "1M", f"{root}/data/pcd4"])

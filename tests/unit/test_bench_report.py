@@ -22,12 +22,13 @@ def test_the_table_has_a_row_per_tool_and_size_and_the_ratios_say_met_or_missed(
     rows = text.splitlines()
     assert rows[2].startswith("| zboot | 10 | 10.0 | 1.00 |")
     assert rows[3].startswith("| zboot | 100 | 120.0 | 1.20 |")
-    assert rows[4] == "| baseline | 10 | 250.0 | 25.00 | 90.0 | 9.00 | - | - |"
-    provision, rollback, destroy = ratio_lines(timings)
+    assert rows[4] == "| baseline | 10 | 250.0 | 25.00 | 90.0 | 9.00 | - | - | - | - |"
+    provision, rollback, rebase, destroy = ratio_lines(timings)
     assert provision.startswith("- **provision**: baseline/zboot")
     assert "= 25.0 (want >= 10: met)" in provision and "= 1.20 (want <= 1.5: met)" in provision
     assert "= 9.0 (want >= 10: MISSED)" in rollback
     assert "baseline/zboot" not in destroy and "1.20" in destroy
+    assert rebase == "- **rebase**:"  # not measured in this run: no ratio claimed
 
 
 def test_bench_hosts_are_valid_and_distinct_across_sizes() -> None:

@@ -12,6 +12,7 @@ from ..ops import setup
 from ..ops.setup import Initialized
 from . import (
     boot,
+    data,
     doctor,
     enrol,
     ephemeral,
@@ -35,6 +36,7 @@ app = typer.Typer(
 app.add_typer(images.app, name="image")
 app.add_typer(exports.app, name="export")
 app.add_typer(power.app, name="power")
+app.add_typer(data.app, name="data")
 app.command("doctor")(doctor.doctor)
 app.command("sync")(doctor.sync)
 app.command("unlock")(doctor.unlock)

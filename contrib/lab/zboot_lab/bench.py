@@ -320,7 +320,7 @@ def ratio_lines(timings: Sequence[Timing]) -> list[str]:
                 f"zboot per host N=100 / N=10 = {growth:.2f} "
                 f"(want <= 1.5: {'met' if growth <= 1.5 else 'MISSED'})"
             )
-        lines.append("- " + parts[0] + " " + "; ".join(parts[1:]))
+        lines.append(("- " + parts[0] + " " + "; ".join(parts[1:])).rstrip())
     return lines
 
 

@@ -1,0 +1,98 @@
+"""`zboot data rebase HOST... --to IMAGE[@VERSION]`: hosts' data disks move
+onto another version of a data image (the OS disks stay as they are)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import InvalidInput
+from ..names import host_name
+from ..ops import data as data_ops
+from ..ops.data import DataRebased
+from ..ops.hostfile import read_host_names
+from ..ops.state import leaf
+from .batch import HostResult, batch_outcome, one_or_batch
+from .session import Outcome, Session, confirm, run
+
+app = typer.Typer(
+    help="Each host's data disk: the second disk beside its OS disk.", no_args_is_help=True
+)
+
+
+def detail(one: DataRebased) -> str:
+    if not one.moved:
+        return f"on {leaf(one.to)} already, nothing changed"
+    if one.archive:
+        return f"previous data disk kept as {leaf(one.archive)}"
+    return "previous data disk discarded"
+
+
+def rebased_one(one: DataRebased) -> Outcome:
+    verb = "moved onto" if one.moved else "stays on"
+    return Outcome(one.result(), f"data disk of {one.host} {verb} {leaf(one.to)}; {detail(one)}")
+
+
+def rebased_batch(results: list[DataRebased]) -> Outcome:
+    return batch_outcome(
+        [
+            HostResult(
+                r.host, {k: v for k, v in r.result().items() if k != "host"}, detail(r), r.error
+            )
+            for r in results
+        ],
+        f"on {leaf(results[0].to)}" if results else "rebased",
+        {},
+    )
+
+
+@app.command("rebase")
+def rebase(
+    ctx: typer.Context,
+    hosts: Annotated[list[str] | None, typer.Argument(metavar="HOST...")] = None,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", metavar="IMAGE[@VERSION]", help="the data image version (default: its newest)"
+        ),
+    ] = "",
+    hosts_file: Annotated[
+        Path | None,
+        typer.Option("--hosts", metavar="FILE", help="the hosts of a CSV or TOML hosts file"),
+    ] = None,
+    discard: Annotated[
+        bool, typer.Option(help="throw each replaced data disk away instead of archiving it")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="even while the machine is logged in to its disks")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="do not ask before --discard destroys")
+    ] = False,
+) -> None:
+    """Move hosts' data disks onto another version of a data image: each gets
+    a fresh clone of it; the old one is archived unless --discard (which asks
+    first). OS disks, targets, CHAP secrets and scripts stay as they are.
+    Example: zboot data rebase pc01 pc02 --to games@v4"""
+
+    def action(s: Session) -> Outcome:
+        if not to:
+            raise InvalidInput("give the data image version: --to IMAGE[@VERSION]")
+        given = list(hosts or [])
+        if hosts_file is not None:
+            if given:
+                raise InvalidInput("give HOST... or --hosts FILE, not both")
+            given = read_host_names(hosts_file)
+        if not given:
+            raise InvalidInput("give HOST... or --hosts FILE")
+        names = list(dict.fromkeys(host_name(h) for h in given))
+        question = f"move the data disks of {', '.join(names)} and destroy the old ones?"
+        if discard and not s.dry_run and not confirm(question, yes, s.json):
+            return Outcome({"hosts": []}, "nothing moved")
+        results = data_ops.data_rebase(s.context, names, to, discard, force)
+        batched = len(names) > 1 or hosts_file is not None
+        return one_or_batch(results, rebased_one, rebased_batch, batched=batched)
+
+    run(ctx, "data rebase", action)
