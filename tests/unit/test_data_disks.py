@@ -5,6 +5,8 @@ tests/lab/test_data_disks.py; counted by real clients: tests/e2e.)"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from test_ops import CONFIG, changes, world
 from zfs_samples import GET, LIST
 
@@ -14,8 +16,10 @@ from zboot.names import HostName
 from zboot.ops.context import Context
 from zboot.ops.data import data_rebase
 from zboot.ops.destroy import destroy
+from zboot.ops.doctor import Survey, check
 from zboot.ops.hostfile import HostSpec
 from zboot.ops.provision import DataDisk, clone
+from zboot.ops.state import read_state
 from zboot.targets.base import NoEngine
 from zboot.testing.recording import RecordingRunner
 from zboot.zfs.cli import ZfsCli
@@ -173,3 +177,19 @@ def test_a_host_without_a_data_disk_is_refused_by_data_rebase() -> None:
     [refused] = data_rebase(context(runner), [HostName(host)], "games", False, False)
     assert isinstance(refused.error, Conflict) and "has no data disk" in refused.error.message
     assert changes(runner) == []
+
+
+def test_doctor_reports_a_missing_and_an_orphan_data_disk_and_repairs_neither() -> None:
+    listed = LIST + (
+        "tank/zboot/data\tfilesystem\t98304\t98304\t-\t-\t1795239104\t1.00\n"
+        "tank/zboot/data/pc09\tvolume\t8192\t69632\t16777216\t-\t1795239247\t1.33\n"
+    )
+    got = GET + "tank/zboot/hosts/pc01\torg.zboot:data\ton\n"
+    got += "tank/zboot/data/pc09\torg.zboot:kind\tdata\n"
+    state = read_state(ZfsCli(world(listed, got)), CONFIG)
+    config = replace(CONFIG, iqn_base="iqn.2026-12.org.example")
+    found = check(config, 0, Survey(state, "none", {}, {}, {}, set(), "tank", 12))
+    assert [(f.kind, f.subject, f.repair) for f in found if "data-disk" in f.kind] == [
+        ("missing-data-disk", "pc01", ""),
+        ("orphan-data-disk", "tank/zboot/data/pc09", ""),
+    ]

@@ -246,7 +246,30 @@ def check(config: Config, lun: int, s: Survey) -> list[Finding]:
         *_chaps(config, s),
         *(Finding("boot-file-access", p.split()[0], p, "") for p in s.script_access),
         *_space_and_marks(s),
+        *_data_disks(s),
     ]
+
+
+def _data_disks(s: Survey) -> list[Finding]:
+    """A host whose record names a data disk that is not there, and a data
+    disk of no host. Neither is repaired: a data disk holds a user's data,
+    and only a person knows what it should be."""
+    out: list[Finding] = []
+    for h in sorted(s.state.hosts.values(), key=lambda h: h.name):
+        if h.record.data == "on" and h.name not in s.state.data:
+            out.append(
+                Finding(
+                    "missing-data-disk",
+                    h.name,
+                    "its record names a data disk, and there is none (a data rebase cut "
+                    "short is finished by running it again)",
+                    "",
+                )
+            )
+    for host, disk in sorted(s.state.data.items()):
+        if host not in s.state.hosts:
+            out.append(Finding("orphan-data-disk", disk.name, "a data disk of no host", ""))
+    return out
 
 
 def _operations(s: Survey) -> list[Finding]:
