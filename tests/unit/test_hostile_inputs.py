@@ -952,6 +952,15 @@ CASES: list[Case] = [
         COMPONENT_BAD,
     ),
     Case(
+        "commit --image NEW-IMAGE",
+        ("commit", "image"),
+        IMAGE_NAME,
+        COMPONENT,
+        "golden2",
+        lambda v, p: p.cli("commit", "--message=updates", f"--image={v}", "--", "pc09"),
+        COMPONENT_BAD,
+    ),
+    Case(
         "data rebase --to IMAGE",
         ("data rebase", "to"),
         image_spec(),

@@ -538,3 +538,33 @@ def test_a_bad_reserve_in_the_config_is_refused(tmp_path: Path, bad: object) -> 
     path.write_text(f'[zfs]\npool = "tank"\nreserve = {value}\n')
     with pytest.raises(InvalidInput, match="reserve"):
         load(path)
+
+
+def test_a_commit_into_a_new_image_is_its_first_version_and_changes_no_other() -> None:
+    runner = world(written=0)
+    c = Context(CONFIG, runner, ZfsCli(runner), NoEngine)
+    done = commit(c, HostName("pc01"), "a test build", None, "golden2")
+    assert (done.image, done.version, done.result()["base"]) == ("golden2", "v1", "golden@v1")
+    made = changes(runner)
+    staged = "tank/zboot/commit/golden2"
+    [send] = [m for m in made if m[0] == "sh"]
+    assert send[-3:] == (
+        "tank/zboot/images/golden@v1",
+        "tank/zboot/hosts/pc01@zboot-commit",
+        f"{staged}@v1",
+    )
+    assert ("zfs", "rename", staged, "tank/zboot/images/golden2") in made
+    # no promote, nothing of golden touched: the new image is a clone of golden@v1
+    assert not [m for m in made if m[1] == "promote" or m[-1] == "tank/zboot/images/golden"]
+
+
+def test_a_commit_into_an_image_that_exists_is_refused_and_changes_nothing() -> None:
+    runner = world(
+        LIST + "tank/zboot/images/other\tvolume\t69632\t69632\t4194304\t-\t1795239140\t1.33\n",
+        GET + "tank/zboot/images/other\torg.zboot:kind\timage\n",
+        written=0,
+    )
+    c = Context(CONFIG, runner, ZfsCli(runner), NoEngine)
+    with pytest.raises(Conflict, match="image 'other' exists already"):
+        commit(c, HostName("pc01"), "x", None, "other")
+    assert changes(runner) == []

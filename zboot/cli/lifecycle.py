@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InvalidInput
-from ..names import host_name, snapshot_name
+from ..names import host_name, image_name, snapshot_name
 from ..names import message as message_text
 from ..ops import commit as commit_ops
 from ..ops import rebase as rebase_ops
@@ -33,6 +33,15 @@ def commit(
             help="commit this restore point of the host (it may be running meanwhile)",
         ),
     ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image",
+            metavar="NEW-IMAGE",
+            help="make the disk a new image's first version instead (a clone of the "
+            "host's version: fast, and it keeps that version from being pruned)",
+        ),
+    ] = None,
 ) -> None:
     """Make a host's disk its image's next version (one incremental stream on
     the server; the image is unchanged if it fails). Refused while the
@@ -44,7 +53,8 @@ def commit(
         name = host_name(host)  # bad input stops here, before the server
         message_text(message)
         point = snapshot_name(from_) if from_ is not None else None
-        done = commit_ops.commit(s.context, name, message, point)
+        into = image_name(image) if image is not None else None
+        done = commit_ops.commit(s.context, name, message, point, into)
         return Outcome(
             done.result(),
             f"host {name} committed as {done.image}@{done.version} "

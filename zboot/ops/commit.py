@@ -17,6 +17,10 @@ after it, the same command lets go of the host's snapshot and reports the
 version. The host itself does not change: it stays a clone of vN until it
 is rebased (`zboot rebase HOST --to IMAGE`).
 
+`--image NEW` makes the disk a new image's first version instead: the same
+staged receive, renamed to images/NEW (no promote: the new image stays a
+clone of the host's version, sharing its blocks).
+
 What it refuses, before anything changes: a host that is logged in (its
 disk is changing; `--from` a restore point taken before is consistent), an
 image that gained a version after the host's origin (the stream would not
@@ -30,14 +34,14 @@ from dataclasses import dataclass
 from .. import faults, names
 from ..config import Config
 from ..errors import Conflict, NotFound
-from ..names import HostName, SnapshotName
+from ..names import HostName, SnapshotName, image_name
 from ..zfs.cli import Change
 from .context import Context
 from .exports import record_export
 from .images import next_version
 from .maintenance import HOLDER
 from .space import check_reserve
-from .state import COMMIT, State, leaf, now, read_state
+from .state import COMMIT, KIND, State, leaf, now, read_state
 
 
 @dataclass(frozen=True)
@@ -58,15 +62,29 @@ class Committed:
         }
 
 
-def _check(c: Context, state: State, host: HostName, point: SnapshotName | None) -> str:
-    """The version the host's changes go on top of; refuses what cannot be
-    committed (see the module docstring)."""
+def _check_host(c: Context, state: State, host: HostName, point: SnapshotName | None) -> None:
+    """Refuses a host mid-operation, or logged in (unless a restore point is
+    committed)."""
     h = state.host(host)
     if h.unfinished:
         raise Conflict(
             f"host {host!r} is {h.record.state} ({h.record.step})",
             hint="zboot sync finishes it; then commit",
         )
+    if point is None and h.record.target and c.engine.name != "none":
+        export = record_export(c.runner, c.config, host, h.record)
+        if live := c.engine.sessions([export.target]).get(export.target):
+            raise Conflict(
+                f"host {host!r} is in use: {', '.join(live)} is logged in, so its disk is changing",
+                hint=f"shut the machine down, or take a restore point (zboot snapshot "
+                f"{host} -n NAME) and commit --from NAME",
+            )
+
+
+def _check(c: Context, state: State, host: HostName, point: SnapshotName | None) -> str:
+    """The version the host's changes go on top of; refuses what cannot be
+    committed (see the module docstring)."""
+    h = state.host(host)
     image = state.image(h.record.image)
     base = h.record.origin
     newest = image.versions[-1].dataset.name if image.versions else ""
@@ -88,15 +106,16 @@ def _check(c: Context, state: State, host: HostName, point: SnapshotName | None)
             "those changes are not a version yet",
             hint=f"zboot image snapshot {image.name} keeps them as a version; then rebase",
         )
-    if point is None and h.record.target and c.engine.name != "none":
-        export = record_export(c.runner, c.config, host, h.record)
-        if live := c.engine.sessions([export.target]).get(export.target):
-            raise Conflict(
-                f"host {host!r} is in use: {', '.join(live)} is logged in, so its disk is changing",
-                hint=f"shut the machine down, or take a restore point (zboot snapshot "
-                f"{host} -n NAME) and commit --from NAME",
-            )
     return base
+
+
+def _check_new(c: Context, state: State, name: str) -> None:
+    """A commit into a new image: the name must be free."""
+    if name in state.images or f"{c.config.images}/{name}" in state.names:
+        raise Conflict(
+            f"image {name!r} exists already",
+            hint="commit without --image adds a version to the host's own image",
+        )
 
 
 def staged_dataset(config: Config, image: str) -> str:
@@ -104,13 +123,13 @@ def staged_dataset(config: Config, image: str) -> str:
     return f"{config.root}/commit/{image}"
 
 
-def _finish_committed(c: Context, state: State, host: HostName) -> Committed | None:
+def _finish_committed(c: Context, state: State, host: HostName, into: str) -> Committed | None:
     """A commit of host that got as far as naming the new version and was
     cut short before it let go of the host's snapshot: finish it (the same
     command again is how a cut-short commit is finished)."""
     h = state.host(host)
     temporary = f"{h.dataset.name}@{COMMIT}"
-    image = state.images.get(h.record.image)
+    image = state.images.get(into)
     if image is None or not image.versions or temporary not in state.names:
         return None
     newest = image.versions[-1]
@@ -155,30 +174,44 @@ def commit(
     host: HostName,
     message: str,
     point: SnapshotName | None = None,
+    into: str | None = None,
 ) -> Committed:
     """The host's disk now (or its restore point `point`) as its image's
-    next version, with message on it. Steps: the host's snapshot (unless a
-    restore point is given), the stream received as a staged clone, its
-    description, the swap, the host's snapshot dropped (module docstring)."""
+    next version, with message on it; into: a new image's first version
+    instead (a clone of the host's version on the server: it shares that
+    version's blocks and keeps it from being pruned). Steps: the host's
+    snapshot (unless a restore point is given), the stream received as a
+    staged clone, its description, the swap (for a new image: a rename),
+    the host's snapshot dropped (module docstring)."""
     names.message(message)
+    new = image_name(into) if into else None
     state = read_state(c.zfs, c.config)
     h = state.host(host)
-    if _recover(c, state, h.record.image):
+    if new == h.record.image:
+        new = None
+    target_name = new or h.record.image
+    if _recover(c, state, target_name):
         state = read_state(c.zfs, c.config)
         h = state.host(host)
-    if point is None and (finished := _finish_committed(c, state, host)) is not None:
-        return finished
+    if point is None and (done := _finish_committed(c, state, host, target_name)) is not None:
+        return done
     if point is not None:
         source = f"{h.dataset.name}@{point}"
         if source not in {p.name for p in h.restore_points}:
             raise NotFound(
                 f"host {host!r} has no restore point {point!r}", hint=f"zboot show {host}"
             )
-    base = _check(c, state, host, point)
+    _check_host(c, state, host, point)
+    if new is None:
+        base = _check(c, state, host, point)
+        image = state.image(h.record.image)
+        version, record, dataset = next_version(image), image.dataset.record(), image.dataset.name
+    else:
+        _check_new(c, state, new)
+        base, version = h.record.origin, "v1"
+        record, dataset = {KIND: "image", "created": now()}, f"{c.config.images}/{new}"
     check_reserve(c.config, state, f"committing {host}")
-    image = state.image(h.record.image)
-    version = next_version(image)
-    staged = staged_dataset(c.config, image.name)
+    staged = staged_dataset(c.config, target_name)
     temporary = f"{h.dataset.name}@{COMMIT}"
     if point is None:
         if temporary in state.names:  # left by a commit that was cut short
@@ -193,10 +226,10 @@ def commit(
     committed_from = host if point is None else f"{host}@{point}"
     props = {"created": now(), "message": message, "committed-from": committed_from}
     c.zfs.set_props(f"{staged}@{version}", props)
-    c.zfs.set_props(staged, image.dataset.record())  # kind=image and the rest
+    c.zfs.set_props(staged, record)  # kind=image and the rest of the image's record
     faults.point("commit.described")
-    _swap(c, staged, image.dataset.name, True, True)
+    _swap(c, staged, dataset, new is None, new is None)
     if point is None:
         faults.point("commit.swapped")
         c.zfs.destroy(temporary)
-    return Committed(host, image.name, version, source, base)
+    return Committed(host, target_name, version, source, base)
