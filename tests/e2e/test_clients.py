@@ -52,6 +52,7 @@ def test_maintenance_updates_the_image_for_hosts_cloned_afterwards(
 
 
 C, D, E, G = "52:54:00:e2:00:11", "52:54:00:e2:00:12", "52:54:00:e2:00:13", "52:54:00:e2:00:14"
+H, J = "52:54:00:e2:00:15", "52:54:00:e2:00:16"
 
 
 @pytest.mark.full  # CI runs commit, rebase and data disks in the lab phase: docs/lab.md
@@ -59,11 +60,12 @@ def test_a_hosts_disk_becomes_the_next_version_and_hosts_rebase_onto_it(
     lab: Layout, zboot: Zboot, tmp_path: Path
 ) -> None:
     """Issue 19's fleet walk: pc C counts two boots, its disk is committed as
-    v2; a host cloned from v2 continues at 3. Hosts D (an empty data disk,
-    CHAP) and G (a data disk cloned from a data image) counted on their own
-    v1 disks and on their data disks (drive 0x81); rebased onto v2 they go
-    on from the committed state, their data disks keep their own count, D's
-    CHAP secret and script are unchanged."""
+    v2; a host cloned from v2 continues at 3. Four hosts, D (an empty data
+    disk, CHAP), G (a data disk cloned from a data image), H (no data disk)
+    and J (an empty data disk), counted on their own v1 disks and on their
+    data disks (drive 0x81); rebased onto v2 in one batch they go on from the
+    committed state, each data disk keeps its own count, D's CHAP secret and
+    script are unchanged."""
     golden(zboot, tmp_path, "bios")
     # data disks of 64M: iPXE's BIOS disk geometry for a disk under 8M has no
     # whole cylinder, and the counting program addresses sector 1 by CHS
@@ -72,22 +74,25 @@ def test_a_hosts_disk_becomes_the_next_version_and_hosts_rebase_onto_it(
     zboot("clone", "gold", "pce2ec", "--mac", C)
     zboot("clone", "gold", "pce2er", "--mac", D, "--chap", "--data-disk", "64M")
     zboot("clone", "gold", "pce2eg", "--mac", G, "--data-image", "games")
+    zboot("clone", "gold", "pce2eh", "--mac", H)
+    zboot("clone", "gold", "pce2ej", "--mac", J, "--data-disk", "64M")
     assert [boot(lab, C).counter, boot(lab, C).counter] == [1, 2]
-    first = [boot(lab, D), boot(lab, G)]
-    assert [(b.counter, b.data_counter) for b in first] == [(1, 1), (1, 1)]
+    first = [boot(lab, m) for m in (D, G, H, J)]
+    assert [(b.counter, b.data_counter) for b in first] == [(1, 1), (1, 1), (1, None), (1, 1)]
     assert first[0].san_devices[-2:] == ["0x80", "0x81"]  # the OS disk, then the data disk
     committed = zboot("commit", "pce2ec", "-m", "counted twice")["data"]
     assert (committed["version"], committed["base"]) == ("v2", "gold@v1")
     zboot("clone", "gold", "pce2en", "--mac", E)  # from v2
     assert boot(lab, E).counter == 3  # the committed disk's count, plus this boot
     script = lab_script(lab, zboot, D)
-    moved = zboot("rebase", "pce2er", "pce2eg", "--to", "gold")["data"]["hosts"]
-    assert [h["moved"] for h in moved] == [True, True]
+    fleet = ["pce2er", "pce2eg", "pce2eh", "pce2ej"]
+    moved = zboot("rebase", *fleet, "--to", "gold")["data"]["hosts"]
+    assert [h["moved"] for h in moved] == [True] * 4
     assert all(h["source"].endswith("/gold@v2") for h in moved)
     assert lab_script(lab, zboot, D) == script  # same target, same CHAP secret
-    after = [boot(lab, D), boot(lab, G)]
+    after = [boot(lab, m) for m in (D, G, H, J)]
     # v2's count goes on (not their own 1); each data disk's own count goes on
-    assert [(b.counter, b.data_counter) for b in after] == [(3, 2), (3, 2)]
+    assert [(b.counter, b.data_counter) for b in after] == [(3, 2), (3, 2), (3, None), (3, 2)]
     assert boot(lab, C).counter == 3  # C's disk is its own: the commit left it as it was
 
 
