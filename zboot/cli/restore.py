@@ -19,6 +19,13 @@ from .batch import HostResult, batch_outcome, one_or_batch
 from .session import Outcome, Session, confirm, run
 
 
+def gone_name(dataset: str) -> str:
+    """A destroyed dataset as the batch table shows it: its leaf, and a data
+    disk marked as one (it has its host's name too)."""
+    parent, _, name = dataset.rpartition("/")
+    return f"{name} (data disk)" if parent.endswith("/data") else name
+
+
 def rolled_back(one: Rollback) -> Outcome:
     result = one.result()
     kept = (
@@ -53,7 +60,9 @@ def destroyed_one(one: Retired) -> Outcome:
 def destroyed_batch(results: list[Retired]) -> Outcome:
     return batch_outcome(
         [
-            HostResult(r.host, {"destroyed": r.gone}, ", ".join(leaf(g) for g in r.gone), r.error)
+            HostResult(
+                r.host, {"destroyed": r.gone}, ", ".join(gone_name(g) for g in r.gone), r.error
+            )
             for r in results
         ],
         "destroyed",
