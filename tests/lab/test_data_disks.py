@@ -119,6 +119,16 @@ def test_a_data_disk_is_the_next_lun_and_outlives_rollback_and_rebase(
     assert zboot("data", "rebase", "pcd2", "--to", "games")["data"]["moved"] is False
     refused = zboot("data", "rebase", "pcd3", "--to", "games", code=4)
     assert "has no data disk" in refused["errors"][0]["message"]
+    # data reset: pcd1's disk (written above) empty again, pcd2's a fresh clone
+    # of the version it is on; both old ones archived
+    fill(lab, f"{root}/data/pcd2", os.urandom(MIB))
+    reset = zboot("data", "reset", "pcd1", "pcd2")["data"]["hosts"]
+    assert [(h["moved"], h["source"]) for h in reset] == [
+        (True, ""),
+        (True, f"{root}/images/games@v2"),
+    ]
+    assert read(lab, portal, one, os_lun + 1, tmp_path / "data1.raw") == bytes(12 * MIB)
+    assert read(lab, portal, two, os_lun + 1, tmp_path / "data2.raw")[:MIB] == games_v2
 
     # a host whose data disk name is taken is refused, nothing made
     ssh(lab, ["zfs", "create", "-s", "-V", "1M", f"{root}/data/pcd4"])

@@ -51,7 +51,8 @@ def with_data(origin: str = "tank/zboot/images/games@v1", kind: str = "data") ->
     )
     got = GET + GAMES_GET + "tank/zboot/hosts/pc01\torg.zboot:data\ton\n"
     got += f"{DATA}\torg.zboot:kind\t{kind}\n{DATA}\torg.zboot:host\tpc01\n"
-    got += f"{DATA}\torg.zboot:origin\t{origin}\n"
+    if origin != "-":  # "-": an empty data disk, made with --data-disk
+        got += f"{DATA}\torg.zboot:origin\t{origin}\n"
     return world(listed, got)
 
 
@@ -193,3 +194,16 @@ def test_doctor_reports_a_missing_and_an_orphan_data_disk_and_repairs_neither() 
         ("missing-data-disk", "pc01", ""),
         ("orphan-data-disk", "tank/zboot/data/pc09", ""),
     ]
+
+
+def test_data_reset_makes_an_empty_disk_empty_again_and_a_clone_fresh_again() -> None:
+    runner = with_data(origin="-")  # an empty data disk: no origin
+    [empty] = data_rebase(context(runner), [HostName("pc01")], None, False, False)
+    assert empty.moved and empty.result()["source"] == ""
+    made = [c for c in changes(runner) if c[1] in ("create", "clone")][-1]
+    assert made[:5] == ("zfs", "create", "-s", "-V", "16777216") and made[-1] == DATA
+    runner = with_data()  # a clone of games@v1: a fresh clone of games@v1, not v2
+    [fresh] = data_rebase(context(runner), [HostName("pc01")], None, False, False)
+    assert fresh.moved and fresh.result()["source"] == "tank/zboot/images/games@v1"
+    made = [c for c in changes(runner) if c[1] == "clone"][-1]
+    assert made[-2:] == ("tank/zboot/images/games@v1", DATA)

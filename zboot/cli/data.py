@@ -1,5 +1,6 @@
 """`zboot data rebase HOST... --to IMAGE[@VERSION]`: hosts' data disks move
-onto another version of a data image (the OS disks stay as they are)."""
+onto another version of a data image; `zboot data reset HOST...`: back to
+how they were made. The OS disks stay as they are."""
 
 from __future__ import annotations
 
@@ -25,12 +26,18 @@ app = typer.Typer(
 def detail(one: DataRebased) -> str:
     if not one.moved:
         return f"on {leaf(one.to)} already, nothing changed"
-    if one.archive:
-        return f"previous data disk kept as {leaf(one.archive)}"
-    return "previous data disk discarded"
+    if one.to.startswith(data_ops.EMPTY):
+        return f"empty again; previous data disk {kept(one)}"
+    return f"previous data disk {kept(one)}"
+
+
+def kept(one: DataRebased) -> str:
+    return f"kept as {leaf(one.archive)}" if one.archive else "discarded"
 
 
 def rebased_one(one: DataRebased) -> Outcome:
+    if one.to.startswith(data_ops.EMPTY):
+        return Outcome(one.result(), f"data disk of {one.host}: {detail(one)}")
     verb = "moved onto" if one.moved else "stays on"
     return Outcome(one.result(), f"data disk of {one.host} {verb} {leaf(one.to)}; {detail(one)}")
 
@@ -43,7 +50,7 @@ def rebased_batch(results: list[DataRebased]) -> Outcome:
             )
             for r in results
         ],
-        f"on {leaf(results[0].to)}" if results else "rebased",
+        "replaced",
         {},
     )
 
@@ -80,19 +87,62 @@ def rebase(
     def action(s: Session) -> Outcome:
         if not to:
             raise InvalidInput("give the data image version: --to IMAGE[@VERSION]")
-        given = list(hosts or [])
-        if hosts_file is not None:
-            if given:
-                raise InvalidInput("give HOST... or --hosts FILE, not both")
-            given = read_host_names(hosts_file)
-        if not given:
-            raise InvalidInput("give HOST... or --hosts FILE")
-        names = list(dict.fromkeys(host_name(h) for h in given))
-        question = f"move the data disks of {', '.join(names)} and destroy the old ones?"
-        if discard and not s.dry_run and not confirm(question, yes, s.json):
-            return Outcome({"hosts": []}, "nothing moved")
-        results = data_ops.data_rebase(s.context, names, to, discard, force)
-        batched = len(names) > 1 or hosts_file is not None
-        return one_or_batch(results, rebased_one, rebased_batch, batched=batched)
+        return replace_disks(s, hosts, hosts_file, to, discard, force, yes)
 
     run(ctx, "data rebase", action)
+
+
+@app.command("reset")
+def reset(
+    ctx: typer.Context,
+    hosts: Annotated[list[str] | None, typer.Argument(metavar="HOST...")] = None,
+    hosts_file: Annotated[
+        Path | None,
+        typer.Option("--hosts", metavar="FILE", help="the hosts of a CSV or TOML hosts file"),
+    ] = None,
+    discard: Annotated[
+        bool, typer.Option(help="throw each replaced data disk away instead of archiving it")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="even while the machine is logged in to its disks")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="do not ask before --discard destroys")
+    ] = False,
+) -> None:
+    """Put hosts' data disks back to how they were made: a fresh clone of the
+    data image version each came from, or a fresh empty disk of its size. The
+    old one is archived unless --discard (which asks first). rollback, rebase
+    and the OS disk's resets never touch a data disk: this is how to.
+    Example: zboot data reset pc01"""
+
+    def action(s: Session) -> Outcome:
+        return replace_disks(s, hosts, hosts_file, None, discard, force, yes)
+
+    run(ctx, "data reset", action)
+
+
+def replace_disks(
+    s: Session,
+    hosts: list[str] | None,
+    hosts_file: Path | None,
+    to: str | None,
+    discard: bool,
+    force: bool,
+    yes: bool,
+) -> Outcome:
+    """data rebase (to: the version) and data reset (to None), as one."""
+    given = list(hosts or [])
+    if hosts_file is not None:
+        if given:
+            raise InvalidInput("give HOST... or --hosts FILE, not both")
+        given = read_host_names(hosts_file)
+    if not given:
+        raise InvalidInput("give HOST... or --hosts FILE")
+    names = list(dict.fromkeys(host_name(h) for h in given))
+    question = f"replace the data disks of {', '.join(names)} and destroy the old ones?"
+    if discard and not s.dry_run and not confirm(question, yes, s.json):
+        return Outcome({"hosts": []}, "nothing replaced")
+    results = data_ops.data_rebase(s.context, names, to, discard, force)
+    batched = len(names) > 1 or hosts_file is not None
+    return one_or_batch(results, rebased_one, rebased_batch, batched=batched)

@@ -1,5 +1,7 @@
 """Data disks moved onto another version of a data image (`zboot data
-rebase`): the fleet's game library updated without touching any OS disk.
+rebase`): the fleet's game library updated without touching any OS disk;
+or put back to how they were made (`zboot data reset`: a fresh clone of
+their own version, or a fresh empty disk).
 
 For every host at once: the exports come down (one engine call); each data
 disk is marked as an archive with the plan on it (the version it moves to,
@@ -30,6 +32,7 @@ from .state import KIND, State, leaf, now, read_state, version_snapshot
 
 PLAN_TO = "data-rebase-to"  # on a data disk being moved: the version it moves to
 PLAN_ARCHIVE = "data-archive"  # and the name it is archived under
+EMPTY = "empty:"  # PLAN_TO of a data disk reset to empty: "empty:<bytes>"
 
 
 @dataclass
@@ -45,7 +48,8 @@ class DataRebased:
     old: Dataset | None = None  # the data disk (or its half-moved archive) found
 
     def result(self) -> dict[str, object]:
-        return {"host": self.host, "source": self.to, "archive": self.archive, "moved": self.moved}
+        source = "" if self.to.startswith(EMPTY) else self.to  # "": an empty disk
+        return {"host": self.host, "source": source, "archive": self.archive, "moved": self.moved}
 
 
 def _half_moved(state: State, host: HostName) -> Dataset | None:
@@ -57,9 +61,10 @@ def _half_moved(state: State, host: HostName) -> Dataset | None:
     return None
 
 
-def _check(state: State, r: DataRebased) -> None:
+def _check(state: State, r: DataRebased, reset: bool = False) -> None:
     """What the host has to move, or why it cannot (r.error), or that it is
-    on that version already (r.old stays None)."""
+    on that version already (r.old stays None). reset: the disk goes back to
+    how it was made, whatever it is now (r.to: its own version, or empty)."""
     h = state.host(r.host)
     if h.record.unfinished:
         raise Conflict(
@@ -68,6 +73,10 @@ def _check(state: State, r: DataRebased) -> None:
         )
     current = state.data.get(r.host)
     half = _half_moved(state, r.host) if current is None else None
+    if half is not None and reset:
+        r.to = half.prop(PLAN_TO) or ""
+    elif current is not None and reset:
+        r.to = current.prop("origin") or f"{EMPTY}{current.volsize or 0}"
     if half is not None:
         if half.prop(PLAN_TO) != r.to:
             raise Conflict(
@@ -82,7 +91,7 @@ def _check(state: State, r: DataRebased) -> None:
             f"host {r.host!r} has no data disk",
             hint="a data disk is made with the host: zboot clone ... --data-image IMAGE",
         )
-    if current.prop("origin") != r.to:
+    if reset or current.prop("origin") != r.to:
         r.old = current
 
 
@@ -103,20 +112,22 @@ def _chain(c: Context, r: DataRebased, old: Dataset, stamp: str) -> list[Change]
             PLAN_ARCHIVE: archive,
         }
         steps += [Change.set(place, mark), Change.rename(place, archive)]
+    record = {KIND: "data", "host": r.host, "created": now()}
+    if r.to.startswith(EMPTY):
+        return [*steps, Change.volume(place, int(r.to.removeprefix(EMPTY)), record)]
     image, _, version = leaf(r.to).partition("@")
-    record = {KIND: "data", "host": r.host, "created": now(), "image": image}
-    record |= {"version": version, "origin": r.to}
+    record |= {"image": image, "version": version, "origin": r.to}
     return [*steps, Change.clone(r.to, place, record)]
 
 
 def _movable(
-    c: Context, state: State, results: list[DataRebased], force: bool
+    c: Context, state: State, results: list[DataRebased], force: bool, reset: bool = False
 ) -> list[DataRebased]:
     """The hosts whose data disks move: checked, with their exports; one
     logged in is refused unless force."""
     for r in results:
         try:
-            _check(state, r)
+            _check(state, r, reset)
             record = state.host(r.host).record
             if r.old is not None and record.target and c.engine.name != "none":
                 r.export = record_export(c.runner, c.config, r.host, record)
@@ -132,7 +143,7 @@ def _movable(
     return [r for r in moving if r.error is None]
 
 
-def _move(c: Context, moving: list[DataRebased], spec: str) -> list[Export]:
+def _move(c: Context, moving: list[DataRebased], spec: str | None) -> list[Export]:
     """Every host's chain; the exports to put back up: those of the hosts
     moved, and of those whose data disk is still in place (its mark failed)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
@@ -140,7 +151,8 @@ def _move(c: Context, moving: list[DataRebased], spec: str) -> list[Export]:
     back_up = []
     for r, failed in zip(moving, c.zfs.run_changes(chains), strict=True):
         if failed is not None:
-            r.error = failed.error.retold(hint=f"zboot data rebase {r.host} --to {spec} again")
+            again = f"data rebase {r.host} --to {spec}" if spec else f"data reset {r.host}"
+            r.error = failed.error.retold(hint=f"zboot {again} finishes it")
         in_place = r.old is not None and r.old.name == data_dataset(c.config, r.host)
         if r.export is not None and (failed is None or (failed.step == 0 and in_place)):
             back_up.append(r.export)
@@ -149,18 +161,21 @@ def _move(c: Context, moving: list[DataRebased], spec: str) -> list[Export]:
 
 
 def data_rebase(
-    c: Context, names: list[HostName], spec: str, discard: bool, force: bool
+    c: Context, names: list[HostName], spec: str | None, discard: bool, force: bool
 ) -> list[DataRebased]:
     """Move the data disks of hosts onto the data image version spec
-    (IMAGE[@VERSION]); one result per host, in order. A host fails alone."""
-    name, at, version = spec.partition("@")
-    image_name(name)
-    if at:
-        snapshot_name(version)
+    (IMAGE[@VERSION]); spec None: reset each to how it was made (a fresh
+    clone of its own version, or a fresh empty disk of its size). One result
+    per host, in order. A host fails alone."""
+    if spec is not None:
+        name, at, version = spec.partition("@")
+        image_name(name)
+        if at:
+            snapshot_name(version)
     state = read_state(c.zfs, c.config)
-    to = version_snapshot(state, spec)
+    to = version_snapshot(state, spec) if spec is not None else ""
     results = [DataRebased(h, to) for h in names]
-    moving = _movable(c, state, results, force)
+    moving = _movable(c, state, results, force, reset=spec is None)
     if not moving:
         return results
     check_reserve(c.config, state, f"rebasing data disks of {', '.join(r.host for r in moving)}")
