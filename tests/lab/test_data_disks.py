@@ -117,8 +117,8 @@ def test_a_data_disk_is_the_next_lun_and_outlives_rollback_and_rebase(
     assert shown["data_disk"]["origin"] == f"{root}/images/games@v2"
     assert moved_data["archive"].rsplit("/", 1)[1] in [a["name"] for a in shown["archives"]]
     assert zboot("data", "rebase", "pcd2", "--to", "games")["data"]["moved"] is False
-    refused = zboot("data", "rebase", "pcd3", "--to", "games", code=4)
-    assert "has no data disk" in refused["errors"][0]["message"]
+    no_data = zboot("data", "rebase", "pcd3", "--to", "games", code=4)
+    assert "has no data disk" in no_data["errors"][0]["message"]
     # data reset: pcd1's disk (written above) empty again, pcd2's a fresh clone
     # of the version it is on; both old ones archived
     fill(lab, f"{root}/data/pcd2", os.urandom(MIB))
