@@ -207,3 +207,30 @@ def test_data_reset_makes_an_empty_disk_empty_again_and_a_clone_fresh_again() ->
     assert fresh.moved and fresh.result()["source"] == "tank/zboot/images/games@v1"
     made = [c for c in changes(runner) if c[1] == "clone"][-1]
     assert made[-2:] == ("tank/zboot/images/games@v1", DATA)
+
+
+def test_a_cut_short_data_rebase_is_told_from_earlier_ones_that_went_through() -> None:
+    """Two data archives with plans: the one a rebase to v1 left long ago,
+    and the one a rebase to v2 cut short left now. The latest is finished."""
+    old, cut = "tank/zboot/archive/pc01-data-1", "tank/zboot/archive/pc01-data-2"
+    listed = LIST.replace("tank/zboot/archive\t", GAMES + "tank/zboot/archive\t") + (
+        f"{old}\tvolume\t8192\t69632\t16777216\t-\t1795239200\t1.33\n"
+        f"{cut}\tvolume\t8192\t69632\t16777216\ttank/zboot/images/games@v1\t1795239247\t1.33\n"
+    )
+    got = GET + GAMES_GET + "tank/zboot/hosts/pc01\torg.zboot:data\ton\n"
+    for name, to, when in (
+        (old, "tank/zboot/images/games@v1", "2026-11-01T00:00:00Z"),
+        (cut, "tank/zboot/images/games@v2", "2026-12-02T12:00:00Z"),
+    ):
+        for key, value in {
+            "kind": "archive",
+            "host": "pc01",
+            "disk": "data",
+            "archived": when,
+            "data-rebase-to": to,
+            "data-archive": name,
+        }.items():
+            got += f"{name}\torg.zboot:{key}\t{value}\n"
+    runner = world(listed, got)
+    [done] = data_rebase(context(runner), [HostName("pc01")], "games@v2", False, False)
+    assert done.error is None and done.moved and done.archive == cut

@@ -54,11 +54,11 @@ class DataRebased:
 
 def _half_moved(state: State, host: HostName) -> Dataset | None:
     """The host's data disk as a data rebase cut short left it: marked as an
-    archive (still at its place, or renamed), with the plan on it."""
-    for archive in state.host(host).archives:
-        if archive.prop("disk") == "data" and archive.prop(PLAN_TO):
-            return archive
-    return None
+    archive (still at its place, or renamed), with the plan on it. Only
+    asked when the host has no data disk in place, so it is the latest one
+    archived (earlier data rebases that went through left theirs too)."""
+    moved = [a for a in state.host(host).archives if a.prop("disk") == "data" and a.prop(PLAN_TO)]
+    return max(moved, key=lambda a: a.prop("archived") or "", default=None)
 
 
 def _check(state: State, r: DataRebased, reset: bool = False) -> None:
