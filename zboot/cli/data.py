@@ -10,12 +10,11 @@ from typing import Annotated
 import typer
 
 from ..errors import InvalidInput
-from ..names import host_name
 from ..ops import data as data_ops
 from ..ops.data import DataRebased
-from ..ops.hostfile import read_host_names
 from ..ops.state import leaf
 from .batch import HostResult, batch_outcome, one_or_batch
+from .lifecycle import named_hosts
 from .session import Outcome, Session, confirm, run
 
 app = typer.Typer(
@@ -132,14 +131,7 @@ def replace_disks(
     yes: bool,
 ) -> Outcome:
     """data rebase (to: the version) and data reset (to None), as one."""
-    given = list(hosts or [])
-    if hosts_file is not None:
-        if given:
-            raise InvalidInput("give HOST... or --hosts FILE, not both")
-        given = read_host_names(hosts_file)
-    if not given:
-        raise InvalidInput("give HOST... or --hosts FILE")
-    names = list(dict.fromkeys(host_name(h) for h in given))
+    names = named_hosts(hosts, hosts_file)
     question = f"replace the data disks of {', '.join(names)} and destroy the old ones?"
     if discard and not s.dry_run and not confirm(question, yes, s.json):
         return Outcome({"hosts": []}, "nothing replaced")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InvalidInput
-from ..names import host_name, image_name, snapshot_name
+from ..names import HostName, host_name, image_name, snapshot_name
 from ..names import message as message_text
 from ..ops import commit as commit_ops
 from ..ops import rebase as rebase_ops
@@ -63,6 +63,18 @@ def commit(
         )
 
     run(ctx, "commit", action)
+
+
+def named_hosts(hosts: list[str] | None, hosts_file: Path | None) -> list[HostName]:
+    """HOST... or --hosts FILE (not both, not neither), checked, each once."""
+    given = list(hosts or [])
+    if hosts_file is not None:
+        if given:
+            raise InvalidInput("give HOST... or --hosts FILE, not both")
+        given = read_host_names(hosts_file)
+    if not given:
+        raise InvalidInput("give HOST... or --hosts FILE")
+    return list(dict.fromkeys(host_name(h) for h in given))
 
 
 def rebase_detail(one: Rebased) -> str:
@@ -129,14 +141,7 @@ def rebase(
     def action(s: Session) -> Outcome:
         if not to:
             raise InvalidInput("give the image version: --to IMAGE[@VERSION]")
-        given = list(hosts or [])
-        if hosts_file is not None:
-            if given:
-                raise InvalidInput("give HOST... or --hosts FILE, not both")
-            given = read_host_names(hosts_file)
-        if not given:
-            raise InvalidInput("give HOST... or --hosts FILE")
-        names = list(dict.fromkeys(host_name(h) for h in given))
+        names = named_hosts(hosts, hosts_file)
         question = f"rebase {', '.join(names)} and destroy the disks the rebase replaces?"
         if discard and not s.dry_run and not confirm(question, yes, s.json):
             return Outcome({"hosts": []}, "nothing rebased")

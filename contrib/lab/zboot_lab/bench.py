@@ -147,6 +147,15 @@ class Bench:
         self.targetcli("/iscsi", "delete", f"{IQN_BASE}:{host}")
         self.targetcli("/backstores/block", "delete", host)
 
+    def replace_disk(self, host: str, origin: str, suffix: str) -> None:
+        """A rollback or rebase by hand: the export down, the disk renamed
+        away (to <host>-<suffix>), a clone of origin, the export back, saved."""
+        self.unexport_steps(host)
+        self.fresh_ssh(shlex.join(["zfs", "rename", f"{BASE}/{host}", f"{BASE}/{host}-{suffix}"]))
+        self.clone(origin, host)
+        self.export_steps(host)
+        self.targetcli("saveconfig")
+
     def baseline_run(self, n: int) -> list[Timing]:
         pairs = hosts(f"bl{n}x", n)
         origin = f"{ZBOOT_ROOT}/images/{IMAGE}@v1"
@@ -163,25 +172,13 @@ class Bench:
             out.append(Timing("baseline", "provision", n, time.monotonic() - start))
             start = time.monotonic()
             for host, _ in pairs:
-                self.unexport_steps(host)
-                self.fresh_ssh(
-                    shlex.join(["zfs", "rename", f"{BASE}/{host}", f"{BASE}/{host}-old"])
-                )
-                self.clone(origin, host)
-                self.export_steps(host)
-                self.targetcli("saveconfig")
+                self.replace_disk(host, origin, "old")
             out.append(Timing("baseline", "rollback", n, time.monotonic() - start))
             made = self.zboot("image", "snapshot", IMAGE, "-m", f"bench: baseline {n}")
             version = f"{ZBOOT_ROOT}/images/{IMAGE}@{made['version']}"
             start = time.monotonic()
-            for host, _ in pairs:  # by hand: the old disk away, a clone of the version
-                self.unexport_steps(host)
-                self.fresh_ssh(
-                    shlex.join(["zfs", "rename", f"{BASE}/{host}", f"{BASE}/{host}-prev"])
-                )
-                self.clone(version, host)
-                self.export_steps(host)
-                self.targetcli("saveconfig")
+            for host, _ in pairs:
+                self.replace_disk(host, version, "prev")
             out.append(Timing("baseline", "rebase", n, time.monotonic() - start))
             start = time.monotonic()
             for host, mac in pairs:
