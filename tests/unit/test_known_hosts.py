@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from zboot.errors import HostKeyError
-from zboot.remote.ssh import KnownHosts
+from zboot.remote.ssh_hostkeys import KnownHosts
 
 
 def key_line(tmp_path: Path, name: str) -> tuple[str, str]:

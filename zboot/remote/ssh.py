@@ -1,25 +1,22 @@
-"""Run commands on the storage server over SSH (paramiko; the only module that
-imports it). One connection per runner, opened on first use; one channel per
+"""Run commands on the storage server over SSH (paramiko; only this module and
+its ssh_* helpers import it). One connection per runner, opened on first use; one channel per
 command; one SFTP session for files. Quoting happens here and only here:
 `command_line` joins the argv for the remote shell. Command input is never logged."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import os
 import secrets
 import shlex
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO
 
 import paramiko
 
-from ..errors import CommandFailed, HostKeyError, NotFound, ServerError
+from ..errors import CommandFailed, NotFound, ServerError
 from .base import (
     DEFAULT_TIMEOUT,
     Chain,
@@ -35,139 +32,17 @@ from .base import (
     write_file_by_command,
 )
 from .chains import run_in_shells
+from .ssh_config import SshConfig, resolve
+from .ssh_connect import close_route, open_route
+from .ssh_keys import Ask
 
-SSH_CONFIG = "~/.ssh/config"
-SYSTEM_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
-USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
 KEEPALIVE = 15  # seconds between SSH keepalives on an idle connection
+CONNECT_TIMEOUT = 60.0  # seconds, where neither zboot nor ConnectTimeout says
 
 
 def command_line(argv: Sequence[str], sudo: bool = False) -> str:
     """The one string the remote shell parses back into exactly argv."""
     return shlex.join(["sudo", "-n", *argv] if sudo else list(argv))
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    """OpenSSH's SHA256 fingerprint of a key, as `ssh-keygen -l` prints it."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where and how to connect, after ~/.ssh/config filled in what was not given."""
-
-    hostname: str
-    port: int
-    user: str | None
-    key_files: tuple[str, ...]
-    known_hosts: tuple[str, ...]  # user files; the first one is where trust is recorded
-    system_known_hosts: tuple[str, ...]
-
-
-def resolve_target(
-    host: str,
-    port: int | None,
-    user: str | None,
-    key_file: str | None,
-    known_hosts: str | None,
-    config: paramiko.SSHConfig | None,
-) -> Target:
-    """Explicit values win; ~/.ssh/config (HostName, Port, User, IdentityFile,
-    UserKnownHostsFile) fills the rest; then OpenSSH's defaults."""
-    found = config.lookup(host) if config is not None else {}
-    keys = (
-        [key_file]
-        if key_file
-        else [p for p in found.get("identityfile", []) if os.path.exists(os.path.expanduser(p))]
-    )
-    if known_hosts:
-        user_files, system_files = [known_hosts], []
-    else:
-        user_files = str(found.get("userknownhostsfile", USER_KNOWN_HOSTS)).split()
-        system_files = [SYSTEM_KNOWN_HOSTS]
-    return Target(
-        hostname=str(found.get("hostname", host)),
-        port=port or int(found.get("port", 22)),
-        user=user or found.get("user"),
-        key_files=tuple(os.path.expanduser(p) for p in keys),
-        known_hosts=tuple(os.path.expanduser(p) for p in user_files),
-        system_known_hosts=tuple(system_files),
-    )
-
-
-@dataclass
-class KnownHosts:
-    """What known_hosts files say: trusted keys by host pattern, and revoked keys."""
-
-    entries: list[paramiko.hostkeys.HostKeyEntry]
-    revoked: list[paramiko.PKey]
-
-    def read(self, path: str) -> None:
-        """Add path's lines. `@cert-authority` lines are skipped (zboot checks
-        plain host keys, not host certificates); `@revoked` keys are never
-        accepted; a line that cannot be read is a HostKeyError naming it."""
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
-        for number, raw in enumerate(lines, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            marker = ""
-            if line.startswith("@"):
-                marker, _, line = line.partition(" ")
-                line = line.strip()
-                if marker not in ("@cert-authority", "@revoked"):
-                    raise HostKeyError(f"{path}, line {number}: unknown marker {marker!r}")
-                if marker == "@cert-authority":
-                    continue
-            try:
-                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
-            except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey, ValueError) as exc:
-                raise HostKeyError(
-                    f"{path}, line {number}: not a known_hosts line ({exc})"
-                ) from None
-            if entry is None:  # a key type paramiko does not know, or too few fields
-                continue
-            if marker == "@revoked":
-                self.revoked.append(entry.key)
-            else:
-                self.entries.append(entry)
-
-    def is_revoked(self, key: paramiko.PKey) -> bool:
-        return any(r.asbytes() == key.asbytes() for r in self.revoked)
-
-
-class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Refuse an unknown host key, or (when trusted) record it in known_hosts."""
-
-    def __init__(self, trust: bool, record_in: str, target: Target, known: KnownHosts) -> None:
-        self.trust = trust
-        self.known = known
-        self.record_in = record_in
-        self.keyscan = f"ssh-keyscan -p {target.port} {target.hostname} >> {record_in}"
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        if self.known.is_revoked(key):
-            raise HostKeyError(
-                f"the SSH host key of {hostname} ({key.get_name()} {fingerprint(key)}) "
-                "is marked @revoked in known_hosts"
-            )
-        if not self.trust:
-            raise HostKeyError(
-                f"unknown SSH host key for {hostname}: {key.get_name()} {fingerprint(key)}",
-                hint=f"compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` "
-                f"run on the server; if it matches, record the key ({self.keyscan}) "
-                f"or run zboot once with --accept-new-host-key",
-            )
-        directory = os.path.dirname(self.record_in)
-        if directory:
-            os.makedirs(directory, mode=0o700, exist_ok=True)
-        with open(self.record_in, "a", encoding="ascii") as handle:
-            handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
-        client.get_host_keys().add(hostname, key.get_name(), key)
 
 
 def _copy_out(read: Callable[[int], bytes], into: list[bytes]) -> None:
@@ -180,7 +55,10 @@ def _copy_out(read: Callable[[int], bytes], into: list[bytes]) -> None:
 
 class SshRunner:
     """A Runner on a server reached over SSH. See the module docstring; `connects`
-    counts the connections made (one, unless close() was called in between)."""
+    counts the connections made (one, unless close() was called in between).
+
+    The server's name may be an alias of ~/.ssh/config (or of $ZBOOT_SSH_CONFIG):
+    see remote.ssh_config for what is read from it; the arguments given here win."""
 
     def __init__(
         self,
@@ -191,56 +69,42 @@ class SshRunner:
         known_hosts: str | None = None,
         sudo: bool = False,
         trust_unknown_host: bool = False,
-        connect_timeout: float = 60.0,
+        connect_timeout: float | None = None,
+        ask_passphrase: Ask | None = None,
     ) -> None:
-        path = os.path.expanduser(SSH_CONFIG)
-        config = paramiko.SSHConfig.from_path(path) if os.path.exists(path) else None
         self.host = host
-        self.target = resolve_target(host, port, user, key_file, known_hosts, config)
+        self.target = resolve(
+            SshConfig.load(),
+            host,
+            port=port,
+            user=user,
+            key_file=key_file,
+            known_hosts=known_hosts,
+        )
         self.sudo = sudo
         self.trust_unknown_host = trust_unknown_host
-        self.connect_timeout = connect_timeout
+        self.connect_timeout = connect_timeout or self.target.connect_timeout or CONNECT_TIMEOUT
+        self.ask_passphrase = ask_passphrase  # None: getpass, if stdin is a terminal
         self.commands: list[tuple[str, ...]] = []
         self.connects = 0
-        self._client: paramiko.SSHClient | None = None
+        self._route: list[paramiko.Transport] = []  # jump hosts', then the server's
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.Lock()
         self._lost: ServerError | None = None  # once lost, never reconnected
-        self.known = KnownHosts([], [])
 
     @property
     def where(self) -> str:
-        user = f"{self.target.user}@" if self.target.user else ""
-        return f"{user}{self.target.hostname}:{self.target.port}"
+        return self.target.where
 
     # --- connection ------------------------------------------------------------
-    def _new_client(self) -> paramiko.SSHClient:
-        client = paramiko.SSHClient()
-        self.known = KnownHosts([], [])
-        for path in (*self.target.system_known_hosts, *self.target.known_hosts):
-            if os.path.exists(path):
-                self.known.read(path)  # never rewritten wholesale
-        keys = client.get_host_keys()
-        for entry in self.known.entries:
-            if self.known.is_revoked(entry.key):
-                continue  # refused before any login (see _HostKeyPolicy)
-            for name in entry.hostnames:
-                keys.add(name, entry.key.get_name(), entry.key)
-        client.set_missing_host_key_policy(
-            _HostKeyPolicy(
-                self.trust_unknown_host, self.target.known_hosts[0], self.target, self.known
-            )
-        )
-        return client
-
     def transport(self) -> paramiko.Transport:
         """The live SSH transport, connecting first if needed."""
         with self._lock:
             if self._lost:
                 raise self._lost
-            if self._client is not None:
-                live = self._client.get_transport()
-                if live is not None and live.is_active():
+            if self._route:
+                live = self._route[-1]
+                if live.is_active():
                     return live
                 # Never a second connection behind the first one's back: the
                 # server's lock went with the first.
@@ -250,60 +114,23 @@ class SshRunner:
                     hint="run the same command again: it finishes what this run started",
                 )
                 raise self._lost
-            client = self._new_client()
             self.connects += 1
-            key_files: Any = list(self.target.key_files) or None  # paramiko takes a list
-            try:
-                client.connect(
-                    self.target.hostname,
-                    port=self.target.port,
-                    username=self.target.user,
-                    key_filename=key_files,
-                    look_for_keys=not key_files,
-                    allow_agent=True,
-                    timeout=self.connect_timeout,
-                    banner_timeout=self.connect_timeout,
-                    auth_timeout=self.connect_timeout,
-                )
-            except (HostKeyError, paramiko.SSHException, OSError, EOFError) as exc:
-                client.close()
-                raise self._connect_error(exc) from None
-            live = cast(paramiko.Transport, client.get_transport())
-            offered = live.get_remote_server_key()
-            if self.known.is_revoked(offered):
-                client.close()
-                raise HostKeyError(
-                    f"the SSH host key of {self.where} ({offered.get_name()} "
-                    f"{fingerprint(offered)}) is marked @revoked in known_hosts"
-                )
+            timeout = self.connect_timeout
+            self._route = open_route(
+                self.target, self.trust_unknown_host, timeout, self.ask_passphrase
+            )
+            live = self._route[-1]
             live.set_keepalive(KEEPALIVE)
-            self._client = client
+            for hop in self._route[:-1]:
+                hop.set_keepalive(KEEPALIVE)
             return live
-
-    def _connect_error(self, exc: Exception) -> ServerError:
-        if isinstance(exc, HostKeyError):
-            return exc
-        if isinstance(exc, paramiko.BadHostKeyException):
-            return HostKeyError(
-                f"SSH host key for {self.where} CHANGED: known_hosts has "
-                f"{fingerprint(exc.expected_key)}, the server offers "
-                f"{exc.key.get_name()} {fingerprint(exc.key)}",
-                hint="this may be an attack; if the server was reinstalled, check the new "
-                "fingerprint, then remove the old entry with ssh-keygen -R",
-            )
-        if isinstance(exc, paramiko.AuthenticationException):
-            return ServerError(
-                f"SSH authentication to {self.where} failed: {exc}",
-                hint="check the user, the key file and the SSH agent",
-            )
-        return ServerError(f"cannot connect to {self.where} over SSH: {exc}")
 
     def _drop(self) -> None:
         if self._sftp is not None:
             self._sftp.close()
-        if self._client is not None:
-            self._client.close()
-        self._client = self._sftp = None
+        close_route(self._route)
+        self._route = []
+        self._sftp = None
 
     def close(self) -> None:
         with self._lock:
@@ -312,9 +139,8 @@ class SshRunner:
     def cut(self) -> None:
         """Cut the connection without a goodbye, as a network failure would
         (the fault-injection tests' "drop")."""
-        live = self._client.get_transport() if self._client is not None else None
-        if live is not None:
-            live.close()
+        if self._route:
+            self._route[-1].close()
 
     # --- commands --------------------------------------------------------------
     def _execute(
