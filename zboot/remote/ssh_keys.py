@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import paramiko
 
@@ -30,6 +31,38 @@ def _terminal_ask(prompt: str) -> str:
     return getpass.getpass(prompt)
 
 
+def _from_path(path: str, password: bytes | None) -> paramiko.PKey:
+    """paramiko's loader (3.2+; its second argument was renamed in 5.0, and
+    cryptography under it wants bytes whatever its stubs say)."""
+    loader: Any = paramiko.PKey.from_path
+    return cast(paramiko.PKey, loader(path, password))
+
+
+def _openssh_body(path: str) -> paramiko.Message | None:
+    """An OpenSSH-format private key file's body, read past its magic."""
+    with contextlib.suppress(OSError, ValueError):
+        with open(path, encoding="ascii") as handle:
+            lines = handle.read().strip().splitlines()
+        body = base64.b64decode("".join(line for line in lines if not line.startswith("-----")))
+        if body.startswith(OPENSSH_MAGIC):
+            return paramiko.Message(body[len(OPENSSH_MAGIC) :])
+    return None
+
+
+def encrypted(path: str) -> bool:
+    """Whether the private key in path needs a passphrase (OpenSSH or PEM format)."""
+    body = _openssh_body(path)
+    if body is not None:
+        with contextlib.suppress(paramiko.SSHException, IndexError, ValueError):
+            return body.get_text() != "none"
+        return False
+    with contextlib.suppress(OSError, ValueError):
+        with open(path, encoding="ascii", errors="replace") as handle:
+            head = handle.read(4096)
+        return "ENCRYPTED" in head
+    return False
+
+
 def public_blob(path: str) -> bytes | None:
     """The public key of a private key file, without its passphrase: from
     path.pub, or from the clear header of an OpenSSH-format file."""
@@ -38,16 +71,13 @@ def public_blob(path: str) -> bytes | None:
         open(path + ".pub", encoding="ascii") as handle,
     ):
         return base64.b64decode(handle.read().split()[1], validate=True)
-    with contextlib.suppress(OSError, ValueError, IndexError, paramiko.SSHException):
-        with open(path, encoding="ascii") as handle:
-            lines = handle.read().strip().splitlines()
-        body = base64.b64decode("".join(line for line in lines if not line.startswith("-----")))
-        if body.startswith(OPENSSH_MAGIC):
-            message = paramiko.Message(body[len(OPENSSH_MAGIC) :])
+    body = _openssh_body(path)
+    with contextlib.suppress(paramiko.SSHException, IndexError, ValueError):
+        if body is not None:
             for _ in range(3):  # cipher, kdf, kdf options
-                message.get_string()
-            if message.get_int() >= 1:
-                return message.get_binary()
+                body.get_string()
+            if body.get_int() >= 1:
+                return body.get_binary()
     return None
 
 
@@ -61,11 +91,11 @@ class Login:
 
     def load(self, path: str) -> paramiko.PKey | None:
         """The private key in path; None (with a note) if it cannot be used."""
-        try:
-            return paramiko.PKey.from_path(path)
-        except paramiko.PasswordRequiredException:
+        if encrypted(path):
             return self._unlock(path)
-        except (OSError, paramiko.SSHException, ValueError) as exc:
+        try:
+            return _from_path(path, None)
+        except (OSError, paramiko.SSHException, ValueError, TypeError) as exc:
             self.notes.append(f"{path}: cannot be read ({exc})")
             return None
 
@@ -87,9 +117,9 @@ class Login:
             if not secret:
                 break
             try:
-                return paramiko.PKey.from_path(path, secret)
-            except (paramiko.SSHException, ValueError):
-                continue  # a wrong passphrase; paramiko's message says no more
+                return _from_path(path, secret.encode())
+            except (paramiko.SSHException, ValueError, TypeError):
+                continue  # a wrong passphrase; the message says no more
         raise ServerError(
             f"the SSH key {path} could not be unlocked",
             hint=f"check its passphrase (ssh-keygen -y -f {path}), or add it with ssh-add",
