@@ -21,7 +21,9 @@ def _role(endpoint: Endpoint, target: Endpoint) -> str:
     return "" if endpoint is target else "jump host "
 
 
-def _socket(endpoint: Endpoint, before: paramiko.Transport | None, timeout: float) -> Any:
+def _socket(
+    endpoint: Endpoint, before: paramiko.Transport | None, role: str, timeout: float
+) -> Any:
     """The byte stream to endpoint's sshd."""
     if before is not None:
         via = endpoint.via.where if endpoint.via else "the jump host"
@@ -41,11 +43,13 @@ def _socket(endpoint: Endpoint, before: paramiko.Transport | None, timeout: floa
         try:
             return paramiko.ProxyCommand(endpoint.proxy_command)
         except (paramiko.SSHException, OSError) as exc:
-            raise ServerError(f"ProxyCommand {endpoint.proxy_command!r} failed: {exc}") from None
+            raise ServerError(
+                f"ProxyCommand {endpoint.proxy_command!r} for {role}{endpoint.name} failed: {exc}"
+            ) from None
     try:
         return socket.create_connection((endpoint.hostname, endpoint.port), timeout)
     except OSError as exc:
-        raise ServerError(f"cannot connect to {endpoint.where} over SSH: {exc}") from None
+        raise ServerError(f"cannot connect to {role}{endpoint.where} over SSH: {exc}") from None
 
 
 def _open_one(
@@ -57,7 +61,7 @@ def _open_one(
     ask: Ask | None,
 ) -> paramiko.Transport:
     known = KnownHosts.of(endpoint)
-    transport = paramiko.Transport(_socket(endpoint, before, timeout))
+    transport = paramiko.Transport(_socket(endpoint, before, role, timeout))
     try:
         prefer_known_types(transport, known.keys_for(endpoint.known_name))
         transport.banner_timeout = timeout
