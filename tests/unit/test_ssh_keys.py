@@ -6,12 +6,11 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
+from ssh_agent import running_agent
 
 from zboot.errors import ServerError
 from zboot.remote.ssh_config import Endpoint
@@ -45,23 +44,6 @@ def endpoint(*keys: Path, only: bool = False) -> Endpoint:
     )
 
 
-@pytest.fixture
-def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A real ssh-agent of the test's own, stopped by its PID."""
-    sock = tmp_path / "agent.sock"
-    proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if sock.exists():
-                break
-            time.sleep(0.05)
-        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
-        yield sock
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def test_public_blob_without_the_passphrase(tmp_path: Path) -> None:
     new = make_key(tmp_path / "new", "secret-words")
     expected = blob(new)
@@ -74,10 +56,15 @@ def test_public_blob_without_the_passphrase(tmp_path: Path) -> None:
     assert public_blob(str(tmp_path / "missing")) is None
 
 
-def test_agent_keys_first_then_files_and_identities_only(tmp_path: Path, agent: Path) -> None:
+def test_agent_keys_first_then_files_and_identities_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     k1, k2, k3 = (make_key(tmp_path / n) for n in ("k1", "k2", "k3"))
-    subprocess.run(["ssh-add", "-q", str(k3), str(k2)], check=True, capture_output=True)
-    _, keys = _agent_keys()
+    with running_agent(tmp_path / "agent.sock", k3, k2) as sock:
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        agent, keys = _agent_keys()
+        assert agent is not None
+        agent.close()
     assert [k.asbytes() for k in keys] == [blob(k3), blob(k2)]
 
     def order(login: Login) -> list[tuple[str, bytes]]:

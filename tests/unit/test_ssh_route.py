@@ -10,7 +10,7 @@ import contextlib
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from paramiko.common import (
     OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
     OPEN_SUCCEEDED,
 )
+from ssh_agent import running_agent
 
 from zboot.errors import HostKeyError, ServerError
 from zboot.remote.ssh import SshRunner
@@ -115,6 +116,12 @@ class Listener:
             transport.close()
 
 
+def asking(runner: SshRunner, ask: Callable[[str], str] = lambda _: "open sesame") -> SshRunner:
+    """runner, typing the storage key's passphrase with ask."""
+    runner.ask_passphrase = ask
+    return runner
+
+
 @dataclass
 class Lab:
     home: Path
@@ -165,7 +172,7 @@ def test_the_server_is_reached_through_the_jump_host(lab: Lab) -> None:
         asked.append(prompt)
         return "open sesame"
 
-    with SshRunner("storage", ask_passphrase=ask) as runner:
+    with asking(SshRunner("storage"), ask) as runner:
         live = runner.transport()
         assert live.is_authenticated()
         assert live.get_remote_server_key().asbytes() == lab.target.key.asbytes()
@@ -182,10 +189,10 @@ def test_an_unknown_jump_host_key_is_refused_before_any_key_is_offered(lab: Lab)
     with pytest.raises(
         HostKeyError, match=f"unknown SSH host key for jump host \\[127.0.0.1\\]:{lab.jump.port}"
     ):
-        SshRunner("storage", ask_passphrase=lambda _: "open sesame").transport()
+        asking(SshRunner("storage")).transport()
     assert lab.jump.server.offered == [] and lab.target.server.offered == []
     # --accept-new-host-key records the jump host's key where it is looked for
-    with SshRunner("storage", trust_unknown_host=True, ask_passphrase=lambda _: "open sesame") as r:
+    with asking(SshRunner("storage", trust_unknown_host=True)) as r:
         r.transport()
     assert f"[127.0.0.1]:{lab.jump.port} ssh-ed25519 " in known.read_text()
 
@@ -193,21 +200,10 @@ def test_an_unknown_jump_host_key_is_refused_before_any_key_is_offered(lab: Lab)
 def test_without_identities_only_the_agent_keys_go_first(
     lab: Lab, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    sock = tmp_path / "agent.sock"
-    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if sock.exists():
-                break
-            threading.Event().wait(0.05)
+    with running_agent(tmp_path / "agent.sock", lab.other) as sock:
         monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
-        env = {"SSH_AUTH_SOCK": str(sock), "PATH": "/usr/bin:/bin"}
-        subprocess.run(["ssh-add", "-q", str(lab.other)], check=True, env=env)
-        with SshRunner("storage", ask_passphrase=lambda _: "open sesame") as runner:
+        with asking(SshRunner("storage")) as runner:
             runner.transport()
-    finally:
-        agent.terminate()
-        agent.wait(10)
     assert lab.jump.server.offered == [blob(lab.jump_client)]  # IdentitiesOnly yes
     assert lab.target.server.offered == [blob(lab.other), blob(lab.target_client)]
 

@@ -70,7 +70,6 @@ class SshRunner:
         sudo: bool = False,
         trust_unknown_host: bool = False,
         connect_timeout: float | None = None,
-        ask_passphrase: Ask | None = None,
     ) -> None:
         self.host = host
         self.target = resolve(
@@ -84,7 +83,8 @@ class SshRunner:
         self.sudo = sudo
         self.trust_unknown_host = trust_unknown_host
         self.connect_timeout = connect_timeout or self.target.connect_timeout or CONNECT_TIMEOUT
-        self.ask_passphrase = ask_passphrase  # None: getpass, if stdin is a terminal
+        # asks for an encrypted key's passphrase; None: getpass, if stdin is a terminal
+        self.ask_passphrase: Ask | None = None
         self.commands: list[tuple[str, ...]] = []
         self.connects = 0
         self._route: list[paramiko.Transport] = []  # jump hosts', then the server's
