@@ -1,8 +1,9 @@
-"""Typed configuration, read from a TOML file.
+"""Typed configuration, read from a TOML file (every key: docs/config.md).
 
 Where the file comes from, first match wins: `--config FILE`, `$ZBOOT_CONFIG`,
-`~/.config/zboot/config.toml`, `/etc/zboot/config.toml`. `--server` overrides
-the file's server."""
+`$XDG_CONFIG_HOME/zboot/config.toml` (`~/.config/zboot/config.toml` when
+XDG_CONFIG_HOME is unset or not absolute), `/etc/zboot/config.toml`.
+`--server` overrides the file's server."""
 
 from __future__ import annotations
 
@@ -21,7 +22,22 @@ from urllib.parse import urlsplit
 from .errors import InvalidInput
 from .names import dataset_name, image_name, iqn, name_pattern, size_bytes, url
 
-DEFAULT_PATHS = (Path.home() / ".config" / "zboot" / "config.toml", Path("/etc/zboot/config.toml"))
+SYSTEM_CONFIG = Path("/etc/zboot/config.toml")
+
+
+def user_config() -> Path:
+    """This user's config file: under $XDG_CONFIG_HOME, else ~/.config (the XDG
+    base directory rules: a relative XDG_CONFIG_HOME is ignored)."""
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"
+    return base / "zboot" / "config.toml"
+
+
+def default_paths() -> tuple[Path, Path]:
+    """Where the config file is looked for without --config or $ZBOOT_CONFIG."""
+    return user_config(), SYSTEM_CONFIG
+
+
 LOCAL = "local"
 # used with fullmatch: `$` would let a trailing newline through
 SERVER_RE = re.compile(
@@ -126,7 +142,18 @@ def find_config(explicit: Path | None) -> Path | None:
         if not path.is_file():
             raise InvalidInput(f"ZBOOT_CONFIG names {env!r}, which does not exist")
         return path
-    return next((p for p in DEFAULT_PATHS if p.is_file()), None)
+    return next((p for p in default_paths() if p.is_file()), None)
+
+
+def init_path(explicit: Path | None) -> Path:
+    """The file `zboot init` writes: `--config FILE` or $ZBOOT_CONFIG (which
+    need not exist yet), else the one in use, else this user's."""
+    env = os.environ.get("ZBOOT_CONFIG")
+    if explicit is None and env:
+        explicit = Path(env)
+    if explicit is not None:
+        return explicit
+    return next((p for p in default_paths() if p.is_file()), user_config())
 
 
 # --- checking the file: every table, key and value ------------------------------
@@ -545,14 +572,6 @@ def from_tables(tables: dict[str, dict[str, Any]], path: Path | None) -> Config:
     return config
 
 
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def sections(config: Config) -> dict[str, dict[str, object]]:
     """The configuration as TOML tables and keys (None: not set)."""
     s = config.server
@@ -573,7 +592,12 @@ def sections(config: Config) -> dict[str, dict[str, object]]:
             "iqn_base": config.iqn_base,
             "secrets_dir": config.secrets_dir,
         },
-        "boot": {"dir": config.boot_dir, "url": config.boot_url, "winpe": config.winpe},
+        "boot": {
+            "dir": config.boot_dir,
+            "url": config.boot_url,
+            "winpe": config.winpe,
+            "scripts": config.scripts,
+        },
     }
 
 
@@ -590,39 +614,3 @@ def serve_sections(config: Config) -> dict[str, object]:
         "adopt_image": v.adopt_image,
         "adopt_names": v.adopt_names,
     }
-
-
-def render(config: Config) -> str:
-    """The configuration as a TOML file (only the keys that are set)."""
-    out = ["# zboot configuration, written by `zboot init`."]
-    for name, values in sections(config).items():
-        out.append(f"\n[{name}]")
-        out += [f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None]
-    return "\n".join(out) + "\n"
-
-
-def add_missing(text: str, config: Config) -> tuple[str, list[str]]:
-    """The file's text with the keys it lacks added from config, and their names
-    ("table.key"). A key the file has is never changed, and its comments and
-    layout stay as they are."""
-    try:
-        present = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise InvalidInput(f"cannot read config file: {err}") from err
-    lines = text.splitlines()
-    added: list[str] = []
-    for table, values in sections(config).items():
-        have = present.get(table, {})
-        new = [
-            f"{k} = {_toml_value(v)}" for k, v in values.items() if v is not None and k not in have
-        ]
-        if not new:
-            continue
-        added += [f"{table}.{line.split(' = ')[0]}" for line in new]
-        header = re.compile(rf"^\s*\[\s*{table}\s*\]\s*(#.*)?$")
-        at = next((i for i, line in enumerate(lines) if header.match(line)), None)
-        if at is None:
-            lines += ["", f"[{table}]", *new]
-        else:
-            lines[at + 1 : at + 1] = new
-    return "\n".join(lines) + "\n", added

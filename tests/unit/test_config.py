@@ -11,15 +11,17 @@ import pytest
 from zboot_lab.config import config_text
 from zboot_lab.layout import Layout
 
+from zboot import config as config_mod
 from zboot.config import (
     ENGINES,
     Config,
     ServerConfig,
-    add_missing,
+    init_path,
     load,
     parse_server,
-    render,
+    sections,
 )
+from zboot.config_edit import edit
 from zboot.errors import InvalidInput
 from zboot.targets.registry import NAMES
 from zboot.targets.registry import pick as default_engine
@@ -58,20 +60,33 @@ def test_root_outside_pool_is_refused(tmp_path: Path) -> None:
         load(path)
 
 
+def render(config: Config) -> str:
+    """A new file with every key of config, as `zboot init` writes it."""
+    return edit("", {}, sections(config), None).text
+
+
+def add_missing(text: str, config: Config) -> tuple[str, list[str]]:
+    edited = edit(text, {}, sections(config), None)
+    return edited.text, edited.added
+
+
 def test_render_round_trips() -> None:
     config = Config(
-        server=ServerConfig(host="s", port=22, user="u", key='/a "b"'),
+        server=ServerConfig(host="s", port=22, user="u", key="/a/b"),
         pool="tank",
         root="tank/zb",
         engine="tgt",
         portal="10.0.0.1:3260",
     )
-    again = tomllib.loads(render(config))
+    text = render(config)
+    again = tomllib.loads(text)
+    assert text.startswith("# zboot configuration, written by `zboot init`")
+    assert list(again) == ["server", "zfs", "target", "boot"]  # the documented order
     assert again["server"] == {
         "host": "s",
         "port": 22,
         "user": "u",
-        "key": '/a "b"',
+        "key": "/a/b",
         "sudo": False,
         "lock_timeout": 300.0,
     }
@@ -81,6 +96,7 @@ def test_render_round_trips() -> None:
         "portal": "10.0.0.1:3260",
         "secrets_dir": "/etc/zboot/secrets",
     }
+    assert again["boot"] == {"dir": "/srv/zboot/boot", "scripts": "files"}
 
 
 def test_engine_detection_order() -> None:
@@ -114,6 +130,7 @@ def test_add_missing_keeps_what_the_admin_wrote() -> None:
         "secrets_dir": "/etc/zboot/secrets",
     }
     assert data["zfs"] == {"pool": "tank", "root": "tank/zboot", "reserve": "10%"}  # a new table
+    assert text.index("[target]") < text.index("[zfs]")  # appended: the admin's order stays
     assert "# the box in rack 2" in text and text.startswith("# the admin's own notes stay")
     assert "target.iqn_base" in added and "target.engine" not in added
     assert "server.host" not in added
@@ -127,7 +144,7 @@ def test_add_missing_is_stable() -> None:
 
 
 def test_add_missing_refuses_a_broken_file() -> None:
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput, match="cannot read config file"):
         add_missing("[server\nhost = 1\n", Config())
 
 
@@ -238,3 +255,50 @@ def test_the_labs_config_loads(tmp_path: Path) -> None:
     layout = Layout(state=tmp_path / "lab", port_base=41000)
     config = load_text(tmp_path, config_text(layout))
     assert config.portal == layout.portal("lio") and config.secrets_dir == "/srv/zboot-secrets"
+
+
+# --- where the file is looked for ------------------------------------------------
+
+
+@pytest.fixture
+def no_config_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.delenv("ZBOOT_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.setattr(config_mod, "SYSTEM_CONFIG", tmp_path / "etc" / "config.toml")
+    return tmp_path
+
+
+def test_xdg_config_home_is_honoured(no_config_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = no_config_env / "home" / ".config" / "zboot" / "config.toml"
+    assert config_mod.user_config() == home
+    assert init_path(None) == home  # nothing exists yet: this user's file
+    xdg = no_config_env / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    assert config_mod.user_config() == xdg / "zboot" / "config.toml"
+    monkeypatch.setenv("XDG_CONFIG_HOME", "relative/dir")  # not absolute: ignored (XDG rules)
+    assert config_mod.user_config() == home
+
+
+def test_the_first_file_found_wins(no_config_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    xdg = no_config_env / "xdg"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    system = config_mod.SYSTEM_CONFIG
+    system.parent.mkdir(parents=True)
+    system.write_text('[zfs]\npool = "sys"\n')
+    assert load().pool == "sys" and init_path(None) == system  # init edits the one in use
+    mine = xdg / "zboot" / "config.toml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text('[zfs]\npool = "mine"\n')
+    assert load().pool == "mine" and init_path(None) == mine
+    env = no_config_env / "env.toml"
+    env.write_text('[zfs]\npool = "env"\n')
+    monkeypatch.setenv("ZBOOT_CONFIG", str(env))
+    assert load().pool == "env"
+    explicit = no_config_env / "explicit.toml"
+    explicit.write_text('[zfs]\npool = "explicit"\n')
+    assert load(explicit).pool == "explicit"
+    assert init_path(explicit) == explicit
+    assert init_path(None) == env
+    monkeypatch.setenv("ZBOOT_CONFIG", str(no_config_env / "new.toml"))
+    assert init_path(None) == no_config_env / "new.toml"  # init may create it

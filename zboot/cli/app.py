@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from ..ops import setup
-from ..ops.setup import Initialized
 from . import (
     boot,
     data,
@@ -24,8 +22,10 @@ from . import (
     power,
     restore,
     serve,
+    server,
+    setup,
 )
-from .session import Outcome, Session, run
+from .session import Session
 
 app = typer.Typer(
     help="Diskless machines from ZFS clones: golden images, per-host clones, rollback.",
@@ -37,6 +37,7 @@ app.add_typer(images.app, name="image")
 app.add_typer(exports.app, name="export")
 app.add_typer(power.app, name="power")
 app.add_typer(data.app, name="data")
+app.add_typer(server.app, name="server")
 app.command("doctor")(doctor.doctor)
 app.command("sync")(doctor.sync)
 app.command("unlock")(doctor.unlock)
@@ -48,6 +49,7 @@ modes.register(app)
 serve.register(app)
 ephemeral.register(app)
 enrol.register(app)
+setup.register(app)
 
 
 @app.callback()
@@ -90,45 +92,6 @@ def main_options(
         verbose=verbose,
         accept_new_host_key=accept_new_host_key,
     )
-
-
-@app.command("init")
-def init(ctx: typer.Context) -> None:
-    """Check the server (ZFS, pool, target tools) and create the root datasets."""
-
-    def action(s: Session) -> Outcome:
-        return initialized(setup.init(s.context), s.config.root)
-
-    run(ctx, "init", action)
-
-
-def initialized(done: Initialized, root: str) -> Outcome:
-    pool = done.pool
-    data = {
-        "zfs": done.zfs,
-        "pool": pool,
-        "tools": done.tools,
-        "rtslib": done.rtslib,
-        "root": root,
-        "created": done.created,
-        "backend": done.backend,
-        "engine": done.engine,
-        "iqn_base": done.iqn_base,
-        "config": {"path": done.config_path, "added": done.config_added},
-    }
-    lines = [
-        f"ZFS {done.zfs.get('userland')} (kernel module {done.zfs.get('kmod', '?')}); "
-        f"zboot changes it through {done.backend}",
-        f"pool {pool['name']}: {pool['health']}, {pool['free']} free of {pool['size']}",
-        f"target tools: {', '.join(done.tools) or 'none found'}; rtslib: "
-        f"{'yes' if done.rtslib else 'no'}",
-        f"target engine: {done.engine}; target names {done.iqn_base}:<host>",
-        f"root dataset {root}: "
-        + (f"created {', '.join(done.created)}" if done.created else "ready"),
-        f"config file {done.config_path}: "
-        + (f"added {', '.join(done.config_added)}" if done.config_added else "unchanged"),
-    ]
-    return Outcome(data, "\n".join(lines))
 
 
 def main() -> None:

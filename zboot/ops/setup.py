@@ -1,17 +1,22 @@
 """`zboot init`: check the server (ZFS, the pool, target tools), create the
-root datasets, and pick what must never change by itself afterwards (the
-target engine, the target name base), stored in the config file."""
+root datasets, and write the config file: the values given on the command
+line, the keys the file lacks, and what must never change by itself
+afterwards (the target engine, the target name base). A key the file has
+and the command line does not give stays as the admin wrote it."""
 
 from __future__ import annotations
 
 import re
 import time
+import tomllib
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from .. import config as config_mod
-from ..config import Config
-from ..errors import InvalidInput, NotFound
+from .. import own_file
+from ..config import Config, sections
+from ..config_edit import Edited, Values, check_value, edit
+from ..errors import NotFound
 from ..names import iqn
 from ..targets.lio import has_rtslib
 from ..targets.registry import TOOLS, pick, tools_on_server
@@ -19,6 +24,15 @@ from .context import Context
 from .images import ensure_layout
 
 SERVER_TOOLS = (*TOOLS, "qemu-img")
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """The config file init edits, as it is now, and what to set in it."""
+
+    path: Path
+    text: str | None  # None: there is no file yet
+    given: Values  # from the command line, checked
 
 
 @dataclass(frozen=True)
@@ -33,9 +47,42 @@ class Initialized:
     iqn_base: str
     config_path: str
     config_added: list[str]
+    config_changed: list[str]
+    config_text: str
+    config_written: bool
 
 
-def init(c: Context) -> Initialized:
+def given_values(options: dict[str, tuple[str, str, object]]) -> Values:
+    """Command-line values by table and key, each checked by its key's rule:
+    option name -> (table, key, value); a value of None was not given."""
+    given: Values = {}
+    for option, (table, key, value) in options.items():
+        if value is not None:
+            given.setdefault(table, {})[key] = check_value(table, key, value, option)
+    return given
+
+
+def open_file(path: Path, given: Values) -> tuple[ConfigFile, Config]:
+    """The config file at path (maybe none yet) with the given values: the
+    configuration init works with. Nothing is written; a bad value, given or
+    in the file, is refused here, before the server is contacted."""
+    text = own_file.read(path)
+    zfs = given.get("zfs", {})
+    if "root" in zfs and "pool" not in zfs and not _has_pool(text):
+        given = {**given, "zfs": {**zfs, "pool": str(zfs["root"]).split("/")[0]}}
+    edited = edit(text or "", given, {}, path)
+    return ConfigFile(path, text, given), edited.config
+
+
+def _has_pool(text: str | None) -> bool:
+    try:
+        zfs = tomllib.loads(text or "").get("zfs")
+    except tomllib.TOMLDecodeError:
+        return False  # edit() says what is wrong with it
+    return isinstance(zfs, dict) and "pool" in zfs
+
+
+def init(c: Context, file: ConfigFile) -> Initialized:
     cfg = c.config
     version = c.zfs.version()
     pool = c.runner.run(
@@ -46,14 +93,14 @@ def init(c: Context) -> Initialized:
     if pool.returncode != 0:
         raise NotFound(
             f"pool {cfg.pool!r} does not exist on the server",
-            hint="set [zfs] pool in the config file",
+            hint="give --pool NAME (or set [zfs] pool in the config file)",
         )
     tools = tools_on_server(c.runner, SERVER_TOOLS)
     rtslib = has_rtslib(c.runner)
     created = ensure_layout(c.zfs, cfg)
     engine = cfg.engine if cfg.engine != "auto" else pick(tools, rtslib)
     iqn_base = cfg.iqn_base or default_iqn_base(c)
-    path, added = write_config(replace(cfg, engine=engine, iqn_base=iqn_base), c.dry_run)
+    edited = write_config(file, replace(cfg, engine=engine, iqn_base=iqn_base), c.dry_run)
     name, size, free, health = pool.text.split()
     return Initialized(
         zfs=version,
@@ -69,8 +116,11 @@ def init(c: Context) -> Initialized:
         backend=c.zfs.backend,
         engine=engine,
         iqn_base=iqn_base,
-        config_path=path,
-        config_added=added,
+        config_path=str(file.path),
+        config_added=edited.added,
+        config_changed=edited.changed,
+        config_text=edited.text,
+        config_written=(edited.touched or file.text is None) and not c.dry_run,
     )
 
 
@@ -83,24 +133,11 @@ def default_iqn_base(c: Context) -> str:
     return iqn(f"iqn.{time.strftime('%Y-%m')}.{'.'.join(reversed(domain.split('.')))}.zboot")
 
 
-def write_config(cfg: Config, dry_run: bool) -> tuple[str, list[str]]:
-    """Write the config file (on this machine), or add to the one in use the
-    keys it lacks (a key it has is the admin's and stays). Returns the path
-    and the keys written."""
-    path = cfg.path or config_mod.DEFAULT_PATHS[0]
-    if path.exists():
-        text, added = config_mod.add_missing(path.read_text(), cfg)
-    else:
-        text, added = config_mod.render(cfg), ["(new file)"]
-    if added and not dry_run:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
-        except OSError as err:
-            raise InvalidInput(
-                f"cannot write config file {str(path)!r}: {err}",
-                hint="give --config FILE for a file you can write",
-            ) from err
-    return str(path), added
+def write_config(file: ConfigFile, cfg: Config, dry_run: bool) -> Edited:
+    """The config file (on this machine) with the given values set and every
+    key it lacks added from cfg; written, unless this is a dry run or nothing
+    changed."""
+    edited = edit(file.text or "", file.given, sections(cfg), file.path)
+    if (edited.touched or file.text is None) and not dry_run:
+        own_file.write(file.path, edited.text)
+    return edited
