@@ -1429,6 +1429,15 @@ NOT_NAMES = {
     ("dhcp", "write"): "a file on this machine that the admin has the config written to",
     ("image import", "source"): "a file or device on this machine (or - for stdin) to read",
     ("pxelinux", "tftp_dir"): "a directory on the server, passed as one argv element",
+    # init's options are config keys, checked by the file's own rules (config.KEYS):
+    # hostile values in test_init_command.py and test_config_hostile.py
+    **{
+        ("init", option): "a config value, checked as the config file's"
+        for option in (
+            *("server", "pool", "root", "reserve", "portal", "boot_url", "engine"),
+            *("iqn_base", "secrets_dir", "boot_dir", "winpe", "scripts", "key", "known_hosts"),
+        )
+    },
 }
 
 # Validators in zboot.names that check no input of their own.

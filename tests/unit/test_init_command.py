@@ -5,20 +5,26 @@ writing nothing, and a bad value refused before anything is contacted."""
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 import tomllib
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import jsonschema
 import pytest
+import typer
+from hypothesis import given, settings
+from test_config_hostile import values
 from typer.testing import CliRunner
 
 from zboot.cli.app import app
-from zboot.config import load
+from zboot.config import KEYS, load
+from zboot.errors import InvalidInput
 from zboot.remote.base import Result
 from zboot.schema import envelope_schema
 from zboot.testing.recording import RecordingRunner
@@ -95,7 +101,11 @@ def test_init_writes_a_complete_private_config_under_xdg(server: Server, home: P
     assert out["data"]["config"]["path"] == str(path) and out["data"]["config"]["written"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     config = load(path)
-    assert (config.server.host, config.server.key, config.server.sudo) == ("local", "~/.ssh/zb", False)
+    assert (config.server.host, config.server.key, config.server.sudo) == (
+        "local",
+        "~/.ssh/zb",
+        False,
+    )
     assert (config.pool, config.root, config.engine) == ("tank", "tank/diskless", "tgt")
     assert config.portal == "10.0.0.1:3260" and config.boot_url == "http://10.0.0.1/boot"
     assert config.iqn_base == f"iqn.{out['data']['iqn_base'][4:11]}.org.example.lan.zboot"
@@ -103,7 +113,10 @@ def test_init_writes_a_complete_private_config_under_xdg(server: Server, home: P
     assert set(data) == {"server", "zfs", "target", "boot"}
     assert set(data["target"]) == {"engine", "portal", "iqn_base", "secrets_dir"}
     assert [c[-1] for c in server.changed] == [
-        "tank/diskless", "tank/diskless/images", "tank/diskless/hosts", "tank/diskless/archive"
+        "tank/diskless",
+        "tank/diskless/images",
+        "tank/diskless/hosts",
+        "tank/diskless/archive",
     ]
     # run again: nothing to change, the file stays as it is
     before = path.read_text()
@@ -206,3 +219,77 @@ def test_root_alone_names_its_pool(server: Server, tmp_path: Path) -> None:
     code, out = zboot("--config", str(path), "init", "--server", "local", "--root", "tank/z")
     assert code == 0, out
     assert (load(path).pool, load(path).root) == ("tank", "tank/z")
+
+
+# --- hostile option values: refused as the config file's, before the server -------
+
+INIT_OPTIONS = {
+    "pool": "zfs.pool",
+    "root": "zfs.root",
+    "reserve": "zfs.reserve",
+    "portal": "target.portal",
+    "engine": "target.engine",
+    "iqn-base": "target.iqn_base",
+    "secrets-dir": "target.secrets_dir",
+    "boot-url": "boot.url",
+    "boot-dir": "boot.dir",
+    "winpe": "boot.winpe",
+    "scripts": "boot.scripts",
+    "key": "server.key",
+    "known-hosts": "server.known_hosts",
+}
+COMMAND = typer.main.get_command(app)
+SPOILERS = ("overlap", "not in pool", "too long")  # checks across keys, also exit 2
+
+
+def run_quietly(args: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        try:
+            COMMAND.main(args, prog_name="zboot")
+        except SystemExit as end:
+            return (end.code if isinstance(end.code, int) else 1), out.getvalue()
+    return 0, out.getvalue()
+
+
+@pytest.mark.parametrize("option", list(INIT_OPTIONS))
+def test_hostile_option_values_are_refused_before_the_server(
+    server: Server, tmp_path: Path, option: str
+) -> None:
+    table, key = INIT_OPTIONS[option].split(".")
+    rule = KEYS[table][key]
+    path = tmp_path / "zboot.toml"
+    path.write_text("# empty\n")
+    seen = {"refused": 0, "taken": 0}
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(value=values(INIT_OPTIONS[option]).filter(lambda v: isinstance(v, str)))
+    def check(value: str) -> None:
+        assert isinstance(value, str)
+        before = len(server.runner.commands)
+        code, stdout = run_quietly(
+            ["--config", str(path), "--json", "init", "--dry-run", f"--{option}={value}"]
+        )
+        try:
+            want = rule(value)
+        except InvalidInput:
+            assert code == 2, (value, stdout)
+            assert len(server.runner.commands) == before, value
+            seen["refused"] += 1
+            return
+        out = json.loads(stdout)
+        if code == 2:
+            assert any(s in out["errors"][0]["message"] for s in SPOILERS), out
+            return
+        if code == 3:  # a valid pool name the recorded server does not have
+            assert "does not exist on the server" in out["errors"][0]["message"], out
+            seen["taken"] += 1
+            return
+        assert code == 0, out
+        shown = tomllib.loads(out["data"]["result"]["config"]["text"])
+        assert shown[table][key] == want  # what the file would hold: the checked value
+        seen["taken"] += 1
+
+    check()
+    assert path.read_text() == "# empty\n"  # a dry run
+    assert seen["refused"] >= 10 and seen["taken"] >= 1, seen

@@ -4,6 +4,7 @@ link or into a place another user controls (zboot.own_file)."""
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -72,9 +73,7 @@ def test_a_directory_every_user_may_write_to_is_refused(tmp_path: Path) -> None:
     assert (shared / "config.toml").read_text() == "x"
 
 
-def test_a_file_of_another_user_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_file_of_another_user_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Seen from another uid, this user's files are someone else's."""
     path = tmp_path / "config.toml"
     path.write_text("theirs\n")
@@ -103,7 +102,7 @@ def test_a_temp_name_taken_by_a_planted_link_is_never_followed(
     victim = tmp_path / "victim"
     victim.write_text("keep\n")
     (tmp_path / ".config.toml.000000000000.tmp").symlink_to(victim)
-    monkeypatch.setattr(own_file.secrets, "token_hex", lambda n: "0" * (2 * n))
+    monkeypatch.setattr(secrets, "token_hex", lambda n: "0" * (2 * n))
     with pytest.raises(InvalidInput, match="cannot write config file"):
         own_file.write(tmp_path / "config.toml", "x")
     assert victim.read_text() == "keep\n" and not (tmp_path / "config.toml").exists()

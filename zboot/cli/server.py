@@ -7,6 +7,7 @@ import typer
 from ..errors import ServerError, ZbootError
 from ..ops import server_check
 from ..ops.server_check import ENGINE_NAMES, Item, Report
+from ..ops.server_install import NOT_HERE
 from ..remote.plan import PlanRunner
 from .output import table
 from .session import Outcome, Session, run
@@ -106,9 +107,11 @@ def rows(report: Report) -> list[Item]:
     for name in dict.fromkeys(i.area for i in report.items):
         items = [i for i in report.items if i.area == name]
         if name in ENGINE_NAMES and name != report.engine and not report.engines.get(name):
-            lacking = [i for i in items if i.needed and not i.ok]
-            detail = "lacks " + ", ".join(i.name for i in lacking)
-            out.append(Item(name, "(engine)", False, detail, False, lacking[0].install))
+            lacking = [i for i in items if i.install is not None and not i.ok] or items
+            detail = "not usable: lacks " + ", ".join(i.name for i in lacking)
+            how = lacking[0].install
+            fix = None if how in NOT_HERE.values() else how  # another system's engine
+            out.append(Item(name, f"{name} engine", False, detail, False, fix))
         else:
             out += items
     return out
@@ -135,7 +138,11 @@ def text(report: Report) -> str:
         ],
         ["area", "item", "ok", "detail"],
     )
-    fixes = dict.fromkeys(f"  {i.name}: {i.install}" for i in shown if not i.ok and i.install)
-    tail = ["", "to get what is missing:", *fixes] if fixes else []
+    fixes: dict[str, list[str]] = {}  # install command -> what it gets
+    for i in shown:
+        if not i.ok and i.install:
+            fixes.setdefault(i.install, []).append(i.name)
+    lines = [f"  {', '.join(names)}: {how}" for how, names in fixes.items()]
+    tail = ["", "to get what is missing:", *lines] if lines else []
     verdict = "ready" if report.ready else "NOT ready (needed: the rows marked NO)"
     return "\n".join([*head, "", body, *tail, "", f"verdict: {verdict}"])

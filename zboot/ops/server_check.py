@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -212,23 +212,22 @@ def assess(facts: Facts, config: Config, where: str, sftp: str | None, remote: b
     """Judge the facts (pure: every rule is here, unit-tested)."""
     family = facts.os.family
     items = access(facts, config, family, sftp, remote)
-    if facts.ran:
-        items += base(facts, config, family)
-        engines = engine_items(facts, family)
-        for rows in engines.values():
-            items += rows
-        usable = {name: all(i.ok for i in rows if i.needed) for name, rows in engines.items()}
-    else:
-        usable = {name: False for name in ENGINE_NAMES}
-    usable["none"] = True
+    engines = engine_items(facts, family) if facts.ran else {}
+    usable = {n: bool(rows) and all(i.ok for i in rows if i.needed) for n, rows in engines.items()}
+    usable = {name: usable.get(name, False) for name in ENGINE_NAMES} | {"none": True}
     tools = list(facts.tools)
     chosen = config.engine if config.engine != "auto" else pick(tools, facts.rtslib is not None)
+    if facts.ran:
+        items += base(facts, config, family)
+        for name, rows in engines.items():  # only the engine in use decides the verdict
+            items += [i if name == chosen else replace(i, needed=False) for i in rows]
+    here = ", ".join(n for n in ENGINE_NAMES if usable[n]) or "none"
     if config.engine == "auto" and chosen == "none":
         reason = "no target engine found (auto)"
         items.append(Item("engine", "auto", False, reason, True, None))
     elif chosen != "none":
-        state = "usable" if usable.get(chosen) else "not usable: see its rows"
-        items.append(Item("engine", chosen, bool(usable.get(chosen)), state, True, None))
+        state = "usable" if usable[chosen] else f"not usable (usable here: {here})"
+        items.append(Item("engine", chosen, usable[chosen], state, True, None))
     if facts.ran:
         items += boot_items(facts, config, family)
     items += local_items()
