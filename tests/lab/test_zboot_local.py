@@ -16,12 +16,14 @@ import pytest
 from zboot_lab.layout import POOL, Layout
 from zboot_lab.remote import ssh, ssh_text
 
+from zboot.schema import envelope_schema
+
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
 # The guest sees the host's root read-only, this checkout and its .venv included.
 PYTHON = str(REPO / ".venv" / "bin" / "python")
-SCHEMA = json.loads((REPO / "docs" / "json-envelope.schema.json").read_text())
+SCHEMA = envelope_schema()
 
 
 def zboot_on_server(lab: Layout, config: str, *args: str) -> Any:

@@ -18,10 +18,10 @@ from zboot_lab.costs import timed
 from zboot_lab.layout import POOL, Layout
 from zboot_lab.remote import ssh, ssh_text
 
+from zboot.schema import envelope_schema
+
 ENVELOPE_KEYS = {"version", "command", "status", "exit_code", "data", "errors"}
-SCHEMA = json.loads(
-    (Path(__file__).resolve().parents[2] / "docs" / "json-envelope.schema.json").read_text()
-)
+SCHEMA = envelope_schema()
 
 
 class Zboot:

@@ -12,10 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from zboot.cli.app import app
+from zboot.schema import envelope_schema
 
-SCHEMA = json.loads(
-    (Path(__file__).resolve().parents[2] / "docs" / "json-envelope.schema.json").read_text()
-)
+SCHEMA = envelope_schema()
 # An unreachable server: any attempt to connect would fail with exit 5, not 2.
 CONFIG = '[server]\nhost = "zboot-test.invalid"\nport = 1\n[zfs]\npool = "tank"\n'
 

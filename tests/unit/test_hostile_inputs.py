@@ -1,7 +1,7 @@
 """Hostile input, end to end: for every name a user gives zboot, Hypothesis
 generates at least 200 values that zboot's own rule for that name rejects,
 and each one must make zboot exit 2 with kind "invalid-input" in a --json
-envelope valid against docs/json-envelope.schema.json, before anything
+envelope valid against zboot/schema/json-envelope.schema.json, before anything
 reaches the server.
 
 The CLI runs in-process with the server replaced by a RecordingRunner (a
@@ -49,6 +49,7 @@ from zboot.cli.app import app
 from zboot.errors import InvalidInput
 from zboot.ops.hostfile import CHAP_KINDS
 from zboot.ops.importer import FORMATS as IMAGE_FORMATS
+from zboot.schema import envelope_schema
 from zboot.testing.recording import RecordingRunner
 
 EXAMPLES = 200  # hostile values per name, counted as they run
@@ -59,9 +60,7 @@ HOSTILE = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-SCHEMA = json.loads(
-    (Path(__file__).resolve().parents[2] / "docs" / "json-envelope.schema.json").read_text()
-)
+SCHEMA = envelope_schema()
 ENVELOPE = jsonschema.Draft202012Validator(SCHEMA)
 
 # A local server (no [server] host), an engine zboot has to look up on the

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -12,10 +10,9 @@ import typer
 
 from zboot.cli.app import app
 from zboot.cli.output import envelope
+from zboot.schema import envelope_schema
 
-SCHEMA = json.loads(
-    (Path(__file__).resolve().parents[2] / "docs" / "json-envelope.schema.json").read_text()
-)
+SCHEMA = envelope_schema()
 
 
 def command_names(group: typer.Typer, prefix: str = "") -> set[str]:

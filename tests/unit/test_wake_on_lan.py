@@ -29,12 +29,11 @@ from zboot.remote.base import Result
 from zboot.remote.local import LocalRunner
 from zboot.remote.plan import PlanRunner
 from zboot.remote.python import python_argv
+from zboot.schema import envelope_schema
 from zboot.testing.recording import RecordingRunner
 from zboot.zfs.cli import ZfsCli
 
-SCHEMA = json.loads(
-    (Path(__file__).resolve().parents[2] / "docs" / "json-envelope.schema.json").read_text()
-)
+SCHEMA = envelope_schema()
 PC01 = "52:54:00:aa:00:01"  # zfs_samples' pc01
 PC02 = "52:54:00:aa:00:02"
 # zfs_samples' state with a second host, pc02

@@ -39,6 +39,7 @@ GUEST_ISTGT_CONTROL_PORT = 3264
 # taken for a while by any client connection's local end, even one in
 # TIME_WAIT, and istgt (which does not share its ports) then fails to restart.
 DEFAULT_PORT_BASE = 20000
+BARE_PORT_OFFSET = 4000  # the bare server's ports: 24022, 24080, 27260, ...
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,25 @@ class Layout:
 
     state: Path
     port_base: int
+    # The guest's start-up script (contrib/lab/guest/): the lab's storage
+    # server, or a bare Debian server for docs/server-setup.md's test.
+    guest_script: str = "storage-init.sh"
 
     @classmethod
     def from_env(cls) -> Layout:
         state = Path(os.environ.get("ZBOOT_LAB_DIR", "/var/lib/zboot-lab"))
         base = int(os.environ.get("ZBOOT_LAB_PORT_BASE", str(DEFAULT_PORT_BASE)))
         return cls(state=state, port_base=base)
+
+    def bare_server(self) -> Layout:
+        """A second VM, a bare Debian server with a blank pool disk and none
+        of the lab's zboot set-up: docs/server-setup.md's steps prepare it.
+        Its own state directory and ports (BARE_PORT_OFFSET above the lab's)."""
+        return Layout(
+            state=self.state / "bare-server",
+            port_base=self.port_base + BARE_PORT_OFFSET,
+            guest_script="bare-server-init.sh",
+        )
 
     # --- ports on 127.0.0.1 -------------------------------------------------
     @property
