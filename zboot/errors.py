@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 3  # the image, host, snapshot or dataset does not exist
     CONFLICT = 4  # exists already, in use, has dependents, locked
     SERVER = 5  # the server or a tool on it failed (SSH, zfs, target engine)
+    DRIFT = 6  # `zboot doctor` found problems (it ran fine and changed nothing)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -52,6 +53,13 @@ class InvalidInput(ZbootError):
     kind = "invalid-input"
 
 
+class BadUsage(InvalidInput):
+    """The command line itself: an unknown option, a missing argument, a bad
+    choice (click finds these; zboot reports them under --json)."""
+
+    kind = "usage"
+
+
 class NotFound(ZbootError):
     exit_code = ExitCode.NOT_FOUND
     kind = "not-found"
@@ -60,6 +68,13 @@ class NotFound(ZbootError):
 class Conflict(ZbootError):
     exit_code = ExitCode.CONFLICT
     kind = "conflict"
+
+
+class Drift(ZbootError):
+    """What `zboot doctor` found: the command worked, the server has drifted."""
+
+    exit_code = ExitCode.DRIFT
+    kind = "drift"
 
 
 class ServerError(ZbootError):

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import Conflict, ZbootError
+from ..errors import Conflict, Drift
 from ..ops import sync as sync_ops
 from ..ops.doctor import survey
 from ..remote.lock import lock_state
@@ -17,15 +17,13 @@ from .output import table
 from .session import Outcome, Session, confirm, run
 
 
-class Drift(ZbootError):
-    kind = "drift"
-
-
 def doctor(ctx: typer.Context) -> None:
-    """Report drift between the hosts' records and the server: targets without
-    a disk, disks without a target, boot files for unknown MACs or the wrong
-    target, hosts stuck mid-operation, stale sessions, lost secrets, a pool
-    nearly full. Changes nothing; exit 1 when anything is found."""
+    """Report drift between the hosts' records and the server.
+
+    Finds targets without a disk, disks without a target, boot files for
+    unknown MACs or the wrong target, hosts stuck mid-operation, stale
+    sessions, lost secrets, a pool nearly full. Changes nothing; exits 6
+    when it finds anything (1 means zboot itself failed)."""
 
     def action(s: Session) -> Outcome:
         found = survey(s.context, script_modes=True)

@@ -116,7 +116,9 @@ def snapshot(
     ctx: typer.Context,
     name: str,
     version: Annotated[str | None, typer.Argument()] = None,
-    message: Annotated[str | None, typer.Option("-m", "--message")] = None,
+    message: Annotated[
+        str | None, typer.Option("-m", "--message", help="what changed in this version")
+    ] = None,
 ) -> None:
     """Freeze the image as a new version. Example: zboot image snapshot win11 -m 'updates'"""
 

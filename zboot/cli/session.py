@@ -49,6 +49,8 @@ class Session:
     @property
     def config(self) -> config_mod.Config:
         if self._config is None:
+            if self.server is None and config_mod.find_config(self.config_file) is None:
+                raise no_server()
             self._config = config_mod.load(self.config_file, self.server)
         return self._config
 
@@ -100,6 +102,18 @@ class Session:
     def close(self) -> None:
         if self._runner is not None:
             self._runner.close()
+
+
+def no_server() -> InvalidInput:
+    """No config file and no --server: zboot does not guess that this machine
+    is the storage server (on a laptop that ends in `zfs: command not found`)."""
+    looked = " or ".join(str(p) for p in config_mod.default_paths())
+    return InvalidInput(
+        f"no storage server given: no --server, and no config file at {looked}",
+        hint="give --server USER@HOST (--server local on the storage server itself), "
+        "or write a config with `zboot init --server USER@HOST --pool POOL ...`, "
+        f"or create {config_mod.user_config()} with a [server] host",
+    )
 
 
 def say(message: str) -> None:
