@@ -61,9 +61,6 @@ def inner(lab_session: Layout, tmp_path_factory: pytest.TempPathFactory) -> Iter
     client_pub = _keygen(keys / "client", "zboot-jump-test-client")
     where = f"/run/zboot-jump-{uuid.uuid4().hex[:8]}"
     port = next(p for p in random.sample(range(22200, 22900), 50) if _free_here(p))
-    host_key = (keys / "host").read_bytes()
-    ssh(lab, ["sh", "-c", f"umask 077; mkdir {where}; cat > {where}/host"], stdin=host_key)
-    ssh(lab, ["sh", "-c", f"umask 077; cat > {where}/authorized_keys"], stdin=client_pub.encode())
     # As storage-init.sh starts the lab's own sshd (no PAM, plain curve25519),
     # but on loopback only, with SFTP, and daemonised with a PID file.
     sshd = [
@@ -84,9 +81,11 @@ def inner(lab_session: Layout, tmp_path_factory: pytest.TempPathFactory) -> Iter
         *("-o", "Subsystem sftp internal-sftp"),
         *("-o", "KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org"),
     ]
-    started = shlex.join(sshd) + f"; for i in $(seq 50); do [ -s {where}/sshd.pid ] && exit 0; "
-    started += f"sleep 0.1; done; cat {where}/sshd.log >&2; exit 1"
-    ssh(lab, ["sh", "-c", started])
+    # one SSH command: the files (the host key on stdin), then sshd, then its PID file
+    script = f'umask 077; mkdir {where}; cat > {where}/host; echo "$1" > {where}/authorized_keys; '
+    script += shlex.join(sshd) + f"; for i in $(seq 50); do [ -s {where}/sshd.pid ] && exit 0; "
+    script += f"sleep 0.1; done; cat {where}/sshd.log >&2; exit 1"
+    ssh(lab, ["sh", "-c", script, "sh", client_pub], stdin=(keys / "host").read_bytes())
     try:
         yield Inner(port, host_pub, keys / "client")
     finally:  # stopped by its PID, then its files go
@@ -99,7 +98,8 @@ def inner(lab_session: Layout, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 def _images_on_the_vm(lab: Layout) -> set[str]:
     """The lab root's images, read from ZFS over the lab's own connection."""
-    out = ssh(lab, ["zfs", "list", "-H", "-o", "name", "-d", "1", "-t", "volume", IMAGES])
+    script = 'zfs list -H -o name -d 1 -t volume "$1" 2>/dev/null; true'  # none yet: none
+    out = ssh(lab, ["sh", "-c", script, "sh", IMAGES])
     return {line.rsplit("/", 1)[1] for line in out.stdout.decode().split()}
 
 

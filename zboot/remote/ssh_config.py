@@ -138,7 +138,7 @@ def config_path() -> str | None:
             raise InvalidInput(f"{ENV} names {named!r}, which is not a file")
         return named
     path = os.path.expanduser(USER_CONFIG)
-    return path if os.path.lexists(path) else None
+    return path if os.path.exists(path) else None
 
 
 @dataclass(frozen=True)
