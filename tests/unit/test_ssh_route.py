@@ -9,6 +9,7 @@ import base64
 import contextlib
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -206,6 +207,36 @@ def test_without_identities_only_the_agent_keys_go_first(
             runner.transport()
     assert lab.jump.server.offered == [blob(lab.jump_client)]  # IdentitiesOnly yes
     assert lab.target.server.offered == [blob(lab.other), blob(lab.target_client)]
+
+
+RELAY = """
+import socket, sys, threading
+conn = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+def back():
+    while data := conn.recv(65536):
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+threading.Thread(target=back, daemon=True).start()
+while data := sys.stdin.buffer.read1(65536):
+    conn.sendall(data)
+"""
+
+
+def test_proxy_command_carries_the_connection(lab: Lab, tmp_path: Path) -> None:
+    """ProxyCommand with %h and %p filled in, the jump host never touched."""
+    relay = tmp_path / "relay.py"
+    relay.write_text(RELAY)
+    with open(lab.home / ".ssh" / "conf.d" / "storage", "a") as handle:
+        handle.write(
+            f"Host storage-pc\n  HostName 127.0.0.1\n  Port {lab.target.port}\n  User zb\n"
+            f"  IdentityFile ~/.ssh/storage_key\n  ProxyCommand {sys.executable} {relay} %h %p\n"
+        )
+    with asking(SshRunner("storage-pc")) as runner:
+        live = runner.transport()
+        assert live.get_remote_server_key().asbytes() == lab.target.key.asbytes()
+        assert len(runner._route) == 1
+    assert lab.target.server.offered == [blob(lab.target_client)]
+    assert lab.jump.server.offered == [] and lab.jump.server.forwarded == []
 
 
 def test_a_passphrase_with_no_terminal_is_a_clear_error(
