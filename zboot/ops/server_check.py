@@ -15,11 +15,11 @@ live on other machines."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ..config import Config
 from ..remote.base import Runner
@@ -35,45 +35,65 @@ LIO_MODULES = ("target_core_mod", "iscsi_target_mod", "target_core_iblock")
 IPXE_DIRS = ("/usr/lib/ipxe", "/usr/local/share/ipxe", "/usr/share/ipxe")
 TFTP_DIRS = ("/srv/tftp", "/var/lib/tftpboot", "/tftpboot", "/srv/tftpboot")
 FIRST_STAGES = ("undionly.kpxe", "snponly.efi", "ipxe.efi")
-RTSLIB = (
-    "import os; os.chdir('/'); import rtslib_fb\n"
-    "try:\n import importlib.metadata as m; print(m.version('rtslib-fb'))\n"
-    "except Exception:\n print('?')"
+# The server's Python, run as zboot's agents run it: its version, and whether
+# rtslib-fb is installed, with the version its dist-info or egg-info names
+# (found, not imported: importing it, or importlib.metadata, takes seconds).
+PYTHON_INFO = (
+    "import os, sys; os.chdir('/'); print('python', sys.version.split()[0])\n"
+    "import importlib.util as u\n"
+    "s = u.find_spec('rtslib_fb')\n"
+    "if s and s.origin:\n"
+    " d = os.path.dirname(os.path.dirname(s.origin))\n"
+    " v = [n.rsplit('.', 1)[0].split('-')[1] for n in os.listdir(d)\n"
+    "      if n.lower().startswith('rtslib_fb-') and n.endswith(('.dist-info', '.egg-info'))]\n"
+    " print('rtslib', (v + ['?'])[0])"
 )
-# $1 pool, $2 boot dir, $3 boot URL ("" for none), $4 its port
+# $1 pool, $2 boot dir, $3 boot URL ("" for none). Few processes: in a slow
+# VM each one costs, so the rest is shell builtins.
 PROBE = f"""
+NL='
+'
 say() {{ printf '%s\\t%s\\n' "$1" "$2"; }}
 say uname "$(uname -sr)"
-say uid "$(id -u)"
-say user "$(id -un)"
+say id "$(id)"
 [ -r /etc/os-release ] && while IFS= read -r l; do say os "$l"; done < /etc/os-release
-for t in {" ".join(TOOLS)}; do p=$(command -v "$t" 2>/dev/null) && say tool "$t $p"; done
-[ -x {SERVER_PYTHON} ] &&
-  say python "$({SERVER_PYTHON} -c 'import sys; print(sys.version.split()[0])')"
-v=$(env -i {SERVER_PATH} {SERVER_PYTHON} -I -c "{RTSLIB}" 2>/dev/null) && say rtslib "$v"
+for t in {" ".join(TOOLS)}; do command -v "$t"; done 2>/dev/null |
+  while IFS= read -r p; do say tool "$p"; done
+[ -x {SERVER_PYTHON} ] && env -i {SERVER_PATH} {SERVER_PYTHON} -I -c "{PYTHON_INFO}" 2>/dev/null |
+  while read -r k v; do say "$k" "$v"; done
 for m in {" ".join(LIO_MODULES)} zfs; do
   if [ -d "/sys/module/$m" ]; then say kmod "$m loaded"
   elif command -v modinfo >/dev/null && modinfo "$m" >/dev/null 2>&1; then say kmod "$m available"
   fi
 done
 zfs version 2>/dev/null | while IFS= read -r l; do say zfs-version "$l"; done
-[ -r /sys/module/zfs/version ] && say zfs-version "zfs-kmod-$(cat /sys/module/zfs/version)"
+[ -r /sys/module/zfs/version ] && read -r v < /sys/module/zfs/version &&
+  say zfs-version "zfs-kmod-$v"
 p=$(zpool list -H -o name,health "$1" 2>/dev/null) && say pool "$p"
-for d in tgtd istgt ctld; do pgrep -x "$d" >/dev/null 2>&1 && say running "$d"; done
+procs=$(ps -A -o comm= 2>/dev/null)
+for d in tgtd istgt ctld; do
+  case "$NL$procs$NL" in *"$NL$d$NL"* | *"/$d$NL"*) say running "$d" ;; esac
+done
 command -v svcs >/dev/null && for s in stmf network/iscsi/target; do
   say smf "$s $(svcs -H -o state "$s" 2>/dev/null)"; done
-[ -d "$2" ] && say bootdir "$(ls -A "$2" 2>/dev/null | wc -l | tr -d ' ')"
-for d in {" ".join(IPXE_DIRS + TFTP_DIRS)}; do for f in {" ".join(FIRST_STAGES)}; do
-  [ -f "$d/$f" ] && say file "$d/$f"; done; done
+f=
+if [ -d "$2" ]; then
+  n=0
+  for x in "$2"/* "$2"/.[!.]*; do
+    [ -e "$x" ] || continue
+    n=$((n + 1))
+    [ -z "$f" ] && [ -f "$x" ] && f=${{x##*/}}
+  done
+  say bootdir "$n"
+fi
+for d in {" ".join(IPXE_DIRS + TFTP_DIRS)}; do for f1 in {" ".join(FIRST_STAGES)}; do
+  [ -f "$d/$f1" ] && say file "$d/$f1"; done; done
 if command -v ss >/dev/null; then
-  ss -Hltn "sport = :$4" 2>/dev/null | grep -q . && say listen "tcp $4"
-  ss -Hlun "sport = :69" 2>/dev/null | grep -q . && say listen "udp 69"
+  [ -n "$(ss -Hlun 'sport = :69' 2>/dev/null)" ] && say listen "udp 69"
 else
-  netstat -an 2>/dev/null | grep -Ei "[.:]$4 .*listen" >/dev/null && say listen "tcp $4"
   netstat -an 2>/dev/null | grep -Ei "^udp.*[.:]69 " >/dev/null && say listen "udp 69"
 fi
 if [ -n "$3" ] && [ -d "$2" ]; then
-  f=$(cd "$2" && for x in *; do [ -f "$x" ] && echo "$x" && break; done)
   u="${{3%/}}/$f"
   if command -v curl >/dev/null; then
     say http "$f $(curl -s -o /dev/null -I -m 5 -w '%{{http_code}}' "$u" 2>/dev/null)"
@@ -83,6 +103,7 @@ if [ -n "$3" ] && [ -d "$2" ]; then
 fi
 exit 0
 """
+ID_RE = re.compile(r"uid=(?P<uid>[0-9]+)(?:\((?P<user>[^)]*)\))?")
 
 
 @dataclass(frozen=True)
@@ -104,17 +125,12 @@ class Facts:
     smf: dict[str, str] = field(default_factory=dict)
     boot_files: int | None = None  # in the boot dir; None: no boot dir
     files: list[str] = field(default_factory=list)
-    listening: set[str] = field(default_factory=set)  # "tcp 80", "udp 69"
+    listening: set[str] = field(default_factory=set)  # "udp 69": a TFTP server
     http: tuple[str, str] | None = None  # (file fetched, HTTP status)
 
 
 def probe(runner: Runner, config: Config) -> Facts:
-    url = config.boot_url or ""
-    try:
-        port = urlsplit(url).port or (443 if url.startswith("https") else 80)
-    except ValueError:
-        port = 80
-    argv = ["sh", "-c", PROBE, "sh", config.pool, config.boot_dir, url, str(port)]
+    argv = ["sh", "-c", PROBE, "sh", config.pool, config.boot_dir, config.boot_url or ""]
     result = runner.run(argv, check=False, read_only=True, timeout=60)
     if not result.ok:
         error = result.stderr.decode("utf-8", "replace").strip() or f"exit {result.returncode}"
@@ -140,14 +156,14 @@ def parse(text: str) -> Facts:
             zfs["userland"] = line.removeprefix("zfs-")
     pool = one("pool")
     listed = lines.get("bootdir")
-    uid = one("uid")
+    who = ID_RE.search(one("id") or "")
     http = one("http")
     return Facts(
         ran=True,
         os=parse_os_release("\n".join(lines.get("os", [])), one("uname") or ""),
-        uid=int(uid) if uid and uid.isdigit() else None,
-        user=one("user") or "",
-        tools=dict(t.split(" ", 1) for t in lines.get("tool", []) if " " in t),
+        uid=int(who["uid"]) if who else None,
+        user=(who["user"] or "") if who else "",
+        tools={p.rsplit("/", 1)[-1]: p for p in lines.get("tool", []) if p.startswith("/")},
         python=one("python"),
         rtslib=one("rtslib"),
         kmods=dict(k.split(" ", 1) for k in lines.get("kmod", []) if " " in k),
