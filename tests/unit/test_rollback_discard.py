@@ -3,7 +3,9 @@ destroy and prune do: without a terminal to ask on, it wants --yes."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer.testing
@@ -11,6 +13,10 @@ from test_cli_errors import CONFIG, invoke
 from typer.testing import CliRunner
 
 from zboot.cli.app import app
+
+
+def click_testing() -> Any:
+    return importlib.import_module("click.testing")
 
 
 @pytest.fixture
@@ -33,7 +39,9 @@ def test_discard_answered_no_on_a_terminal_changes_nothing(
     config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the runner's stdin, which it puts in place of sys.stdin, as a terminal
-    monkeypatch.setattr(typer.testing._NamedTextIOWrapper, "isatty", lambda self: True)
+    # (typer 0.26+ carries its own copy of click's testing module; older ones use click's)
+    testing = typer.testing if hasattr(typer.testing, "_NamedTextIOWrapper") else click_testing()
+    monkeypatch.setattr(testing._NamedTextIOWrapper, "isatty", lambda self: True)
     result = CliRunner().invoke(
         app, ["--config", str(config), "rollback", "pc1", "--discard"], input="n\n"
     )
