@@ -214,6 +214,14 @@ def test_a_missing_pool_writes_nothing(server: Server, tmp_path: Path) -> None:
     assert not path.exists()
 
 
+def test_no_server_and_no_file_is_refused(server: Server, home: Path) -> None:
+    """zboot does not guess that this machine is the storage server."""
+    code, out = zboot("init", "--pool", "tank")
+    assert code == 2 and "no storage server given" in out["errors"][0]["message"]
+    assert "--server local" in out["errors"][0]["hint"]
+    assert server.runner.commands == [] and not (home / "xdg").exists()
+
+
 def test_root_alone_names_its_pool(server: Server, tmp_path: Path) -> None:
     path = tmp_path / "zboot.toml"
     code, out = zboot("--config", str(path), "init", "--server", "local", "--root", "tank/z")

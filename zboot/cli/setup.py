@@ -63,7 +63,8 @@ def init(
     replace the file's, every key the file lacks is added (the target engine
     found on the server, a target name base made once), and a key the file
     has stays as written, with its comments. Nothing is written when a value
-    is wrong or the server check fails.
+    is wrong, no server is given (--server, or the file's), or the server
+    check fails.
 
     Example: zboot init --server root@storage --pool tank --portal
     10.0.0.1:3260 --boot-url http://10.0.0.1/boot

@@ -16,7 +16,7 @@ from typing import Any
 from .. import own_file
 from ..config import Config, sections
 from ..config_edit import Edited, Values, check_value, edit
-from ..errors import NotFound
+from ..errors import InvalidInput, NotFound
 from ..names import iqn
 from ..targets.lio import has_rtslib
 from ..targets.registry import TOOLS, pick, tools_on_server
@@ -67,6 +67,11 @@ def open_file(path: Path, given: Values) -> tuple[ConfigFile, Config]:
     configuration init works with. Nothing is written; a bad value, given or
     in the file, is refused here, before the server is contacted."""
     text = own_file.read(path)
+    if text is None and "host" not in given.get("server", {}):
+        raise InvalidInput(
+            f"no storage server given: no --server, and no config file at {path}",
+            hint="give --server USER@HOST (--server local on the storage server itself)",
+        )
     zfs = given.get("zfs", {})
     if "root" in zfs and "pool" not in zfs and not _has_pool(text):
         given = {**given, "zfs": {**zfs, "pool": str(zfs["root"]).split("/")[0]}}
