@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import vm
+from . import depvenvs, vm
 from .install import SYSTEM_PYTHON
 from .layout import REPO_ROOT, Layout
 from .procs import LabError, run
@@ -65,6 +65,32 @@ def _timed(timings: Timings, name: str, argv: list[str], env: dict[str, str]) ->
     start = time.monotonic()
     code = subprocess.call(argv, cwd=REPO_ROOT, env=env)
     timings.add(name, time.monotonic() - start, "ok" if code == 0 else f"FAILED (exit {code})")
+    return code
+
+
+def _dependency_phase(
+    timings: Timings, layout: Layout, kind: str, env: dict[str, str], reports: Path
+) -> int:
+    """The fast tests in the venv of the lowest or newest allowed versions
+    (made, or reused from the lab's state directory: see depvenvs)."""
+    name = f"unit, {kind} versions"
+    say(f"phase {name} ...")
+    start = time.monotonic()
+    try:
+        venv = depvenvs.ensure(layout, kind)
+    except LabError as err:
+        say(f"{name}: {err}")
+        timings.add(name, time.monotonic() - start, "FAILED (making its venv)")
+        return 1
+    made = time.monotonic() - start
+    argv = [str(venv.python), "-m", "pytest", "-q", "-n", UNIT_WORKERS]
+    argv += [f"--junitxml={reports / f'unit-{kind}.xml'}", "-m", "not lab and not e2e"]
+    code = subprocess.call(argv, cwd=REPO_ROOT, env=env)
+    outcome = "ok" if code == 0 else f"FAILED (exit {code})"
+    how = f"venv made in {made:.0f} s" if venv.made else "venv reused"
+    timings.add(
+        name, time.monotonic() - start, f"{outcome} ({how}; {depvenvs.versions(venv.python)})"
+    )
     return code
 
 
@@ -134,6 +160,10 @@ def run_tests(layout: Layout, pytest_args: list[str], started: float, full: bool
                 env,
             )
         )
+        # The bounds in pyproject.toml, kept true: the same tests on the lowest
+        # and the newest versions they allow, also while the VM boots.
+        for kind in depvenvs.KINDS:
+            codes.append(_dependency_phase(timings, layout, kind, env, reports))
         with step("waiting for the storage VM"):
             boot.join()
         timings.add(
