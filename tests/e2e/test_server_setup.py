@@ -81,7 +81,17 @@ def test_every_block_of_the_page_says_where_it_runs() -> None:
 
 
 @pytest.fixture
-def bare_server() -> Iterator[Layout]:
+def page_packages() -> None:
+    """The page's package steps, on this machine, before the VM boots: the VM
+    runs this machine's /usr, and its /etc and /var are overlays that show
+    what was there when it booted."""
+    for block in page_blocks(PAGE.read_text()):
+        if block.place == "packages":
+            run_packages(block)
+
+
+@pytest.fixture
+def bare_server(page_packages: None) -> Iterator[Layout]:
     """The second VM, booted with a blank pool disk, stopped at the end. It
     needs nothing of the lab's storage VM (which may run beside it)."""
     bare = Layout.from_env().bare_server()
@@ -114,20 +124,37 @@ def admin_computer(tmp_path: Path, bare: Layout) -> Computer:
     (ssh_dir / "admin").chmod(0o600)
     host_pub = bare.host_key.with_suffix(".pub").read_text().split()
     (ssh_dir / "known_hosts").write_text(f"storage {host_pub[0]} {host_pub[1]}\n")
+    # Absolute paths: OpenSSH takes ~ from the password database, not $HOME.
     (ssh_dir / "config").write_text(
         "Host storage\n"
         "    HostName 127.0.0.1\n"
         f"    Port {bare.ssh_port}\n"
         "    HostKeyAlias storage\n"
-        "    IdentityFile ~/.ssh/admin\n"
-        "    IdentityFile ~/.ssh/zboot\n"
+        f"    UserKnownHostsFile {ssh_dir / 'known_hosts'}\n"
+        f"    IdentityFile {ssh_dir / 'admin'}\n"
+        f"    IdentityFile {ssh_dir / 'zboot'}\n"
     )
+    # ... and its config file from there too: ssh and scp are told where it is.
+    wrappers = tmp_path / "wrappers"
+    wrappers.mkdir()
+    for tool in ("ssh", "scp"):
+        (wrappers / tool).write_text(
+            f'#!/bin/sh\nexec /usr/bin/{tool} -F "$HOME/.ssh/config" "$@"\n'
+        )
+        (wrappers / tool).chmod(0o755)
     keep = ("PATH", "LANG", "LC_ALL", "TERM")
     env = {k: v for k, v in os.environ.items() if k in keep}
     bin_dir = home / ".local" / "bin"
     env.update(
         HOME=str(home),
-        PATH=f"{bin_dir}:{tmp_path / 'pipx' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
+        PATH=":".join(
+            [
+                str(wrappers),
+                str(bin_dir),
+                str(tmp_path / "pipx" / "bin"),
+                env.get("PATH", "/usr/bin:/bin"),
+            ]
+        ),
         PIPX_HOME=str(home / ".local" / "pipx"),
         PIPX_BIN_DIR=str(bin_dir),
         PIP_DISABLE_PIP_VERSION_CHECK="1",
@@ -202,9 +229,7 @@ def test_a_bare_server_set_up_from_the_page_boots_a_client(
     wheel_and_pipx(tmp_path, computer.work)
     write_golden("bios", computer.work / "golden.img")
     for block in page_blocks(PAGE.read_text()):
-        if block.place == "packages":
-            run_packages(block)
-        elif block.place == "server":
+        if block.place == "server":
             run_server(bare_server, block)
         elif block.place == "computer":
             run_computer(computer, block)

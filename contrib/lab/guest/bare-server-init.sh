@@ -21,6 +21,8 @@ here=$(dirname -- "$(readlink -f -- "$0")")
 . "$here/guest.env"
 say() { echo "zboot-lab: $* (uptime $(cut -d' ' -f1 /proc/uptime) s)"; }
 say "bare server init started"
+# shellcheck source=guest-common.sh
+. "$here/guest-common.sh"
 
 for dir in /root /home /srv; do
     mount -t tmpfs -o mode=0755 tmpfs "$dir"
@@ -30,45 +32,20 @@ chmod 0700 /root
 mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,msize=512000,cache=loose \
     labusr /usr
 
+# virtme's own files over the real ones, which a server does not have: a
+# shadow file mounted on /etc/shadow (useradd cannot rename onto a mount
+# point) and a sudoers rule of its own. The host's files show through again.
+umount /etc/shadow /etc/sudoers.d/99-virtme
+rm -f /etc/sudoers.d/99-virtme
+
 # --- what systemd's units do at boot -----------------------------------------
 modprobe configfs
 grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs none /sys/kernel/config
 modprobe zfs # zfs-load-module.service
-pgrep -x systemd-udevd >/dev/null || /lib/systemd/systemd-udevd --daemon
-udevadm trigger --action=add
-udevadm settle --timeout=60
-say "udev settled"
+start_udev
 
 # --- the network, as the installer configured it -------------------------------
-lan_nics=()
-nic=
-for dev in /sys/class/net/*; do
-    name=${dev##*/}
-    [ "$name" = lo ] && continue
-    case "$(cat "$dev/address")" in
-    "$LAB_LAN_MAC_PREFIX"*) lan_nics+=("$name") ;;
-    *) [ -n "$nic" ] || nic=$name ;;
-    esac
-done
-ip link set lo up
-ip link set "$nic" up
-ip addr add 10.0.2.15/24 dev "$nic" 2>/dev/null || true
-ip route add default via 10.0.2.2 2>/dev/null || true
-hostname storage
-printf '127.0.0.1 localhost\n10.0.2.15 storage\n' >/etc/hosts
-printf 'options timeout:1 attempts:1\n' >/etc/resolv.conf
-# The boot LAN: the server's second port, here a bridge over the NICs the
-# clients' QEMUs connect to (one switch), with the server's address on it.
-modprobe bridge
-ip link add lan0 type bridge forward_delay 0 stp_state 0 2>/dev/null || true
-for lan_nic in "${lan_nics[@]}"; do
-    ip link set "$lan_nic" master lan0
-    ip link set "$lan_nic" up
-done
-ip addr add "$LAB_LAN_SERVER" dev lan0 2>/dev/null || true
-ip -6 addr add "$LAB_LAN_SERVER6" dev lan0 nodad 2>/dev/null || true
-ip link set lan0 up
-say "network up on $nic; boot LAN ${LAB_LAN_SERVER} on lan0"
+bring_up_network storage
 
 # --- sshd, with Debian's own configuration (PAM on) ----------------------------
 install -d -m 0700 /root/.ssh

@@ -16,6 +16,8 @@ here=$(dirname -- "$(readlink -f -- "$0")")
 # Each line carries the guest's uptime, so a slow step of the boot shows.
 say() { echo "zboot-lab: $* (uptime $(cut -d' ' -f1 /proc/uptime) s)"; }
 say "init started"
+# shellcheck source=guest-common.sh
+. "$here/guest-common.sh"
 
 # A clean home for root: the shared host root's own dot-files (a .bashrc that
 # starts pyenv costs seconds per SSH command under emulation) stay outside.
@@ -47,47 +49,8 @@ modprobe target_core_iblock
 modprobe iscsi_target_mod
 say "modules loaded"
 
-# udev makes the /dev/zvol/<pool>/<name> links that every tool relies on.
-pgrep -x systemd-udevd >/dev/null || /lib/systemd/systemd-udevd --daemon
-udevadm trigger --action=add
-udevadm settle --timeout=60
-say "udev settled"
-
-# --- network (QEMU user networking: host loopback is 10.0.2.2) -------------
-# The NIC on QEMU's user network is the one that is not on the boot LAN.
-lan_nics=()
-nic=
-for dev in /sys/class/net/*; do
-    name=${dev##*/}
-    [ "$name" = lo ] && continue
-    case "$(cat "$dev/address")" in
-    "$LAB_LAN_MAC_PREFIX"*) lan_nics+=("$name") ;;
-    *) [ -n "$nic" ] || nic=$name ;;
-    esac
-done
-ip link set lo up
-ip link set "$nic" up
-ip addr add 10.0.2.15/24 dev "$nic" 2>/dev/null || true
-ip route add default via 10.0.2.2 2>/dev/null || true
-hostname zboot-lab
-# No DNS here: the host's resolver is unreachable from the guest, and every
-# reverse lookup of a client (sshd's session set-up does one) would wait for it.
-printf '127.0.0.1 localhost\n10.0.2.15 zboot-lab\n10.0.2.2 lab-host\n' >/etc/hosts
-printf 'options timeout:1 attempts:1\n' >/etc/resolv.conf
-# The boot LAN: a bridge over the NICs the clients' QEMUs connect to, with
-# the server's own address; DHCP and TFTP on it start when a test asks.
-modprobe bridge
-ip link add lan0 type bridge forward_delay 0 stp_state 0 2>/dev/null || true
-for lan_nic in "${lan_nics[@]}"; do
-    ip link set "$lan_nic" master lan0
-    ip link set "$lan_nic" up
-done
-ip addr add "$LAB_LAN_SERVER" dev lan0 2>/dev/null || true
-# An IPv6 prefix too, for the router advertisements the LAN's dnsmasq sends:
-# iPXE waits about 16 s for IPv6 autoconfiguration on a LAN without them.
-ip -6 addr add "$LAB_LAN_SERVER6" dev lan0 nodad 2>/dev/null || true
-ip link set lan0 up
-say "network up on $nic; boot LAN ${LAB_LAN_SERVER} on lan0 over ${lan_nics[*]}"
+start_udev
+bring_up_network zboot-lab
 
 # --- the pool ----------------------------------------------------------------
 disk=/dev/disk/by-id/scsi-0virtme_disk_${LAB_DISK_NAME}

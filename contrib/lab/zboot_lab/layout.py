@@ -51,6 +51,8 @@ class Layout:
     # The guest's start-up script (contrib/lab/guest/): the lab's storage
     # server, or a bare Debian server for docs/server-setup.md's test.
     guest_script: str = "storage-init.sh"
+    # Where the lab's own virtualenv is, when this is a second VM's layout.
+    lab_state: Path | None = None
 
     @classmethod
     def from_env(cls) -> Layout:
@@ -66,6 +68,7 @@ class Layout:
             state=self.state / "bare-server",
             port_base=self.port_base + BARE_PORT_OFFSET,
             guest_script="bare-server-init.sh",
+            lab_state=self.state,
         )
 
     # --- ports on 127.0.0.1 -------------------------------------------------
@@ -149,7 +152,7 @@ class Layout:
     @property
     def venv(self) -> Path:
         """The lab's own virtualenv (virtme-ng)."""
-        return self.state / "venv"
+        return (self.lab_state or self.state) / "venv"
 
     @property
     def golden(self) -> Path:

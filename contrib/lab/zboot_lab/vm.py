@@ -64,6 +64,7 @@ def prepare_files(layout: Layout) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "qemu.pid").unlink(missing_ok=True)
     shutil.copyfile(L.LAB_SRC / "guest" / layout.guest_script, run_dir / "storage-init.sh")
+    shutil.copyfile(L.LAB_SRC / "guest" / "guest-common.sh", run_dir / "guest-common.sh")
     shutil.copyfile(layout.host_key, run_dir / "ssh_host_ed25519_key")
     (run_dir / "ssh_host_ed25519_key").chmod(0o600)
     shutil.copyfile(layout.client_key.with_suffix(".pub"), run_dir / "authorized_keys")
