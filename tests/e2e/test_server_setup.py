@@ -7,7 +7,6 @@ TFTP, nginx and LIO. How each block is run is in the page's last section."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from doc_commands import code_blocks
 from zboot_lab import client, vm
 from zboot_lab.golden import write_golden
 from zboot_lab.keys import ssh_argv
@@ -24,7 +24,6 @@ from zboot_lab.layout import Layout
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / "docs" / "server-setup.md"
 MAC = "52:54:00:12:34:56"  # the page's first machine
-FENCE = re.compile(r"^```sh\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 # Where each block runs, by its first line (the page's "How this page is tested").
 PLACES = {
     "# server, as root: packages": "packages",
@@ -58,7 +57,7 @@ class Block:
 def page_blocks(text: str) -> list[Block]:
     """The page's sh blocks in order, each with where it runs."""
     blocks = []
-    for body in FENCE.findall(text):
+    for body in (b.text for b in code_blocks(text) if b.language == "sh"):
         first = body.splitlines()[0] if body.strip() else ""
         if first.startswith(SKIP) and len(first) > len(SKIP) + 10:
             blocks.append(Block("skip", body))
@@ -254,6 +253,7 @@ def test_a_bare_server_set_up_from_the_page_boots_a_client(
         capture_output=True,
         text=True,
         check=True,
+        cwd=computer.work,  # `python -c` looks in its working directory first
     )
     assert not where.stdout.startswith(str(REPO)), where.stdout
 

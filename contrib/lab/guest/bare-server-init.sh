@@ -38,6 +38,18 @@ mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,msize=512000,cache=lo
 umount /etc/shadow /etc/sudoers.d/99-virtme
 rm -f /etc/sudoers.d/99-virtme
 
+# virtme starts /var/log empty; make the log directories the host's
+# packages made (nginx's, for one), as they are on the host.
+mkdir -p /run/host-root
+mount --bind / /run/host-root # the root alone, without the overlays on it
+(cd /run/host-root/var/log && find . -mindepth 1 -type d -printf '%P\n') |
+    while read -r dir; do
+        [ -d "/var/log/$dir" ] || install -d -m "$(stat -c %a "/run/host-root/var/log/$dir")" \
+            -o "$(stat -c %u "/run/host-root/var/log/$dir")" \
+            -g "$(stat -c %g "/run/host-root/var/log/$dir")" "/var/log/$dir"
+    done
+umount /run/host-root
+
 # --- what systemd's units do at boot -----------------------------------------
 modprobe configfs
 grep -q ' /sys/kernel/config ' /proc/mounts || mount -t configfs none /sys/kernel/config
