@@ -142,27 +142,10 @@ def run_tests(layout: Layout, pytest_args: list[str], started: float, full: bool
         # Each phase's per-test times, for a closer look than --durations gives.
         reports = layout.state / "reports"
         reports.mkdir(parents=True, exist_ok=True)
-        codes.append(
-            _timed(
-                timings,
-                "unit (the VM boots beside it)",
-                [
-                    python,
-                    "-m",
-                    "pytest",
-                    "-n",
-                    UNIT_WORKERS,
-                    "--durations=12",
-                    f"--junitxml={reports / 'unit.xml'}",
-                    "-m",
-                    "not lab and not e2e",
-                ],
-                env,
-            )
-        )
-        # The bounds in pyproject.toml, kept true: the same tests on the lowest
-        # and the newest versions they allow, also while the VM boots.
-        for kind in depvenvs.KINDS:
+        # The fast tests, while the VM boots: on the newest versions
+        # pyproject.toml allows (made again each day) and on the lowest, so
+        # its bounds stay true. (.venv, the developer's, runs lint, lab, e2e.)
+        for kind in sorted(depvenvs.KINDS, reverse=True):  # newest first
             codes.append(_dependency_phase(timings, layout, kind, env, reports))
         with step("waiting for the storage VM"):
             boot.join()
