@@ -34,6 +34,7 @@ def boot(lab: Layout, mac: str, firmware: str = "bios") -> client.BootResult:
     return client.boot(lab, mac, firmware, timeout=180)
 
 
+@pytest.mark.full  # CI's time budget: docs/lab.md
 def test_maintenance_updates_the_image_for_hosts_cloned_afterwards(
     lab: Layout, zboot: Zboot, tmp_path: Path
 ) -> None:

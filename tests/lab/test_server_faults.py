@@ -57,6 +57,7 @@ def findings(zboot: Zboot) -> list[str]:
     return [f["kind"] for f in zboot.raw("doctor")["data"]["findings"]]
 
 
+@pytest.mark.full  # CI's time budget: docs/lab.md
 def test_a_full_pool_fails_clone_and_import_cleanly(
     lab: Layout, small_pool: tuple[Zboot, str], tmp_path: Path
 ) -> None:

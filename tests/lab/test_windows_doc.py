@@ -108,6 +108,7 @@ BEFORE: dict[str, Callable[[Layout, Zboot], None]] = {
 
 
 @pytest.mark.lab
+@pytest.mark.full  # CI parses every command against the CLI (unit); docs/lab.md
 def test_every_zboot_command_of_the_windows_page_runs(
     lab: Layout, zboot: Zboot, tmp_path: Path
 ) -> None:
