@@ -184,7 +184,9 @@ def run_packages(block: Block) -> None:
     for line in lines:
         packages = line.split()[2:]
         subprocess.run(
-            ["apt-get", "install", "-y", "-q", *packages],
+            # --no-upgrade: what the lab installed stays as it is (a newer
+            # zfs-dkms would rebuild the module under the running lab)
+            ["apt-get", "install", "-y", "-q", "--no-upgrade", *packages],
             check=True,
             env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
             stdout=subprocess.DEVNULL,
