@@ -35,7 +35,9 @@ mount -t 9p -o ro,trans=virtio,version=9p2000.L,access=any,msize=512000,cache=lo
 # virtme's own files over the real ones, which a server does not have: a
 # shadow file mounted on /etc/shadow (useradd cannot rename onto a mount
 # point) and a sudoers rule of its own. The host's files show through again.
-umount /etc/shadow /etc/sudoers.d/99-virtme
+for file in /etc/shadow /etc/sudoers.d/99-virtme; do
+    if mountpoint -q "$file"; then umount "$file"; fi
+done
 rm -f /etc/sudoers.d/99-virtme
 
 # virtme starts /var/log empty; make the log directories the host's
