@@ -184,7 +184,8 @@ def test_ssh_config_and_sudo(lab: Layout, tmp_path: Path, monkeypatch: pytest.Mo
         f"  IdentityFile {lab.client_key}\n  UserKnownHostsFile {lab.known_hosts}\n"
     )
     monkeypatch.setenv("HOME", str(tmp_path))
-    with SshRunner("zboot-lab", sudo=True) as runner:  # sudo costs ~5 s a command here
+    # without the session agent: each command through sudo on a channel of its own
+    with SshRunner("zboot-lab", sudo=True, agent=False) as runner:
         path = f"/run/zboot-sudo-test-{uuid.uuid4().hex[:8]}"
         try:
             runner.write_file(path, b"secret", mode=0o600)
@@ -195,6 +196,27 @@ def test_ssh_config_and_sudo(lab: Layout, tmp_path: Path, monkeypatch: pytest.Mo
             runner.remove_file(path)
         assert all(b"secret" not in repr(argv).encode() for argv in runner.commands)
         assert runner.connects == 1
+
+
+AGENT_PARENT = 'a=$(awk \'/^PPid/ {print $2}\' "/proc/$PPID/status"); cat "/proc/$a/comm"'
+
+
+def test_session_agent_runs_commands_under_sudo(lab: Layout) -> None:
+    """With sudo, the session agent itself is started through sudo, once, and
+    every command is its child (the agent's parent is sudo)."""
+    with SshRunner(
+        "127.0.0.1",
+        port=lab.ssh_port,
+        user="root",
+        key_file=str(lab.client_key),
+        known_hosts=str(lab.known_hosts),
+        sudo=True,
+    ) as runner:
+        parent = runner.run(["sh", "-c", AGENT_PARENT])
+        again = runner.run(["sh", "-c", "echo $PPID"])
+        first = runner.run(["sh", "-c", "echo $PPID"])
+        assert parent.text == "sudo\n"
+        assert again.text == first.text  # the same agent process for both
 
 
 def test_changed_host_key_is_refused(lab: Layout, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def doctor(ctx: typer.Context) -> None:
             data, text, [Drift(f"{problems} found", hint="zboot sync repairs those with a repair")]
         )
 
-    run(ctx, "doctor", action, changes=False)
+    run(ctx, "doctor", action, changes=False, engine=True)
 
 
 def sync(ctx: typer.Context) -> None:

@@ -62,4 +62,4 @@ def show(
         )
         return Outcome(data, text)
 
-    run(ctx, "export show", action, changes=False)
+    run(ctx, "export show", action, changes=False, engine=True)

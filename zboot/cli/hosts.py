@@ -304,7 +304,7 @@ def list_(ctx: typer.Context) -> None:
             ),
         )
 
-    run(ctx, "list", action, changes=False)
+    run(ctx, "list", action, changes=False, engine=True)
 
 
 def data_disk_view(data: Dataset | None) -> dict[str, str] | None:

@@ -45,6 +45,7 @@ class Session:
     progress: HostsBar | None = None  # a batch's bar, on a terminal
     command: str = ""
     changes: bool = False  # take the server's lock before the first command
+    engine: bool = False  # the command uses the target engine
 
     @property
     def config(self) -> config_mod.Config:
@@ -75,6 +76,12 @@ class Session:
                     known_hosts=server.known_hosts,
                     sudo=server.sudo,
                     trust_unknown_host=self.accept_new_host_key,
+                    # the session agent pays off where a run makes changes or
+                    # calls the engine; a read of ZFS alone is quicker without
+                    agent=self.changes or self.engine,
+                    prefetch=LIO_MODULES
+                    if self.engine and self.config.engine in ("lio", "auto")
+                    else (),
                 )
                 faults.on_drop(real.cut)
             inner: Runner = real
@@ -116,17 +123,28 @@ def no_server() -> InvalidInput:
     )
 
 
+# what the LIO engine's agent imports on the server: the session agent
+# imports it while the command reads its state (remote.agent_client)
+LIO_MODULES = ("rtslib_fb",)
+
+
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
 def run(
-    ctx: typer.Context, command: str, action: Callable[[Session], Outcome], changes: bool = True
+    ctx: typer.Context,
+    command: str,
+    action: Callable[[Session], Outcome],
+    changes: bool = True,
+    engine: bool | None = None,
 ) -> None:
     """Run action; print its outcome (or the dry-run plan); exit with its code.
-    A command that changes the server holds the server's lock while it runs."""
+    A command that changes the server holds the server's lock while it runs.
+    engine: the command uses the target engine (default: when it changes)."""
     session: Session = ctx.obj
     session.command, session.changes = command, changes
+    session.engine = changes if engine is None else engine
     session.progress = hosts_bar(f"{command}: hosts", session.json)
     try:
         outcome = action(session)

@@ -168,19 +168,29 @@ class LockedRunner:
         self.take = take
         self.lease: Lease | None = None
         self.taken = False
+        self.agent_joined = False
         self.commands = inner.commands  # the same list: what ran, for -v
 
     def _locked(self) -> Runner:
         if not self.taken:
             self.lease = self.take(self.inner)
             self.taken = True
+            join = getattr(self.inner, "use_lease", None)
+            if self.lease is not None and join is not None:
+                # the runner's session agent registers with the lease and
+                # refuses changes once it ended: no wrapper per command
+                self.agent_joined = bool(join(self.lease.directory))
         elif self.lease is not None and not self.lease.alive():
             raise lost()
         return self.inner
 
-    def _wrapped(self, argv: Sequence[str]) -> list[str]:
+    def _wrapped(self, argv: Sequence[str], own_process: bool = False) -> list[str]:
+        """argv under the lease: as it is when the session agent runs it (not
+        for a command on its own channel: own_process), else in WRAPPER."""
         self._locked()
-        return self.lease.wrap(argv) if self.lease is not None else list(argv)
+        if self.lease is None or (self.agent_joined and not own_process):
+            return list(argv)
+        return self.lease.wrap(argv)
 
     def _record(self, argv: Sequence[str], result: Result) -> Result:
         """The record shows the command, not its wrapper; a refusal is LOST."""
@@ -221,7 +231,7 @@ class LockedRunner:
         on_progress: ProgressFn | None = None,
         timeout: float | None = None,
     ) -> Result:
-        wrapped = self._wrapped(argv)
+        wrapped = self._wrapped(argv, own_process=True)
         try:
             result = self.inner.stream(wrapped, source, chunk, on_progress, timeout)
         except CommandFailed as err:
@@ -256,6 +266,9 @@ class LockedRunner:
         self._locked().remove_file(path)
 
     def close(self) -> None:
+        end_agent = getattr(self.inner, "end_agent", None)
+        if end_agent is not None:
+            end_agent()  # it unregisters from the lease before the lease ends
         if self.lease is not None:
             self.lease.release()
             self.lease = None

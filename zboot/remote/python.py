@@ -7,14 +7,26 @@ an admin runs `zboot --server local` is never imported)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 SERVER_PYTHON = "/usr/bin/python3"  # the distribution's, never a virtualenv's
 SERVER_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+PREFIX = "import os; os.chdir('/'); "
 
 
 def python_argv(program: str, *args: str, site: bool = True) -> list[str]:
     """argv running `program` (Python source) with args in the server's python3,
     isolated (see the module docstring); site=False: without the site module
-    (a faster start, for a program that needs only the standard library)."""
+    (a faster start, for a program that needs only the standard library).
+
+    A program run with the site module (the engine agents, the rtslib probe)
+    may run inside zboot's session agent instead of a new process (see
+    remote.session_agent), so it must leave the process as it found it: no
+    signal handlers, no threads left running, nothing left open. The lock
+    holder and breaker and the wake sender run with site=False, always in a
+    process of their own."""
     return [
         "env",
         "-i",
@@ -22,6 +34,15 @@ def python_argv(program: str, *args: str, site: bool = True) -> list[str]:
         SERVER_PYTHON,
         "-I" if site else "-IS",
         "-c",
-        f"import os; os.chdir('/'); {program}",
+        PREFIX + program,
         *args,
     ]
+
+
+def in_process(argv: Sequence[str]) -> tuple[str, Sequence[str]] | None:
+    """(program, args) when argv is python_argv(program, *args) with the site
+    module (see python_argv), else None."""
+    head = ["env", "-i", SERVER_PATH, SERVER_PYTHON, "-I", "-c"]
+    if list(argv[:6]) != head or len(argv) < 7 or not argv[6].startswith(PREFIX):
+        return None
+    return argv[6], argv[7:]

@@ -17,6 +17,8 @@ from typing import BinaryIO
 import paramiko
 
 from ..errors import CommandFailed, NotFound, ServerError
+from .agent_client import ARGV as AGENT_ARGV
+from .agent_client import AgentLink, enabled, preamble
 from .base import (
     DEFAULT_TIMEOUT,
     Chain,
@@ -70,6 +72,8 @@ class SshRunner:
         sudo: bool = False,
         trust_unknown_host: bool = False,
         connect_timeout: float | None = None,
+        agent: bool = True,
+        prefetch: Sequence[str] = (),
     ) -> None:
         self.host = host
         self.target = resolve(
@@ -91,6 +95,9 @@ class SshRunner:
         self._sftp: paramiko.SFTPClient | None = None
         self._lock = threading.Lock()
         self._lost: ServerError | None = None  # once lost, never reconnected
+        self._agent: AgentLink | None = None  # started with the connection
+        self.use_agent = agent and enabled()  # see remote.agent_client
+        self._prefetch = tuple(prefetch)  # modules the agent imports as it starts
 
     @property
     def where(self) -> str:
@@ -123,9 +130,52 @@ class SshRunner:
             live.set_keepalive(KEEPALIVE)
             for hop in self._route[:-1]:
                 hop.set_keepalive(KEEPALIVE)
+            if self.use_agent:
+                self._agent = self._start_agent(live)
             return live
 
+    def _start_agent(self, transport: paramiko.Transport) -> AgentLink | None:
+        """Start the session agent and send its source; its hello is read when
+        it is first needed (see remote.agent_client). None: no channel for it."""
+        try:
+            channel = transport.open_session(timeout=self.connect_timeout)
+            channel.exec_command(command_line(AGENT_ARGV, self.sudo))
+            channel.sendall(preamble())
+        except (paramiko.SSHException, OSError, EOFError):
+            return None
+        link = AgentLink(channel, self.where)
+        if self._prefetch:
+            link.prefetch(self._prefetch)
+        return link
+
+    def agent(self, wait: bool = True) -> AgentLink | None:
+        """The session agent, once it said hello; None where it did not start
+        (commands then get a channel each), or, unless wait, has not yet."""
+        self.transport()
+        agent = self._agent
+        if agent is None:
+            return None
+        if not wait and not agent.ready():
+            return None
+        if not agent.greet():
+            self._agent = agent = None
+        return agent
+
+    def use_lease(self, directory: str) -> bool:
+        """Run every change under the lock's lease through the agent, which
+        registers with it (remote.lock); False: no agent, wrap each command."""
+        agent = self.agent()
+        return agent is not None and agent.join_lease(directory)
+
+    def end_agent(self) -> None:
+        if self._agent is not None:
+            self._agent.end()
+            self._agent = None
+
     def _drop(self) -> None:
+        if self._agent is not None:
+            self._agent.end()
+            self._agent = None
         if self._sftp is not None:
             self._sftp.close()
         close_route(self._route)
@@ -212,8 +262,11 @@ class SshRunner:
         read_only: bool = False,
     ) -> Result:
         """Run argv in the remote shell as command_line(argv); see Runner.run."""
-        feed = None if input is None else (lambda channel: channel.sendall(input))
         self.commands.append(tuple(argv))
+        agent = self.agent(wait=not read_only)
+        if agent is not None:
+            return check_result(agent.run(argv, input, timeout, read_only), check)
+        feed = None if input is None else (lambda channel: channel.sendall(input))
         return check_result(self._execute(argv, feed, timeout), check)
 
     def stream(
@@ -266,7 +319,9 @@ class SshRunner:
     ) -> list[Result]:
         """See Runner.reads: a channel each, all at once, on the one connection."""
         self.commands.extend(tuple(argv) for argv in argvs)
-        self.transport()  # connected once, before the channels open side by side
+        agent = self.agent(wait=False)  # connected once, before channels open side by side
+        if agent is not None:
+            return agent.reads(argvs, timeout)
         with ThreadPoolExecutor(max(1, len(argvs)), thread_name_prefix="zboot-read") as pool:
             running = [pool.submit(self._execute, argv, None, timeout) for argv in argvs]
             return [future.result() for future in running]
