@@ -29,7 +29,7 @@ from zboot.ops.state import State
 from zboot.remote.base import Result
 from zboot.remote.plan import PlanRunner
 from zboot.targets.base import NoEngine
-from zboot.testing.recording import RecordingRunner
+from zboot.testing.recording import RecordingRunner, program_sets
 from zboot.zfs.cli import ZfsCli
 
 DISCOVERED = "tank/zboot/discovered"
@@ -223,8 +223,10 @@ def test_adopt_is_one_clone_batch_then_one_chain_of_removals() -> None:
     assert [(r.record or {})["mac"] for r in done.results] == [m(2), m(1), "52:54:00:dd:00:01"]
     done_ = writes(runner)
     kinds = [c[:2] for c in done_]
-    assert kinds == [("zfs", "clone")] * 3 + [("zfs", "set")] + [("zfs", "inherit")] * 2
-    assert "org.zboot:state=ready" in done_[3] and len(done_[3]) == 2 + 2 + 3  # one mark, 3 disks
+    assert kinds == [("zfs", "clone")] * 3 + [("zfs", "program")] + [("zfs", "inherit")] * 2
+    marked = program_sets(done_[3])  # one mark, 3 disks
+    assert [d for d, _ in marked] == [f"tank/zboot/hosts/lab0{n}" for n in (1, 2, 3)]
+    assert all(props["org.zboot:state"] == "ready" for _, props in marked)
     assert done_[4][2:] == ("org.zboot:seen-525400cc0002", DISCOVERED)
     assert list(server.props) == ["org.zboot:seen-525400cc0003"]  # the one not adopted
 

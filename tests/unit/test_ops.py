@@ -22,19 +22,20 @@ from zboot.remote.base import Result
 from zboot.targets.base import NoEngine
 from zboot.testing.recording import RecordingRunner
 from zboot.zfs.cli import ZfsCli
+from zboot.zfs.program import DESTROY
 
 CONFIG = Config()
 
 
 def world(listed: str = LIST, got: str = GET, written: int = 4096) -> RecordingRunner:
-    def respond(argv: tuple[str, ...], _: bytes | None) -> Result:
+    def respond(argv: tuple[str, ...], data: bytes | None) -> Result:
         if argv[:2] == ("zfs", "get") and "written" in argv:
             return Result(argv, 0, f"{written}\n".encode(), b"")
         if argv[:2] == ("zfs", "list") and "-r" in argv:
             return Result(argv, 0, listed.encode(), b"")
         if argv[:2] == ("zfs", "get"):
             return Result(argv, 0, got.encode(), b"")
-        if argv[:2] == ("zfs", "program"):  # destroy_many: every dataset goes
+        if argv[:2] == ("zfs", "program") and data == DESTROY.encode():  # every dataset goes
             return Result(argv, 0, json.dumps({"return": dict.fromkeys(argv[5:], 0)}).encode(), b"")
         if argv[:2] == ("zfs", "list"):  # exists(name)
             known = {line.split("\t")[0] for line in LIST.splitlines()}

@@ -17,8 +17,9 @@ from zboot.ops.hostfile import HostSpec, read_hosts
 from zboot.ops.provision import provision
 from zboot.remote.base import Result
 from zboot.targets.base import Export
-from zboot.testing.recording import RecordingRunner
+from zboot.testing.recording import RecordingRunner, program_sets
 from zboot.zfs.cli import ZfsCli
+from zboot.zfs.program import DESTROY
 
 CONFIG_WITH_IQN = type(CONFIG)(iqn_base="iqn.2026-11.lab.zboot")
 
@@ -97,11 +98,14 @@ def test_a_batch_is_one_engine_call() -> None:
     assert [r.error for r in results] == [None] * 20
     assert engine.calls == [[f"pc{i:02}" for i in range(10, 30)]]
     done = changes(runner)
-    assert [c[0:2] for c in done] == [("zfs", "clone")] * 20 + [("zfs", "set")] * 2
-    # each step recorded on all 20 disks in one command; ready only at the end
+    assert [c[0:2] for c in done] == [("zfs", "clone")] * 20 + [("zfs", "program")] * 2
+    # each step recorded on all 20 disks in one channel program; ready only at the end
     assert all("org.zboot:state=provisioning" in c for c in done[:20])
-    assert done[20][2:3] == ("org.zboot:step=clone:exported",) and len(done[20]) == 23
-    assert "org.zboot:state=ready" in done[21] and len(done[21]) == 24
+    disks = [f"tank/zboot/hosts/pc{i:02}" for i in range(10, 30)]
+    exported, ready = program_sets(done[20]), program_sets(done[21])
+    assert exported == [(d, {"org.zboot:step": "clone:exported"}) for d in disks]
+    assert [d for d, _ in ready] == disks
+    assert all(p == {"org.zboot:step": "clone:done", "org.zboot:state": "ready"} for _, p in ready)
 
 
 def test_one_bad_host_fails_alone() -> None:
@@ -125,7 +129,7 @@ def test_a_host_the_engine_refuses_is_undone_and_the_others_exported() -> None:
     assert [r.host for r in results if r.error] == ["pc11"]
     assert isinstance(results[1].error, ServerError) and results[1].record is None
     assert engine.calls == [["pc10", "pc11", "pc12"], ["pc10"], ["pc11"], ["pc12"]]
-    destroyed = [c for c in changes(runner) if c[:2] == ("zfs", "program")]
+    destroyed = [c for i, c in enumerate(runner.commands) if runner.inputs[i] == DESTROY.encode()]
     assert [c[5:] for c in destroyed] == [("tank/zboot/hosts/pc11",)]  # one channel program
 
 
@@ -208,7 +212,7 @@ def half_made() -> RecordingRunner:
     reads = {LIST_ARGV: listed, GET_ARGV: got}
 
     def respond(argv: tuple[str, ...], data: bytes | None) -> Result:
-        if argv[:2] == ("zfs", "program"):  # every dataset destroyed
+        if argv[:2] == ("zfs", "program") and data == DESTROY.encode():  # every dataset goes
             return Result(argv, 0, json.dumps({"return": dict.fromkeys(argv[5:], 0)}).encode(), b"")
         return Result(argv, 0, reads.get(argv, "").encode(), b"")
 

@@ -23,9 +23,11 @@ from test_workflow_transcripts import (
     fleet,
     host,
     initiator,
+    mark,
     moved_disk,
     planned,
     prop,
+    set_program,
     state_reads,
     target,
     zfs_set,
@@ -65,24 +67,23 @@ def reset_steps(names: list[str], after: str = "1", **old: str) -> list[Step]:
     """Every step of a reset of names (all of them go through); old: more of
     their record before, resets: the count after."""
     n = [int(h.removeprefix("pc")) for h in names]
+    plans = [planned(h, archive(i), discard=True) for h, i in zip(names, n, strict=True)]
+    clones = [reset_clone(h, archive(i), after, **old) for h, i in zip(names, n, strict=True)]
+    marks = [archive_mark(archive(i)) for i in n]
+    destroys = [Run("zfs", "destroy", "-r", archive(i)) for i in n]
+    if len(names) == 1:  # one chain a step
+        moves: list[Step] = [Chains(plans), Chains(clones + marks + destroys)]
+    else:  # the property sets of several chains: a channel program
+        moves = [set_program(*plans), Chains(*([c] for c in clones)), set_program(*marks)]
+        moves.append(Chains(*([d] for d in destroys)))
+    renames = [Run("zfs", "rename", disk(h), archive(i)) for h, i in zip(names, n, strict=True)]
     return [
-        Chains(*[[planned(h, archive(i), discard=True)] for h, i in zip(names, n, strict=True)]),
+        moves[0],
         Apply(delete=[target(h) for h in names], persist=False),
-        Chains(
-            *[[Run("zfs", "rename", disk(h), archive(i))] for h, i in zip(names, n, strict=True)]
-        ),
-        Chains(
-            *[
-                [
-                    reset_clone(h, archive(i), after, **old),
-                    archive_mark(archive(i)),
-                    Run("zfs", "destroy", "-r", archive(i)),
-                ]
-                for h, i in zip(names, n, strict=True)
-            ]
-        ),
+        Chains(*([r] for r in renames)),
+        *moves[1:],
         Apply(create=[export(h) for h in names]),
-        zfs_set(ROLLED_BACK, *(disk(h) for h in names)),
+        mark(ROLLED_BACK, *(disk(h) for h in names)),
         take_base(*names),
     ]
 
@@ -107,6 +108,17 @@ def in_place(name: str, after: str = "1") -> list[Run]:
     ]
 
 
+def in_place_batch(names: list[str]) -> list[Step]:
+    """in_place of each host: one chain each; for several hosts, the records
+    in a channel program after the rollbacks."""
+    if len(names) == 1:
+        return [Chains(in_place(names[0]))]
+    return [
+        Chains(*([in_place(h)[0]] for h in names)),
+        set_program(*(in_place(h)[1] for h in names)),
+    ]
+
+
 def engine_calls(steps: list[Step]) -> int:
     return sum(isinstance(s, Apply | Sessions) for s in steps)
 
@@ -126,10 +138,12 @@ def test_a_batch_of_resets_costs_what_one_does(count: int) -> None:
     t.assert_done()
     assert [r.error for r in results] == [None] * count
     assert [(r.discarded, r.resets, r.source) for r in results] == [(8192, 1, GOLDEN_V1)] * count
-    # one sessions call, one apply down, one up; zfs: three chain batches
-    # (plan, renames, clones) and one set, whatever the count
+    # one sessions call, one apply down, one up; zfs, whatever the count:
+    # the plans, the renames, the clones (with the archives' marks and
+    # destroys: for several hosts, the marks a channel program between),
+    # the ready mark and the base snapshot, each one shell or one command
     assert engine_calls(tail) + 1 == 3
-    assert sum(isinstance(s, Chains) for s in tail) == 3
+    assert len(tail) - engine_calls(tail) == (5 if count == 1 else 7)
 
 
 def test_another_machine_logged_in_refuses_its_host_alone() -> None:
@@ -250,11 +264,11 @@ def test_a_later_plain_rollback_clears_an_earlier_discard() -> None:
     assert not any(c[1] == "destroy" for c in changes(runner))
 
 
-def test_ephemeral_and_keep_are_one_zfs_set_for_the_batch() -> None:
+def test_ephemeral_and_keep_are_one_command_for_the_batch() -> None:
     t = Transcript(
         [
             *state_reads(fleet(host("pc01"), host("pc02"))),
-            zfs_set({"keep": "on"}, disk("pc01"), disk("pc02")),
+            mark({"keep": "on"}, disk("pc01"), disk("pc02")),
             *state_reads(fleet(host("pc01"), host("pc02"))),
             zfs_set({"ephemeral": ""}, disk("pc02")),
         ]
@@ -288,7 +302,7 @@ def test_a_disk_with_its_base_is_rolled_back_in_place(count: int) -> None:
         [
             *state_reads(fleet(*(with_base(h) for h in names))),
             Sessions([target(h) for h in names], {}),
-            Chains(*[in_place(h) for h in names]),
+            *in_place_batch(names),
             Run("blockdev", "--flushbufs", *(f"/dev/zvol/{disk(h)}" for h in names)),
         ]
     )
@@ -304,7 +318,7 @@ def test_in_place_a_stale_session_of_the_hosts_own_machine_is_ended() -> None:
             *state_reads(fleet(with_base("pc01"), with_base("pc02"))),
             Sessions([target("pc01"), target("pc02")], {target("pc01"): [initiator("pc01")]}),
             Apply(delete=[target("pc01")], persist=False),
-            Chains(in_place("pc01"), in_place("pc02")),
+            *in_place_batch(["pc01", "pc02"]),
             Apply(create=[export("pc01")]),
             Run("blockdev", "--flushbufs", *(f"/dev/zvol/{disk(h)}" for h in ("pc01", "pc02"))),
         ]

@@ -213,6 +213,38 @@ def zfs_set(props: Mapping[str, str], *names: str) -> Run:
     return Run("zfs", "set", *(prop(k, v) for k, v in props.items()), *names)
 
 
+def channel_program(script: str, args: Sequence[str], answer: Mapping[str, int]) -> Run:
+    """`zfs program` on tank with script on stdin, and its answer."""
+    return Run(
+        "zfs",
+        "program",
+        "-j",
+        "tank",
+        "/dev/stdin",
+        *args,
+        input=script.encode(),
+        out=json.dumps({"return": answer}),
+    )
+
+
+def set_program(*sets: Run) -> Run:
+    """`zfs set` commands as the one channel program that makes them all
+    (ZfsCli.set_many), every dataset set."""
+    args: list[str] = []
+    for run in sets:
+        assert run.argv[:2] == ("zfs", "set")
+        props = [a for a in run.argv[2:] if "=" in a]
+        for name in (a for a in run.argv[2:] if "=" not in a):
+            args += [name, str(len(props)), *props]
+    count = sum(1 for run in sets for a in run.argv[2:] if "=" not in a)
+    return channel_program(program.SET_PROPS, args, {str(n): 0 for n in range(1, count + 1)})
+
+
+def mark(props: Mapping[str, str], *names: str) -> Run:
+    """ZfsCli.mark: a `zfs set` for one dataset, a channel program for more."""
+    return zfs_set(props, *names) if len(names) == 1 else set_program(zfs_set(props, *names))
+
+
 def zfs_clone(source: str, dest: str, props: Mapping[str, str]) -> Run:
     options = [arg for k, v in props.items() for arg in ("-o", prop(k, v))]
     return Run("zfs", "clone", *options, source, dest)
@@ -224,17 +256,7 @@ def archive_mark(archive: str) -> Run:
 
 def destroy_program(*names: str, codes: Mapping[str, int] | None = None) -> Run:
     """destroy_many: the channel program on stdin, its answer per dataset."""
-    answer = {"return": {n: (codes or {}).get(n, 0) for n in names}}
-    return Run(
-        "zfs",
-        "program",
-        "-j",
-        "tank",
-        "/dev/stdin",
-        *names,
-        input=program.DESTROY.encode(),
-        out=json.dumps(answer),
-    )
+    return channel_program(program.DESTROY, names, {n: (codes or {}).get(n, 0) for n in names})
 
 
 KEPT = "Kx7Vq2LmPa9RtY4w"  # the secret in a file on the server before the run
@@ -404,8 +426,10 @@ def test_rollback_with_discard_destroys_the_replaced_disk_last() -> None:
     assert done.error is None and done.result()["archive"] == ""
 
 
-def test_a_batch_rollback_is_one_engine_call_each_way_and_one_shell_each_step() -> None:
-    """pc02 has CHAP: its secret comes from its file and goes back with its export."""
+def test_a_batch_rollback_is_one_engine_call_each_way_and_one_shell_or_program_each_step() -> None:
+    """pc02 has CHAP: its secret comes from its file and goes back with its
+    export. The hosts' property sets are a channel program each step, where a
+    `zfs set` each would wait for a transaction group each."""
     world = fleet(host("pc01"), host("pc02", chap="one-way"))
     archive2 = Like("tank/zboot/archive/pc02-<stamp2>")
     t = Transcript(
@@ -413,18 +437,16 @@ def test_a_batch_rollback_is_one_engine_call_each_way_and_one_shell_each_step() 
             *state_reads(world),
             Read(secret_path("pc02"), secret_file("pc02")),
             Sessions([target("pc01"), target("pc02")], {}),
-            Chains([planned("pc01")], [planned("pc02", archive2)]),
+            set_program(planned("pc01"), planned("pc02", archive2)),
             Apply(delete=[target("pc01"), target("pc02")], persist=False),
             Chains(
                 [Run("zfs", "rename", disk("pc01"), ARCHIVE)],
                 [Run("zfs", "rename", disk("pc02"), archive2)],
             ),
-            Chains(
-                [cloned("pc01"), archive_mark(ARCHIVE)],
-                [cloned("pc02", archive2, chap="one-way"), archive_mark(archive2)],
-            ),
+            Chains([cloned("pc01")], [cloned("pc02", archive2, chap="one-way")]),
+            set_program(archive_mark(ARCHIVE), archive_mark(archive2)),
             Apply(create=[export("pc01"), export("pc02", chap("pc02"))]),
-            zfs_set(ROLLED_BACK, disk("pc01"), disk("pc02")),
+            mark(ROLLED_BACK, disk("pc01"), disk("pc02")),
         ]
     )
     results = rollback.rollback(
@@ -443,14 +465,14 @@ def test_a_host_whose_clone_fails_stays_unexported_and_not_ready() -> None:
         [
             *state_reads(world),
             Sessions([target("pc01"), target("pc02")], {}),
-            Chains([planned("pc01")], [planned("pc02", archive2)]),
+            set_program(planned("pc01"), planned("pc02", archive2)),
             Apply(delete=[target("pc01"), target("pc02")], persist=False),
             Chains(
                 [Run("zfs", "rename", disk("pc01"), ARCHIVE)],
                 [Run("zfs", "rename", disk("pc02"), archive2)],
             ),
             Chains(
-                [cloned("pc01"), archive_mark(ARCHIVE)],
+                [cloned("pc01")],
                 [
                     Run(
                         *cloned("pc02", archive2).argv,
@@ -459,6 +481,7 @@ def test_a_host_whose_clone_fails_stays_unexported_and_not_ready() -> None:
                     )
                 ],
             ),
+            Chains([archive_mark(ARCHIVE)]),  # the one chain left: no program for one set
             Apply(create=[export("pc01")], delete=[target("pc02")]),
             zfs_set(ROLLED_BACK, disk("pc01")),
         ]

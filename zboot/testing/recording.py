@@ -1,12 +1,14 @@
 """RecordingRunner: the in-memory Runner the unit tests use. Test machinery:
 nothing in a normal run imports it (see zboot/testing/__init__.py). It is
-lenient on purpose (an argv without an answer succeeds with no output);
+lenient on purpose (an argv without an answer succeeds with no output, a
+channel program setting properties sets them all);
 tests that must pin every command use the strict transcript in
 tests/unit/transcript.py."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -25,8 +27,27 @@ from ..remote.base import (
     read_one_by_one,
     run_one_by_one,
 )
+from ..zfs.program import SET_PROPS
 
 Responder = Callable[[tuple[str, ...], bytes | None], Result]
+
+
+def program_sets(argv: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
+    """What a `zfs program` setting properties (zfs.program.SET_PROPS) sets:
+    each dataset with its properties, in order."""
+    args, sets, i = list(argv[5:]), [], 0
+    while i < len(args):
+        count = int(args[i + 1])
+        pairs = (arg.split("=", 1) for arg in args[i + 2 : i + 2 + count])
+        sets.append((args[i], {key: value for key, value in pairs}))
+        i += 2 + count
+    return sets
+
+
+def every_set(argv: Sequence[str]) -> bytes:
+    """What that program prints when every dataset it names was set."""
+    count = len(program_sets(argv))
+    return json.dumps({"return": {str(n): 0 for n in range(1, count + 1)}}).encode()
 
 
 class RecordingRunner:
@@ -50,11 +71,14 @@ class RecordingRunner:
 
     def _respond(self, argv: tuple[str, ...], data: bytes | None) -> Result:
         if callable(self.responses):
-            return self.responses(argv, data)
-        found = self.responses.get(argv)
-        if found is None:
-            return Result(argv, 0, b"", b"")
-        return dataclasses.replace(found, argv=argv)
+            found: Result | None = self.responses(argv, data)
+        else:
+            found = self.responses.get(argv)
+            found = found and dataclasses.replace(found, argv=argv)
+        setting = argv[:2] == ("zfs", "program") and data == SET_PROPS.encode()
+        if setting and (found is None or (found.ok and not found.stdout)):
+            return Result(argv, 0, every_set(argv), b"")  # no answer: all set
+        return found or Result(argv, 0, b"", b"")
 
     def run(
         self,

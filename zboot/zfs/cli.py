@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import CommandFailed, Conflict, NotFound, ServerError, ZbootError
-from ..remote.base import ChainFailure, Result, Runner
+from ..remote.base import Result, Runner
 from ..remote.chains import CHUNK
 from . import program
 
@@ -168,6 +168,23 @@ def filesystem_argv(name: str) -> list[str]:
     return ["zfs", "create", "-p", "-o", "mountpoint=none", name]
 
 
+def _one_set(change: Change) -> bool:
+    return change.verb == "set" and len(change.names) == 1
+
+
+def _segment_end(chain: Sequence[Change], start: int, batched: bool) -> int:
+    """Where the steps that go to a shell together from start end: before the
+    chain's next property set (its first step goes whatever it is); a lone
+    chain (not batched) goes whole."""
+    if not batched:
+        return len(chain)
+    return next((i for i in range(start + 1, len(chain)) if _one_set(chain[i])), len(chain))
+
+
+def _zboot_error(err: Exception) -> ZbootError:
+    return err if isinstance(err, ZbootError) else ServerError(str(err))
+
+
 def translate(error: CommandFailed) -> Exception:
     for pattern, kind in ERRORS:
         if pattern.search(error.stderr):
@@ -201,6 +218,7 @@ class ZfsCli:
         self.runner = runner
         # told (chains done, chains in all) as a batch of changes goes on
         self.on_progress: Callable[[int, int], None] | None = None
+        self.program_sets = True  # False once the server's programs cannot set properties
 
     def _run(
         self,
@@ -319,10 +337,53 @@ class ZfsCli:
         return int(written.text.strip())
 
     def mark(self, names: Sequence[str], props: Mapping[str, str]) -> None:
-        """The same properties on many datasets in one `zfs set` (a batch's
-        step marks: one command, not one per host)."""
-        if names:
-            self._run(change_argv(Change("set", tuple(names), tuple(props.items()))))
+        """The same properties on many datasets (a batch's step marks): one
+        channel program (set_many), not a `zfs set` that waits for a
+        transaction group per dataset. Raises the first dataset's error,
+        once the others are set."""
+        if len(names) == 1:
+            self.set_props(names[0], props)
+        elif names:
+            errors = self.set_many([(name, props) for name in names])
+            if first := next((e for e in errors if e is not None), None):
+                raise first
+
+    def set_many(self, props: Sequence[tuple[str, Mapping[str, str]]]) -> list[ZbootError | None]:
+        """Each (dataset, its properties) set, all in one channel program (one
+        transaction group; more for a batch too big for one command line);
+        each gets None or why its properties are not set. On a ZFS whose
+        programs cannot set properties, a `zfs set` each, in one chain batch."""
+        full = [(name, {full_key(k): v for k, v in values.items()}) for name, values in props]
+        outcomes: list[ZbootError | None] = [None] * len(full)
+        left = list(range(len(full)))
+        if self.program_sets:
+            left = []
+            for pool, part in program.set_batches(full):
+                names = [full[i][0] for i in part]
+                done = self._set_program(pool, [full[i] for i in part], names)
+                if done is None:  # no zfs.sync.set_prop: nothing set
+                    self.program_sets = False
+                    left += part
+                    continue
+                for i, error in zip(part, done, strict=True):
+                    outcomes[i] = error
+        if left:
+            chains = [[change_argv(Change.set(*full[i]))] for i in left]
+            for i, failed in zip(left, self.runner.run_chains(chains), strict=True):
+                outcomes[i] = None if failed is None else _zboot_error(failure(failed.result))
+        return outcomes
+
+    def _set_program(
+        self, pool: str, props: Sequence[program.Props], names: Sequence[str]
+    ) -> list[ZbootError | None] | None:
+        """One program of set_many: each dataset's outcome (a program that
+        fails as a whole fails each), or None when ZFS lacks set_prop."""
+        ran = self.runner.run(
+            program.set_props_argv(pool, props), input=program.SET_PROPS.encode(), check=False
+        )
+        if not ran.ok:
+            return [_zboot_error(failure(ran))] * len(names)
+        return program.parse_set(ran.text, names)
 
     def destroy_many(self, names: Sequence[str]) -> dict[str, ZbootError | None]:
         """Destroy datasets (each with its snapshots), in the order given, in one
@@ -336,25 +397,46 @@ class ZfsCli:
     def run_changes(self, chains: Sequence[Sequence[Change]]) -> list[StepFailed | None]:
         """Each chain's changes in order up to its first failure, every chain
         whatever the others did; over SSH many chains share one remote shell.
-        None for a chain that went through."""
-        argvs = [[change_argv(c) for c in chain] for chain in chains]
-        failures: list[ChainFailure | None] = []
-        for first in range(0, len(argvs), CHUNK):
-            failures += self.runner.run_chains(argvs[first : first + CHUNK])
-            if self.on_progress is not None:
-                self.on_progress(len(failures), len(argvs))
-        outcomes: list[StepFailed | None] = []
-        for failed in failures:
-            if failed is None:
-                outcomes.append(None)
+        None for a chain that went through.
+
+        In rounds: when several chains have come to a property set, those
+        sets are one channel program (set_many: one transaction group,
+        where a `zfs set` each would wait for one each); else each chain's
+        steps up to its next set go, chains CHUNK to a shell. A lone chain
+        runs whole in one shell, as does a batch with no sets."""
+        outcomes: list[StepFailed | None] = [None] * len(chains)
+        at = [0] * len(chains)  # each chain's next step
+        while todo := [n for n, c in enumerate(chains) if outcomes[n] is None and at[n] < len(c)]:
+            setting = [n for n in todo if _one_set(chains[n][at[n]])] if len(chains) > 1 else []
+            if len(setting) > 1:
+                changes = [chains[n][at[n]] for n in setting]
+                done = self.set_many([(c.names[0], dict(c.props)) for c in changes])
+                for n, error in zip(setting, done, strict=True):
+                    if error is not None:
+                        outcomes[n] = StepFailed(at[n], error)
+                    at[n] += 1
+                self._progress(chains, outcomes, at)
                 continue
-            err = failure(failed.result)
-            outcomes.append(
-                StepFailed(
-                    failed.step, err if isinstance(err, ZbootError) else ServerError(str(err))
-                )
-            )
+            for first in range(0, len(todo), CHUNK):
+                part = todo[first : first + CHUNK]
+                upto = {n: _segment_end(chains[n], at[n], len(chains) > 1) for n in part}
+                argvs = [[change_argv(c) for c in chains[n][at[n] : upto[n]]] for n in part]
+                for n, failed in zip(part, self.runner.run_chains(argvs), strict=True):
+                    if failed is not None:
+                        error = _zboot_error(failure(failed.result))
+                        outcomes[n] = StepFailed(at[n] + failed.step, error)
+                    at[n] = upto[n]
+                self._progress(chains, outcomes, at)
         return outcomes
+
+    def _progress(
+        self, chains: Sequence[Sequence[Change]], outcomes: list[StepFailed | None], at: list[int]
+    ) -> None:
+        if self.on_progress is not None:
+            ended = sum(
+                o is not None or n >= len(c) for o, n, c in zip(outcomes, at, chains, strict=True)
+            )
+            self.on_progress(ended, len(chains))
 
 
 class PlannedZfs(ZfsCli):
@@ -367,3 +449,9 @@ class PlannedZfs(ZfsCli):
                 program.destroy_argv(names[0].split("/")[0], names), input=program.DESTROY.encode()
             )
         return dict.fromkeys(names)
+
+    def _set_program(
+        self, pool: str, props: Sequence[program.Props], names: Sequence[str]
+    ) -> list[ZbootError | None] | None:
+        self._run(program.set_props_argv(pool, props), input=program.SET_PROPS.encode())
+        return [None] * len(names)

@@ -16,8 +16,7 @@ from typing import Any
 
 from ..errors import Conflict, NotFound, ServerError, ZbootError
 from ..remote.base import Result, Runner
-from . import program
-from .cli import PREFIX, Change, Dataset, PlannedZfs, StepFailed, ZfsCli, full_key
+from .cli import PREFIX, Change, Dataset, PlannedZfs, StepFailed, ZfsCli
 
 CONCURRENT = 16  # chains of a batch under way at once
 
@@ -161,13 +160,8 @@ class LzcZfs(ZfsCli):
         rest = {n: c for n, c in wave.items() if n not in sets and n not in gone}
         result: dict[int, ZbootError | None] = {}
         if sets:
-            names = [c.names[0] for c in sets.values()]
-            props = [(c.names[0], {full_key(k): v for k, v in c.props}) for c in sets.values()]
-            ran = self._run(
-                program.set_props_argv(names[0].split("/")[0], props),
-                input=program.SET_PROPS.encode(),
-            )
-            result |= dict(zip(sets, program.parse_set(ran.text, names), strict=True))
+            marked = self.set_many([(c.names[0], dict(c.props)) for c in sets.values()])
+            result |= dict(zip(sets, marked, strict=True))
         if gone:
             destroyed = ZfsCli.destroy_many(self, [c.names[0] for c in gone.values()])
             result |= {n: destroyed[c.names[0]] for n, c in gone.items()}
