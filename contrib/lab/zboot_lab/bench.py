@@ -1,9 +1,12 @@
 """The fleet benchmark (`contrib/bench/fleet`): zboot's batches against the
-pattern other tools use, on the lab's storage VM, in one run, one table.
+pattern other tools use and against the floor, on the lab's storage VM, in
+one run; the text goes into docs/benchmarks.md, a section per part.
 
 - zboot: `clone IMAGE --hosts FILE`, `rollback HOST...`, `rebase HOST...
   --to IMAGE` (onto a version made just before), `destroy HOST...` for N =
   1, 10, 50, 100 hosts, run as a user runs them (the CLI).
+- The floor (floor.py): the same ZFS and LIO work for the same N, done by
+  one Python process inside the storage VM and timed there.
 - The baseline at N = 1 and 10, per host: a fresh `ssh` for each `zfs`
   command and for each `targetcli` step (backstore, target, LUN, ACL; for a
   rollback or a rebase, delete them, rename the disk away, clone the
@@ -11,208 +14,136 @@ pattern other tools use, on the lab's storage VM, in one run, one table.
   saveconfig`, and a fresh `ssh` writing the boot file: what the Proxmox
   ZFS-over-iSCSI plugin and home scripts do. Its disks live in their own
   dataset (BASE), so zboot never sees them.
+- Single-host latency (latency.py): one host's commands next to an SSH
+  login and their floors.
+- Scale (scale.py, with --scale N): N hosts next to 10.
 - iSCSI read throughput of one exported clone from the host (iscsi-perf)
   next to reading the same zvol inside the VM (dd).
 
 The VM is emulated (TCG), so absolute times are slow; the ratios are what to
-compare. The table goes to stdout and, with the machine and date, into
-docs/benchmarks.md."""
+compare."""
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import re
-import shlex
 import subprocess
 import time
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import vm
+from . import latency, scale
+from .baseline import BASE, CLEAN_BASELINE, SYSTEM_BUS, Baseline, hosts
+from .bench_report import (
+    FLEET,
+    LATENCY,
+    OPS,
+    SCALE,
+    THROUGHPUT,
+    Timing,
+    merge,
+    ratio_lines,
+    table,
+    when,
+)
+from .clirun import Ran, ZbootCli, zfs_commands
 from .config import write_config
 from .devenv import ensure_venv
+from .floor import Floor, Phase, Spent, run_floor_cleanly
 from .install import install_all
-from .keys import ssh_argv
-from .layout import BOOT_DIR, IQN_BASE, POOL, REPO_ROOT, ZBOOT_ROOT, Layout
+from .layout import IQN_BASE, REPO_ROOT, ZBOOT_ROOT, Layout
 from .procs import LabError
 from .progress import say, step
 from .remote import ssh, ssh_text
-from .storm import SECTION as STORM_SECTION
+from .vm import start as start_vm
 
 SIZES = (1, 10, 50, 100)
 BASELINE_SIZES = (1, 10)
+LATENCY_RUNS = 5
 IMAGE = "benchgold"
 IMAGE_MIB = 64
-BASE = f"{POOL}/zboot-bench-baseline"  # the baseline's own disks, outside zboot's root
 PERF_SECONDS = 10
-OPS = ("provision", "rollback", "rebase", "destroy")
+SECTIONS = ("fleet", "latency", "scale", "throughput")
+PREFIXES = ("bz", "bs", "bperf")  # the benchmark's hosts in zboot's root
 
 
-@dataclass(frozen=True)
-class Timing:
-    tool: str  # "zboot" or "baseline"
-    op: str  # provision, rollback, destroy
-    n: int
-    seconds: float
-
-    @property
-    def per_host(self) -> float:
-        return self.seconds / self.n
+@dataclass
+class Options:
+    sizes: Sequence[int] = SIZES
+    baseline_sizes: Sequence[int] = BASELINE_SIZES
+    latency_runs: int = LATENCY_RUNS
+    scale: int = 0  # N for the scale section; 0: none
+    only: Sequence[str] = ("fleet", "latency", "throughput")
+    output: Path = REPO_ROOT / "docs" / "benchmarks.md"
 
 
-def hosts(prefix: str, n: int) -> list[tuple[str, str]]:
-    """n (host, MAC) pairs; the prefix keeps runs of different sizes apart."""
-    tag = zlib.crc32(prefix.encode()) % 256
-    return [
-        (f"{prefix}{i:03}", f"52:54:00:{tag:02x}:{i // 256:02x}:{i % 256:02x}")
-        for i in range(1, n + 1)
-    ]
+@dataclass
+class FleetRun:
+    """The fleet table's run: timings, and for each (op, N) what zboot ran
+    on the server and the floor's phase and time."""
+
+    timings: list[Timing] = field(default_factory=list)
+    ran: dict[tuple[str, int], Ran] = field(default_factory=dict)
+    phases: dict[tuple[str, int], Phase] = field(default_factory=dict)
+    spent: dict[tuple[str, int], Spent] = field(default_factory=dict)
 
 
 class Bench:
-    def __init__(self, layout: Layout, python: Path, config: Path) -> None:
-        self.layout, self.python, self.config = layout, python, config
+    def __init__(self, layout: Layout, cli: ZbootCli, workdir: Path) -> None:
+        self.layout, self.cli, self.workdir = layout, cli, workdir
 
     # --- zboot, as a user runs it ---------------------------------------------
-    def zboot(self, *args: str) -> dict[str, object]:
-        result = subprocess.run(
-            [str(self.python), "-m", "zboot", "--json", *args],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            env=dict(os.environ, ZBOOT_CONFIG=str(self.config)),
-        )
-        envelope = json.loads(result.stdout or "{}")
-        if result.returncode != 0:
-            raise LabError(f"zboot {shlex.join(args)} failed: {result.stdout}{result.stderr}")
-        data = envelope.get("data")
-        return data if isinstance(data, dict) else {}
-
-    def timed(self, *args: str) -> float:
-        start = time.monotonic()
-        self.zboot(*args)
-        return time.monotonic() - start
-
-    def zboot_run(self, n: int, workdir: Path) -> list[Timing]:
+    def zboot_run(self, n: int, run: FleetRun) -> None:
         pairs = hosts(f"bz{n}x", n)
-        listing = workdir / f"hosts-{n}.csv"
+        listing = self.workdir / f"hosts-{n}.csv"
         listing.write_text("host,mac\n" + "".join(f"{h},{m}\n" for h, m in pairs))
         names = [h for h, _ in pairs]
-        out = []
         with step(f"zboot: {n} host(s)"):
-            out.append(
-                Timing("zboot", "provision", n, self.timed("clone", IMAGE, "--hosts", str(listing)))
-            )
-            out.append(Timing("zboot", "rollback", n, self.timed("rollback", *names)))
-            self.zboot("image", "snapshot", IMAGE, "-m", f"bench: the version {n} hosts move to")
-            rebase = self.timed("rebase", *names, "--to", IMAGE)
-            out.append(Timing("zboot", "rebase", n, rebase))
-            out.append(Timing("zboot", "destroy", n, self.timed("destroy", *names, "--yes")))
-        return out
+            run.ran["provision", n] = self.cli("clone", IMAGE, "--hosts", str(listing))
+            run.ran["rollback", n] = self.cli("rollback", *names)
+            self.cli("image", "snapshot", IMAGE, "-m", f"bench: the version {n} hosts move to")
+            run.ran["rebase", n] = self.cli("rebase", *names, "--to", IMAGE)
+            run.ran["destroy", n] = self.cli("destroy", *names, "--yes")
+        run.timings += [Timing("zboot", op, n, run.ran[op, n].seconds) for op in OPS]
 
-    # --- the baseline: a fresh ssh per step ----------------------------------
-    def fresh_ssh(self, command: str, stdin: bytes = b"") -> None:
-        result = subprocess.run(
-            [*ssh_argv(self.layout), command], input=stdin, capture_output=True, timeout=600
-        )
-        if result.returncode != 0:
-            raise LabError(
-                f"baseline step {command!r} failed: "
-                + (result.stdout + result.stderr).decode(errors="replace").strip()
-            )
+    # --- the floor: the same work, one process in the VM ----------------------
+    def floor_run(self, sizes: Sequence[int], run: FleetRun) -> None:
+        floor = Floor(image_mib=IMAGE_MIB)
+        phases = [floor.setup()]
+        for n in sizes:
+            pairs = hosts(f"fz{n}x", n)
+            names = [h for h, _ in pairs]
+            run.phases["provision", n] = floor.clone(f"provision {n}", pairs)
+            run.phases["rollback", n] = floor.rollback(f"rollback {n}", names)
+            version = floor.new_version()
+            run.phases["rebase", n] = floor.rollback(f"rebase {n}", names, rebase=True)
+            run.phases["destroy", n] = floor.destroy(f"destroy {n}", names)
+            phases += [run.phases[op, n] for op in OPS[:2]]
+            phases += [version, *(run.phases[op, n] for op in OPS[2:])]
+        phases.append(floor.cleanup())
+        with step(f"the floor: {', '.join(map(str, sizes))} host(s), one process in the VM"):
+            for spent in run_floor_cleanly(self.layout, floor, phases):
+                op, size = spent.label.split()
+                run.spent[op, int(size)] = spent
+                run.timings.append(Timing("floor", op, int(size), spent.seconds))
 
-    def clone(self, origin: str, host: str) -> None:
-        """zfs clone, and wait in the same ssh for udev's /dev/zvol link."""
-        self.fresh_ssh(
-            shlex.join(["zfs", "clone", origin, f"{BASE}/{host}"]) + " && udevadm settle"
-        )
-
-    def targetcli(self, *args: str) -> None:
-        self.fresh_ssh(shlex.join(["targetcli", *args]))
-
-    def export_steps(self, host: str) -> None:
-        iqn = f"{IQN_BASE}:{host}"
-        self.targetcli(
-            "/backstores/block", "create", f"name={host}", f"dev=/dev/zvol/{BASE}/{host}"
-        )
-        self.targetcli("/iscsi", "create", iqn)
-        self.targetcli(f"/iscsi/{iqn}/tpg1/luns", "create", f"/backstores/block/{host}")
-        self.targetcli(f"/iscsi/{iqn}/tpg1/acls", "create", f"iqn.2010-04.org.ipxe:{host}")
-
-    def unexport_steps(self, host: str) -> None:
-        self.targetcli("/iscsi", "delete", f"{IQN_BASE}:{host}")
-        self.targetcli("/backstores/block", "delete", host)
-
-    def replace_disk(self, host: str, origin: str, suffix: str) -> None:
-        """A rollback or rebase by hand: the export down, the disk renamed
-        away (to <host>-<suffix>), a clone of origin, the export back, saved."""
-        self.unexport_steps(host)
-        self.fresh_ssh(shlex.join(["zfs", "rename", f"{BASE}/{host}", f"{BASE}/{host}-{suffix}"]))
-        self.clone(origin, host)
-        self.export_steps(host)
-        self.targetcli("saveconfig")
-
-    def baseline_run(self, n: int) -> list[Timing]:
-        pairs = hosts(f"bl{n}x", n)
-        origin = f"{ZBOOT_ROOT}/images/{IMAGE}@v1"
-        boot = BOOT_DIR
-        out = []
-        with step(f"baseline: {n} host(s)"):
-            start = time.monotonic()
-            for host, mac in pairs:
-                self.clone(origin, host)
-                self.export_steps(host)
-                self.targetcli("saveconfig")
-                script = f"#!ipxe\nsanboot iscsi:10.0.2.2::::{IQN_BASE}:{host}\n"
-                self.fresh_ssh(f"cat > {boot}/bench-{mac.replace(':', '-')}.ipxe", script.encode())
-            out.append(Timing("baseline", "provision", n, time.monotonic() - start))
-            start = time.monotonic()
-            for host, _ in pairs:
-                self.replace_disk(host, origin, "old")
-            out.append(Timing("baseline", "rollback", n, time.monotonic() - start))
-            made = self.zboot("image", "snapshot", IMAGE, "-m", f"bench: baseline {n}")
-            version = f"{ZBOOT_ROOT}/images/{IMAGE}@{made['version']}"
-            start = time.monotonic()
-            for host, _ in pairs:
-                self.replace_disk(host, version, "prev")
-            out.append(Timing("baseline", "rebase", n, time.monotonic() - start))
-            start = time.monotonic()
-            for host, mac in pairs:
-                self.unexport_steps(host)
-                self.targetcli("saveconfig")
-                self.fresh_ssh(shlex.join(["zfs", "destroy", "-r", f"{BASE}/{host}-old"]))
-                self.fresh_ssh(shlex.join(["zfs", "destroy", "-r", f"{BASE}/{host}-prev"]))
-                self.fresh_ssh(shlex.join(["zfs", "destroy", "-r", f"{BASE}/{host}"]))
-                self.fresh_ssh(
-                    shlex.join(["rm", "-f", f"{boot}/bench-{mac.replace(':', '-')}.ipxe"])
-                )
-            out.append(Timing("baseline", "destroy", n, time.monotonic() - start))
-        return out
+    def new_version(self) -> str:
+        made = self.cli.data("image", "snapshot", IMAGE, "-m", "bench: a baseline's rebase")
+        return f"{ZBOOT_ROOT}/images/{IMAGE}@{made['version']}"
 
     # --- throughput ----------------------------------------------------------
-    def throughput(self, workdir: Path) -> tuple[float, float]:
+    def throughput(self) -> tuple[float, float]:
         """MB/s: iSCSI from the host (iscsi-perf, 128 KiB reads, 8 in flight) and
         dd inside the VM, on the same clone; each reads it once first (warm)."""
         host, mac = hosts("bperf", 1)[0]
-        self.zboot("clone", IMAGE, host, "--mac", mac)
+        self.cli("clone", IMAGE, host, "--mac", mac)
         try:
             url = f"iscsi://127.0.0.1:{self.layout.lio_port}/{IQN_BASE}:{host}/0"
             perf = subprocess.run(
                 [
-                    "iscsi-perf",
-                    "-i",
-                    f"iqn.2010-04.org.ipxe:{host}",
-                    "-b",
-                    "256",
-                    "-m",
-                    "8",
-                    "-t",
-                    str(PERF_SECONDS),
-                    url,
+                    *("iscsi-perf", "-i", f"iqn.2010-04.org.ipxe:{host}"),
+                    *("-b", "256", "-m", "8", "-t", str(PERF_SECONDS), url),
                 ],
                 capture_output=True,
                 text=True,
@@ -229,40 +160,30 @@ class Bench:
                 raise LabError(f"dd printed no time: {dd.stderr.decode()}")
             return float(found[-1]), IMAGE_MIB * 1.048576 / float(rate[1])
         finally:
-            self.zboot("destroy", host, "--yes")
+            self.cli("destroy", host, "--yes")
 
     # --- set-up --------------------------------------------------------------
-    def prepare(self, workdir: Path) -> None:
+    def prepare(self) -> None:
         with step("cleaning up after an earlier benchmark"):
+            listed = self.cli("list").data
             old = [
                 str(h["name"])
-                for h in self.zboot_list()
-                if str(h["name"]).startswith(("bz", "bperf"))
+                for h in (listed if isinstance(listed, list) else [])
+                if isinstance(h, dict) and str(h["name"]).startswith(PREFIXES)
             ]
             if old:
-                self.zboot("destroy", *old, "--yes", "--force")
+                self.cli("destroy", *old, "--yes", "--force")
             ssh(self.layout, ["sh", "-c", SYSTEM_BUS])
             ssh(self.layout, ["sh", "-c", CLEAN_BASELINE], timeout=1200)
             if IMAGE in self.images():
-                self.zboot("image", "destroy", IMAGE, "--yes")
+                self.cli("image", "destroy", IMAGE, "--yes")
         with step(f"a {IMAGE_MIB} MiB golden image"):
-            image = workdir / "golden.img"
+            image = self.workdir / "golden.img"
             image.write_bytes(os.urandom(IMAGE_MIB << 20))
-            self.zboot("init")
-            self.zboot("image", "import", IMAGE, str(image))
-            self.zboot("image", "snapshot", IMAGE)
+            self.cli("init")
+            self.cli("image", "import", IMAGE, str(image))
+            self.cli("image", "snapshot", IMAGE)
             ssh(self.layout, ["zfs", "create", "-p", BASE])
-
-    def zboot_list(self) -> list[dict[str, object]]:
-        result = subprocess.run(
-            [str(self.python), "-m", "zboot", "--json", "list"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            env=dict(os.environ, ZBOOT_CONFIG=str(self.config)),
-        )
-        data = json.loads(result.stdout or "{}").get("data")
-        return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
 
     def images(self) -> list[str]:
         text = ssh_text(
@@ -271,127 +192,158 @@ class Bench:
         )
         return [line.rsplit("/", 1)[-1] for line in text.split()]
 
+    # --- the sections --------------------------------------------------------
+    def fleet(self, options: Options) -> str:
+        started = time.monotonic()
+        run = FleetRun()
+        baseline = Baseline(self.layout, f"{ZBOOT_ROOT}/images/{IMAGE}@v1", self.new_version)
+        for n in options.baseline_sizes:
+            run.timings += baseline.run(n)
+        for n in options.sizes:
+            self.zboot_run(n, run)
+        self.floor_run(options.sizes, run)
+        return fleet_section(run, time.monotonic() - started)
 
-# targetcli asks D-Bus for tcmu-runner's backstores and fails without a
-# system bus; the lab's VM runs none, so the baseline starts one.
-SYSTEM_BUS = (
-    "test -S /run/dbus/system_bus_socket || "
-    "{ mkdir -p /run/dbus && dbus-uuidgen --ensure && dbus-daemon --system --fork; }"
-)
+    def latency(self, options: Options) -> str:
+        started = time.monotonic()
+        zboot_host = latency.OneHost(IMAGE, *hosts("bzlat", 1)[0])
+        floor_host = latency.OneHost("gold", *hosts("fzlat", 1)[0])
+        with step(f"single-host latency: {options.latency_runs} runs"):
+            rows = latency.measure(
+                self.layout,
+                self.cli,
+                zboot_host,
+                Floor(tag="lat", root=f"{ZBOOT_ROOT}-bench-floor-lat", image_mib=IMAGE_MIB),
+                floor_host,
+                latency.cycles(options.latency_runs),
+            )
+        return latency_section(rows, options.latency_runs, time.monotonic() - started)
 
-# Every baseline target (named after BASE's hosts) and disk, from any earlier run.
-CLEAN_BASELINE = f"""
-for t in $(targetcli ls /iscsi 1 2>/dev/null | grep -o '{IQN_BASE}:bl[0-9]*x[0-9]*'); do
-  targetcli /iscsi delete "$t" >/dev/null
-done
-for b in $(targetcli ls /backstores/block 1 2>/dev/null | grep -o 'bl[0-9]*x[0-9]*' | sort -u); do
-  targetcli /backstores/block delete "$b" >/dev/null
-done
-targetcli saveconfig >/dev/null
-zfs list {BASE} >/dev/null 2>&1 && zfs destroy -r {BASE}
-rm -f /srv/zboot/boot/bench-*.ipxe
-true
-"""
+    def scale(self, options: Options) -> str:
+        started = time.monotonic()
+        free = scale.check_room(self.layout, options.scale, IMAGE_MIB)
+        runs = [
+            scale.run_size(self.cli, IMAGE, self.workdir, n) for n in (scale.SMALL, options.scale)
+        ]
+        logins = latency.login_seconds(self.layout)
+        return scale.section(runs, logins, IMAGE, IMAGE_MIB, free, time.monotonic() - started)
+
+    def throughput_section(self) -> str:
+        started = time.monotonic()
+        with step("iSCSI throughput"):
+            iscsi, local = self.throughput()
+        return throughput_section(iscsi, local, time.monotonic() - started)
 
 
-def ratio_lines(timings: Sequence[Timing]) -> list[str]:
-    """The two ratios the issue asks for, per operation."""
-    by = {(t.tool, t.op, t.n): t for t in timings}
-    lines = []
-    for op in OPS:
-        z10, z100, b10 = (
-            by.get(("zboot", op, 10)),
-            by.get(("zboot", op, 100)),
-            by.get(("baseline", op, 10)),
+def floor_check(run: FleetRun) -> str:
+    """Whether the floor ran the zfs commands zboot ran (-v), op by op."""
+    differ = []
+    for (op, n), ran in sorted(run.ran.items()):
+        phase = run.phases.get((op, n))
+        if phase is not None and zfs_commands(ran.commands) != phase.zfs_commands():
+            differ.append(
+                f"{op} N={n}: zboot ran {', '.join(zfs_commands(ran.commands))}; "
+                f"the floor {', '.join(phase.zfs_commands())}"
+            )
+    if not differ:
+        return (
+            "The floor ran the same zfs commands, in the same order, as zboot did (its -v) "
+            "for every operation and N."
         )
-        parts = [f"**{op}**:"]
-        if z10 and b10:
-            speedup = b10.per_host / z10.per_host
-            parts.append(
-                f"baseline/zboot per host at N=10 = {speedup:.1f} "
-                f"(want >= 10: {'met' if speedup >= 10 else 'MISSED'})"
-            )
-        if z10 and z100:
-            growth = z100.per_host / z10.per_host
-            parts.append(
-                f"zboot per host N=100 / N=10 = {growth:.2f} "
-                f"(want <= 1.5: {'met' if growth <= 1.5 else 'MISSED'})"
-            )
-        lines.append(("- " + parts[0] + " " + "; ".join(parts[1:])).rstrip())
+    return "The floor's zfs commands DIFFER from zboot's (update floor.py): " + "; ".join(differ)
+
+
+def floor_parts(run: FleetRun) -> list[str]:
+    """Where the floor's time went at the largest N, by kind of step."""
+    if not run.spent:
+        return []
+    n = max(n for _, n in run.spent)
+    lines = [f"Where the floor's time went at N = {n} (seconds, by kind of step):", ""]
+    for op in OPS:
+        spent = run.spent.get((op, n))
+        if spent is not None:
+            parts = sorted(spent.parts.items(), key=lambda kv: -kv[1])
+            lines.append(f"- {op}: " + ", ".join(f"{k} {v:.1f}" for k, v in parts if v >= 0.05))
     return lines
 
 
-def table(timings: Sequence[Timing]) -> str:
-    """One markdown table: a row per (tool, N), wall time and per host for each op."""
-    rows = sorted({(t.tool, t.n) for t in timings}, key=lambda k: (k[0] != "zboot", k[1]))
-    by = {(t.tool, t.op, t.n): t for t in timings}
-    head = "| tool | N | " + " | ".join(f"{op} s | {op} s/host" for op in OPS) + " |"
-    rule = "|" + "---|" * (2 + 2 * len(OPS))
-    lines = [head, rule]
-    for tool, n in rows:
-        cells = []
-        for op in OPS:
-            t = by.get((tool, op, n))
-            cells += [f"{t.seconds:.1f}", f"{t.per_host:.2f}"] if t else ["-", "-"]
-        lines.append(f"| {tool} | {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+FLOOR_TEXT = (
+    "Floor: the same ZFS and LIO work zboot does for the operation, done by one Python "
+    "process inside the storage VM for the whole run (`/usr/bin/python3`, sent over SSH on "
+    "stdin) and timed there with `time.monotonic()`: the zfs commands `zboot -v` lists "
+    "(the reads of the root, clones, renames, property sets, the destroy channel program), "
+    "the rtslib calls zboot's LIO agent makes (backstore, target, portal, LUN, ACL; one "
+    "walk of LIO), one save of LIO's configuration, the boot files. Python's start-up and "
+    "rtslib's import come before the clock starts: they are overhead zboot has to hide, "
+    "as are SSH, the server lock and a process per step. The floor has its own dataset, "
+    "IQNs and LIO stores, and removes them; see `contrib/lab/zboot_lab/floor.py`."
+)
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor() or "unknown",
-    )
-    mem = next(
-        (
-            int(line.split()[1]) // 1024
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal")
-        ),
-        0,
-    )
-    return (
-        f"host: {os.cpu_count()} x {cpu}, {mem} MiB, Linux {platform.release()}; "
-        f"storage VM: QEMU TCG (no KVM), {vm.VM_CPUS} vCPUs, {vm.VM_MEMORY}, "
-        f"OpenZFS and LIO (rtslib-fb) in Debian 12; zboot over SSH (paramiko)"
-    )
-
-
-def report(timings: Sequence[Timing], perf: tuple[float, float], seconds: float) -> str:
-    iscsi, local = perf
+def fleet_section(run: FleetRun, seconds: float) -> str:
     return "\n".join(
         [
-            "# Benchmarks",
+            FLEET,
             "",
-            "Written by `contrib/bench/fleet` (one run, one command); do not edit by hand.",
-            "",
-            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-            f"- machine: {machine()}",
-            f"- golden image: {IMAGE_MIB} MiB of random data; the benchmark took "
-            f"{seconds / 60:.0f} min",
-            "",
-            "The storage VM is emulated, so every process it starts is slow: compare "
-            "ratios, not absolute times.",
-            "",
-            "## Provision, rollback, rebase, destroy",
+            *when(seconds),
+            f"- golden image: {IMAGE_MIB} MiB of random data",
             "",
             "zboot: one command per operation for all N hosts (`clone IMAGE --hosts FILE`, "
             "`rollback HOST...`, `rebase HOST... --to IMAGE` onto a version made just "
-            "before, `destroy HOST...`). Baseline: per host a fresh `ssh` for "
-            "every `zfs` command and every `targetcli` step, then `targetcli saveconfig`, "
+            "before, `destroy HOST...`). Baseline: per host a fresh `ssh` (its own login) "
+            "for every `zfs` command and every `targetcli` step, then `targetcli saveconfig`, "
             "and a fresh `ssh` for the boot file; its rebase is the fleet update done by "
             "hand: the export taken down, the old disk renamed away, a clone of the new "
             "version, the export made again.",
             "",
-            table(timings),
+            FLOOR_TEXT,
             "",
-            *ratio_lines(timings),
+            table(run.timings),
             "",
-            "## iSCSI read throughput",
+            *ratio_lines(run.timings),
+            "",
+            floor_check(run),
+            "",
+            *floor_parts(run),
+            "",
+        ]
+    )
+
+
+def latency_section(rows: Sequence[latency.Latency], runs: int, seconds: float) -> str:
+    return "\n".join(
+        [
+            LATENCY,
+            "",
+            *when(seconds),
+            "",
+            f"One host through `clone`, `snapshot`, `show`, `list`, `mode install` and "
+            f"back to `normal`, `rollback` and `destroy`, {runs} times. zboot: each command "
+            f"as a user runs it (the CLI over SSH, on the wall clock), the median of {runs} "
+            f"(`mode`: of {2 * runs} switches). SSH login: the median of 5 fresh OpenSSH "
+            "connections running `true`. Floor: that command's ZFS and LIO work in one "
+            "process in the VM, as in the fleet table (the median of as many). zboot's own: "
+            "zboot - login - floor, the time neither SSH's login nor the work itself "
+            "explains: the lock holder, Python start-ups (zboot's and its agents'), a remote "
+            "shell per step, its records. The last column is what zboot ran on the server "
+            "(its -v).",
+            "",
+            latency.table(rows),
+            "",
+            "Where each floor's time went (seconds, its first run):",
+            "",
+            *latency.floor_parts(rows),
+            "",
+        ]
+    )
+
+
+def throughput_section(iscsi: float, local: float, seconds: float) -> str:
+    return "\n".join(
+        [
+            THROUGHPUT,
+            "",
+            *when(seconds),
             "",
             "| path | MB/s |",
             "|---|---|",
@@ -407,28 +359,25 @@ def report(timings: Sequence[Timing], perf: tuple[float, float], seconds: float)
     )
 
 
-def run_bench(
-    layout: Layout, sizes: Sequence[int] = SIZES, baseline_sizes: Sequence[int] = BASELINE_SIZES
-) -> int:
+def run_bench(layout: Layout, options: Options) -> int:
     install_all(layout)
     python = ensure_venv()
-    vm.start(layout)
-    bench = Bench(layout, python, write_config(layout))
+    start_vm(layout)
     workdir = layout.state / "bench"
     workdir.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    bench.prepare(workdir)
-    timings: list[Timing] = []
-    for n in baseline_sizes:
-        timings += bench.baseline_run(n)
-    for n in sizes:
-        timings += bench.zboot_run(n, workdir)
-    with step("iSCSI throughput"):
-        perf = bench.throughput(workdir)
-    text = report(timings, perf, time.monotonic() - started)
-    path = REPO_ROOT / "docs" / "benchmarks.md"
-    storm = path.read_text().partition(STORM_SECTION)  # contrib/bench/storm's part stays
-    path.write_text(text + (f"\n{STORM_SECTION}{storm[2]}" if storm[1] else ""))
-    say(text)
-    say("written to docs/benchmarks.md")
+    bench = Bench(layout, ZbootCli(python, write_config(layout)), workdir)
+    bench.prepare()
+    sections: dict[str, str] = {}
+    if "fleet" in options.only:
+        sections[FLEET] = bench.fleet(options)
+    if "latency" in options.only:
+        sections[LATENCY] = bench.latency(options)
+    if "scale" in options.only and options.scale:
+        sections[SCALE] = bench.scale(options)
+    if "throughput" in options.only:
+        sections[THROUGHPUT] = bench.throughput_section()
+    old = options.output.read_text() if options.output.exists() else ""
+    options.output.write_text(merge(old, sections))
+    say("\n".join(sections.values()))
+    say(f"written to {options.output}")
     return 0
