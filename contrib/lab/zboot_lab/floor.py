@@ -5,20 +5,23 @@ own: the SSH connection, the server lock, Python and agent start-ups, a
 process (or a remote shell) per step, and its records.
 
 Each operation runs the commands `zboot -v` lists for it (OpenZFS 2.3, LIO,
-zboot at e3b427e), built with zboot's own argv code (zboot.zfs.cli), on the
-floor's own datasets, targets and files. zboot -v for N hosts, and the floor:
+zboot at 4bff25d), built with zboot's own argv code (zboot.zfs.cli and
+zboot.zfs.program), on the floor's own datasets, targets and files. A
+"mark" below is a property set on several disks at once: one `zfs program`
+(zboot.zfs.program.SET_PROPS, split as zboot splits it) for a batch, one
+`zfs set` for a single host. zboot -v for N hosts, and the floor:
 
 - every command: `zfs list` and `zfs get` of the root, side by side. Floor:
   the same, of its own root.
 - clone: N `zfs clone -o ...`; the LIO agent (a walk of LIO, N exports, one
-  save); one `zfs set` (step exported) of the N disks; `mkdir -p` of the boot
-  directory; N boot files (SFTP); one `zfs set` (done). Floor: the same, the
-  agent's rtslib calls made in-process.
-- rollback and rebase: the LIO agent (sessions); N `zfs set` (the plan); the
-  agent (walk, N deletes); N `zfs rename`; N (`zfs clone`, `zfs set` of the
-  archive); the agent (walk, N exports, one save); one `zfs set` (done).
+  save); a mark (step exported); `mkdir -p` of the boot directory; N boot
+  files (SFTP); a mark (done). Floor: the same, the agent's rtslib calls
+  made in-process.
+- rollback and rebase: the LIO agent (sessions); a mark (each disk its
+  plan); the agent (walk, N deletes); N `zfs rename`; N `zfs clone`; a mark
+  (the archives); the agent (walk, N exports, one save); a mark (done).
   Floor: one walk with the sessions, the rest the same.
-- destroy: the agent (sessions); one `zfs set` (marked); the agent (walk, N
+- destroy: the agent (sessions); a mark (destroying); the agent (walk, N
   deletes, save); `rm -f` of the secret files; N boot files removed (SFTP);
   one `zfs program` (zboot.zfs.program.DESTROY). Floor: one walk, the files
   removed in-process, the same channel program.
@@ -28,8 +31,12 @@ floor's own datasets, targets and files. zboot -v for N hosts, and the floor:
 - list: the agent (sessions of every host's target). Floor: the sessions
   read in-process.
 
+When zboot's list changes, the benchmark's text and tests/lab/
+test_bench_ratios.py say so (they compare the zfs commands of both).
+
 Not in the floor: the lock holder zboot starts on the server, SSH, and
-every process start that is not a zfs command (agents, `mkdir`, `rm`)."""
+every process start that is not a zfs command (zboot's session agent or
+its engine agents, `mkdir`, `rm`)."""
 
 from __future__ import annotations
 
