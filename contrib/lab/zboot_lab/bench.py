@@ -215,7 +215,7 @@ class Bench:
                 zboot_host,
                 Floor(tag="lat", root=f"{ZBOOT_ROOT}-bench-floor-lat", image_mib=IMAGE_MIB),
                 floor_host,
-                latency.cycles(options.latency_runs),
+                options.latency_runs,
             )
         return latency_section(rows, options.latency_runs, time.monotonic() - started)
 
@@ -321,11 +321,13 @@ def latency_section(rows: Sequence[latency.Latency], runs: int, seconds: float) 
             f"back to `normal`, `rollback` and `destroy`, {runs} times. zboot: each command "
             f"as a user runs it (the CLI over SSH, on the wall clock), the median of {runs} "
             f"(`mode`: of {2 * runs} switches). SSH login: the median of 5 fresh OpenSSH "
-            "connections running `true`. Floor: that command's ZFS and LIO work in one "
-            "process in the VM, as in the fleet table (the median of as many). zboot's own: "
-            "zboot - login - floor, the time neither SSH's login nor the work itself "
-            "explains: the lock holder, Python start-ups (zboot's and its agents'), a remote "
-            "shell per step, its records. The last column is what zboot ran on the server "
+            "connections running `true`. Floor: that command's ZFS and LIO work done in the "
+            "VM as in the fleet table, by one process per cycle, each just after zboot's "
+            "cycle (so a load that comes and goes weighs on both alike); the median of as "
+            "many. zboot's own: zboot - login - floor, the time neither SSH's login nor the "
+            "work itself explains: the lock holder, Python start-ups (zboot's and its "
+            "agents'), a remote shell per step, its records. The last column is what zboot "
+            "ran on the server "
             "(its -v).",
             "",
             latency.table(rows),

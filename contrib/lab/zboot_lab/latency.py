@@ -136,14 +136,21 @@ def measure(
     zboot_host: OneHost,
     floor: Floor,
     floor_host: OneHost,
-    sequence: Sequence[str],
+    runs: int,
     ops: Sequence[str] = SINGLE,
 ) -> list[Latency]:
-    """zboot, the logins and the floor for sequence (which must leave no
-    host behind); a row for each of ops, in their order."""
-    zboot = run_zboot(cli, zboot_host, sequence)
+    """The cycle, runs times: each time zboot's, then the floor's (a process
+    of its own, so a load that comes and goes on the server weighs on both
+    alike); then the logins. A row for each of ops, in their order."""
+    zboot: dict[str, list[Ran]] = {}
+    floors: dict[str, list[Spent]] = {}
+    for _ in range(runs):
+        for op, ran in run_zboot(cli, zboot_host, CYCLE).items():
+            zboot.setdefault(op, []).extend(ran)
+        for op, spent in run_floors(layout, floor, floor_host, CYCLE).items():
+            floors.setdefault(op, []).extend(spent)
     login = statistics.median(login_seconds(layout))
-    return rows(zboot, login, run_floors(layout, floor, floor_host, sequence), ops)
+    return rows(zboot, login, floors, ops)
 
 
 def rows(
@@ -154,11 +161,6 @@ def rows(
         Latency(op, [r.seconds for r in zboot[op]], login, floors[op], zboot[op][0].commands)
         for op in ops
     ]
-
-
-def cycles(runs: int) -> list[str]:
-    """The benchmark's sequence: the whole cycle, runs times."""
-    return [op for _ in range(runs) for op in CYCLE]
 
 
 def table(rows: Sequence[Latency]) -> str:
