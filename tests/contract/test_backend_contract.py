@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from zboot.errors import Conflict, NotFound
+from zboot.remote.local import LocalRunner
+from zboot.zfs import program
 from zboot.zfs.cli import ZfsCli
 
 MIB = 1024 * 1024
@@ -68,3 +70,33 @@ def test_errors_are_the_same_kind(zfs: ZfsCli, root: str) -> None:
         zfs.destroy(f"{root}/missing")
     with pytest.raises(Conflict):
         zfs.destroy(f"{root}/img@v1")  # has a dependent clone
+
+
+def test_set_many_sets_each_dataset_in_one_program(zfs: ZfsCli, root: str) -> None:
+    for name in ("a", "b"):
+        zfs.create_volume(f"{root}/{name}", MIB)
+    errors = zfs.set_many(
+        [
+            (f"{root}/a", {"state": "ready", "note": "a=b c"}),
+            (f"{root}/missing", {"state": "ready"}),
+            (f"{root}/b", {"state": "ready", "note": ""}),
+        ]
+    )
+    assert errors[0] is None and errors[2] is None and isinstance(errors[1], NotFound)
+    found = zfs.datasets(root)
+    assert found[f"{root}/a"].record() == {"state": "ready", "note": "a=b c"}
+    assert found[f"{root}/b"].prop("state") == "ready"
+    zfs.mark([f"{root}/a", f"{root}/b"], {"state": "marked"})
+    assert {zfs.datasets(root)[f"{root}/{n}"].prop("state") for n in "ab"} == {"marked"}
+
+
+def test_a_zfs_without_set_prop_is_told_and_nothing_is_set(root: str) -> None:
+    """The program's own check, run against a call no ZFS has (as one
+    without zfs.sync.set_prop would see set_prop)."""
+    runner = LocalRunner()
+    ZfsCli(runner).create_volume(f"{root}/a", MIB)
+    script = program.SET_PROPS.replace("zfs.sync.set_prop == nil", "zfs.sync.no_such == nil")
+    argv = program.set_props_argv(root.split("/")[0], [(f"{root}/a", {"org.zboot:x": "1"})])
+    ran = runner.run(argv, input=script.encode())
+    assert program.parse_set(ran.text, [f"{root}/a"]) is None
+    assert ZfsCli(runner).datasets(root)[f"{root}/a"].prop("x") is None

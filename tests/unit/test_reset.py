@@ -18,6 +18,7 @@ from test_workflow_transcripts import (
     archive_mark,
     cloned,
     context,
+    destroy_program,
     disk,
     export,
     fleet,
@@ -70,12 +71,12 @@ def reset_steps(names: list[str], after: str = "1", **old: str) -> list[Step]:
     plans = [planned(h, archive(i), discard=True) for h, i in zip(names, n, strict=True)]
     clones = [reset_clone(h, archive(i), after, **old) for h, i in zip(names, n, strict=True)]
     marks = [archive_mark(archive(i)) for i in n]
-    destroys = [Run("zfs", "destroy", "-r", archive(i)) for i in n]
     if len(names) == 1:  # one chain a step
-        moves: list[Step] = [Chains(plans), Chains(clones + marks + destroys)]
-    else:  # the property sets of several chains: a channel program
+        destroy = Run("zfs", "destroy", "-r", archive(n[0]))
+        moves: list[Step] = [Chains(plans), Chains([*clones, *marks, destroy])]
+    else:  # the property sets, and the destroys, of several chains: a program each
         moves = [set_program(*plans), Chains(*([c] for c in clones)), set_program(*marks)]
-        moves.append(Chains(*([d] for d in destroys)))
+        moves.append(destroy_program(*(archive(i) for i in n)))
     renames = [Run("zfs", "rename", disk(h), archive(i)) for h, i in zip(names, n, strict=True)]
     return [
         moves[0],
@@ -140,8 +141,8 @@ def test_a_batch_of_resets_costs_what_one_does(count: int) -> None:
     assert [(r.discarded, r.resets, r.source) for r in results] == [(8192, 1, GOLDEN_V1)] * count
     # one sessions call, one apply down, one up; zfs, whatever the count:
     # the plans, the renames, the clones (with the archives' marks and
-    # destroys: for several hosts, the marks a channel program between),
-    # the ready mark and the base snapshot, each one shell or one command
+    # destroys: for several hosts, a channel program each after them), the
+    # ready mark and the base snapshot, each one shell or one command
     assert engine_calls(tail) + 1 == 3
     assert len(tail) - engine_calls(tail) == (5 if count == 1 else 7)
 

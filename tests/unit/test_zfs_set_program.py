@@ -7,6 +7,7 @@ properties."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -52,6 +53,17 @@ def old_zfs() -> RecordingRunner:
     return RecordingRunner(respond)
 
 
+def destroys_go() -> RecordingRunner:
+    """A server where every destroy program goes through."""
+
+    def respond(argv: tuple[str, ...], data: bytes | None) -> Result:
+        if argv[:2] == ("zfs", "program") and data == program.DESTROY.encode():
+            return Result(argv, 0, answer(dict.fromkeys(argv[5:], 0)), b"")
+        return Result(argv, 0, b"", b"")
+
+    return RecordingRunner(respond)
+
+
 def rollback_tail(host: str) -> list[Change]:
     """A rollback's steps after the rename: the clone, the archive's mark."""
     return [
@@ -82,7 +94,7 @@ def test_a_lone_chain_runs_whole_with_zfs_set() -> None:
 
 
 def test_steps_between_sets_go_together_and_each_chain_keeps_its_order() -> None:
-    runner = RecordingRunner()
+    runner = destroys_go()
     chain = [
         Change.set(f"{HOSTS}/{{h}}", {"step": "planned"}),
         Change.rename(f"{HOSTS}/{{h}}", "tank/z/archive/{h}"),
@@ -92,14 +104,29 @@ def test_steps_between_sets_go_together_and_each_chain_keeps_its_order() -> None
     ]
     hosts = ("a", "b", "c")
     chains = [
-        [Change(c.verb, tuple(n.format(h=h) for n in c.names), c.props) for c in chain]
-        for h in hosts
+        [replace(c, names=tuple(n.format(h=h) for n in c.names)) for c in chain] for h in hosts
     ]
     ZfsCli(runner).run_changes(chains)
-    assert verbs(runner) == ["program", *["rename", "clone"] * 3, "program", *["destroy"] * 3]
+    assert verbs(runner) == ["program", *["rename", "clone"] * 3, "program", "program"]
     for h in hosts:
         mine = [c[1] for c in runner.commands if any(a.split("/")[-1] == h for a in c[2:])]
-        assert mine == ["program", "rename", "clone", "program", "destroy"]
+        assert mine == ["program", "rename", "clone", "program", "program"]
+    assert runner.commands[-1][5:] == tuple(f"tank/z/archive/{h}" for h in hosts)
+    assert runner.inputs[-1] == program.DESTROY.encode()
+
+
+def test_recursive_destroys_of_several_chains_are_one_program_a_lone_one_a_command() -> None:
+    runner = destroys_go()
+    chains = [[Change.destroy(f"tank/z/archive/{h}", recursive=True)] for h in "ab"]
+    assert ZfsCli(runner).run_changes(chains) == [None, None]
+    assert verbs(runner) == ["program"]
+    runner.commands.clear()
+    chains = [[Change.destroy("tank/z/archive/a", recursive=True)], [Change.promote("tank/z/b")]]
+    ZfsCli(runner).run_changes(chains)
+    assert runner.commands == [
+        ("zfs", "destroy", "-r", "tank/z/archive/a"),
+        ("zfs", "promote", "tank/z/b"),
+    ]
 
 
 def test_a_set_that_fails_stops_its_chain_alone() -> None:

@@ -114,7 +114,9 @@ class Step:
 
 class Run(Step):
     """A command: its argv (Like elements allowed), what it is fed on stdin,
-    and what it answers (stdout, exit code, stderr)."""
+    and what it answers (stdout, exit code, stderr). A placeholder in stdout
+    that is bound by then is filled in: an answer may name what the run made
+    up (an archive's timestamp)."""
 
     def __init__(
         self,
@@ -144,8 +146,12 @@ class Run(Step):
             out.append(f"stdin: expected {_short(self.input)}, got {_short(actual.input)}")
         return out
 
-    def result(self, argv: tuple[str, ...]) -> Result:
-        return Result(argv, self.rc, self.out, self.err)
+    def result(self, argv: tuple[str, ...], bound: Mapping[str, str] | None = None) -> Result:
+        out = self.out
+        if bound and b"<" in out:
+            fill = TOKEN.sub(lambda m: (bound or {}).get(m[1] + m[2], m[0]), out.decode())
+            out = fill.encode()
+        return Result(argv, self.rc, out, self.err)
 
 
 class Chains(Step):
@@ -452,7 +458,7 @@ class Transcript:
         step = self.take(Run(*args, input=input))
         self.commands.append(args)
         assert isinstance(step, Run)
-        return check_result(step.result(args), check)
+        return check_result(step.result(args, self.bound), check)
 
     def stream(
         self,

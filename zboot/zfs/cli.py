@@ -168,17 +168,37 @@ def filesystem_argv(name: str) -> list[str]:
     return ["zfs", "create", "-p", "-o", "mountpoint=none", name]
 
 
-def _one_set(change: Change) -> bool:
-    return change.verb == "set" and len(change.names) == 1
+def _program_kind(change: Change) -> str | None:
+    """What the changes of several chains are made together in a channel
+    program: a dataset's property set ("set"), a dataset destroyed with its
+    snapshots ("destroy"); None: a command each."""
+    if len(change.names) != 1:
+        return None
+    if change.verb == "set":
+        return "set"
+    if change.verb == "destroy" and change.recursive and "@" not in change.names[0]:
+        return "destroy"
+    return None
 
 
 def _segment_end(chain: Sequence[Change], start: int, batched: bool) -> int:
     """Where the steps that go to a shell together from start end: before the
-    chain's next property set (its first step goes whatever it is); a lone
-    chain (not batched) goes whole."""
+    chain's next step a program could make (its first step goes whatever it
+    is); a lone chain (not batched) goes whole."""
     if not batched:
         return len(chain)
-    return next((i for i in range(start + 1, len(chain)) if _one_set(chain[i])), len(chain))
+    later = range(start + 1, len(chain))
+    return next((i for i in later if _program_kind(chain[i])), len(chain))
+
+
+def _program_round(chains: Sequence[Sequence[Change]], todo: list[int], at: list[int]) -> list[int]:
+    """The chains whose next changes one program makes: the first kind that
+    several of them have come to; none if no kind has several."""
+    kinds: dict[str, list[int]] = {}
+    for n in todo:
+        if kind := _program_kind(chains[n][at[n]]):
+            kinds.setdefault(kind, []).append(n)
+    return next((ns for ns in kinds.values() if len(ns) > 1), [])
 
 
 def _zboot_error(err: Exception) -> ZbootError:
@@ -401,17 +421,15 @@ class ZfsCli:
 
         In rounds: when several chains have come to a property set, those
         sets are one channel program (set_many: one transaction group,
-        where a `zfs set` each would wait for one each); else each chain's
-        steps up to its next set go, chains CHUNK to a shell. A lone chain
-        runs whole in one shell, as does a batch with no sets."""
+        where a `zfs set` each would wait for one each), and so are their
+        recursive destroys (destroy_many); else each chain's steps up to its
+        next such step go, chains CHUNK to a shell. A lone chain runs whole
+        in one shell, as does a batch with neither."""
         outcomes: list[StepFailed | None] = [None] * len(chains)
         at = [0] * len(chains)  # each chain's next step
         while todo := [n for n, c in enumerate(chains) if outcomes[n] is None and at[n] < len(c)]:
-            setting = [n for n in todo if _one_set(chains[n][at[n]])] if len(chains) > 1 else []
-            if len(setting) > 1:
-                changes = [chains[n][at[n]] for n in setting]
-                done = self.set_many([(c.names[0], dict(c.props)) for c in changes])
-                for n, error in zip(setting, done, strict=True):
+            if len(chains) > 1 and (together := _program_round(chains, todo, at)):
+                for n, error in zip(together, self._program(chains, together, at), strict=True):
                     if error is not None:
                         outcomes[n] = StepFailed(at[n], error)
                     at[n] += 1
@@ -428,6 +446,16 @@ class ZfsCli:
                     at[n] = upto[n]
                 self._progress(chains, outcomes, at)
         return outcomes
+
+    def _program(
+        self, chains: Sequence[Sequence[Change]], together: list[int], at: list[int]
+    ) -> list[ZbootError | None]:
+        """The next change of each chain in together, all of one program kind."""
+        changes = [chains[n][at[n]] for n in together]
+        if changes[0].verb == "set":
+            return self.set_many([(c.names[0], dict(c.props)) for c in changes])
+        gone = self.destroy_many([c.names[0] for c in changes])
+        return [gone[c.names[0]] for c in changes]
 
     def _progress(
         self, chains: Sequence[Sequence[Change]], outcomes: list[StepFailed | None], at: list[int]
