@@ -94,11 +94,19 @@ class Listener:
         with contextlib.suppress(OSError):
             while True:
                 conn, _ = self.sock.accept()
-                transport = paramiko.Transport(conn)
-                transport.add_server_key(self.key)
-                self.transports.append(transport)
-                transport.start_server(server=self.server)
-                threading.Thread(target=self._channels, args=(transport,), daemon=True).start()
+                # each connection on its own thread: a client that hangs up
+                # mid-handshake (a refused host key) must not stop the next
+                threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
+
+    def _connection(self, conn: socket.socket) -> None:
+        transport = paramiko.Transport(conn)
+        transport.add_server_key(self.key)
+        self.transports.append(transport)
+        try:
+            transport.start_server(server=self.server)
+        except (paramiko.SSHException, OSError, EOFError):
+            return
+        self._channels(transport)
 
     def _channels(self, transport: paramiko.Transport) -> None:
         while transport.is_active():
