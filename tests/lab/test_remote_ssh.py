@@ -45,7 +45,9 @@ HOSTILE = [
 MiB = 1 << 20
 
 
-def lab_runner(lab: Layout, known_hosts: Path | None = None, **kwargs: bool) -> SshRunner:
+def lab_runner(
+    lab: Layout, known_hosts: Path | None = None, trust_unknown_host: bool = False
+) -> SshRunner:
     return SshRunner(
         "127.0.0.1",
         port=lab.ssh_port,
@@ -53,7 +55,7 @@ def lab_runner(lab: Layout, known_hosts: Path | None = None, **kwargs: bool) -> 
         key_file=str(lab.client_key),
         known_hosts=str(known_hosts or lab.known_hosts),
         connect_timeout=60,
-        **kwargs,
+        trust_unknown_host=trust_unknown_host,
     )
 
 

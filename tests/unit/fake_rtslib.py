@@ -28,10 +28,15 @@ class World:
     targets: list[Target] = field(default_factory=list)
     saves: int = 0
     walks: int = 0  # listings of every target or store (each a configfs walk)
+    vanishing: int = 0  # walks of the targets that meet an entry removed meanwhile
 
 
 class RTSLibError(Exception):
     pass
+
+
+class RTSLibNotInCFS(RTSLibError):
+    """An object that vanished from configfs while it was read."""
 
 
 class StorageObject:
@@ -117,6 +122,9 @@ def module(world: World) -> types.ModuleType:
         @property
         def targets(self) -> list[Target]:
             world.walks += 1
+            if world.vanishing:  # another process removed a target under this walk
+                world.vanishing -= 1
+                raise FileNotFoundError("/sys/kernel/config/target/iscsi/gone/tpgt_1")
             return list(world.targets)
 
         def save_to_file(self) -> None:
@@ -132,6 +140,7 @@ def module(world: World) -> types.ModuleType:
         "LUN": LUN,
         "NodeACL": NodeACL,
         "MappedLUN": MappedLUN,
+        "RTSLibNotInCFS": RTSLibNotInCFS,
     }
     for name, value in names.items():
         setattr(fake, name, value)

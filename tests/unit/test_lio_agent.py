@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from agents import agent_request
 from fake_rtslib import StorageObject, World, export, run_agent
 
@@ -184,3 +185,17 @@ def test_a_data_store_is_its_hosts_not_a_host_of_its_own(tmp_path: Path) -> None
     assert found["orphans"] == {"zboot-pc02.data": "/dev/zvol/tank/zboot/data/pc02"}
     apply(world, tmp_path, [], stores=["zboot-pc02.data", "zboot-pc01.data"])  # pc01's is in use
     assert sorted(so.name for so in world.stores) == ["zboot-pc01", "zboot-pc01.data"]
+
+
+def test_a_read_walks_again_when_a_target_vanishes_under_it(tmp_path: Path) -> None:
+    """A read takes no lock: a target removed while it walks configfs makes
+    it walk again, not fail (seen when doctor ran beside another zboot)."""
+    world = World()
+    export(world, "pc01", TARGET, DEVICE, INITIATOR)
+    world.vanishing = 2
+    found = observe(world, tmp_path)
+    assert list(found["exports"]) == [TARGET]
+    assert world.vanishing == 0
+    world.vanishing = 5  # never settles: the error, not a wrong answer
+    with pytest.raises(FileNotFoundError):
+        observe(world, tmp_path)

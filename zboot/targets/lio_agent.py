@@ -17,6 +17,7 @@ from rtslib_fb import (  # type: ignore[import-untyped,import-not-found,unused-i
     MappedLUN,
     NetworkPortal,
     NodeACL,
+    RTSLibNotInCFS,
     RTSRoot,
     Target,
 )
@@ -188,6 +189,31 @@ def create(lio: Lio, export: dict[str, Any], lun_number: int, portal: list[Any])
     lio.add(target, luns)
 
 
+def read_once(root: Any, request: dict[str, Any]) -> Any:
+    if request["op"] == "sessions":  # no walk of the LUNs: the targets alone
+        return sessions({t.wwn: t for t in root.targets}, request["targets"])
+    lio = Lio(root, request["prefix"], request["data_suffix"])
+    found = lio.owned()  # with their sessions: one process for both
+    return {
+        "exports": found,
+        "sessions": sessions(lio.targets, list(found)),
+        "orphans": lio.orphans(),
+    }
+
+
+def read_walk(root: Any, request: dict[str, Any], tries: int = 5) -> Any:
+    """A read takes no lock: a zboot that holds it (or targetcli) may remove a
+    target while this walks configfs. Walk again when an entry vanished."""
+    for attempt in range(tries):
+        try:
+            return read_once(root, request)
+        except (FileNotFoundError, RTSLibNotInCFS):
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    return None
+
+
 def main() -> None:
     request = json.loads(REQUEST)  # type: ignore[name-defined]  # noqa: F821
     if request["op"] == "apply":
@@ -195,20 +221,12 @@ def main() -> None:
         held = open(TARGETCLI_LOCK, "w+")  # noqa: SIM115  # held until the process ends
         fcntl.flock(held, fcntl.LOCK_EX)
     root = RTSRoot()
-    if request["op"] == "sessions":  # no walk of the LUNs: the targets alone
-        answer: Any = sessions({t.wwn: t for t in root.targets}, request["targets"])
-        json.dump(answer, sys.stdout)
+    if request["op"] in ("sessions", "observe"):
+        json.dump(read_walk(root, request), sys.stdout)
         return
     # read once, under the lock when changing
     lio = Lio(root, request["prefix"], request["data_suffix"])
-    if request["op"] == "observe":  # with their sessions: one process for both
-        found = lio.owned()
-        answer = {
-            "exports": found,
-            "sessions": sessions(lio.targets, list(found)),
-            "orphans": lio.orphans(),
-        }
-    elif request["op"] == "apply":
+    if request["op"] == "apply":
         for iqn in request["delete"]:
             lio.delete(iqn)
         for export in request["create"]:
