@@ -39,6 +39,10 @@ class RTSLibNotInCFS(RTSLibError):
     """An object that vanished from configfs while it was read."""
 
 
+class RTSLibBrokenLink(RTSLibError):
+    """A LUN whose storage object went first, seen while it was read."""
+
+
 class StorageObject:
     def __init__(self, world: World, name: str, dev: str, wwn: str = "") -> None:
         self.world, self.name, self.udev_path, self.wwn = world, name, dev, wwn
@@ -124,6 +128,8 @@ def module(world: World) -> types.ModuleType:
             world.walks += 1
             if world.vanishing:  # another process removed a target under this walk
                 world.vanishing -= 1
+                if world.vanishing % 2:
+                    raise RTSLibBrokenLink("Broken LUN in configFS, no storage object")
                 raise FileNotFoundError("/sys/kernel/config/target/iscsi/gone/tpgt_1")
             return list(world.targets)
 
@@ -141,6 +147,7 @@ def module(world: World) -> types.ModuleType:
         "NodeACL": NodeACL,
         "MappedLUN": MappedLUN,
         "RTSLibNotInCFS": RTSLibNotInCFS,
+        "RTSLibBrokenLink": RTSLibBrokenLink,
     }
     for name, value in names.items():
         setattr(fake, name, value)

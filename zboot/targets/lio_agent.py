@@ -17,6 +17,7 @@ from rtslib_fb import (  # type: ignore[import-untyped,import-not-found,unused-i
     MappedLUN,
     NetworkPortal,
     NodeACL,
+    RTSLibBrokenLink,
     RTSLibNotInCFS,
     RTSRoot,
     Target,
@@ -203,11 +204,12 @@ def read_once(root: Any, request: dict[str, Any]) -> Any:
 
 def read_walk(root: Any, request: dict[str, Any], tries: int = 5) -> Any:
     """A read takes no lock: a zboot that holds it (or targetcli) may remove a
-    target while this walks configfs. Walk again when an entry vanished."""
+    target while this walks configfs. Walk again when an entry vanished (a
+    missing file, an object gone, a LUN whose store went first)."""
     for attempt in range(tries):
         try:
             return read_once(root, request)
-        except (FileNotFoundError, RTSLibNotInCFS):
+        except (FileNotFoundError, RTSLibNotInCFS, RTSLibBrokenLink):
             if attempt == tries - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
