@@ -183,3 +183,13 @@ def test_an_agent_that_dies_fails_the_request_and_every_later_one(agent: AgentLi
         agent.run(python_argv("import os; os._exit(9)"), None, 10, False)
     with pytest.raises(ServerError, match="stopped answering"):
         agent.run(["true"], None, 10, False)
+
+
+def test_an_agent_that_died_after_its_hello_stays_an_error(agent: AgentLink) -> None:
+    """A runner must not fall back to other channels for a change once the
+    agent ran the run's commands: the link stays dead, with its reason."""
+    assert agent.started
+    with pytest.raises(ServerError):
+        agent.run(python_argv("import os; os._exit(9)"), None, 10, False)
+    assert not agent.greet()
+    assert agent.error is not None

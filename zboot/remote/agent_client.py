@@ -83,6 +83,7 @@ class AgentLink:
         self.where = where
         self._lock = threading.Lock()
         self._greeted = False
+        self.started = False  # it said hello: from then on it never falls back
         self._dead: ServerError | None = None
 
     # --- frames ---------------------------------------------------------------
@@ -133,7 +134,13 @@ class AgentLink:
             self._dead = ServerError(f"{self.where}: zboot's agent did not start")
             self.pipe.close()
             return False
+        self.started = True
         return True
+
+    @property
+    def error(self) -> ServerError | None:
+        """Why the link is dead (None while it lives)."""
+        return self._dead
 
     def ready(self) -> bool:
         """Has the agent started (without waiting for it)? A read need not wait

@@ -158,6 +158,10 @@ class SshRunner:
         if not wait and not agent.ready():
             return None
         if not agent.greet():
+            if agent.started and agent.error is not None:
+                # it ran this run's commands (under the lease, perhaps): a
+                # change never goes another way behind its back
+                raise agent.error
             self._agent = agent = None
         return agent
 
