@@ -193,3 +193,11 @@ def test_an_agent_that_died_after_its_hello_stays_an_error(agent: AgentLink) -> 
         agent.run(python_argv("import os; os._exit(9)"), None, 10, False)
     assert not agent.greet()
     assert agent.error is not None
+
+
+def test_the_agent_refuses_as_the_lock_wrapper_does() -> None:
+    """The agent is shipped as text and cannot import remote.lock: its refusal
+    is the wrapper's, held equal here (LockedRunner reads LOST and its mark)."""
+    from zboot.remote import lock, session_agent
+
+    assert (session_agent.LOST, session_agent.LOST_MARK) == (lock.LOST, lock.LOST_MARK)
