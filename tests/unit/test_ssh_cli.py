@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from typer.testing import CliRunner
 
 from zboot.cli.app import app
+from zboot.errors import ServerError
+from zboot.remote import ssh as ssh_module
 
 
 def zboot(home: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, dict[str, Any]]:
@@ -66,3 +68,55 @@ def test_an_unreachable_jump_host_is_named(tmp_path: Path, monkeypatch: pytest.M
     assert envelope["errors"][0]["message"].startswith(
         f"cannot connect to jump host root@127.0.0.1:{port} over SSH"
     )
+
+
+class NoServer:
+    """Stands in for SshRunner: records how the CLI made it, and answers its
+    first command with an unreachable server."""
+
+    made: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, host: str, **options: Any) -> None:
+        self.made.append(options)
+        self.commands: list[tuple[str, ...]] = []
+
+    def cut(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        def unreachable(*args: Any, **kwargs: Any) -> Any:
+            raise ServerError("storage: unreachable (test)")
+
+        return unreachable
+
+
+@pytest.mark.parametrize(
+    ("args", "agent", "prefetch"),
+    [
+        (["snapshot", "h1"], True, ()),  # changes, without the engine
+        (["image", "snapshot", "gold"], True, ()),
+        (["rollback", "h1"], True, ("rtslib_fb",)),  # rtslib while the state is read
+        (["list"], True, ("rtslib_fb",)),  # reads, with the engine
+        (["show", "h1"], False, ()),  # ZFS alone: no agent at all
+    ],
+)
+def test_the_session_agent_imports_rtslib_only_for_commands_that_call_the_engine(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    agent: bool,
+    prefetch: tuple[str, ...],
+) -> None:
+    config = tmp_path / "zboot.toml"
+    config.write_text(
+        '[server]\nhost = "storage"\n[zfs]\npool = "tank"\n[target]\nengine = "lio"\n'
+    )
+    monkeypatch.setattr(ssh_module, "SshRunner", NoServer)
+    NoServer.made.clear()
+    result = CliRunner().invoke(app, ["--config", str(config), "--json", *args])
+    assert result.exit_code != 0 and "unreachable (test)" in result.stdout
+    [options] = NoServer.made
+    assert (options["agent"], tuple(options["prefetch"])) == (agent, prefetch)

@@ -401,7 +401,7 @@ def snapshot(
             {"restore_point": point},
         )
 
-    run(ctx, "snapshot", action)
+    run(ctx, "snapshot", action, engine=False)
 
 
 def register(app: typer.Typer) -> None:

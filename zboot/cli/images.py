@@ -55,7 +55,7 @@ def create(
             f"created image {name} ({human_size(nbytes)}, {dataset})",
         )
 
-    run(ctx, "image create", action)
+    run(ctx, "image create", action, engine=False)
 
 
 @app.command("import")
@@ -108,7 +108,7 @@ def import_(
             f"{human_size(result['size'])}, {result['written']} bytes sent{note}",
         )
 
-    run(ctx, "image import", action)
+    run(ctx, "image import", action, engine=False)
 
 
 @app.command("snapshot")
@@ -131,7 +131,7 @@ def snapshot(
         v = ops.snapshot_image(s.context.zfs, s.config, name, version, message)
         return Outcome({"image": name, "version": v}, f"image {name} version {v}")
 
-    run(ctx, "image snapshot", action)
+    run(ctx, "image snapshot", action, engine=False)
 
 
 @app.command("list")
@@ -223,7 +223,7 @@ def destroy(
         gone = ops.destroy_image(s.context.zfs, s.config, spec)
         return Outcome({"destroyed": gone}, f"destroyed {', '.join(gone)}")
 
-    run(ctx, "image destroy", action)
+    run(ctx, "image destroy", action, engine=False)
 
 
 @app.command("prune")
@@ -253,4 +253,4 @@ def prune(
             text += "\nkept (still in use):\n" + table(kept, ["version", "depends"])
         return Outcome({"image": name, "removed": done.removed, "kept": kept}, text)
 
-    run(ctx, "image prune", action)
+    run(ctx, "image prune", action, engine=False)
