@@ -4,8 +4,6 @@ snapshot and rollback."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -45,23 +43,6 @@ def test_each_chain_stops_at_its_first_failure_and_the_others_go_on() -> None:
         and ("sh", "-c", "echo out; echo err >&2; exit 3") in runner.commands
         and not any(c[:2] == ("sh", "-c") and "zboot-chain" in c[2] for c in runner.commands)
     )
-
-
-def test_the_chains_of_a_shell_run_side_by_side(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The first chain waits for a file the second makes: one after the
-    # other, it would give up after 5 s and fail.
-    flag = tmp_path / "made"
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setenv("TMPDIR", str(scratch))  # where the shell keeps each chain's output
-    wait = f"for i in $(seq 50); do [ -e {flag} ] && exit 0; sleep 0.1; done; exit 4"
-    outcomes = run_in_shells(
-        LocalRunner(), [[["sh", "-c", wait], ["echo", "after"]], [["touch", str(flag)]]]
-    )
-    assert outcomes == [None, None]
-    assert list(scratch.iterdir()) == []  # and it cleans up after itself
 
 
 @settings(max_examples=60, deadline=None)

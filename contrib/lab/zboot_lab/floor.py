@@ -5,7 +5,7 @@ own: the SSH connection, the server lock, Python and agent start-ups, a
 process (or a remote shell) per step, and its records.
 
 Each operation runs the commands `zboot -v` lists for it (OpenZFS 2.3, LIO,
-zboot at 4bff25d; chains side by side since), built with zboot's own argv code (zboot.zfs.cli and
+zboot at 4bff25d), built with zboot's own argv code (zboot.zfs.cli and
 zboot.zfs.program), on the floor's own datasets, targets and files. A
 "mark" below is a property set on several disks at once: one `zfs program`
 (zboot.zfs.program.SET_PROPS, split as zboot splits it) for a batch, one
@@ -13,14 +13,13 @@ zboot.zfs.program), on the floor's own datasets, targets and files. A
 
 - every command: `zfs list` and `zfs get` of the root, side by side. Floor:
   the same, of its own root.
-- clone: N `zfs clone -o ...` (up to 10 side by side, as zboot's chains);
-  the LIO agent (a walk of LIO, N exports, one save); a mark (step
-  exported); `mkdir -p` of the boot directory; N boot files (SFTP); a mark
-  (done). Floor: the same, the agent's rtslib calls made in-process.
+- clone: N `zfs clone -o ...`; the LIO agent (a walk of LIO, N exports, one
+  save); a mark (step exported); `mkdir -p` of the boot directory; N boot
+  files (SFTP); a mark (done). Floor: the same, the agent's rtslib calls
+  made in-process.
 - rollback and rebase: the LIO agent (sessions); a mark (each disk its
-  plan); the agent (walk, N deletes); N `zfs rename`, then N `zfs clone`
-  (each up to 10 side by side); a mark (the archives); the agent (walk, N
-  exports, one save); a mark (done).
+  plan); the agent (walk, N deletes); N `zfs rename`; N `zfs clone`; a mark
+  (the archives); the agent (walk, N exports, one save); a mark (done).
   Floor: one walk with the sessions, the rest the same.
 - destroy: the agent (sessions); a mark (destroying); the agent (walk, N
   deletes, save); `rm -f` of the secret files; N boot files removed (SFTP);
@@ -50,7 +49,6 @@ from pathlib import Path
 from typing import Any
 
 from zboot.boot.ipxe import BootTarget, render, script_name
-from zboot.remote.chains import CHUNK
 from zboot.targets.base import disk_serial
 from zboot.zfs import program
 from zboot.zfs.cli import (
@@ -190,7 +188,6 @@ class Floor:
     def clone(self, label: str, pairs: Sequence[tuple[str, str]]) -> Phase:
         origin = f"{self.image}@v{self.version}"
         steps = [self.reads()]
-        clones = []
         for host, mac in pairs:
             self.macs[host], self.origins[host] = mac, origin
             props = {
@@ -206,8 +203,7 @@ class Floor:
                 "state": "provisioning",
                 "target": self.target(host),
             }
-            clones.append(Change.clone(origin, self.dataset(host), props))
-        steps += together(clones)
+            steps.append(zfs(Change.clone(origin, self.dataset(host), props)))
         hosts = [h for h, _ in pairs]
         steps += [self.walk([]), *self.exports(hosts)]
         steps += self.mark(hosts, {"step": "clone:exported"})
@@ -240,8 +236,8 @@ class Floor:
             self.archives.setdefault(host, []).append(archive)
         steps += sets(plans)
         steps.append(self.unexport(hosts))
-        steps += together([Change.rename(self.dataset(h), a) for h, _, a, _ in moves])
-        steps += together([Change.clone(src, self.dataset(h), rec) for h, src, _, rec in moves])
+        steps += [zfs(Change.rename(self.dataset(h), a)) for h, _, a, _ in moves]
+        steps += [zfs(Change.clone(src, self.dataset(h), rec)) for h, src, _, rec in moves]
         mark = {"kind": "archive", "state": "archived", "archived": now()}
         steps += sets([(archive, mark) for _, _, archive, _ in moves])
         steps += self.exports(hosts)
@@ -351,18 +347,6 @@ def sets(props: Sequence[tuple[str, dict[str, str]]]) -> list[Step]:
             "program": True,
         }
         for pool, part in program.set_batches(full)
-    ]
-
-
-def together(changes: Sequence[Change]) -> list[Step]:
-    """One change each of several hosts, side by side as zboot's chains run
-    them (remote.chains: CHUNK to a shell, each shell's chains at once)."""
-    if len(changes) == 1:
-        return [zfs(changes[0])]
-    argvs = [change_argv(c) for c in changes]
-    return [
-        {"do": "together", "argvs": argvs[first : first + CHUNK]}
-        for first in range(0, len(argvs), CHUNK)
     ]
 
 

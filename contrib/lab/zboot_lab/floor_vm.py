@@ -80,10 +80,6 @@ class Floor:
             if proc.returncode != 0:
                 raise RuntimeError(f"{argv} exited {proc.returncode}: {err!r}")
 
-    def together(self, step: dict[str, Any]) -> None:
-        """Changes side by side (zboot's chains of one shell)."""
-        self.reads(step)
-
     # --- LIO --------------------------------------------------------------------
     def lio_walk(self, step: dict[str, Any]) -> None:
         """What zboot's agent reads before it changes LIO (every target, the
@@ -209,9 +205,7 @@ def wait_for(device: str, seconds: float = 120.0) -> None:
 
 def kind(step: dict[str, Any]) -> str:
     """What a step's time counts as: `zfs <verb>`, or the step itself."""
-    argv = step.get("argv") or (step.get("argvs") or [[]])[0]
-    if step["do"] == "reads":
-        return "reads"
+    argv = step.get("argv") or []
     return " ".join(argv[:2]) if argv[:1] == ["zfs"] else step["do"]
 
 
