@@ -3,17 +3,25 @@ started the way zboot starts it on the server, driven by remote.agent_client."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from test_lock import take
 
-from zboot.errors import ServerError
+from zboot.errors import Conflict, ServerError
+from zboot.remote import lock
 from zboot.remote.agent_client import BOOTSTRAP, AgentLink, preamble
+from zboot.remote.base import Held
+from zboot.remote.local import LocalRunner
 from zboot.remote.python import in_process, python_argv
 
 
@@ -46,6 +54,9 @@ class ProcessPipe:
     def shutdown_write(self) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
+
+    def exit_status_ready(self) -> bool:
+        return self.proc.poll() is not None
 
     def close(self) -> None:
         try:
@@ -136,35 +147,98 @@ def test_programs_without_site_get_a_process_of_their_own() -> None:
     assert in_process(["sh", "-c", "import os; os.chdir('/'); x"]) is None
 
 
-def test_changes_are_refused_once_the_lease_ended(agent: AgentLink, tmp_path: Path) -> None:
-    holder = subprocess.Popen(["sleep", "60"])
-    try:
-        lease = tmp_path / f"lease.{holder.pid}"
-        lease.mkdir()
-        assert agent.join_lease(str(lease))
-        registered = [p.name for p in lease.iterdir()]
-        assert len(registered) == 1 and registered[0].isdigit()
-        assert agent.run(["true"], None, 10, False).returncode == 0
-        lease.rename(tmp_path / "ended")  # as the holder does when the lease ends
-        refused = agent.run(["touch", str(tmp_path / "made")], None, 10, False)
-        assert refused.returncode == 75
-        assert b"zboot-lease-lost" in refused.stderr
-        assert not (tmp_path / "made").exists()
-        assert agent.run(["true"], None, 10, True).returncode == 0  # a read still runs
-    finally:
-        holder.kill()
-        holder.wait()
+def take_lock(
+    link: AgentLink, base: Path, wait: float = 5, silence: float = 40
+) -> tuple[lock.Lease, list[str]]:
+    """The lock taken by the agent as zboot takes it (lock.acquire)."""
+    said: list[str] = []
+
+    class Runner:  # what lock.acquire asks of SshRunner
+        def lock_in_agent(self, *args: Any) -> tuple[Held, str]:
+            return link.take_lock(*args)
+
+    runner: Any = Runner()
+    held = lock.acquire(runner, "clone", wait, "test", said.append, str(base), silence)
+    assert held is not None and held.in_agent
+    return held, said
 
 
-def test_the_agent_leaves_the_lease_when_it_ends(tmp_path: Path) -> None:
+def free(base: Path) -> bool:
+    return not lock.lock_state(LocalRunner(), str(base)).held
+
+
+def test_the_agent_holds_the_lock_itself_and_runs_changes_in_its_lease(tmp_path: Path) -> None:
     link, pipe = start_agent()
-    lease = tmp_path / f"lease.{os.getpid()}"
-    lease.mkdir()
-    assert link.join_lease(str(lease))
-    assert list(lease.iterdir())
+    held, _ = take_lock(link, tmp_path)
+    state = lock.lock_state(LocalRunner(), str(tmp_path))
+    assert state.held and state.pid == pipe.proc.pid  # no holder process of its own
+    assert state.holder is not None and state.holder.startswith("zboot clone by")
+    assert held.directory == str(tmp_path / "zboot" / f"lease.{pipe.proc.pid}")
+    seen = link.run(["sh", "-c", 'ls "$0"; ps -o sid= -p $$', held.directory], None, 10, False)
+    registered, session = seen.stdout.decode().split()
+    assert registered.isdigit() and session == registered  # a process group of its own
+    assert not list(Path(held.directory).iterdir())  # gone once it ended
+    with pytest.raises(Conflict, match="zboot clone by"):
+        take(tmp_path, 1)  # test_lock's holder: the same lock
     link.end()
     assert pipe.proc.wait(10) == 0
-    assert not list(lease.iterdir())
+    assert free(tmp_path) and not Path(held.directory).exists()
+
+
+def test_a_second_agent_waits_says_for_whom_and_gives_up(tmp_path: Path) -> None:
+    first = take(tmp_path, 5, command="rollback")
+    link, pipe = start_agent()
+    try:
+        with pytest.raises(Conflict, match="zboot rollback by"):
+            take_lock(link, tmp_path, wait=1)
+    finally:
+        first.release()
+        link.end()
+        pipe.close()
+
+
+@pytest.mark.parametrize("vanishes", ["end of input", "silence", "zboot unlock"])
+def test_a_vanished_zboot_ends_its_running_change_then_the_lock(
+    tmp_path: Path, vanishes: str
+) -> None:
+    link, pipe = start_agent()
+    held, _ = take_lock(link, tmp_path, silence=40 if vanishes != "silence" else 1.5)
+    if vanishes != "silence":
+        held._stop.set()  # no beats: the test says when zboot vanished
+    marker = tmp_path / "landed"
+
+    def change() -> None:
+        # what it started itself is ended too: the shell's whole process group
+        shell = f"(sleep 2.5; touch {marker}) & wait"
+        with contextlib.suppress(ServerError):  # its answer never comes
+            link.run(["sh", "-c", shell], None, 30, False)
+
+    threading.Thread(target=change, daemon=True).start()
+    time.sleep(0.5)
+    if vanishes == "end of input":
+        pipe.shutdown_write()
+    elif vanishes == "silence":
+        held._stop.set()  # its beats stop, as a laptop that lost its network
+    else:
+        ended = lock.lock_state(LocalRunner(), str(tmp_path), end=pipe.proc.pid)
+        assert ended.ended == pipe.proc.pid and not ended.held
+    assert pipe.proc.wait(20) == 0
+    assert free(tmp_path)
+    time.sleep(3)
+    assert not marker.exists()  # its command was ended, with what that started
+    with pytest.raises(ServerError, match="lost the server's lock"):
+        link.run(["true"], None, 10, False)
+
+
+def test_a_lock_directory_others_can_write_to_is_refused_by_the_agent(tmp_path: Path) -> None:
+    (tmp_path / "zboot").mkdir()
+    (tmp_path / "zboot").chmod(0o777)
+    link, pipe = start_agent()
+    with pytest.raises(ServerError, match="not a directory only uid"):
+        take_lock(link, tmp_path)
+    assert link.run(["true"], None, 10, False).returncode == 0  # the agent goes on
+    link.end()
+    pipe.close()
 
 
 def test_an_agent_that_never_started_is_no_agent() -> None:

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ServerError
+from ..errors import CommandFailed, ServerError
 from .base import Result
 from .python import in_process, python_argv
 
@@ -66,7 +67,22 @@ class Pipe(Protocol):
 
     def shutdown_write(self) -> None: ...
 
+    def exit_status_ready(self) -> bool: ...
+
     def close(self) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LockAsk:
+    """What the lock holder's steps need (remote.lock_holder.take): its
+    program, the directory the lock lives in, who asks, how long to wait,
+    and how long a silence ends the lease."""
+
+    program: str
+    base: str
+    owner: str
+    wait: float
+    silence: float
 
 
 def _b64(data: bytes | None) -> str | None:
@@ -81,8 +97,10 @@ class AgentLink:
     def __init__(self, pipe: Pipe, where: str) -> None:
         self.pipe = pipe
         self.where = where
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one request at a time
+        self._writing = threading.Lock()  # a beat may go out while a request waits
         self._greeted = False
+        self.holds_lock = False  # it took the server's lock (take_lock)
         self.started = False  # it said hello: from then on it never falls back
         self._dead: ServerError | None = None
 
@@ -105,9 +123,12 @@ class AgentLink:
 
     def _send(self, message: dict[str, Any]) -> None:
         body = json.dumps(message).encode()
-        self.pipe.sendall(HEADER.pack(len(body)) + body)
+        with self._writing:
+            self.pipe.sendall(HEADER.pack(len(body)) + body)
 
     def _fail(self, why: str) -> ServerError:
+        if self.holds_lock:
+            why += ", and this zboot lost the server's lock with it"
         self._dead = ServerError(
             f"{self.where}: zboot's agent on the server {why}",
             hint="run the same command again: it finishes what this run started",
@@ -150,22 +171,34 @@ class AgentLink:
         return self.pipe.recv_ready() and self.greet()
 
     # --- requests -------------------------------------------------------------
-    def ask(self, request: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    def ask(
+        self,
+        request: dict[str, Any],
+        timeout: float | None,
+        on_busy: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """request's answer; on_busy(holder) for a `busy` frame ahead of it."""
         with self._lock:
             if not self._greet() and self._dead is not None:
                 raise self._dead
             try:
                 self._send(request)
-                return self._read((timeout or 24 * 3600.0) + GRACE)
+                while True:
+                    message = self._read((timeout or 24 * 3600.0) + GRACE)
+                    if "busy" not in message:
+                        return message
+                    if on_busy is not None:
+                        on_busy(str(message["busy"]))
             except TimeoutError:
                 raise self._fail(f"did not answer in {(timeout or 0) + GRACE:g} s") from None
             except (OSError, EOFError, ValueError, struct.error) as exc:
                 raise self._fail(f"stopped answering ({exc or type(exc).__name__})") from None
 
     def tell(self, request: dict[str, Any]) -> None:
-        """A request with no answer (prefetch); a link that broke says so at
-        the next request."""
-        with self._lock, contextlib.suppress(OSError, EOFError):
+        """A request with no answer (prefetch, beat), sent even while another
+        request waits for its answer; a link that broke says so at the next
+        request."""
+        with contextlib.suppress(OSError, EOFError):
             if self._dead is None:
                 self._send(request)
 
@@ -200,15 +233,27 @@ class AgentLink:
             args, answer["rc"], base64.b64decode(answer["out"]), base64.b64decode(answer["err"])
         )
 
-    def join_lease(self, directory: str) -> bool:
-        """Work under the lock's lease from now on (see session_agent)."""
-        return bool(self.ask({"op": "lease", "directory": directory}, 30.0).get("joined"))
+    def take_lock(self, ask: LockAsk, on_busy: Callable[[str], None]) -> tuple[AgentHeld, str]:
+        """The server's lock, taken by the agent itself with the lock holder's
+        program (see session_agent): (it, held; the lease directory).
+        CommandFailed with the holder's exit code when it was not taken."""
+        request = {"op": "lock", **dataclasses.asdict(ask)}
+        answer = self.ask(request, ask.wait + 60.0, on_busy)
+        if answer["rc"] != 0:
+            said = base64.b64decode(answer.get("err") or "").decode("utf-8", errors="replace")
+            raise CommandFailed(("zboot lock holder",), int(answer["rc"]), said)
+        self.holds_lock = True
+        return AgentHeld(self), str(answer["lease"])
+
+    def alive(self) -> bool:
+        """Is the agent there, as far as is known without asking it?"""
+        return self._dead is None and not self.pipe.exit_status_ready()
 
     def prefetch(self, modules: Sequence[str]) -> None:
         self.tell({"op": "prefetch", "modules": list(modules)})
 
     def end(self) -> None:
-        """Let the agent go: end of its stdin (it unregisters from the lease)."""
+        """Let the agent go: end of its stdin (a lock it holds goes with it)."""
         with self._lock:
             if self._dead is None:
                 self._dead = ServerError(f"{self.where}: zboot's agent was ended")
@@ -220,3 +265,22 @@ class AgentLink:
                 except (OSError, EOFError):
                     pass
             self.pipe.close()
+
+
+class AgentHeld:
+    """The server's lock as the session agent holds it (remote.lock's Held):
+    beats go to the agent, and letting go is ending it."""
+
+    def __init__(self, link: AgentLink) -> None:
+        self.link = link
+
+    def send(self, data: bytes) -> None:
+        if not self.link.alive():
+            raise OSError("zboot's agent on the server is gone")
+        self.link.tell({"op": "beat"})
+
+    def alive(self) -> bool:
+        return self.link.alive()
+
+    def release(self) -> None:
+        self.link.end()

@@ -3,7 +3,9 @@ the admin's machine), so two laptops cannot interleave their changes.
 
 A small Python program (remote.lock_holder) holds the lock on the server, in
 `/run/zboot/lock` (`/var/run/zboot` where there is no /run), a directory
-only root may use. It holds it for as long as zboot keeps talking to it:
+only root may use. Where zboot's session agent runs (remote.agent_client),
+the agent runs that program's steps itself and is the holder: the lock costs
+no process or SSH channel of its own. It holds it for as long as zboot keeps talking to it:
 zboot sends it a line every BEAT seconds. When zboot lets go, is killed, its
 connection drops, or it falls silent for SILENCE seconds (a laptop that lost
 power or its network, a stopped process), the holder ends every command that
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import CommandFailed, Conflict, ServerError
+from .agent_client import LockAsk
 from .base import (
     DEFAULT_TIMEOUT,
     Chain,
@@ -80,9 +83,12 @@ class Lease:
     """The lock, held: a heartbeat to the holder, and the lease directory the
     commands register in."""
 
-    def __init__(self, held: Held, directory: str, beat: float = BEAT) -> None:
+    def __init__(
+        self, held: Held, directory: str, beat: float = BEAT, in_agent: bool = False
+    ) -> None:
         self.held = held
         self.directory = directory
+        self.in_agent = in_agent  # the session agent holds it and runs the changes
         self._stop = threading.Event()
         self._beats = threading.Thread(target=self._beat, args=(beat,), daemon=True)
         self._beats.start()
@@ -122,14 +128,22 @@ def acquire(
     holder: list[str] = []
     lease: list[str] = []
 
+    def on_busy(who: str) -> None:
+        holder.append(who or "another zboot")
+        say(f"zboot: waiting up to {wait:g} s for the lock on {where}, held by {holder[-1]}")
+
     def on_line(line: str) -> None:
         if line.startswith(LEASE + " "):
             lease.append(line.removeprefix(LEASE + " "))
         elif line.startswith(BUSY):
-            holder.append(line.removeprefix(BUSY).strip() or "another zboot")
-            say(f"zboot: waiting up to {wait:g} s for the lock on {where}, held by {holder[-1]}")
+            on_busy(line.removeprefix(BUSY).strip())
 
+    in_agent = getattr(runner, "lock_in_agent", None)
     try:
+        if in_agent is not None and (
+            taken := in_agent(LockAsk(HOLDER, directory, owner(command), wait, silence), on_busy)
+        ):
+            return Lease(taken[0], taken[1], in_agent=True)
         held = runner.hold(
             python_argv(HOLDER, directory, owner(command), str(wait), str(silence), site=False),
             LOCKED,
@@ -175,11 +189,9 @@ class LockedRunner:
         if not self.taken:
             self.lease = self.take(self.inner)
             self.taken = True
-            join = getattr(self.inner, "use_lease", None)
-            if self.lease is not None and join is not None:
-                # the runner's session agent registers with the lease and
-                # refuses changes once it ended: no wrapper per command
-                self.agent_joined = bool(join(self.lease.directory))
+            # the runner's session agent holds the lock: it registers what it
+            # runs and refuses changes once the lease ended, no wrapper needed
+            self.agent_joined = self.lease is not None and self.lease.in_agent
         elif self.lease is not None and not self.lease.alive():
             raise lost()
         return self.inner
@@ -268,7 +280,7 @@ class LockedRunner:
     def close(self) -> None:
         end_agent = getattr(self.inner, "end_agent", None)
         if end_agent is not None:
-            end_agent()  # it unregisters from the lease before the lease ends
+            end_agent()  # a lock it holds goes with it
         if self.lease is not None:
             self.lease.release()
             self.lease = None

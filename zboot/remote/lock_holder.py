@@ -16,7 +16,11 @@ server as root: `python3 -I -c <this source> BASE OWNER WAIT SILENCE`.
    vanished, it was stopped), SIGTERM (`zboot unlock`) or SIGHUP all end the
    lease the same way: the lease directory is renamed (no new command can
    register), every registered command's process group is ended (TERM, then
-   KILL after a grace), and only then does the lock go, with this process."""
+   KILL after a grace), and only then does the lock go, with this process.
+
+Where zboot's session agent runs (remote.session_agent), it holds the lock
+itself with take() and let_go() below, shipped to it as this text: no
+process and no SSH channel of their own, and the same steps."""
 
 import fcntl
 import os
@@ -25,6 +29,7 @@ import signal
 import stat
 import sys
 import time
+from collections.abc import Callable
 
 BUSY = "zboot-lock-busy"
 LEASE = "zboot-lease"
@@ -48,8 +53,9 @@ def private_directory(path: str) -> str:
     return path
 
 
-def lock(fd: int, wait: float) -> None:
-    """Take the lock on fd, waiting up to wait seconds."""
+def lock(fd: int, wait: float, busy: Callable[[str], None]) -> None:
+    """Take the lock on fd, waiting up to wait seconds; busy(holder) once
+    if another zboot has it."""
     deadline = time.monotonic() + wait
     said = False
     while True:
@@ -58,8 +64,7 @@ def lock(fd: int, wait: float) -> None:
             return
         except OSError:
             if not said:
-                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-                print(BUSY, holder, flush=True)
+                busy(os.pread(fd, 4096, 0).decode(errors="replace").strip())
                 said = True
             if time.monotonic() >= deadline:
                 raise SystemExit(TIMED_OUT) from None
@@ -129,11 +134,13 @@ def stop(number: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def main(base: str, owner: str, wait: float, silence: float) -> None:
+def take(base: str, owner: str, wait: float, busy: Callable[[str], None]) -> tuple[int, str]:
+    """Steps 1 to 3: the lock taken for owner, stale leases ended, and this
+    process's lease made: (the lock file's fd, the lease directory)."""
     base = base or ("/run" if os.path.isdir("/run") else "/var/run")
     directory = private_directory(os.path.join(base, "zboot"))
     fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    lock(fd, wait)
+    lock(fd, wait, busy)
     for name in os.listdir(directory):  # a holder that died without ending its lease
         if name.startswith("lease."):
             end_lease(os.path.join(directory, name.removesuffix(".ending")))
@@ -141,6 +148,18 @@ def main(base: str, owner: str, wait: float, silence: float) -> None:
     os.mkdir(lease, 0o700)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{owner} [holder pid {os.getpid()}]\n".encode(), 0)
+    return fd, lease
+
+
+def let_go(fd: int, lease: str) -> None:
+    """The lease ended (its commands with it), then the holder's name
+    cleared; the lock itself goes with this process (or its fd)."""
+    end_lease(lease)
+    os.ftruncate(fd, 0)
+
+
+def main(base: str, owner: str, wait: float, silence: float) -> None:
+    fd, lease = take(base, owner, wait, lambda holder: print(BUSY, holder, flush=True))
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -150,8 +169,7 @@ def main(base: str, owner: str, wait: float, silence: float) -> None:
         wait_for_end(silence)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        end_lease(lease)
-        os.ftruncate(fd, 0)
+        let_go(fd, lease)
 
 
 if __name__ == "__main__":

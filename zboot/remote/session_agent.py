@@ -14,14 +14,22 @@ The first frame out is a hello. Each request gets one answer, in order:
 - py: a zboot engine agent (`python3 -I -c PROGRAM ARGS` with input on
   stdin) run in this process instead of a new one -> rc, out, err
 - prefetch: modules imported in the background (rtslib), no answer
-- lease: from now on every change (run and py not marked read) is refused
-  with the lock's LOST answer unless the lease directory still exists and
-  its holder lives, and this process is registered in it, so the lock
-  holder ends it, and what it runs, when the lease ends (remote.lock).
+- lock: the server's lock taken by this process, with the lock holder's
+  own code (remote.lock_holder, shipped in the request): a `busy` frame
+  first if another zboot has it, then rc and the lease directory. From
+  then on this process is the holder (the lock file names its pid): every
+  command it runs registers in the lease, in a process group of its own,
+  and every change is refused with the lock's LOST answer once the lease
+  ended. End of stdin, `silence` seconds without a frame, SIGTERM (`zboot
+  unlock`) or SIGHUP end the lease as the holder ends it (what still runs
+  is ended, then the lock goes) and this process with it.
+- beat: no answer; zboot sends one every few seconds while it holds the lock.
 
-End of stdin ends the agent (it unregisters first). Nothing it runs may
-write to the protocol's stdout: fd 1 points at stderr once the agent has
-kept its own copy."""
+A thread reads the frames, so beats and end-of-stdin are heard while a
+request runs. Nothing the agent runs may write to the protocol's stdout:
+fd 1 points at stderr once the agent has kept its own copy."""
+
+from __future__ import annotations
 
 import base64
 import builtins
@@ -29,11 +37,15 @@ import contextlib
 import io
 import json
 import os
+import queue
+import signal
 import struct
 import subprocess
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from typing import IO, Any
 
 Message = dict[str, Any]
@@ -83,6 +95,7 @@ def start(argv: list[str], feeds: bool) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         close_fds=True,
+        start_new_session=True,  # the lease ends it with all it started
     )
 
 
@@ -96,13 +109,24 @@ def finish(proc: subprocess.Popen[bytes], data: bytes | None, timeout: float | N
     return answer(proc.returncode, out, err)
 
 
-def run(request: Message) -> Message:
+def run(request: Message, lease: Lease | None = None) -> Message:
+    """request's command; lease: refused unless it holds, and registered in
+    it while it runs (a change under the lock)."""
+    data = decode(request["input"]) if request.get("input") is not None else None
     try:
-        proc = start(request["argv"], request.get("input") is not None)
+        with lease.spawning() if lease is not None else contextlib.nullcontext():
+            if lease is not None and not lease.holds():
+                return refused()
+            proc = start(request["argv"], request.get("input") is not None)
+            if lease is not None:
+                lease.register(proc.pid)
     except OSError as exc:
         return answer(127, b"", f"{request['argv'][0]}: {exc.strerror}\n".encode())
-    data = decode(request["input"]) if request.get("input") is not None else None
-    return finish(proc, data, request.get("timeout"))
+    try:
+        return finish(proc, data, request.get("timeout"))
+    finally:
+        if lease is not None:
+            lease.unregister(proc.pid)
 
 
 def reads(request: Message) -> Message:
@@ -166,33 +190,60 @@ def prefetch(modules: list[str]) -> None:
 
 
 class Lease:
-    """The lock's lease this agent works under (remote.lock_holder)."""
+    """The server's lock, held by this process (remote.lock_holder's take
+    and let_go), and the lease its commands register in."""
 
     def __init__(self) -> None:
         self.directory = ""
-        self.entry = ""
+        self.fd = -1
+        self.holder: dict[str, Any] = {}
+        self._spawn = threading.Lock()  # no command starts while the lease ends
+        self._ending = threading.Lock()
 
-    def join(self, directory: str) -> None:
-        self.directory = directory
-        self.entry = os.path.join(directory, str(os.getpid()))
-        if self.holds():
-            with open(self.entry, "w"):
-                pass
+    def take(self, request: Message, busy: Callable[[str], None]) -> Message:
+        holder: dict[str, Any] = {"__name__": "zboot_lock_holder", "__builtins__": builtins}
+        exec(compile(request["program"], "zboot-lock-holder", "exec"), holder)  # noqa: S102
+        said = io.StringIO()
+        saved, sys.stderr = sys.stderr, said
+        try:
+            self.fd, self.directory = holder["take"](
+                request["base"], request["owner"], request["wait"], busy
+            )
+        except SystemExit as exc:
+            rc, why = exit_code(exc)
+            return answer(rc, b"", (said.getvalue() + why).encode())
+        except OSError as exc:
+            return answer(1, b"", f"{said.getvalue()}{exc}\n".encode())
+        finally:
+            sys.stderr = saved
+        self.holder = holder
+        return {"rc": 0, "lease": self.directory}
 
     def holds(self) -> bool:
-        if not self.directory:
-            return True
-        holder = self.directory.rsplit(".", 1)[-1]
-        try:
-            os.kill(int(holder), 0)
-        except (OSError, ValueError):
-            return False
-        return os.path.isdir(self.directory)
+        return not self.directory or os.path.isdir(self.directory)
 
-    def leave(self) -> None:
-        if self.entry:
+    def spawning(self) -> threading.Lock:
+        return self._spawn
+
+    def register(self, pid: int) -> None:
+        if self.directory:
+            with open(os.path.join(self.directory, str(pid)), "w"):
+                pass
+
+    def unregister(self, pid: int) -> None:
+        if self.directory:
             with contextlib.suppress(OSError):
-                os.unlink(self.entry)
+                os.unlink(os.path.join(self.directory, str(pid)))
+
+    def end(self) -> None:
+        """End the lease (and what still runs under it), free the lock, and
+        this process: once, from whichever thread gets here first."""
+        if not self._ending.acquire(blocking=False):
+            return  # another thread is ending it, and this process
+        with self._spawn:
+            if self.directory:
+                self.holder["let_go"](self.fd, self.directory)
+        os._exit(0)
 
 
 def refused() -> Message:
@@ -200,30 +251,66 @@ def refused() -> Message:
     return answer(LOST, b"", message.encode())
 
 
+class Inbox:
+    """The frames zboot sends, read by a thread of their own: beats and
+    end-of-stdin are heard while a request runs; requests queue in order."""
+
+    def __init__(self, frames: Frames, on_end: Callable[[], None]) -> None:
+        self.frames = frames
+        self.requests: queue.Queue[Message | None] = queue.Queue()
+        self.heard = time.monotonic()
+        self.on_end = on_end
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while (message := self.frames.read()) is not None:
+            self.heard = time.monotonic()
+            if message["op"] != "beat":
+                self.requests.put(message)
+        self.on_end()
+        self.requests.put(None)
+
+
+def watch(inbox: Inbox, silence: float, lease: Lease) -> None:
+    """End the lease once zboot has been silent for silence seconds."""
+
+    def check() -> None:
+        while time.monotonic() - inbox.heard < silence:
+            time.sleep(min(1.0, silence / 4))
+        lease.end()
+
+    threading.Thread(target=check, daemon=True).start()
+
+
 def serve(frames: Frames) -> None:
     lease = Lease()
+    # end-of-stdin ends a held lease at once (what runs is ended with it);
+    # otherwise the request being run finishes first
+    inbox = Inbox(frames, lambda: lease.end() if lease.directory else None)
     frames.write({"hello": "zboot-session-agent", "pid": os.getpid()})
-    try:
-        while (request := frames.read()) is not None:
-            op = request["op"]
-            if op == "prefetch":
-                prefetch(request["modules"])
-                continue
-            if op == "lease":
-                lease.join(request["directory"])
-                frames.write({"joined": lease.holds()})
-            elif op == "reads":
-                frames.write(reads(request))
-            elif not request.get("read_only") and not lease.holds():
-                frames.write(refused())
-            elif op == "run":
-                frames.write(run(request))
-            elif op == "py":
-                frames.write(py(request))
-            else:
-                frames.write(answer(2, b"", f"unknown request {op!r}\n".encode()))
-    finally:
-        lease.leave()
+    while (request := inbox.requests.get()) is not None:
+        op = request["op"]
+        if op == "prefetch":
+            prefetch(request["modules"])
+        elif op == "lock":
+            taken = lease.take(request, lambda holder: frames.write({"busy": holder}))
+            if taken["rc"] == 0:
+                for number in (signal.SIGTERM, signal.SIGHUP):  # zboot unlock
+                    signal.signal(number, lambda *_: threading.Thread(target=lease.end).start())
+                watch(inbox, float(request["silence"]), lease)
+            frames.write(taken)
+        elif op == "reads":
+            frames.write(reads(request))
+        elif op == "run":
+            frames.write(run(request, None if request.get("read_only") else lease))
+        elif not request.get("read_only") and not lease.holds():
+            frames.write(refused())
+        elif op == "py":
+            frames.write(py(request))
+        else:
+            frames.write(answer(2, b"", f"unknown request {op!r}\n".encode()))
+    if lease.directory:
+        lease.end()
 
 
 def main() -> None:

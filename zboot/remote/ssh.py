@@ -18,7 +18,7 @@ import paramiko
 
 from ..errors import CommandFailed, NotFound, ServerError
 from .agent_client import ARGV as AGENT_ARGV
-from .agent_client import AgentLink, enabled, preamble
+from .agent_client import AgentLink, LockAsk, enabled, preamble
 from .base import (
     DEFAULT_TIMEOUT,
     Chain,
@@ -165,11 +165,15 @@ class SshRunner:
             self._agent = agent = None
         return agent
 
-    def use_lease(self, directory: str) -> bool:
-        """Run every change under the lock's lease through the agent, which
-        registers with it (remote.lock); False: no agent, wrap each command."""
+    def lock_in_agent(
+        self, ask: LockAsk, on_busy: Callable[[str], None]
+    ) -> tuple[Held, str] | None:
+        """The server's lock, held by the session agent (remote.lock); None:
+        there is no agent, the lock needs a holder of its own."""
         agent = self.agent()
-        return agent is not None and agent.join_lease(directory)
+        if agent is None:
+            return None
+        return agent.take_lock(ask, on_busy)
 
     def end_agent(self) -> None:
         if self._agent is not None:
