@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from doc_commands import code_blocks
 from zboot_lab import client, vm
+from zboot_lab.devenv import BackgroundBoot
 from zboot_lab.golden import write_golden
 from zboot_lab.keys import ssh_argv
 from zboot_lab.layout import Layout
@@ -90,18 +91,29 @@ def page_packages() -> None:
 
 
 @pytest.fixture
-def bare_server(page_packages: None) -> Iterator[Layout]:
-    """The second VM, booted with a blank pool disk, stopped at the end. It
-    needs nothing of the lab's storage VM (which may run beside it)."""
+def bare_server(page_packages: None) -> Iterator[BackgroundBoot]:
+    """The second VM, booting with a blank pool disk while the test gets the
+    admin's computer ready (see booted), stopped at the end. It needs
+    nothing of the lab's storage VM (which may run beside it)."""
     bare = Layout.from_env().bare_server()
     vm.shutdown(bare)  # one left by an interrupted run
     bare.pool_disk.unlink(missing_ok=True)
-    vm.start(bare)
+    boot = BackgroundBoot(bare)
+    boot.start()
     try:
-        yield bare
+        yield boot
     finally:
+        boot.join()  # a VM half-booted is stopped too, not left behind
         print(f"bare server console: {bare.console_log}", file=sys.stderr)
         vm.shutdown(bare)
+
+
+def booted(boot: BackgroundBoot) -> Layout:
+    """The bare server, once its VM is up."""
+    boot.join()
+    if boot.error is not None:
+        raise AssertionError(f"the bare server did not boot: {boot.error}")
+    return boot.layout
 
 
 @dataclass(frozen=True)
@@ -118,7 +130,7 @@ def admin_computer(tmp_path: Path, bare: Layout) -> Computer:
     home, work = tmp_path / "home", tmp_path / "work"
     ssh_dir = home / ".ssh"
     ssh_dir.mkdir(parents=True, mode=0o700)
-    work.mkdir()
+    work.mkdir(exist_ok=True)
     shutil.copyfile(bare.client_key, ssh_dir / "admin")
     (ssh_dir / "admin").chmod(0o600)
     host_pub = bare.host_key.with_suffix(".pub").read_text().split()
@@ -224,14 +236,17 @@ def run_computer(computer: Computer, block: Block) -> None:
 
 @pytest.mark.e2e
 def test_a_bare_server_set_up_from_the_page_boots_a_client(
-    bare_server: Layout, tmp_path: Path
+    bare_server: BackgroundBoot, tmp_path: Path
 ) -> None:
-    computer = admin_computer(tmp_path, bare_server)
-    wheel_and_pipx(tmp_path, computer.work)
-    write_golden("bios", computer.work / "golden.img")
+    work = tmp_path / "work"  # the computer's, made ready while the server boots
+    work.mkdir()
+    wheel_and_pipx(tmp_path, work)
+    write_golden("bios", work / "golden.img")
+    bare = booted(bare_server)
+    computer = admin_computer(tmp_path, bare)
     for block in page_blocks(PAGE.read_text()):
         if block.place == "server":
-            run_server(bare_server, block)
+            run_server(bare, block)
         elif block.place == "computer":
             run_computer(computer, block)
     # zboot came from the wheel: no checkout on its path.
@@ -259,5 +274,5 @@ def test_a_bare_server_set_up_from_the_page_boots_a_client(
     )
     assert not where.stdout.startswith(str(REPO)), where.stdout
 
-    result = client.boot(bare_server, MAC, "bios", timeout=300, lan=True)
+    result = client.boot(bare, MAC, "bios", timeout=300, lan=True)
     assert result.booted and result.counter == 1, (result.ipxe_errors, result.log)

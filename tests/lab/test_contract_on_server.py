@@ -20,6 +20,7 @@ def test_both_backends_pass_the_contract_on_the_real_pool(lab: Layout) -> None:
     line = (
         f"cd {shlex.quote(str(REPO))} && ZBOOT_CONTRACT_POOL={POOL} "
         f"PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -m pytest -p no:cacheprovider "
+        "-p no:hypothesispytest -p no:xdist "
         "-q tests/contract"
     )
     result = ssh(lab, ["sh", "-c", line], check=False)

@@ -116,7 +116,8 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     finished = zboot("rollback", "pc2")["data"]
     assert finished["archive"] == cut
     assert zvol_sha(lab, pc2, len(data)) == want
-    assert [h["state"] for h in zboot("list")["data"] if h["name"] == "pc2"] == ["ready"]
+    listed = zboot("list")["data"]
+    assert [h["state"] for h in listed if h["name"] == "pc2"] == ["ready"]
 
     # The image's next version, and both hosts rebased onto it in one batch:
     # new disks cloned from v2 under the same names, so pc1's export (same
@@ -125,7 +126,7 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     ssh(lab, ["sh", "-c", 'head -c 4096 /dev/urandom > "/dev/zvol/$1"; sync', "sh", image])
     v2 = zvol_sha(lab, image, len(data))
     assert zboot("image", "snapshot", "fromqcow", "-m", "second")["data"]["version"] == "v2"
-    was = {h["name"]: h for h in zboot("list")["data"]}
+    was = {h["name"]: h for h in listed}  # a new image version changes no host
     moved = zboot("rebase", "pc1", "pc2", "--to", "fromqcow")["data"]["hosts"]
     assert [(h["host"], h["moved"]) for h in moved] == [("pc1", True), ("pc2", True)]
     after = {h["name"]: h for h in zboot("list")["data"]}
@@ -147,8 +148,7 @@ def test_image_and_host_lifecycle(lab: Layout, zboot: Zboot, tmp_path: Path) -> 
     refused = zboot("image", "destroy", "fromqcow", "--yes", code=4)
     assert "pc1" in refused["errors"][0]["message"]
 
-    zboot("destroy", "pc1", "--yes")
-    zboot("destroy", "pc2", "--yes")
+    zboot("destroy", "pc1", "pc2", "--yes")
     zboot("image", "destroy", "fromqcow", "--yes")
     left = ssh_text(lab, ["zfs", "list", "-H", "-r", "-t", "all", "-o", "name", root]).split()
     # nothing left behind, not even by the import that came up short

@@ -39,3 +39,11 @@ def test_a_machine_that_powers_off_is_waited_for(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     assert client.wait_for_power_off(proc, tmp_path / "none.log", time.monotonic() + 30) is False
     assert proc.returncode == 0
+
+
+def test_a_report_line_still_being_written_is_not_yet_final(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    log.write_text('booting\nZBOOT-LINUX {"counter": 1, "initiator": "iqn.20')
+    assert not client.final_report_in(log)
+    log.write_text(log.read_text() + '26-11.lab:pc1"}\r\n')
+    assert client.final_report_in(log)

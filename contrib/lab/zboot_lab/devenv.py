@@ -25,6 +25,7 @@ STAMP = VENV / ".zboot-installed"
 # Files whose lint and type checks the test command runs.
 LINTED = ["zboot", "tests", "contrib/lab", "contrib/bench/fleet"]
 TYPED = ["zboot", "contrib/lab/zboot_lab", "tests"]
+COMPILED = [str(REPO_ROOT / d) for d in ("zboot", "tests", "contrib/lab/zboot_lab")]
 # The fast tests are pure CPU on this machine: one worker per core.
 UNIT_WORKERS = "2"
 
@@ -123,6 +124,10 @@ def run_tests(layout: Layout, pytest_args: list[str], started: float, full: bool
             [python, "-m", "pytest", "--durations=12", *pytest_args], cwd=REPO_ROOT, env=env
         )
 
+    # Compiled once here, zboot starts without compiling itself in each of
+    # the hundreds of processes the tests start, the storage VM's included
+    # (it runs this checkout, read-only, with the same Python).
+    run([python, "-m", "compileall", "-q", *COMPILED])
     timings = Timings()
     timings.add("set-up (packages, ZFS module, venvs)", time.monotonic() - started, "ok")
     # The storage VM boots beside lint and the unit tests (it needs neither).

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import layout as L
+from . import vm
 from .layout import REPO_ROOT, Layout
 from .procs import LabError
 from .remote import ssh, ssh_text
@@ -58,7 +59,8 @@ def start(layout: Layout, config: Path, **serve: Any) -> None:
     stop(layout)
     # The guest sees this checkout through 9p, which caches what it read:
     # without this, a warm VM can run the zboot of an earlier edit.
-    ssh(layout, ["sh", "-c", f"mkdir -p {RUN} && sync && echo 3 > /proc/sys/vm/drop_caches"])
+    vm.forget_cached_files(layout)
+    ssh(layout, ["mkdir", "-p", RUN])
     ssh(
         layout,
         ["sh", "-c", 'cat > "$1"', "sh", f"{RUN}/zboot.toml"],
@@ -70,7 +72,7 @@ def start(layout: Layout, config: Path, **serve: Any) -> None:
         f">{RUN}/serve.log 2>&1 & echo $! >{RUN}/serve.pid"
     )
     ssh(layout, ["sh", "-c", command])
-    # Its first start after the cache drop reads Python and zboot over 9p:
+    # Its first start after a cache drop reads Python and zboot over 9p:
     # on a slow day of the emulated VM, over 30 s.
     deadline = time.monotonic() + 180
     while "listening on" not in (said := log(layout)):
