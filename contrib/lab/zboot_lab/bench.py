@@ -325,10 +325,9 @@ def latency_section(rows: Sequence[latency.Latency], runs: int, seconds: float) 
             "VM as in the fleet table, by one process per cycle, each just after zboot's "
             "cycle (so a load that comes and goes weighs on both alike); the median of as "
             "many. zboot's own: zboot - login - floor, the time neither SSH's login nor the "
-            "work itself explains: the lock holder, Python start-ups (zboot's and its "
-            "agents'), a remote shell per step, its records. The last column is what zboot "
-            "ran on the server "
-            "(its -v).",
+            "work itself explains: Python start-ups (zboot's, and its session agent's on "
+            "the server, which takes the lock and runs each step), rtslib's import, its "
+            "records. The last column is what zboot ran on the server (its -v).",
             "",
             latency.table(rows),
             "",
