@@ -46,7 +46,10 @@ MiB = 1 << 20
 
 
 def lab_runner(
-    lab: Layout, known_hosts: Path | None = None, trust_unknown_host: bool = False
+    lab: Layout,
+    known_hosts: Path | None = None,
+    trust_unknown_host: bool = False,
+    agent: bool = True,
 ) -> SshRunner:
     return SshRunner(
         "127.0.0.1",
@@ -56,6 +59,7 @@ def lab_runner(
         known_hosts=str(known_hosts or lab.known_hosts),
         connect_timeout=60,
         trust_unknown_host=trust_unknown_host,
+        agent=agent,
     )
 
 
@@ -139,17 +143,24 @@ def test_timeout_closes_the_channel_but_keeps_the_connection(runner: SshRunner) 
     assert runner.run(["echo", "still here"]).text == "still here\n"
 
 
-def test_files_round_trip_atomically(runner: SshRunner, scratch: str) -> None:
+@pytest.mark.parametrize("through", ["the session agent", "SFTP"])
+def test_files_round_trip_atomically(
+    lab: Layout, runner: SshRunner, scratch: str, through: str
+) -> None:
+    files = runner if through == "the session agent" else lab_runner(lab, agent=False)
     path = f"{scratch}/boot file's.ipxe"
-    runner.write_file(path, b"#!ipxe\nsanboot\n", mode=0o600)
-    runner.write_file(path, b"#!ipxe\nexit\n", mode=0o640)
-    assert runner.read_file(path) == b"#!ipxe\nexit\n"
+    files.write_file(path, b"#!ipxe\nsanboot\n", mode=0o600)
+    files.write_file(path, b"#!ipxe\nexit\n", mode=0o640)
+    assert files.read_file(path) == b"#!ipxe\nexit\n"
     assert runner.run(["stat", "-c", "%a", path]).text == "640\n"
     assert runner.run(["ls", "-A", scratch]).text == "boot file's.ipxe\n"  # no temp left
-    runner.remove_file(path)
-    runner.remove_file(path)
+    files.remove_file(path)
+    files.remove_file(path)
     with pytest.raises(NotFound):
-        runner.read_file(path)
+        files.read_file(path)
+    assert (files._sftp is not None) == (through == "SFTP")  # the way asked for
+    if files is not runner:
+        files.close()
 
 
 def test_reads_run_side_by_side_and_are_recorded_in_order(runner: SshRunner) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import stat
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from test_lock import take
 
-from zboot.errors import Conflict, ServerError
+from zboot.errors import Conflict, NotFound, ServerError
 from zboot.remote import lock
 from zboot.remote.agent_client import BOOTSTRAP, AgentLink, preamble
 from zboot.remote.base import Held
@@ -174,7 +175,9 @@ def test_the_agent_holds_the_lock_itself_and_runs_changes_in_its_lease(tmp_path:
     assert state.held and state.pid == pipe.proc.pid  # no holder process of its own
     assert state.holder is not None and state.holder.startswith("zboot clone by")
     assert held.directory == str(tmp_path / "zboot" / f"lease.{pipe.proc.pid}")
-    seen = link.run(["sh", "-c", 'ls "$0"; ps -o sid= -p $$', held.directory], None, 10, False)
+    # registered just after it started: it waits for that, then looks
+    shell = 'until [ -e "$0/$$" ]; do sleep 0.05; done; ls "$0"; ps -o sid= -p $$'
+    seen = link.run(["sh", "-c", shell, held.directory], None, 10, False)
     registered, session = seen.stdout.decode().split()
     assert registered.isdigit() and session == registered  # a process group of its own
     assert not list(Path(held.directory).iterdir())  # gone once it ended
@@ -275,3 +278,37 @@ def test_the_agent_refuses_as_the_lock_wrapper_does() -> None:
     from zboot.remote import lock, session_agent
 
     assert (session_agent.LOST, session_agent.LOST_MARK) == (lock.LOST, lock.LOST_MARK)
+
+
+def test_files_are_written_read_and_removed_without_an_sftp_session(
+    agent: AgentLink, tmp_path: Path
+) -> None:
+    path = tmp_path / "pc1.ipxe"
+    path.symlink_to(tmp_path / "elsewhere")  # replaced, never followed
+    agent.file("write", str(path), b"#!ipxe\n", 0o640)
+    assert not path.is_symlink() and not (tmp_path / "elsewhere").exists()
+    assert path.read_bytes() == b"#!ipxe\n" and stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert agent.file("read", str(path)) == b"#!ipxe\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["pc1.ipxe"]  # no temporary file left
+    agent.file("remove", str(path))
+    agent.file("remove", str(path))  # already gone: no error
+    with pytest.raises(NotFound):
+        agent.file("read", str(path))
+    with pytest.raises(NotFound):
+        agent.file("write", str(tmp_path / "no-such-dir" / "x"), b"x")
+    (tmp_path / "closed").mkdir(mode=0o500)
+    if os.geteuid() != 0:  # root writes anywhere
+        with pytest.raises(ServerError, match="cannot write"):
+            agent.file("write", str(tmp_path / "closed" / "x"), b"x")
+
+
+def test_a_file_is_not_written_once_the_lease_ended(tmp_path: Path) -> None:
+    link, pipe = start_agent()
+    held, _ = take_lock(link, tmp_path)
+    Path(held.directory).rename(tmp_path / "ended")  # as the lease's end does first
+    with pytest.raises(ServerError, match="no longer holds the server's lock"):
+        link.file("write", str(tmp_path / "pc1.ipxe"), b"x")
+    assert not (tmp_path / "pc1.ipxe").exists()
+    assert link.file("read", str(tmp_path / "zboot" / "lock")).startswith(b"zboot clone by")
+    link.end()
+    pipe.close()

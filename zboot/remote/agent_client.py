@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import CommandFailed, ServerError
+from ..errors import CommandFailed, NotFound, ServerError
 from .base import Result
 from .python import in_process, python_argv
 
@@ -244,6 +244,21 @@ class AgentLink:
             raise CommandFailed(("zboot lock holder",), int(answer["rc"]), said)
         self.holds_lock = True
         return AgentHeld(self), str(answer["lease"])
+
+    def file(self, op: str, path: str, data: bytes = b"", mode: int = 0o644) -> bytes:
+        """write, read or remove one file on the server (see session_agent):
+        what was read; NotFound for a missing file (or directory), else
+        ServerError when it failed."""
+        request = {"op": op, "path": path, "read_only": op == "read"}
+        if op == "write":
+            request |= {"data": _b64(data), "mode": mode}
+        answer = self.ask(request, 120.0)
+        if answer["rc"] == 0:
+            return base64.b64decode(answer["out"])
+        why = base64.b64decode(answer["err"]).decode("utf-8", errors="replace").strip()
+        if answer.get("missing"):
+            raise NotFound(f"{path}: no such file or directory on {self.where}")
+        raise ServerError(f"{self.where}: cannot {op} {path}: {why}")
 
     def alive(self) -> bool:
         """Is the agent there, as far as is known without asking it?"""

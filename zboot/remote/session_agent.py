@@ -24,6 +24,9 @@ The first frame out is a hello. Each request gets one answer, in order:
   unlock`) or SIGHUP end the lease as the holder ends it (what still runs
   is ended, then the lock goes) and this process with it.
 - beat: no answer; zboot sends one every few seconds while it holds the lock.
+- write, read, remove: one file (path; data and mode to write) -> rc, out
+  (what was read), err, missing; written as SFTP would write it, without
+  an SFTP session (a channel and a process on the server) of its own.
 
 A thread reads the frames, so beats and end-of-stdin are heard while a
 request runs. Nothing the agent runs may write to the protocol's stdout:
@@ -180,6 +183,50 @@ def py(request: Message) -> Message:
     return answer(rc, out.getvalue(), err.getvalue())
 
 
+def write_atomically(path: str, data: bytes, mode: int) -> None:
+    """A temporary file beside path (made new, never through a link), its
+    mode set before any data goes in, synced, then renamed over path:
+    readers see the old file or the new one, never half of it."""
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory or ".", f".{name}.tmp-{os.urandom(6).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def file(request: Message) -> Message:
+    """write, read or remove one file, as SFTP would but with no session of
+    its own (remote.base's Runner says what each does); `missing`: the file
+    or its directory does not exist."""
+    op, path = request["op"], request["path"]
+    try:
+        if op == "read":
+            with open(path, "rb") as handle:
+                return answer(0, handle.read(), b"")
+        if op == "remove":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        else:
+            write_atomically(path, decode(request["data"]), int(request["mode"]))
+    except OSError as exc:
+        said = f"{exc.strerror or exc}\n".encode()
+        return answer(1, b"", said) | {"missing": isinstance(exc, FileNotFoundError)}
+    return answer(0, b"", b"")
+
+
 def prefetch(modules: list[str]) -> None:
     def load() -> None:
         for name in modules:
@@ -307,6 +354,8 @@ def serve(frames: Frames) -> None:
             frames.write(refused())
         elif op == "py":
             frames.write(py(request))
+        elif op in ("write", "read", "remove"):
+            frames.write(file(request))
         else:
             frames.write(answer(2, b"", f"unknown request {op!r}\n".encode()))
     if lease.directory:

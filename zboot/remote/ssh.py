@@ -365,7 +365,11 @@ class SshRunner:
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
         """Create `<dir>/.<name>.tmp-<random>`, chmod it before any data goes in,
-        then posix_rename it over path; see Runner.write_file."""
+        then posix_rename it over path; see Runner.write_file. The session
+        agent does that where it runs (no SFTP session to open)."""
+        if (agent := self.agent()) is not None:
+            agent.file("write", path, data, mode)
+            return None
         if self.sudo:  # SFTP runs as the login user, who may not own the target
             return write_file_by_command(self, path, data, mode)
         sftp = self.sftp()
@@ -384,6 +388,8 @@ class SshRunner:
                 raise
 
     def read_file(self, path: str) -> bytes:
+        if (agent := self.agent()) is not None:
+            return agent.file("read", path)
         if self.sudo:
             return read_file_by_command(self, path)
         sftp = self.sftp()
@@ -392,6 +398,9 @@ class SshRunner:
             return handle.read()
 
     def remove_file(self, path: str) -> None:
+        if (agent := self.agent()) is not None:
+            agent.file("remove", path)
+            return None
         if self.sudo:
             return remove_file_by_command(self, path)
         sftp = self.sftp()
