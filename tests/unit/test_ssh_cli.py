@@ -98,6 +98,8 @@ class NoServer:
     [
         (["snapshot", "h1"], True, ()),  # changes, without the engine
         (["image", "snapshot", "gold"], True, ()),
+        (["mode", "h1", "install"], True, ()),  # the engine only for maintenance
+        (["mode", "h1", "maintenance"], True, ("rtslib_fb",)),
         (["rollback", "h1"], True, ("rtslib_fb",)),  # rtslib while the state is read
         (["list"], True, ("rtslib_fb",)),  # reads, with the engine
         (["show", "h1"], False, ()),  # ZFS alone: no agent at all

@@ -56,7 +56,10 @@ def mode(
             batched=len(names) > 1,
         )
 
-    run(ctx, "mode", action)
+    # the engine is called only to enter or leave maintenance: rtslib is
+    # imported ahead for a switch to maintenance, and on first use when a
+    # host leaves it (a switch to install or normal imports nothing)
+    run(ctx, "mode", action, engine=new_mode == "maintenance")
 
 
 def register(app: typer.Typer) -> None:
