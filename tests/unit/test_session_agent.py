@@ -7,6 +7,7 @@ import contextlib
 import os
 import select
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -312,3 +313,11 @@ def test_a_file_is_not_written_once_the_lease_ended(tmp_path: Path) -> None:
     assert link.file("read", str(tmp_path / "zboot" / "lock")).startswith(b"zboot clone by")
     link.end()
     pipe.close()
+
+
+def test_a_frame_it_cannot_read_ends_the_agent_and_frees_its_lock(tmp_path: Path) -> None:
+    link, pipe = start_agent()
+    take_lock(link, tmp_path)
+    pipe.sendall(struct.pack(">I", 3) + b"{{{")  # not JSON: as if its input had ended
+    assert pipe.proc.wait(20) == 0
+    assert free(tmp_path)

@@ -310,12 +310,14 @@ class Inbox:
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        while (message := self.frames.read()) is not None:
-            self.heard = time.monotonic()
-            if message["op"] != "beat":
-                self.requests.put(message)
-        self.on_end()
-        self.requests.put(None)
+        try:  # a frame it cannot read ends the input as its end would
+            while (message := self.frames.read()) is not None:
+                self.heard = time.monotonic()
+                if message.get("op") != "beat":
+                    self.requests.put(message)
+        finally:
+            self.on_end()
+            self.requests.put(None)
 
 
 def watch(inbox: Inbox, silence: float, lease: Lease) -> None:
