@@ -5,11 +5,12 @@ A small Python program (remote.lock_holder) holds the lock on the server, in
 `/run/zboot/lock` (`/var/run/zboot` where there is no /run), a directory
 only root may use. Where zboot's session agent runs (remote.agent_client),
 the agent runs that program's steps itself and is the holder: the lock costs
-no process or SSH channel of its own. It holds it for as long as zboot keeps talking to it:
-zboot sends it a line every BEAT seconds. When zboot lets go, is killed, its
-connection drops, or it falls silent for SILENCE seconds (a laptop that lost
-power or its network, a stopped process), the holder ends every command that
-zboot still has running on the server, and only then frees the lock. So a
+no process or SSH channel of its own. The holder keeps the lock for as long
+as zboot keeps talking to it: zboot sends it a line every BEAT seconds.
+When zboot lets go, is killed, its connection drops, or it falls silent for
+SILENCE seconds (a laptop that lost power or its network, a stopped
+process), the holder ends every command that zboot still has running on
+the server, and only then frees the lock. So a
 second zboot never interleaves with what the first one left running.
 
 Every command run under the lock goes through WRAPPER, which registers it
@@ -182,16 +183,12 @@ class LockedRunner:
         self.take = take
         self.lease: Lease | None = None
         self.taken = False
-        self.agent_joined = False
         self.commands = inner.commands  # the same list: what ran, for -v
 
     def _locked(self) -> Runner:
         if not self.taken:
             self.lease = self.take(self.inner)
             self.taken = True
-            # the runner's session agent holds the lock: it registers what it
-            # runs and refuses changes once the lease ended, no wrapper needed
-            self.agent_joined = self.lease is not None and self.lease.in_agent
         elif self.lease is not None and not self.lease.alive():
             raise lost()
         return self.inner
@@ -200,7 +197,9 @@ class LockedRunner:
         """argv under the lease: as it is when the session agent runs it (not
         for a command on its own channel: own_process), else in WRAPPER."""
         self._locked()
-        if self.lease is None or (self.agent_joined and not own_process):
+        # where the session agent holds the lock, it registers what it runs
+        # and refuses changes once the lease ended: no wrapper needed
+        if self.lease is None or (self.lease.in_agent and not own_process):
             return list(argv)
         return self.lease.wrap(argv)
 
