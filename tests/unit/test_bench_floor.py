@@ -33,6 +33,9 @@ def test_a_batch_runs_the_zfs_commands_zboot_runs_in_its_order() -> None:
     assert clone.zfs_commands() == [
         *("zfs list", "zfs get", "zfs clone", "zfs clone", "zfs program", "zfs program"),
     ]
+    # the clones side by side, as zboot's remote shell runs a batch's chains
+    [clones] = [s for s in clone.steps if s["do"] == "together"]
+    assert [a[:2] for a in clones["argvs"]] == [["zfs", "clone"]] * 2
     programs = [s for s in clone.steps if s.get("stdin") == program.SET_PROPS]
     assert "org.zboot:step=clone:exported" in programs[0]["argv"]
     assert all(p["program"] for p in programs)  # its answer is checked, dataset by dataset
@@ -117,6 +120,7 @@ def test_the_in_vm_script_runs_phases_and_times_each(tmp_path: Path) -> None:
                 "timed": True,
                 "steps": [
                     {"do": "run", "argv": ["true"]},
+                    {"do": "together", "argvs": [["touch", str(boot / n)] for n in "xy"]},
                     {"do": "write", "path": str(boot / "a.ipxe"), "text": "#!ipxe\n"},
                     {"do": "remove", "paths": [str(boot / "gone.ipxe")]},
                 ],
@@ -133,7 +137,8 @@ def test_the_in_vm_script_runs_phases_and_times_each(tmp_path: Path) -> None:
     )
     ((label, seconds, parts),) = json.loads(done.stdout)["seconds"]
     assert label == "mode" and seconds >= sum(parts.values())
-    assert set(parts) == {"run", "write", "remove"}
+    assert set(parts) == {"run", "together", "write", "remove"}
     assert (boot / "a.ipxe").read_text() == "#!ipxe\n"
     assert oct((boot / "a.ipxe").stat().st_mode & 0o777) == "0o644"
-    assert [p.name for p in boot.iterdir()] == ["a.ipxe"]  # no temporary file left
+    # no temporary file left; the commands run side by side both ran
+    assert sorted(p.name for p in boot.iterdir()) == ["a.ipxe", "x", "y"]

@@ -13,12 +13,14 @@ zboot.zfs.program), on the floor's own datasets, targets and files. A
 
 - every command: `zfs list` and `zfs get` of the root, side by side. Floor:
   the same, of its own root.
-- clone: N `zfs clone -o ...`; the LIO agent (a walk of LIO, N exports, one
+- clone: N `zfs clone -o ...` (ten at a time side by side, as zboot's
+  remote shell runs them); the LIO agent (a walk of LIO, N exports, one
   save); a mark (step exported); `mkdir -p` of the boot directory; N boot
   files (SFTP); a mark (done). Floor: the same, the agent's rtslib calls
   made in-process.
 - rollback and rebase: the LIO agent (sessions); a mark (each disk its
-  plan); the agent (walk, N deletes); N `zfs rename`; N `zfs clone`; a mark
+  plan); the agent (walk, N deletes); N `zfs rename`; N `zfs clone` (each
+  ten at a time side by side); a mark
   (the archives); the agent (walk, N exports, one save); a mark (done).
   Floor: one walk with the sessions, the rest the same.
 - destroy: the agent (sessions); a mark (destroying); the agent (walk, N
@@ -28,8 +30,9 @@ zboot.zfs.program), on the floor's own datasets, targets and files. A
 - mode: `zfs set` (switching); `mkdir -p`; the boot file; `zfs set` (done).
 - snapshot: one `zfs snapshot -o created=...`.
 - show: the reads alone.
-- list: the agent (sessions of every host's target). Floor: the sessions
-  read in-process.
+- list: a shell reading who is logged in to every host's target from
+  configfs (zboot.targets.lio.SESSIONS). Floor: the sessions read
+  in-process with rtslib.
 
 When zboot's list changes, the benchmark's text and tests/lab/
 test_bench_ratios.py say so (they compare the zfs commands of both).
@@ -49,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from zboot.boot.ipxe import BootTarget, render, script_name
+from zboot.remote.chains import CHUNK
 from zboot.targets.base import disk_serial
 from zboot.zfs import program
 from zboot.zfs.cli import (
@@ -188,6 +192,7 @@ class Floor:
     def clone(self, label: str, pairs: Sequence[tuple[str, str]]) -> Phase:
         origin = f"{self.image}@v{self.version}"
         steps = [self.reads()]
+        clones = []
         for host, mac in pairs:
             self.macs[host], self.origins[host] = mac, origin
             props = {
@@ -203,7 +208,8 @@ class Floor:
                 "state": "provisioning",
                 "target": self.target(host),
             }
-            steps.append(zfs(Change.clone(origin, self.dataset(host), props)))
+            clones.append(Change.clone(origin, self.dataset(host), props))
+        steps += together(clones)
         hosts = [h for h, _ in pairs]
         steps += [self.walk([]), *self.exports(hosts)]
         steps += self.mark(hosts, {"step": "clone:exported"})
@@ -236,8 +242,8 @@ class Floor:
             self.archives.setdefault(host, []).append(archive)
         steps += sets(plans)
         steps.append(self.unexport(hosts))
-        steps += [zfs(Change.rename(self.dataset(h), a)) for h, _, a, _ in moves]
-        steps += [zfs(Change.clone(src, self.dataset(h), rec)) for h, src, _, rec in moves]
+        steps += together([Change.rename(self.dataset(h), a) for h, _, a, _ in moves])
+        steps += together([Change.clone(src, self.dataset(h), rec) for h, src, _, rec in moves])
         mark = {"kind": "archive", "state": "archived", "archived": now()}
         steps += sets([(archive, mark) for _, _, archive, _ in moves])
         steps += self.exports(hosts)
@@ -347,6 +353,15 @@ def sets(props: Sequence[tuple[str, dict[str, str]]]) -> list[Step]:
             "program": True,
         }
         for pool, part in program.set_batches(full)
+    ]
+
+
+def together(changes: Sequence[Change]) -> list[Step]:
+    """One command per host, CHUNK side by side at a time: as zboot's remote
+    shell runs a batch's chains (zboot.remote.chains)."""
+    return [
+        {"do": "together", "argvs": [change_argv(c) for c in changes[first : first + CHUNK]]}
+        for first in range(0, len(changes), CHUNK)
     ]
 
 

@@ -11,7 +11,10 @@ does not count them.
 
 Steps (dicts, "do" says which):
 - reads: argvs run side by side (zboot's `zfs list` and `zfs get` of its root)
-- run: one command (argv, optional stdin), e.g. `zfs clone`, `zfs program`
+- run: one command (argv, optional stdin), e.g. `zfs program`
+- together: commands started side by side and waited for, as zboot's
+  remote shell runs a batch's chains (zboot/remote/chains.py), e.g. the
+  `zfs clone` of ten hosts
 - lio-walk: read LIO as zboot's agent does (every target, its LUNs'
   storage objects, zboot's stores by name) and who is logged in to `targets`
 - lio-create / lio-delete: exports made or taken down with the rtslib calls
@@ -79,6 +82,19 @@ class Floor:
             _, err = proc.communicate()
             if proc.returncode != 0:
                 raise RuntimeError(f"{argv} exited {proc.returncode}: {err!r}")
+
+    def together(self, step: dict[str, Any]) -> None:
+        procs = [
+            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for argv in step["argvs"]
+        ]
+        failed = []
+        for argv, proc in zip(step["argvs"], procs, strict=True):
+            out, _ = proc.communicate()
+            if proc.returncode != 0:
+                failed.append(f"{argv} exited {proc.returncode}: {out!r}")
+        if failed:
+            raise RuntimeError("; ".join(failed))
 
     # --- LIO --------------------------------------------------------------------
     def lio_walk(self, step: dict[str, Any]) -> None:
@@ -205,7 +221,7 @@ def wait_for(device: str, seconds: float = 120.0) -> None:
 
 def kind(step: dict[str, Any]) -> str:
     """What a step's time counts as: `zfs <verb>`, or the step itself."""
-    argv = step.get("argv") or []
+    argv = step["argvs"][0] if step["do"] == "together" else step.get("argv") or []
     return " ".join(argv[:2]) if argv[:1] == ["zfs"] else step["do"]
 
 
