@@ -101,7 +101,7 @@ class NoServer:
         (["mode", "h1", "install"], True, ()),  # the engine only for maintenance
         (["mode", "h1", "maintenance"], True, ("rtslib_fb",)),
         (["rollback", "h1"], True, ("rtslib_fb",)),  # rtslib while the state is read
-        (["list"], True, ("rtslib_fb",)),  # reads, with the engine
+        (["list"], False, ()),  # ZFS, and sessions read by a shell: no agent
         (["show", "h1"], False, ()),  # ZFS alone: no agent at all
     ],
 )

@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from agents import agent_request, imported_modules
@@ -17,16 +18,18 @@ from zboot.errors import Conflict, InvalidInput, ServerError
 from zboot.ops.exports import host_export, refuse_if_in_use
 from zboot.ops.paths import target_iqn
 from zboot.remote.base import Result
+from zboot.remote.local import LocalRunner
 from zboot.remote.plan import PlanRunner
 from zboot.targets.agent import python_argv
 from zboot.targets.base import DATA_SUFFIX, Export, NoEngine, data_serial, disk_serial
-from zboot.targets.lio import AGENT, LioEngine
+from zboot.targets.lio import AGENT, CONFIGFS, LioEngine, parse_sessions, sessions_argv
 from zboot.targets.registry import NAMES as BUILT_ENGINES
 from zboot.targets.registry import make_engine
 from zboot.testing.recording import RecordingRunner
 
 CONFIG = Config(iqn_base="iqn.2026-11.org.example.zboot")
 EXPORT = host_export(CONFIG, "pc01", "iqn.2010-04.org.ipxe:pc01")
+PC01_SESSION = (EXPORT.target, "iqn.2010-04.org.ipxe:pc01")
 
 
 def test_an_export_is_one_target_per_host_under_the_base() -> None:
@@ -65,12 +68,14 @@ def test_nothing_to_apply_runs_nothing() -> None:
     assert runner.commands == []
 
 
+def logged_in(*pairs: tuple[str, str]) -> Result:
+    """What the configfs reader prints for these (target, initiator) sessions."""
+    lines = [f"{CONFIGFS}/iscsi/{t}/tpgt_1/acls/{i}/info\n" for t, i in pairs]
+    return Result(("sh",), 0, "".join(lines).encode(), b"")
+
+
 def test_dry_run_reads_sessions_but_plans_changes() -> None:
-    inner = RecordingRunner(
-        lambda argv, _: Result(
-            argv, 0, json.dumps({EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}).encode(), b""
-        )
-    )
+    inner = RecordingRunner({tuple(sessions_argv([EXPORT.target])): logged_in(PC01_SESSION)})
     dry = PlanRunner(inner, execute=False)
     engine = LioEngine(dry)
     assert engine.sessions([EXPORT.target]) == {EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}
@@ -91,14 +96,37 @@ def test_an_agent_failure_is_a_server_error_with_its_last_line() -> None:
 
 
 def test_a_logged_in_host_is_refused_by_name() -> None:
-    runner = RecordingRunner(
-        lambda argv, _: Result(
-            argv, 0, json.dumps({EXPORT.target: ["iqn.2010-04.org.ipxe:pc01"]}).encode(), b""
-        )
-    )
+    runner = RecordingRunner({tuple(sessions_argv([EXPORT.target])): logged_in(PC01_SESSION)})
     with pytest.raises(Conflict, match=re.escape("iqn.2010-04.org.ipxe:pc01 is logged in")):
         refuse_if_in_use(LioEngine(runner), EXPORT, force=False)
     refuse_if_in_use(LioEngine(runner), EXPORT, force=True)
+
+
+def test_sessions_are_read_from_each_acls_info_file_in_configfs(tmp_path: Path) -> None:
+    """The reader run by the local sh on a configfs-like tree: an ACL whose
+    info starts "No active" has no session; others are logged in; targets
+    not asked about, and files that are not an ACL's info, are not read."""
+    iscsi = tmp_path / "iscsi"
+    acls = {
+        ("iqn.2026-11.x:pc01", "iqn.2010-04.org.ipxe:pc01"): "InitiatorName: iqn.2010-04...\n",
+        ("iqn.2026-11.x:pc02", "iqn.2010-04.org.ipxe:pc02"): "No active iSCSI Session for ...\n",
+        ("iqn.2026-11.x:pc03", "iqn.2010-04.org.ipxe:pc03"): "InitiatorName: ...\n",
+        ("iqn.2026-11.x:pc04", "iqn.2010-04.org.ipxe:pc04"): "",  # nothing to read
+    }
+    for (target, initiator), info in acls.items():
+        acl = iscsi / target / "tpgt_1" / "acls" / initiator
+        acl.mkdir(parents=True)
+        (acl / "info").write_text(info)
+    (iscsi / "iqn.2026-11.x:pc01" / "tpgt_1" / "acls" / "stray").write_text("InitiatorName: x")
+    wanted = [f"iqn.2026-11.x:{n}" for n in ("pc01", "pc02", "pc04", "gone")]
+    runner = LocalRunner()
+    read = runner.run(sessions_argv(wanted, str(tmp_path)))
+    assert parse_sessions(read.stdout.decode(), wanted) == {
+        "iqn.2026-11.x:pc01": ["iqn.2010-04.org.ipxe:pc01"]
+    }
+    assert parse_sessions(read.stdout.decode(), ["iqn.2026-11.x:pc02"]) == {}
+    # no LIO at all (no configfs tree): nobody is logged in
+    assert runner.run(sessions_argv(wanted, str(tmp_path / "none"))).stdout == b""
 
 
 def test_exports_then_their_sessions_is_one_rtslib_process() -> None:
@@ -117,8 +145,8 @@ def test_exports_then_their_sessions_is_one_rtslib_process() -> None:
     assert engine.exports() == {EXPORT.target: EXPORT}
     assert engine.sessions([EXPORT.target]) == {EXPORT.target: [EXPORT.initiator]}
     assert len(runner.commands) == 1
-    engine.sessions(["iqn.2026-11.x:other"])  # not seen: asked for
-    assert len(runner.commands) == 2
+    engine.sessions(["iqn.2026-11.x:other"])  # not seen: read from configfs
+    assert len(runner.commands) == 2 and runner.commands[1][:2] == ("sh", "-c")
     engine.apply(delete=[EXPORT.target])  # a change makes what was seen stale
     engine.sessions([EXPORT.target])
     assert len(runner.commands) == 4

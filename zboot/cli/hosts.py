@@ -304,7 +304,9 @@ def list_(ctx: typer.Context) -> None:
             ),
         )
 
-    run(ctx, "list", action, changes=False, engine=True)
+    # the engine is asked only who is logged in: a shell reading a few files
+    # on the server, quicker without the session agent and its rtslib
+    run(ctx, "list", action, changes=False, engine=False)
 
 
 def data_disk_view(data: Dataset | None) -> dict[str, str] | None:

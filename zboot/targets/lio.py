@@ -1,6 +1,7 @@
 """LIO, the Linux kernel target, driven through rtslib-fb on the server: one
 Python process per batch, its program and request sent on stdin (secrets never
-in argv), one configuration save per batch."""
+in argv), one configuration save per batch. Who is logged in is read from
+configfs by a shell, without rtslib."""
 
 from __future__ import annotations
 
@@ -17,6 +18,42 @@ __all__ = ["AGENT", "BOOTSTRAP", "SERVER_PYTHON", "LioEngine", "has_rtslib"]
 AGENT = agent_source("lio_agent.py")  # needs the server's rtslib-fb
 BOOTSTRAP = bootstrap("lio")
 PREFIX = storage_name("")
+CONFIGFS = "/sys/kernel/config/target"
+
+# Who is logged in to the targets given after the configfs root: LIO says
+# it in each ACL's `info` file, whose first line starts "No active" when no
+# session is up (what rtslib's NodeACL.session reads). One shell reading a
+# few small files, not Python with rtslib: `zboot list` and the in-use
+# check before a rollback or destroy ask this. Prints each logged-in ACL's
+# `info` path; an ACL that goes while this reads is skipped.
+SESSIONS = r"""root=$1; shift
+for t do
+  for f in "$root/iscsi/$t"/tpgt_*/acls/*/info; do
+    [ -f "$f" ] || continue
+    { IFS= read -r first < "$f"; } 2>/dev/null || continue
+    case $first in "No active"*) ;; *) printf '%s
+' "$f" ;; esac
+  done
+done
+"""
+
+
+def sessions_argv(targets: Iterable[str], root: str = CONFIGFS) -> list[str]:
+    return ["sh", "-c", SESSIONS, "sh", root, *targets]
+
+
+def parse_sessions(text: str, wanted: Iterable[str]) -> dict[str, list[str]]:
+    """`.../iscsi/<target>/tpgt_N/acls/<initiator>/info` lines -> the
+    initiators logged in to each wanted target."""
+    found: dict[str, list[str]] = {}
+    wanted = set(wanted)
+    for line in text.splitlines():
+        parts = line.split("/")
+        if len(parts) >= 6 and parts[-1] == "info" and parts[-3] == "acls":
+            target, initiator = parts[-5], parts[-2]
+            if target in wanted and initiator not in found.get(target, []):
+                found.setdefault(target, []).append(initiator)
+    return found
 
 
 def has_rtslib(runner: Runner) -> bool:
@@ -141,7 +178,5 @@ class LioEngine:
         if self._observed is not None and set(wanted) <= self._observed[0]:
             seen = self._observed[1]
             return {t: seen[t] for t in wanted if t in seen}
-        found: dict[str, list[str]] = (
-            self._call({"op": "sessions", "targets": wanted}, read_only=True) or {}
-        )
-        return found
+        read = self.runner.run(sessions_argv(wanted), read_only=True)
+        return parse_sessions(read.stdout.decode(errors="replace"), wanted)

@@ -191,8 +191,6 @@ def create(lio: Lio, export: dict[str, Any], lun_number: int, portal: list[Any])
 
 
 def read_once(root: Any, request: dict[str, Any]) -> Any:
-    if request["op"] == "sessions":  # no walk of the LUNs: the targets alone
-        return sessions({t.wwn: t for t in root.targets}, request["targets"])
     lio = Lio(root, request["prefix"], request["data_suffix"])
     found = lio.owned()  # with their sessions: one process for both
     return {
@@ -223,7 +221,7 @@ def main() -> None:
         held = open(TARGETCLI_LOCK, "w+")  # noqa: SIM115  # held until the process ends
         fcntl.flock(held, fcntl.LOCK_EX)
     root = RTSRoot()
-    if request["op"] in ("sessions", "observe"):
+    if request["op"] == "observe":
         json.dump(read_walk(root, request), sys.stdout)
         return
     # read once, under the lock when changing
