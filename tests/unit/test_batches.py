@@ -4,8 +4,6 @@ snapshot and rollback."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -62,22 +60,6 @@ def test_any_argument_reaches_its_command_unchanged(args: list[str]) -> None:
     [failed] = outcomes
     assert failed is not None and failed.result.returncode == 9
     assert failed.result.stderr.decode() == "".join(a + "|" for a in args).strip("\n")
-
-
-def test_chains_run_side_by_side_and_leave_no_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The first chain waits for a file only the last one makes: one after
-    the other, it would give up (after 20 s) before the last chain began."""
-    monkeypatch.setenv("TMPDIR", str(tmp_path))
-    flag = tmp_path / "flag"
-    wait = f"i=0; while [ ! -e {flag} ]; do i=$((i+1)); [ $i -lt 400 ] || exit 7; sleep 0.05; done"
-    chains = [[["sh", "-c", wait], ["echo", "first"]]]
-    chains += [[["true"]]] * 8 + [[["touch", str(flag)], ["sh", "-c", "echo last; exit 4"]]]
-    first, *middle, last = run_in_shells(LocalRunner(), chains)
-    assert first is None and middle == [None] * 8
-    assert last is not None and (last.step, last.result.stderr) == (1, b"last")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["flag"]  # the outputs' directory went
 
 
 def test_a_shell_that_broke_off_is_a_server_error() -> None:

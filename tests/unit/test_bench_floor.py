@@ -12,7 +12,7 @@ from pathlib import Path
 
 from zboot_lab.floor import BOOTSTRAP, SCRIPT, Floor, Step
 
-from zboot.zfs import program
+from zboot.zfs import lzc_remote, program
 
 PAIRS = [("fz3x001", "52:54:00:aa:00:01"), ("fz3x002", "52:54:00:aa:00:02")]
 NAMES = [h for h, _ in PAIRS]
@@ -33,9 +33,6 @@ def test_a_batch_runs_the_zfs_commands_zboot_runs_in_its_order() -> None:
     assert clone.zfs_commands() == [
         *("zfs list", "zfs get", "zfs clone", "zfs clone", "zfs program", "zfs program"),
     ]
-    # the clones side by side, as zboot's remote shell runs a batch's chains
-    [clones] = [s for s in clone.steps if s["do"] == "together"]
-    assert [a[:2] for a in clones["argvs"]] == [["zfs", "clone"]] * 2
     programs = [s for s in clone.steps if s.get("stdin") == program.SET_PROPS]
     assert "org.zboot:step=clone:exported" in programs[0]["argv"]
     assert all(p["program"] for p in programs)  # its answer is checked, dataset by dataset
@@ -113,6 +110,12 @@ def test_the_in_vm_script_runs_phases_and_times_each(tmp_path: Path) -> None:
         "save_file": str(tmp_path / "save.json"),
         "store_prefix": "zfloor-t-",
         "portal": ["127.0.0.1", 3260],
+        # zboot's ZFS agent stands in as a run() that touches each target
+        "lzc_agent": "import pathlib\n"
+        "def run(chains, concurrent):\n"
+        "    for chain in chains:\n"
+        "        pathlib.Path(chain[0]['names'][1]).touch()\n"
+        "    return [None] * len(chains)\n",
         "phases": [
             {"label": "set-up", "timed": False, "steps": [{"do": "mkdir", "path": str(boot)}]},
             {
@@ -120,7 +123,11 @@ def test_the_in_vm_script_runs_phases_and_times_each(tmp_path: Path) -> None:
                 "timed": True,
                 "steps": [
                     {"do": "run", "argv": ["true"]},
-                    {"do": "together", "argvs": [["touch", str(boot / n)] for n in "xy"]},
+                    {
+                        "do": "lzc",
+                        "chains": [[{"verb": "clone", "names": ["s@v1", str(boot / "z")]}]],
+                        "concurrent": 2,
+                    },
                     {"do": "write", "path": str(boot / "a.ipxe"), "text": "#!ipxe\n"},
                     {"do": "remove", "paths": [str(boot / "gone.ipxe")]},
                 ],
@@ -137,8 +144,23 @@ def test_the_in_vm_script_runs_phases_and_times_each(tmp_path: Path) -> None:
     )
     ((label, seconds, parts),) = json.loads(done.stdout)["seconds"]
     assert label == "mode" and seconds >= sum(parts.values())
-    assert set(parts) == {"run", "together", "write", "remove"}
+    assert set(parts) == {"run", "lzc clone", "write", "remove"}
     assert (boot / "a.ipxe").read_text() == "#!ipxe\n"
     assert oct((boot / "a.ipxe").stat().st_mode & 0o777) == "0o644"
     # no temporary file left; the commands run side by side both ran
-    assert sorted(p.name for p in boot.iterdir()) == ["a.ipxe", "x", "y"]
+    assert sorted(p.name for p in boot.iterdir()) == ["a.ipxe", "z"]
+
+
+def test_a_big_batch_is_one_libzfs_core_step_as_zboot_makes_it() -> None:
+    """From lzc_remote.AT_LEAST hosts on zboot sends its clones and renames
+    to its ZFS agent: the floor makes them with the agent's own code."""
+    floor = Floor(root="tank/fl", tag="t")
+    pairs = [(f"fz{n}", f"52:54:00:00:01:{n:02x}") for n in range(lzc_remote.AT_LEAST)]
+    clone = floor.clone("provision 8", pairs)
+    [step] = [s for s in clone.steps if s["do"] == "lzc"]
+    assert [c[0]["verb"] for c in step["chains"]] == ["clone"] * lzc_remote.AT_LEAST
+    assert clone.zfs_commands() == ["zfs list", "zfs get", "zfs program", "zfs program"]
+    rollback = floor.rollback("rollback 8", [h for h, _ in pairs])
+    verbs = [s["chains"][0][0]["verb"] for s in rollback.steps if s["do"] == "lzc"]
+    assert verbs == ["rename", "clone"]
+    assert floor.request([clone])["lzc_agent"] == lzc_remote.AGENT

@@ -2,8 +2,8 @@
 costs a channel, a session and a login shell on the server (about 0.3 s on
 the lab's emulated VM, more than `zfs clone` itself), so a batch sends its
 commands as chains: each chain's steps run in order and stop at the first
-failure (like `&&`), every chain runs whatever the others did (side by
-side), and all of it is one `sh -c`. Each chain reports which step failed, its exit code and what
+failure (like `&&`), every chain runs whatever the others did, and all of it
+is one `sh -c`. Each chain reports which step failed, its exit code and what
 it printed, so one bad host fails alone."""
 
 from __future__ import annotations
@@ -20,30 +20,17 @@ CHUNK = 10  # chains per shell: a progress bar moves, a timeout covers little
 
 
 def script(chains: Sequence[Chain], mark: str) -> str:
-    """A POSIX sh script running chains side by side, each in its own
-    subshell with its output in its own file of a private temporary
-    directory; once all are done, each file in chain order, each ending in a
-    line `<mark> <step> <code>` (step 0: all steps succeeded).
-
-    Side by side because a zfs change waits for its transaction group to
-    sync: ten renames one after another wait for ten, ten at once share one
-    or two. Chains are independent by contract (each touches one host's
-    datasets), so their order never mattered, only their reports'."""
-    lines = [
-        'd=$(mktemp -d "${TMPDIR:-/tmp}/zboot-chains.XXXXXX") || exit 125',
-        "trap 'rm -rf \"$d\"' EXIT",
-    ]
-    for n, chain in enumerate(chains):
-        steps = ["s=0 c=0"]
+    """A POSIX sh script running chains; after each, a line `<mark> <step> <code>`
+    (step 0: all steps succeeded)."""
+    lines = []
+    for chain in chains:
+        lines.append("s=0 c=0")
         for number, argv in enumerate(chain, start=1):
             line = " ".join(shlex.quote(arg) for arg in argv)
-            steps.append(
+            lines.append(
                 f'if [ "$s" = 0 ]; then {line} </dev/null 2>&1 || {{ c=$?; s={number}; }}; fi'
             )
-        steps.append(f'printf "\\n%s %s %s\\n" {mark} "$s" "$c"')
-        lines.append("(\n" + "\n".join(steps) + f'\n) >"$d/{n}" 2>&1 &')
-    lines.append("wait")
-    lines.append("cat " + " ".join(f'"$d/{n}"' for n in range(len(chains))))
+        lines.append(f'printf "\\n%s %s %s\\n" {mark} "$s" "$c"')
     return "\n".join(lines) + "\n"
 
 

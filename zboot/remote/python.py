@@ -7,7 +7,9 @@ an admin runs `zboot --server local` is never imported)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 SERVER_PYTHON = "/usr/bin/python3"  # the distribution's, never a virtualenv's
 SERVER_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -46,3 +48,22 @@ def in_process(argv: Sequence[str]) -> tuple[str, Sequence[str]] | None:
     if list(argv[:6]) != head or len(argv) < 7 or not argv[6].startswith(PREFIX):
         return None
     return argv[6], argv[7:]
+
+
+def module_name(name: str) -> str:
+    """The `__name__` an agent runs under (it calls main() only under it)."""
+    return f"zboot_{name}_agent"
+
+
+def bootstrap(name: str) -> str:
+    """The `-c` program: split stdin into the agent's source and its request,
+    then run the source with REQUEST set."""
+    return (
+        "import sys; src, _, req = sys.stdin.buffer.read().partition(b'\\0'); "
+        f"exec(compile(src, 'zboot-{name}-agent', 'exec'), "
+        f"{{'__name__': '{module_name(name)}', 'REQUEST': req}})"
+    )
+
+
+def payload(source: str, request: dict[str, Any]) -> bytes:
+    return source.encode() + b"\0" + json.dumps(request).encode()

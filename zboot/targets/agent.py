@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ServerError
 from ..remote.base import Runner
-from ..remote.python import SERVER_PYTHON, python_argv
+from ..remote.python import SERVER_PYTHON, bootstrap, module_name, payload, python_argv
 
 __all__ = [
     "SERVER_PYTHON",
@@ -28,25 +28,6 @@ __all__ = [
 def agent_source(filename: str) -> str:
     """The text of an agent module that sits next to this file."""
     return Path(__file__).with_name(filename).read_text()
-
-
-def module_name(name: str) -> str:
-    """The `__name__` an agent runs under (it calls main() only under it)."""
-    return f"zboot_{name}_agent"
-
-
-def bootstrap(name: str) -> str:
-    """The `-c` program: split stdin into the agent's source and its request,
-    then run the source with REQUEST set."""
-    return (
-        "import sys; src, _, req = sys.stdin.buffer.read().partition(b'\\0'); "
-        f"exec(compile(src, 'zboot-{name}-agent', 'exec'), "
-        f"{{'__name__': '{module_name(name)}', 'REQUEST': req}})"
-    )
-
-
-def payload(source: str, request: dict[str, Any]) -> bytes:
-    return source.encode() + b"\0" + json.dumps(request).encode()
 
 
 def run_agent(

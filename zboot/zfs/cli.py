@@ -239,6 +239,10 @@ class ZfsCli:
         # told (chains done, chains in all) as a batch of changes goes on
         self.on_progress: Callable[[int, int], None] | None = None
         self.program_sets = True  # False once the server's programs cannot set properties
+        # a big batch's clones, renames and promotes through the ZFS agent
+        # (zfs.lzc_remote): zfs_backend turns it on for a real run over SSH;
+        # off again once the server turned out to have no libzfs_core
+        self.lzc_agent = False
 
     def _run(
         self,
@@ -435,6 +439,9 @@ class ZfsCli:
                     at[n] += 1
                 self._progress(chains, outcomes, at)
                 continue
+            if self._agent_round(chains, todo, at, outcomes):
+                self._progress(chains, outcomes, at)
+                continue
             for first in range(0, len(todo), CHUNK):
                 part = todo[first : first + CHUNK]
                 upto = {n: _segment_end(chains[n], at[n], len(chains) > 1) for n in part}
@@ -446,6 +453,31 @@ class ZfsCli:
                     at[n] = upto[n]
                 self._progress(chains, outcomes, at)
         return outcomes
+
+    def _agent_round(
+        self,
+        chains: Sequence[Sequence[Change]],
+        todo: list[int],
+        at: list[int],
+        outcomes: list[StepFailed | None],
+    ) -> bool:
+        """The round's segments through the ZFS agent (zfs.lzc_remote) when it
+        pays off and the server can: True when it ran them."""
+        from . import lzc_remote  # its agent's text is read only for big batches
+
+        upto = {n: _segment_end(chains[n], at[n], True) for n in todo}
+        segments = [chains[n][at[n] : upto[n]] for n in todo]
+        if not self.lzc_agent or not lzc_remote.fits(segments):
+            return False
+        done = lzc_remote.run_round(self.runner, segments)
+        if done is None:  # no libzfs_core on the server: the shell, from now on
+            self.lzc_agent = False
+            return False
+        for n, failed in zip(todo, done, strict=True):
+            if failed is not None:
+                outcomes[n] = StepFailed(at[n] + failed.step, failed.error)
+            at[n] = upto[n]
+        return True
 
     def _program(
         self, chains: Sequence[Sequence[Change]], together: list[int], at: list[int]
@@ -469,7 +501,8 @@ class ZfsCli:
 
 class PlannedZfs(ZfsCli):
     """--dry-run: the runner plans every change instead of running it, so a
-    channel program has no answer to read; the plan assumes it goes through."""
+    channel program has no answer to read; the plan assumes it goes through.
+    Its plan lists zfs commands, never the ZFS agent."""
 
     def destroy_many(self, names: Sequence[str]) -> dict[str, ZbootError | None]:
         if names:

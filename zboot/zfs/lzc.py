@@ -5,7 +5,6 @@ destroy go through the library. The only module that imports libzfs_core."""
 
 from __future__ import annotations
 
-import errno
 import importlib
 import importlib.util
 import threading
@@ -14,9 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
-from ..errors import Conflict, NotFound, ServerError, ZbootError
+from ..errors import ZbootError
 from ..remote.base import Result, Runner
 from .cli import PREFIX, Change, Dataset, PlannedZfs, StepFailed, ZfsCli
+from .lzc_remote import lzc_error
 
 CONCURRENT = 16  # chains of a batch under way at once
 
@@ -34,17 +34,9 @@ def _props(props: Mapping[str, str] | None) -> dict[bytes, bytes]:
 def _translate(err: Exception, what: str) -> Exception:
     """pyzfs errors -> zboot's, by errno first (a failure of a multi-dataset
     call such as SnapshotFailure carries the errno of what went wrong), then
-    by the exception's name."""
+    by the exception's name (see lzc_remote.lzc_error)."""
     name = type(err).__name__
-    detail = f"{what}: {name} {err}"
-    code = getattr(err, "errno", None)
-    if code == errno.ENOENT or "NotFound" in name:
-        return NotFound(detail)
-    if code in (errno.EEXIST, errno.EBUSY) or any(
-        word in name for word in ("Exists", "Busy", "Cloned", "Dependent", "NotLatest")
-    ):
-        return Conflict(detail)
-    return ServerError(detail)
+    return lzc_error(getattr(err, "errno", None), name, f"{what}: {name} {err}")
 
 
 class LzcZfs(ZfsCli):
@@ -216,9 +208,13 @@ class LzcZfs(ZfsCli):
 
 def zfs_backend(runner: Runner, local: bool, dry_run: bool) -> ZfsCli:
     """libzfs_core when zboot runs on the server and the binding is there (and
-    this is no dry run, whose plan must show commands); else zfs(8)."""
+    this is no dry run, whose plan must show commands); else zfs(8), and
+    over SSH the ZFS agent for a big batch's clones and renames
+    (lzc_remote)."""
     if dry_run:
         return PlannedZfs(runner)
     if local and lzc_available():
         return LzcZfs(runner)
-    return ZfsCli(runner)
+    zfs = ZfsCli(runner)
+    zfs.lzc_agent = not local  # a big batch's changes through the server's libzfs_core
+    return zfs

@@ -58,7 +58,7 @@ def kind(command: str) -> str:
     if "lock holder" in command:
         return "lock holder"
     if "agent" in command:
-        return "LIO agent" if "lio" in command else "agent"
+        return "LIO agent" if "lio" in command else "ZFS agent" if "lzc" in command else "agent"
     words = command.split()
     if words[:1] == ["zfs"]:
         return " ".join(words[:2])

@@ -13,16 +13,18 @@ zboot.zfs.program), on the floor's own datasets, targets and files. A
 
 - every command: `zfs list` and `zfs get` of the root, side by side. Floor:
   the same, of its own root.
-- clone: N `zfs clone -o ...` (ten at a time side by side, as zboot's
-  remote shell runs them); the LIO agent (a walk of LIO, N exports, one
-  save); a mark (step exported); `mkdir -p` of the boot directory; N boot
-  files (SFTP); a mark (done). Floor: the same, the agent's rtslib calls
+- clone: N `zfs clone -o ...`; the LIO agent (a walk of LIO, N exports,
+  one save); a mark (step exported); `mkdir -p` of the boot directory; N
+  boot files; a mark (done). Floor: the same, the agent's rtslib calls
   made in-process.
-- rollback and rebase: the LIO agent (sessions); a mark (each disk its
-  plan); the agent (walk, N deletes); N `zfs rename`; N `zfs clone` (each
-  ten at a time side by side); a mark
-  (the archives); the agent (walk, N exports, one save); a mark (done).
-  Floor: one walk with the sessions, the rest the same.
+- rollback and rebase: who is logged in (a shell reading configfs); a mark
+  (each disk its plan); the LIO agent (walk, N deletes); N `zfs rename`;
+  N `zfs clone`; a mark (the archives); the agent (walk, N exports, one
+  save); a mark (done). Floor: one walk with the sessions, the rest the
+  same.
+- a batch of zboot.zfs.lzc_remote.AT_LEAST hosts or more: its clones and
+  its renames through libzfs_core by zboot's ZFS agent, no `zfs clone` or
+  `zfs rename`. Floor: the same agent's code, in-process.
 - destroy: the agent (sessions); a mark (destroying); the agent (walk, N
   deletes, save); `rm -f` of the secret files; N boot files removed (SFTP);
   one `zfs program` (zboot.zfs.program.DESTROY). Floor: one walk, the files
@@ -52,9 +54,8 @@ from pathlib import Path
 from typing import Any
 
 from zboot.boot.ipxe import BootTarget, render, script_name
-from zboot.remote.chains import CHUNK
 from zboot.targets.base import disk_serial
-from zboot.zfs import program
+from zboot.zfs import lzc_remote, program
 from zboot.zfs.cli import (
     LIST_FIELDS,
     VALUES,
@@ -209,7 +210,7 @@ class Floor:
                 "target": self.target(host),
             }
             clones.append(Change.clone(origin, self.dataset(host), props))
-        steps += together(clones)
+        steps += one_by_one(clones)
         hosts = [h for h, _ in pairs]
         steps += [self.walk([]), *self.exports(hosts)]
         steps += self.mark(hosts, {"step": "clone:exported"})
@@ -242,8 +243,8 @@ class Floor:
             self.archives.setdefault(host, []).append(archive)
         steps += sets(plans)
         steps.append(self.unexport(hosts))
-        steps += together([Change.rename(self.dataset(h), a) for h, _, a, _ in moves])
-        steps += together([Change.clone(src, self.dataset(h), rec) for h, src, _, rec in moves])
+        steps += one_by_one([Change.rename(self.dataset(h), a) for h, _, a, _ in moves])
+        steps += one_by_one([Change.clone(src, self.dataset(h), rec) for h, src, _, rec in moves])
         mark = {"kind": "archive", "state": "archived", "archived": now()}
         steps += sets([(archive, mark) for _, _, archive, _ in moves])
         steps += self.exports(hosts)
@@ -334,6 +335,7 @@ class Floor:
             "save_file": f"{self.directory}/saveconfig.json",
             "store_prefix": self.store_prefix,
             "portal": list(LISTEN),
+            "lzc_agent": lzc_remote.AGENT,
             "phases": [{"label": p.label, "timed": p.timed, "steps": p.steps} for p in phases],
         }
 
@@ -356,13 +358,14 @@ def sets(props: Sequence[tuple[str, dict[str, str]]]) -> list[Step]:
     ]
 
 
-def together(changes: Sequence[Change]) -> list[Step]:
-    """One command per host, CHUNK side by side at a time: as zboot's remote
-    shell runs a batch's chains (zboot.remote.chains)."""
-    return [
-        {"do": "together", "argvs": [change_argv(c) for c in changes[first : first + CHUNK]]}
-        for first in range(0, len(changes), CHUNK)
-    ]
+def one_by_one(changes: Sequence[Change]) -> list[Step]:
+    """One command per host, one after another, as zboot's remote shell runs
+    a batch's chains (zboot.remote.chains); a batch big enough for zboot's
+    ZFS agent through libzfs_core, as the agent makes it
+    (zboot.zfs.lzc_remote)."""
+    if lzc_remote.fits([[c] for c in changes]):
+        return [{"do": "lzc", **lzc_remote.request([[c] for c in changes])}]
+    return [zfs(c) for c in changes]
 
 
 def zfs(change: Change) -> Step:

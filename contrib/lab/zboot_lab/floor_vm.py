@@ -11,10 +11,9 @@ does not count them.
 
 Steps (dicts, "do" says which):
 - reads: argvs run side by side (zboot's `zfs list` and `zfs get` of its root)
-- run: one command (argv, optional stdin), e.g. `zfs program`
-- together: commands started side by side and waited for, as zboot's
-  remote shell runs a batch's chains (zboot/remote/chains.py), e.g. the
-  `zfs clone` of ten hosts
+- run: one command (argv, optional stdin), e.g. `zfs clone`, `zfs program`
+- lzc: a big batch's clones or renames through libzfs_core, by zboot's ZFS
+  agent's own code (zboot/zfs/lzc_agent.py, shipped in the request)
 - lio-walk: read LIO as zboot's agent does (every target, its LUNs'
   storage objects, zboot's stores by name) and who is logged in to `targets`
 - lio-create / lio-delete: exports made or taken down with the rtslib calls
@@ -55,6 +54,11 @@ TARGETCLI_LOCK = "/var/run/targetcli.lock"
 
 class Floor:
     def __init__(self, request: dict[str, Any]) -> None:
+        # zboot's ZFS agent (zboot/zfs/lzc_agent.py), loaded before any timing
+        # as rtslib is: its libzfs_core import is a start-up cost
+        self.lzc_agent: dict[str, Any] = {"__name__": "zboot_floor_lzc"}
+        if request.get("lzc_agent"):
+            exec(compile(request["lzc_agent"], "zboot-lzc-agent", "exec"), self.lzc_agent)  # noqa: S102
         self.save_file: str = request["save_file"]
         self.store_prefix: str = request["store_prefix"]
         self.portal: tuple[str, int] = (request["portal"][0], int(request["portal"][1]))
@@ -83,18 +87,12 @@ class Floor:
             if proc.returncode != 0:
                 raise RuntimeError(f"{argv} exited {proc.returncode}: {err!r}")
 
-    def together(self, step: dict[str, Any]) -> None:
-        procs = [
-            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            for argv in step["argvs"]
-        ]
-        failed = []
-        for argv, proc in zip(step["argvs"], procs, strict=True):
-            out, _ = proc.communicate()
-            if proc.returncode != 0:
-                failed.append(f"{argv} exited {proc.returncode}: {out!r}")
-        if failed:
-            raise RuntimeError("; ".join(failed))
+    def lzc(self, step: dict[str, Any]) -> None:
+        """A batch's clones or renames through libzfs_core, as zboot's ZFS
+        agent makes them (its own code, run in this process)."""
+        failed = self.lzc_agent["run"](step["chains"], step["concurrent"])
+        if any(failed):
+            raise RuntimeError(f"libzfs_core: {[f for f in failed if f]}")
 
     # --- LIO --------------------------------------------------------------------
     def lio_walk(self, step: dict[str, Any]) -> None:
@@ -220,8 +218,10 @@ def wait_for(device: str, seconds: float = 120.0) -> None:
 
 
 def kind(step: dict[str, Any]) -> str:
-    """What a step's time counts as: `zfs <verb>`, or the step itself."""
-    argv = step["argvs"][0] if step["do"] == "together" else step.get("argv") or []
+    """What a step's time counts as: `zfs <verb>`, `lzc <verb>`, or the step itself."""
+    if step["do"] == "lzc":
+        return "lzc " + str(step["chains"][0][0]["verb"])
+    argv = step.get("argv") or []
     return " ".join(argv[:2]) if argv[:1] == ["zfs"] else step["do"]
 
 
