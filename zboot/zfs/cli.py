@@ -463,7 +463,7 @@ class ZfsCli:
     ) -> bool:
         """The round's segments through the ZFS agent (zfs.lzc_remote) when it
         pays off and the server can: True when it ran them."""
-        from . import lzc_remote  # its agent's text is read only for big batches
+        from . import lzc_remote  # imported here: it imports this module
 
         upto = {n: _segment_end(chains[n], at[n], True) for n in todo}
         segments = [chains[n][at[n] : upto[n]] for n in todo]
