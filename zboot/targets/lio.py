@@ -31,8 +31,7 @@ for t do
   for f in "$root/iscsi/$t"/tpgt_*/acls/*/info; do
     [ -f "$f" ] || continue
     { IFS= read -r first < "$f"; } 2>/dev/null || continue
-    case $first in "No active"*) ;; *) printf '%s
-' "$f" ;; esac
+    case $first in "No active"*) ;; *) printf '%s\n' "$f" ;; esac
   done
 done
 """
