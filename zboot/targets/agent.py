@@ -12,13 +12,12 @@ from typing import Any
 
 from ..errors import ServerError
 from ..remote.base import Runner
-from ..remote.python import SERVER_PYTHON, bootstrap, module_name, payload, python_argv
+from ..remote.python import SERVER_PYTHON, bootstrap, payload, python_argv
 
 __all__ = [
     "SERVER_PYTHON",
     "agent_source",
     "bootstrap",
-    "module_name",
     "payload",
     "python_argv",
     "run_agent",

@@ -463,11 +463,13 @@ class ZfsCli:
     ) -> bool:
         """The round's segments through the ZFS agent (zfs.lzc_remote) when it
         pays off and the server can: True when it ran them."""
+        if not self.lzc_agent:
+            return False
         from . import lzc_remote  # imported here: it imports this module
 
         upto = {n: _segment_end(chains[n], at[n], True) for n in todo}
         segments = [chains[n][at[n] : upto[n]] for n in todo]
-        if not self.lzc_agent or not lzc_remote.fits(segments):
+        if not lzc_remote.fits(segments):
             return False
         done = lzc_remote.run_round(self.runner, segments)
         if done is None:  # no libzfs_core on the server: the shell, from now on

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ZbootError
 from ..remote.base import Result, Runner
-from .cli import PREFIX, Change, Dataset, PlannedZfs, StepFailed, ZfsCli
+from .cli import Change, Dataset, PlannedZfs, StepFailed, ZfsCli, full_key
 from .lzc_remote import lzc_error
 
 CONCURRENT = 16  # chains of a batch under way at once
@@ -28,7 +28,7 @@ def lzc_available() -> bool:
 
 
 def _props(props: Mapping[str, str] | None) -> dict[bytes, bytes]:
-    return {(k if ":" in k else PREFIX + k).encode(): v.encode() for k, v in (props or {}).items()}
+    return {full_key(k).encode(): v.encode() for k, v in (props or {}).items()}
 
 
 def _translate(err: Exception, what: str) -> Exception:

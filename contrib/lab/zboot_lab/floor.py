@@ -363,8 +363,9 @@ def one_by_one(changes: Sequence[Change]) -> list[Step]:
     a batch's chains (zboot.remote.chains); a batch big enough for zboot's
     ZFS agent through libzfs_core, as the agent makes it
     (zboot.zfs.lzc_remote)."""
-    if lzc_remote.fits([[c] for c in changes]):
-        return [{"do": "lzc", **lzc_remote.request([[c] for c in changes])}]
+    chains = [[c] for c in changes]
+    if lzc_remote.fits(chains):
+        return [{"do": "lzc", **lzc_remote.request(chains)}]
     return [zfs(c) for c in changes]
 
 
