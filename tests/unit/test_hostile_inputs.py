@@ -544,11 +544,17 @@ def hosts_csv(column: str) -> Callable[[str, Place], list[str]]:
 
 
 def toml_string(value: str) -> str:
-    """A TOML basic string holding value exactly (control characters escaped)."""
+    """A TOML basic string holding value exactly (control characters escaped).
+
+    A lone surrogate cannot be written as UTF-8, so it is written as its escape,
+    which TOML itself refuses: a hostile file all the same.
+    """
     return (
         '"'
         + "".join(
-            f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F or c in '"\\' else c
+            f"\\u{ord(c):04x}"
+            if ord(c) < 0x20 or ord(c) == 0x7F or c in '"\\' or 0xD800 <= ord(c) <= 0xDFFF
+            else c
             for c in value
         )
         + '"'
