@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from test_lock import take
 
 from zboot.errors import Conflict, NotFound, ServerError
 from zboot.remote import lock
-from zboot.remote.agent_client import BOOTSTRAP, AgentLink, preamble
+from zboot.remote.agent_client import ARGV, AgentLink, preamble
 from zboot.remote.base import Held
 from zboot.remote.local import LocalRunner
 from zboot.remote.python import in_process, python_argv
@@ -68,11 +68,12 @@ class ProcessPipe:
             self.proc.wait()
 
 
-def start_agent() -> tuple[AgentLink, ProcessPipe]:
-    # as on the server (python_argv), with this interpreter for /usr/bin/python3
-    argv = python_argv(BOOTSTRAP)
-    pipe = ProcessPipe([sys.executable, *argv[4:]])
-    pipe.sendall(preamble())
+def start_agent(
+    early: Sequence[Sequence[str]] = (), base: str = ""
+) -> tuple[AgentLink, ProcessPipe]:
+    # as on the server (agent_client.ARGV), with this interpreter for /usr/bin/python3
+    pipe = ProcessPipe([sys.executable, *ARGV[4:]])
+    pipe.sendall(preamble(early, base))
     return AgentLink(pipe, "test"), pipe
 
 

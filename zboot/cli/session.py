@@ -19,6 +19,7 @@ from ..remote import lock
 from ..remote.base import Runner
 from ..remote.local import LocalRunner
 from ..remote.plan import PlanRunner
+from ..zfs.cli import datasets_argvs
 from .output import emit_json, report_error, report_interrupt
 from .progress import HostsBar, hosts_bar
 
@@ -82,6 +83,9 @@ class Session:
                     prefetch=LIO_MODULES
                     if self.engine and self.config.engine in ("lio", "auto")
                     else (),
+                    # a run that changes reads every dataset first, once it
+                    # holds the lock: the agent starts those reads at once
+                    early_reads=datasets_argvs(self.config.root) if self.changes else (),
                 )
                 faults.on_drop(real.cut)
             inner: Runner = real

@@ -38,7 +38,7 @@ BOOTSTRAP = (
     "exec(compile(sys.stdin.buffer.read(n), 'zboot-session-agent', 'exec'), "
     "{'__name__': 'zboot_session_agent'})"
 )
-ARGV = python_argv(BOOTSTRAP)
+ARGV = python_argv(BOOTSTRAP, site=False)  # site is loaded when it is needed
 HEADER = struct.Struct(">I")
 TIMED_OUT = -1  # the agent's rc for a command it ended at its deadline
 GRACE = 30.0  # seconds beyond a command's own timeout before zboot gives up on the agent
@@ -49,9 +49,18 @@ def enabled() -> bool:
     return os.environ.get("ZBOOT_SESSION_AGENT", "on").lower() not in ("off", "0", "no")
 
 
-def preamble() -> bytes:
-    """What the bootstrap reads first: the agent's source, its length ahead."""
-    return f"{len(SOURCE)}\n".encode() + SOURCE
+def preamble(early: Sequence[Sequence[str]] = (), base: str = "") -> bytes:
+    """What the bootstrap reads first: the agent's source, its length ahead;
+    then the reads it starts at once (session_agent.Early) and the lock's
+    base directory (as LockAsk's), NUL-separated, their length ahead. No
+    early reads where an argument holds a NUL (no command could take it)."""
+    if any("\0" in item for argv in early for item in [base, *argv]):
+        early = ()
+    fields = [base, str(len(early))]
+    for argv in early:
+        fields += [str(len(argv)), *argv]
+    spec = "\0".join(fields).encode()
+    return f"{len(SOURCE)}\n".encode() + SOURCE + f"{len(spec)}\n".encode() + spec
 
 
 class Pipe(Protocol):

@@ -5,7 +5,8 @@ server as root: `python3 -I -c <this source> BASE OWNER WAIT SILENCE`.
    not root's, or open to others), and opens `lock` in it without following
    links.
 2. Takes the lock (fcntl), saying once `zboot-lock-busy <holder>` if another
-   zboot has it, giving up with TIMED_OUT after WAIT seconds.
+   zboot has it, giving up with TIMED_OUT after WAIT seconds, and steps
+   the lock's generation to odd (held); letting go steps it to even.
 3. Ends what an earlier holder that died without cleaning up left running
    (its lease directory), then makes its own lease directory: each command
    the zboot runs while it holds the lock registers there (its pid) for as
@@ -34,6 +35,7 @@ from collections.abc import Callable
 BUSY = "zboot-lock-busy"
 LEASE = "zboot-lease"
 LOCKED = "zboot-locked"
+GENERATION = "generation"
 TIMED_OUT = 75  # EX_TEMPFAIL
 UNSAFE = 77  # EX_NOPERM: the lock directory is not root's alone
 GRACE = 5.0  # seconds a command gets between TERM and KILL
@@ -134,13 +136,15 @@ def stop(number: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def take(base: str, owner: str, wait: float, busy: Callable[[str], None]) -> tuple[int, str]:
+def take(base: str, owner: str, wait: float, busy: Callable[[str], None]) -> tuple[int, str, int]:
     """Steps 1 to 3: the lock taken for owner, stale leases ended, and this
-    process's lease made: (the lock file's fd, the lease directory)."""
+    process's lease made: (the lock file's fd, the lease directory, the
+    lock's generation before this holder took it)."""
     base = base or ("/run" if os.path.isdir("/run") else "/var/run")
     directory = private_directory(os.path.join(base, "zboot"))
     fd = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     lock(fd, wait, busy)
+    before = step_generation(directory, held=True)
     for name in os.listdir(directory):  # a holder that died without ending its lease
         if name.startswith("lease."):
             end_lease(os.path.join(directory, name.removesuffix(".ending")))
@@ -148,18 +152,39 @@ def take(base: str, owner: str, wait: float, busy: Callable[[str], None]) -> tup
     os.mkdir(lease, 0o700)
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{owner} [holder pid {os.getpid()}]\n".encode(), 0)
-    return fd, lease
+    return fd, lease, before
 
 
 def let_go(fd: int, lease: str) -> None:
-    """The lease ended (its commands with it), then the holder's name
-    cleared; the lock itself goes with this process (or its fd)."""
+    """The lease ended (its commands with it), the generation stepped to
+    free, then the holder's name cleared; the lock itself goes with this
+    process (or its fd)."""
     end_lease(lease)
+    step_generation(os.path.dirname(lease), held=False)
     os.ftruncate(fd, 0)
 
 
+def step_generation(directory: str, held: bool) -> int:
+    """The lock's generation, a count in the file GENERATION that every
+    holder steps as it takes the lock (to odd) and as it lets go (to even):
+    reads made before the lock stand only if it was even then and is the
+    same when the lock is taken (see remote.lock, early reads). What it was
+    before; -1 if it was not a count."""
+    path = os.path.join(directory, GENERATION)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        before = int(text) if text.isdigit() else -1
+        after = before + 1 if (before + 1) % 2 == held else before + 2
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(after).encode(), 0)
+    finally:
+        os.close(fd)
+    return before
+
+
 def main(base: str, owner: str, wait: float, silence: float) -> None:
-    fd, lease = take(base, owner, wait, lambda holder: print(BUSY, holder, flush=True))
+    fd, lease, _ = take(base, owner, wait, lambda holder: print(BUSY, holder, flush=True))
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

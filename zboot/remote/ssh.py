@@ -74,6 +74,7 @@ class SshRunner:
         connect_timeout: float | None = None,
         agent: bool = True,
         prefetch: Sequence[str] = (),
+        early_reads: Sequence[Sequence[str]] = (),
     ) -> None:
         self.host = host
         self.target = resolve(
@@ -98,6 +99,9 @@ class SshRunner:
         self._agent: AgentLink | None = None  # started with the connection
         self.use_agent = agent and enabled()  # see remote.agent_client
         self._prefetch = tuple(prefetch)  # modules the agent imports as it starts
+        # reads the agent starts before its own imports (session_agent.Early):
+        # the run's first reads, if they are these
+        self._early_reads = [list(argv) for argv in early_reads]
 
     @property
     def where(self) -> str:
@@ -140,7 +144,7 @@ class SshRunner:
         try:
             channel = transport.open_session(timeout=self.connect_timeout)
             channel.exec_command(command_line(AGENT_ARGV, self.sudo))
-            channel.sendall(preamble())
+            channel.sendall(preamble(self._early_reads))
         except (paramiko.SSHException, OSError, EOFError):
             return None
         link = AgentLink(channel, self.where)

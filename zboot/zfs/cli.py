@@ -229,6 +229,16 @@ def prop_args(props: Mapping[str, str]) -> list[str]:
 SEND_RECEIVE = 'zfs send -i "$1" "$2" | zfs receive "$3"'
 
 
+def datasets_argvs(root: str) -> list[list[str]]:
+    """ZfsCli.datasets' two reads (also what the session agent starts
+    before anything is asked: remote.session_agent.Early)."""
+    fields = ",".join(LIST_FIELDS)
+    return [
+        ["zfs", "list", "-Hp", "-r", "-t", "all", "-s", "createtxg", "-o", fields, root],
+        ["zfs", "get", "-Hp", "-r", "-s", "local", "-t", "all", "-o", VALUES, "all", root],
+    ]
+
+
 class ZfsCli:
     """Reads and changes datasets with zfs(8) on the runner's machine."""
 
@@ -271,13 +281,7 @@ class ZfsCli:
     def datasets(self, root: str) -> dict[str, Dataset]:
         """Every dataset and snapshot under root, with zboot's local
         properties: two zfs commands, run side by side (Runner.reads)."""
-        fields = ",".join(LIST_FIELDS)
-        listed, got = self.runner.reads(
-            [
-                ["zfs", "list", "-Hp", "-r", "-t", "all", "-s", "createtxg", "-o", fields, root],
-                ["zfs", "get", "-Hp", "-r", "-s", "local", "-t", "all", "-o", VALUES, "all", root],
-            ]
-        )
+        listed, got = self.runner.reads(datasets_argvs(root))
         for result in (listed, got):
             if result.ok:
                 continue
