@@ -544,17 +544,11 @@ def hosts_csv(column: str) -> Callable[[str, Place], list[str]]:
 
 
 def toml_string(value: str) -> str:
-    """A TOML basic string holding value exactly (control characters escaped).
-
-    A lone surrogate cannot be written as UTF-8, so it is written as its escape,
-    which TOML itself refuses: a hostile file all the same.
-    """
+    """A TOML basic string holding value exactly (control characters escaped)."""
     return (
         '"'
         + "".join(
-            f"\\u{ord(c):04x}"
-            if ord(c) < 0x20 or ord(c) == 0x7F or c in '"\\' or 0xD800 <= ord(c) <= 0xDFFF
-            else c
+            f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F or c in '"\\' else c
             for c in value
         )
         + '"'
@@ -568,6 +562,7 @@ def hosts_toml(column: str) -> Callable[[str, Place], list[str]]:
         path.write_text(
             "[[host]]\n" + "".join(f"{k} = {toml_string(v)}\n" for k, v in row.items()),
             encoding="utf-8",
+            errors="surrogatepass",  # a lone surrogate: bytes that are not UTF-8, hostile too
         )
         return p.cli("clone", "--hosts", str(path), "golden")
 
@@ -583,6 +578,7 @@ def config_with(key: str) -> Callable[[str, Place], list[str]]:
         path.write_text(
             "[zfs]\n" + "".join(f"{k} = {toml_string(v)}\n" for k, v in zfs.items()),
             encoding="utf-8",
+            errors="surrogatepass",  # as hosts_toml
         )
         return ["--config", str(path), "--json", "list"]
 

@@ -36,6 +36,7 @@ from zboot.ops import destroy as destroy_ops
 from zboot.ops import doctor, modes, rollback, sync
 from zboot.ops.context import Context
 from zboot.remote.base import Result
+from zboot.remote.python import python_argv
 from zboot.targets.base import Export
 from zboot.testing.recording import RecordingRunner
 from zboot.zfs import program
@@ -158,14 +159,7 @@ GET_ARGV = (
     "all",
     "tank/zboot",
 )
-SCRIPTS_ARGV = (
-    "sh",
-    "-c",
-    'cd "$1" 2>/dev/null || exit 0; for f in *.ipxe; do '
-    '[ -f "$f" ] && printf "\\036%s\\n" "$f" && head -c 65536 "$f"; done; true',
-    "sh",
-    BOOT,
-)
+SCRIPTS_ARGV = tuple(python_argv(doctor.SCRIPTS_READER, BOOT))
 SECRETS_ARGV = ("sh", "-c", 'cd "$1" 2>/dev/null && ls; true', "sh", SECRETS)
 CAPACITY_ARGV = ("zfs", "get", "-Hp", "-o", "value", "used,available", "tank")
 
@@ -1286,3 +1280,20 @@ def test_sync_removes_this_roots_orphan_storage_objects() -> None:
     synced = sync.sync(Context(CONFIG, runner, ZfsCli(runner), lambda: engine))
     assert engine.removed == ["zboot-pc07"]
     assert "storage object zboot-pc07" in synced.removed
+
+
+def test_doctor_reads_the_engine_beside_zfs_and_finds_the_same() -> None:
+    def surveyed(side_by_side: bool) -> tuple[doctor.Survey, RecordingRunner]:
+        runner, engine = chap_server(), ShowsChap(logged_in=False, has=STALE)
+        context_ = Context(CONFIG, runner, ZfsCli(runner), lambda: engine)
+        return doctor.survey(context_, side_by_side=side_by_side), runner
+
+    found, found_commands = [], []
+    for side_by_side in (False, True):
+        survey, runner = surveyed(side_by_side)
+        found.append(survey)
+        found_commands.append(sorted(runner.commands))
+    assert found_commands[0] == found_commands[1]  # the same reads, in another order
+    assert [(f.kind, f.subject) for f in found[1].findings] == [("wrong-secret", "pc01")]
+    assert found[0].findings == found[1].findings
+    assert found[0].exports == found[1].exports and found[0].state == found[1].state

@@ -26,7 +26,7 @@ def doctor(ctx: typer.Context) -> None:
     when it finds anything (1 means zboot itself failed)."""
 
     def action(s: Session) -> Outcome:
-        found = survey(s.context, script_modes=True)
+        found = survey(s.context, script_modes=True, side_by_side=True)
         rows = [f.to_json() for f in found.findings]
         data = {
             "engine": found.engine,

@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ..boot.ipxe import script_name
 from ..chap import Chap, digest
 from ..config import Config
+from ..errors import CommandFailed
 from ..remote.base import Runner
+from ..remote.lock import NO_PYTHON
+from ..remote.python import python_argv
 from ..targets.base import Export
 from .bootfiles import secret_script_problems
 from .chap import secrets_home
@@ -88,20 +92,44 @@ class ShowsMore(Protocol):
     def remove_stores(self, names: Iterable[str]) -> None: ...
 
 
+# The boot directory's *.ipxe files (regular files, links followed, no hidden
+# ones: what the shell's glob and `test -f` find), each cut at 64 KiB, a
+# record separator and its name ahead of each. One Python program, run inside
+# the session agent where there is one: the shell below forks a `head` per
+# file, and with 500 hosts on the lab's emulated server that took 23 s.
+SCRIPTS_READER = """
+import os, sys
+out, directory = sys.stdout.buffer, sys.argv[1]
+try:
+    names = sorted(os.listdir(directory))
+except OSError:
+    names = []
+for name in names:
+    path = os.path.join(directory, name)
+    if name.endswith(".ipxe") and not name.startswith(".") and os.path.isfile(path):
+        try:
+            with open(path, "rb") as script:
+                data = script.read(65536)
+        except OSError:
+            continue
+        out.write(b"\\036" + os.fsencode(name) + b"\\n" + data)
+"""
+# the same, where the server has no python3
+SCRIPTS_SHELL = (
+    'cd "$1" 2>/dev/null || exit 0; for f in *.ipxe; do '
+    '[ -f "$f" ] && printf "\\036%s\\n" "$f" && head -c 65536 "$f"; '
+    "done; true"
+)
+
+
 def read_scripts(runner: Runner, config: Config) -> dict[str, str]:
     """The boot directory's scripts that this root wrote, in one command."""
-    listing = runner.run(
-        [
-            "sh",
-            "-c",
-            'cd "$1" 2>/dev/null || exit 0; for f in *.ipxe; do '
-            '[ -f "$f" ] && printf "\\036%s\\n" "$f" && head -c 65536 "$f"; '
-            "done; true",
-            "sh",
-            config.boot_dir,
-        ],
-        read_only=True,
-    ).text
+    read = runner.run(python_argv(SCRIPTS_READER, config.boot_dir), check=False, read_only=True)
+    if read.returncode == NO_PYTHON:
+        read = runner.run(["sh", "-c", SCRIPTS_SHELL, "sh", config.boot_dir], read_only=True)
+    elif not read.ok:
+        raise CommandFailed(read.argv, read.returncode, read.stderr.decode(errors="replace"))
+    listing = read.text
     scripts = {}
     for chunk in listing.split("\x1e")[1:]:
         name, _, text = chunk.partition("\n")
@@ -163,15 +191,24 @@ def pool_capacity(runner: Runner, pool: str) -> int:
     return used * 100 // max(used + available, 1)
 
 
-def survey(c: Context, script_modes: bool = False) -> Survey:
+def survey(c: Context, script_modes: bool = False, side_by_side: bool = False) -> Survey:
     """`zboot doctor`: everything zboot owns, read, and what has drifted.
     A fixed number of commands, whatever the fleet size; changes nothing.
     script_modes: also who may read the scripts that hold secrets (doctor;
-    sync cannot repair that: a script's mode is the admin's to set)."""
+    sync cannot repair that: a script's mode is the admin's to set).
+    side_by_side: the engine read while ZFS is read (a run that takes no
+    lock: doctor; with 500 hosts in the lab each took about 5 s)."""
     config, engine = c.config, c.engine
-    state = read_state(c.zfs, config)
+    if side_by_side:
+        with ThreadPoolExecutor(1, thread_name_prefix="zboot-engine") as beside:
+            reading = beside.submit(engine.exports)
+            state = read_state(c.zfs, config)
+            all_exports = reading.result()
+    else:
+        state = read_state(c.zfs, config)
+        all_exports = engine.exports()
     ours = f"/dev/zvol/{config.root}/"
-    exports = {iqn: e for iqn, e in engine.exports().items() if e.device.startswith(ours)}
+    exports = {iqn: e for iqn, e in all_exports.items() if e.device.startswith(ours)}
     pool = config.root.split("/")[0]
     found = Survey(
         state,
